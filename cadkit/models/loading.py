@@ -1,0 +1,172 @@
+"""Resolve ``--model`` (registry name, local diffusers folder or hub id) and load it."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cadkit.errors import CadkitError, bad_arg
+from cadkit.models.adapters import DiffusionAdapter, adapter_class
+from cadkit.models.registry import REGISTRY, ModelEntry, _hub_cached, tiny_path
+
+__all__ = ["ResolvedModel", "resolve_model", "load_pipeline", "load_adapter", "pick_device", "FAMILY_OF_CLASS"]
+
+FAMILY_OF_CLASS = {
+    "StableDiffusionPipeline": "sd",
+    "StableDiffusionXLPipeline": "sdxl",
+    "StableDiffusion3Pipeline": "sd3",
+    "FluxPipeline": "flux",
+}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model's files are and what it is."""
+
+    spec: str
+    source: str  # local folder or hub id passed to diffusers
+    pipeline_class: str
+    family: str
+    entry: ModelEntry | None
+    local: bool
+
+
+def _read_index(folder: Path, spec: str) -> dict[str, Any]:
+    index = folder / "model_index.json"
+    if not index.is_file():
+        raise bad_arg("--model", "a registry name, a hub id, or a diffusers folder (with model_index.json)", spec)
+    try:
+        data: dict[str, Any] = json.loads(index.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CadkitError(f"--model: {index} is not a readable model_index.json ({exc})") from None
+    return data
+
+
+def _family(index: dict[str, Any], spec: str) -> tuple[str, str]:
+    cls = str(index.get("_class_name", ""))
+    fam = FAMILY_OF_CLASS.get(cls)
+    if fam is None:
+        raise bad_arg("--model", "a pipeline of family " + ", ".join(f"{v} ({k})" for k, v in FAMILY_OF_CLASS.items()), f"{spec} ({cls or 'unknown class'})")
+    return cls, fam
+
+
+def _not_available(spec: str, hub_id: str, why: str = "") -> CadkitError:
+    cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
+    extra = f" ({why})" if why else ""
+    return CadkitError(
+        f"--model: {spec!r} ({hub_id}) is not available: not a local folder and not in the Hugging Face cache "
+        f"under {cache}, and the hub could not be reached{extra}; download it on a connected machine "
+        f"(`huggingface-cli download {hub_id}`) or pass a local diffusers folder with --model PATH"
+    )
+
+
+def resolve_model(spec: str) -> ResolvedModel:
+    """Resolve ``spec`` without loading weights; one-line errors for anything unusable."""
+    spec = str(spec).strip()
+    if not spec:
+        raise bad_arg("--model", "a registry name (" + ", ".join(REGISTRY) + "), a hub id or a folder", spec)
+    entry = REGISTRY.get(spec)
+    if entry is not None and entry.name == "tiny":
+        folder = tiny_path()
+        if not (folder / "model_index.json").exists():
+            raise CadkitError("--model: 'tiny' is not built yet in this install; run `cadkit tiny train` first")
+        cls, fam = _family(_read_index(folder, spec), spec)
+        return ResolvedModel(spec, str(folder), cls, fam, entry, True)
+    path = Path(spec).expanduser()
+    if entry is None and (path.exists() or spec.startswith((".", "/", "~"))):
+        if not path.is_dir():
+            raise bad_arg("--model", "a diffusers pipeline folder (with model_index.json)", spec)
+        cls, fam = _family(_read_index(path, spec), spec)
+        return ResolvedModel(spec, str(path), cls, fam, None, True)
+    if entry is None and spec.count("/") != 1:
+        raise bad_arg("--model", "a registry name (" + ", ".join(REGISTRY) + "), a hub id (owner/name) or a diffusers folder", spec)
+    hub_id = entry.hub_id if entry else spec
+    revision = entry.revision if entry else None
+    cached = _hub_cached(hub_id, revision)
+    if cached is not None:
+        cls, fam = _family(_read_index(cached, spec), spec)
+        return ResolvedModel(spec, hub_id, cls, fam, entry, True)
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        raise _not_available(spec, hub_id, "HF_HUB_OFFLINE is set")
+    try:
+        from huggingface_hub import hf_hub_download
+
+        got = hf_hub_download(hub_id, "model_index.json", revision=revision)
+    except Exception as exc:  # any hub client failure becomes one line
+        raise _not_available(spec, hub_id, type(exc).__name__) from None
+    cls, fam = _family(json.loads(Path(got).read_text()), spec)
+    return ResolvedModel(spec, hub_id, cls, fam, entry, False)
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """``device`` if given, else CUDA when available, else CPU."""
+    if device:
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise bad_arg("--device", "cpu, cuda, cuda:N or mps", device) from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise bad_arg("--device", "a device present on this machine (cpu)", device)
+        return dev
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+
+
+def load_pipeline(spec: str | ResolvedModel, dtype: str | torch.dtype = "fp32", device: str | torch.device | None = None) -> Any:
+    """Load the diffusers pipeline for ``spec`` (no safety checker), on ``device``."""
+    from diffusers import DiffusionPipeline
+
+    resolved = spec if isinstance(spec, ResolvedModel) else resolve_model(spec)
+    torch_dtype = _DTYPES[dtype] if isinstance(dtype, str) else dtype
+    kwargs: dict[str, Any] = {"torch_dtype": torch_dtype}
+    if resolved.family == "sd":
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    if resolved.entry is not None and resolved.entry.revision and not Path(resolved.source).exists():
+        kwargs["revision"] = resolved.entry.revision
+    try:
+        from diffusers.utils import logging as dlog
+
+        dlog.disable_progress_bar()
+        pipe = DiffusionPipeline.from_pretrained(resolved.source, local_files_only=resolved.local, **kwargs)
+    except CadkitError:
+        raise
+    except Exception as exc:
+        if not Path(resolved.source).exists():
+            raise _not_available(resolved.spec, resolved.source, type(exc).__name__) from None
+        raise CadkitError(f"--model: could not load {resolved.spec!r} from {resolved.source}: {type(exc).__name__}: {exc}") from None
+    pipe.set_progress_bar_config(disable=True)
+    pipe._cadkit_spec = resolved.spec
+    pipe._cadkit_revision = kwargs.get("revision")
+    if device is not None:
+        pipe.to(device)
+    return pipe
+
+
+def load_adapter(spec: str | ResolvedModel, dtype: str | torch.dtype = "fp32", device: str | torch.device | None = None) -> DiffusionAdapter:
+    """Resolve, load and wrap ``spec`` in its family adapter."""
+    resolved = spec if isinstance(spec, ResolvedModel) else resolve_model(spec)
+    cls = adapter_class(resolved.pipeline_class)
+    if cls is None:
+        raise bad_arg("--model", "a supported family (sd1/sd2 now; sdxl, sd3 when their adapters are installed)", f"{resolved.spec} ({resolved.pipeline_class})")
+    pipe = load_pipeline(resolved, dtype=dtype, device=device)
+    adapter = cls(pipe)
+    adapter.spec = resolved.spec  # type: ignore[attr-defined]
+    return adapter
+
+
+def adapter_from_pipeline(pipe: Any) -> DiffusionAdapter:
+    """Wrap an already loaded pipeline in its adapter."""
+    cls = adapter_class(type(pipe).__name__)
+    if cls is None:
+        raise bad_arg("pipe", "a supported diffusers pipeline", type(pipe).__name__)
+    return cls(pipe)
+
+
+__all__ += ["adapter_from_pipeline"]

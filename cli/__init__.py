@@ -1,0 +1,1 @@
+"""The ``cadkit`` command line (click)."""

@@ -1,0 +1,89 @@
+"""Entry point of the ``cadkit`` command: one click group; each sub-command lives in its own module.
+
+Every user error (a :class:`cadkit.errors.CadkitError` or a click usage error) is printed as one
+line on stderr and exits with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from cadkit.errors import CadkitError
+
+# Sub-command modules; each defines ``register(group)``.
+_COMMAND_MODULES = (
+    "cli.models_cmd",
+    "cli.generate_cmd",
+    "cli.tiny_cmd",
+    "cli.attribute_cmd",
+    "cli.edit_cmd",
+    "cli.verify_cmd",
+    "cli.bench_cmd",
+    "cli.plugins_cmd",
+)
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(str(msg).split())
+
+
+class CadkitGroup(click.Group):
+    """A click group that turns user errors into one line on stderr and exit code 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+            sys.exit(0)
+        except click.UsageError as exc:
+            ctx = exc.ctx
+            where = f"{ctx.command_path}: " if ctx is not None else ""
+            click.echo(f"error: {where}{_one_line(exc.format_message())}", err=True)
+            sys.exit(2)
+        except CadkitError as exc:
+            click.echo(f"error: {_one_line(str(exc))}", err=True)
+            sys.exit(2)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(130)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"error: {_one_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        if isinstance(rv, int):
+            sys.exit(rv)
+        sys.exit(0)
+
+
+@click.group(cls=CadkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cadkit")
+def cli() -> None:
+    """cadkit: Component Attribution for Diffusion models (find, erase and amplify concepts)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+for _name in _COMMAND_MODULES:
+    try:
+        _mod = importlib.import_module(_name)
+    except ModuleNotFoundError as _exc:  # a sub-command not written yet
+        if _exc.name != _name:
+            raise
+        continue
+    _mod.register(cli)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli.main(prog_name="cadkit")
+
+
+if __name__ == "__main__":
+    main()
