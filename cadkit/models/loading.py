@@ -131,10 +131,16 @@ def load_pipeline(spec: str | ResolvedModel, dtype: str | torch.dtype = "fp32", 
     if resolved.entry is not None and resolved.entry.revision and not Path(resolved.source).exists():
         kwargs["revision"] = resolved.entry.revision
     try:
+        import warnings
+
         from diffusers.utils import logging as dlog
+        from transformers.utils import logging as tlog
 
         dlog.disable_progress_bar()
-        pipe = DiffusionPipeline.from_pretrained(resolved.source, local_files_only=resolved.local, **kwargs)
+        tlog.disable_progress_bar()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            pipe = DiffusionPipeline.from_pretrained(resolved.source, local_files_only=resolved.local, **kwargs)
     except CadkitError:
         raise
     except Exception as exc:

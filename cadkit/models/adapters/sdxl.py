@@ -1,0 +1,178 @@
+"""Adapter for Stable Diffusion XL pipelines (UNet, two CLIP text encoders, pooled embeds, time ids).
+
+SD-XL conditions its UNet on three things, all carried by :class:`Condition`:
+
+* ``embeds`` ``[B, L, D1 + D2]``: the penultimate hidden states of both text encoders, concatenated;
+* ``pooled`` ``[B, P]``: the projected pooled output of the second encoder (``text_embeds``);
+* ``added["time_ids"]`` ``[B, 6]``: the micro-conditioning ``(orig_h, orig_w, crop_top, crop_left,
+  target_h, target_w)``; cadkit always uses ``orig = target = (height, width)`` and no crop, which
+  is what a plain ``StableDiffusionXLPipeline(...)`` call does.
+
+The forward process, targets and module groups are those of SD-1/2 (DDPM schedule; ``ff``,
+``attn1``, ``attn2``, ``resnet``, ``all``). ``sample`` reproduces a direct pipeline call exactly,
+including ``force_zeros_for_empty_prompt``: with the default empty ``negative_prompt`` the
+unconditional branch gets all-zero embeddings (as the pipeline does for ``negative_prompt=None``);
+a non-empty negative prompt is encoded like the pipeline encodes it.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from cadkit.models.adapters.base import Condition, SampleResult, TrajectoryStep
+from cadkit.models.adapters.sd import SDAdapter
+
+__all__ = ["SDXLAdapter"]
+
+
+class SDXLAdapter(SDAdapter):
+    """Stable Diffusion XL (base); refiner-style pipelines without ``text_encoder`` also work."""
+
+    family = "sdxl"
+    groups = ("ff", "attn1", "attn2", "resnet", "all")
+
+    @property
+    def default_resolution(self) -> int:
+        return int(self.pipe.default_sample_size) * int(self.pipe.vae_scale_factor)
+
+    # -- conditioning --------------------------------------------------------------------------------
+    def time_ids(self, n: int, height: int | None = None, width: int | None = None) -> Tensor:
+        """Added time ids ``[n, 6]`` for images of ``height x width`` (no crop, original = target)."""
+        h = int(height or self.default_resolution)
+        w = int(width or self.default_resolution)
+        te2 = self.pipe.text_encoder_2
+        proj = int(te2.config.projection_dim) if te2 is not None else None
+        if proj is None:  # the pipeline then takes the pooled width; it equals the UNet's remainder
+            cfg = self.pipe.unet.config
+            proj = int(self.pipe.unet.add_embedding.linear_1.in_features) - 6 * int(cfg.addition_time_embed_dim)
+        ids = self.pipe._get_add_time_ids((h, w), (0, 0), (h, w), dtype=self.dtype, text_encoder_projection_dim=proj)
+        return ids.to(self.device).repeat(n, 1)
+
+    @torch.no_grad()
+    def encode(self, prompts: Sequence[str], height: int | None = None, width: int | None = None) -> Condition:
+        """Both encoders' embeddings ``[B, L, D1+D2]``, pooled ``[B, P]`` and time ids ``[B, 6]``."""
+        embeds, _, pooled, _ = self.pipe.encode_prompt(
+            list(prompts), device=self.device, num_images_per_prompt=1, do_classifier_free_guidance=False
+        )
+        n = len(prompts)
+        return Condition(embeds.to(self.dtype), pooled.to(self.dtype), {"time_ids": self.time_ids(n, height, width)})
+
+    def negative(self, like: Condition, negative_prompt: str = "", height: int | None = None, width: int | None = None) -> Condition:
+        """The unconditional branch for the rows of ``like``, as the pipeline builds it.
+
+        With an empty ``negative_prompt`` and ``force_zeros_for_empty_prompt`` (SD-XL's default)
+        the embeddings are all zeros; otherwise ``negative_prompt`` is encoded.
+        """
+        n = len(like)
+        if not negative_prompt and bool(self.pipe.config.get("force_zeros_for_empty_prompt", True)):
+            pooled = None if like.pooled is None else torch.zeros_like(like.pooled)
+            return Condition(torch.zeros_like(like.embeds), pooled, {"time_ids": self.time_ids(n, height, width)})
+        return self.encode([negative_prompt] * n, height, width)
+
+    def predict(self, x_t: Tensor, t: Tensor, cond: Condition) -> Tensor:
+        added = {"text_embeds": cond.pooled, "time_ids": cond.added["time_ids"]}
+        return self.denoiser(x_t, t, encoder_hidden_states=cond.embeds, added_cond_kwargs=added, return_dict=False)[0]
+
+    # -- sampling --------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(
+        self,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        *,
+        steps: int = 50,
+        guidance: float = 5.0,
+        negative_prompt: str = "",
+        height: int | None = None,
+        width: int | None = None,
+        return_trajectory: bool = False,
+        decode: bool = True,
+        progress: bool = False,
+    ) -> SampleResult:
+        if len(prompts) != len(seeds):
+            raise ValueError("prompts and seeds must have the same length")
+        height = height or self.default_resolution
+        width = width or self.default_resolution
+        sched = copy.deepcopy(self.scheduler)
+        sched.set_timesteps(steps, device=self.device)
+        if hasattr(sched, "set_begin_index"):
+            sched.set_begin_index(0)
+        cfg = guidance > 1.0 and self.pipe.unet.config.time_cond_proj_dim is None
+        cond = self.encode(prompts, height, width)
+        if cfg:
+            cond = Condition.cat([self.negative(cond, negative_prompt, height, width), cond])
+        latents = self._init_latents(seeds, height, width, sched)
+        gens = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
+        step_kw: dict[str, Any] = {}
+        params = set(inspect.signature(sched.step).parameters)
+        if "generator" in params:
+            step_kw["generator"] = gens
+        if "eta" in params:
+            step_kw["eta"] = 0.0
+        traj: list[TrajectoryStep] = []
+        iterator = sched.timesteps
+        if progress:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(iterator, desc="sampling", leave=False)
+        for i, t in enumerate(iterator):
+            model_in = torch.cat([latents] * 2) if cfg else latents
+            model_in = sched.scale_model_input(model_in, t)
+            if return_trajectory:
+                x_seen = model_in[len(prompts):] if cfg else model_in
+                traj.append(TrajectoryStep(i, t.detach().cpu().clone(), x_seen.detach().clone()))
+            out = self.predict(model_in, t, cond)
+            if cfg:
+                u, c = out.chunk(2)
+                out = u + guidance * (c - u)
+            latents = sched.step(out, t, latents, **step_kw, return_dict=False)[0]
+        images = self.decode(latents) if decode else None
+        return SampleResult(latents=latents, images=images, trajectory=traj)
+
+    # -- the VAE ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def decode(self, latents: Tensor) -> Tensor:
+        """Images in [0, 1]; fp16 VAEs with ``force_upcast`` decode in fp32, as the pipeline does."""
+        vae = self.pipe.vae
+        upcast = vae.dtype == torch.float16 and bool(vae.config.force_upcast)
+        if upcast:
+            vae.to(dtype=torch.float32)
+        try:
+            lat = latents.to(vae.dtype)
+            mean = getattr(vae.config, "latents_mean", None)
+            std = getattr(vae.config, "latents_std", None)
+            if mean is not None and std is not None:
+                c = lat.shape[1]
+                m = torch.tensor(mean).view(1, c, 1, 1).to(lat.device, lat.dtype)
+                s = torch.tensor(std).view(1, c, 1, 1).to(lat.device, lat.dtype)
+                lat = lat * s / vae.config.scaling_factor + m
+            else:
+                lat = lat / vae.config.scaling_factor
+            img = vae.decode(lat, return_dict=False)[0]
+        finally:
+            if upcast:
+                vae.to(dtype=torch.float16)
+        if getattr(self.pipe, "watermark", None) is not None:
+            img = self.pipe.watermark.apply_watermark(img)
+        return self.pipe.image_processor.postprocess(img, output_type="pt", do_denormalize=[True] * img.shape[0])
+
+    @torch.no_grad()
+    def encode_images(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Latents ``[B, 4, h, w]`` (normalised like the pipeline's latent space) of images in [-1, 1]."""
+        vae = self.pipe.vae
+        dist = vae.encode(images.to(device=vae.device, dtype=vae.dtype)).latent_dist
+        lat = dist.sample(generator=generator)
+        mean = getattr(vae.config, "latents_mean", None)
+        std = getattr(vae.config, "latents_std", None)
+        if mean is not None and std is not None:
+            c = lat.shape[1]
+            m = torch.tensor(mean).view(1, c, 1, 1).to(lat.device, lat.dtype)
+            s = torch.tensor(std).view(1, c, 1, 1).to(lat.device, lat.dtype)
+            return ((lat - m) * vae.config.scaling_factor / s).to(self.dtype)
+        return (lat * vae.config.scaling_factor).to(self.dtype)
