@@ -127,7 +127,7 @@ class SD3Adapter(FlowForwardMixin, DiffusionAdapter):
         if sched.config.get("use_dynamic_shifting", False):
             from diffusers.pipelines.stable_diffusion_3.pipeline_stable_diffusion_3 import calculate_shift
 
-            f, p = int(self.pipe.vae_scale_factor), int(self.denoiser.config.patch_size)
+            f, p = int(self.pipe.vae_scale_factor), int(self.pipe.transformer.config.patch_size)
             seq = (height // f // p) * (width // f // p)
             kw["mu"] = calculate_shift(
                 seq,
@@ -172,7 +172,7 @@ class SD3Adapter(FlowForwardMixin, DiffusionAdapter):
         if cfg:
             cond = Condition.cat([self.encode([negative_prompt] * len(prompts)), cond])
         f = int(self.pipe.vae_scale_factor)
-        shape = (len(seeds), int(self.denoiser.config.in_channels), height // f, width // f)
+        shape = (len(seeds), int(self.pipe.transformer.config.in_channels), height // f, width // f)
         gens = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
         latents = randn_tensor(shape, generator=gens, device=self.device, dtype=cond.embeds.dtype)
         sched = copy.deepcopy(self.scheduler)
