@@ -44,7 +44,9 @@ class PromptDataModule(pl.LightningDataModule):
     """Serve prompt records for ``trainer.predict``; unrepeated across ranks when distributed.
 
     ``batch_size`` records per batch (the last batch of a rank may be smaller); ``split`` is the
-    sampler's ``"strided"`` or ``"contiguous"`` division of the records among ranks.
+    sampler's ``"strided"`` or ``"contiguous"`` division of the records among ranks. A rank may get
+    no records (fewer records than ranks); Lightning is told to allow that. Works with either
+    ``use_distributed_sampler`` setting of the Trainer (the sampler is a ``DistributedSampler``).
     """
 
     def __init__(
@@ -63,6 +65,8 @@ class PromptDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.split = split
+        # fewer records than ranks (or a resumed run with few left) leaves some ranks without a batch
+        self.allow_zero_length_dataloader_with_multiple_devices = True
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer

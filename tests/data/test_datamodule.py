@@ -65,14 +65,17 @@ class _Recorder(pl.LightningModule):
         assert isinstance(batch, list) and all(isinstance(d, dict) for d in batch)
         self.seen += [{"index": d["index"], "seed": d["seed"], "prompt": d["prompt"]} for d in batch]
 
-    def on_predict_end(self) -> None:
+    def teardown(self, stage: str) -> None:  # runs on every rank, also one without batches
         Path(self.out, f"rank{self.global_rank}.json").write_text(json.dumps(self.seen))
 
 
-@pytest.mark.parametrize("use_distributed_sampler", [True, False])
-def test_two_process_ddp_predict(tmp_path: Path, use_distributed_sampler: bool) -> None:
-    """Lightning with 2 gloo processes: the union of the ranks' records is every record, once."""
-    recs = class_prompts(["tench", "church", "parachute"], 3)  # 9 records over 2 ranks: 5 + 4
+@pytest.mark.parametrize("n, use_distributed_sampler", [(9, True), (9, False), (1, True)])
+def test_two_process_ddp_predict(tmp_path: Path, n: int, use_distributed_sampler: bool) -> None:
+    """Lightning with 2 gloo processes: the union of the ranks' records is every record, once.
+
+    With n = 1 one rank gets no batch at all, which must not stop the run.
+    """
+    recs = class_prompts(["tench", "church", "parachute"], 3)[:n]
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=2,
@@ -87,8 +90,7 @@ def test_two_process_ddp_predict(tmp_path: Path, use_distributed_sampler: bool) 
     per_rank = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     seen = [d["index"] for got in per_rank for d in got]
     assert sorted(seen) == list(range(len(recs))) and len(seen) == len(recs)
-    assert [len(got) for got in per_rank] == [5, 4]
+    assert [len(got) for got in per_rank] == [(n + 1) // 2, n // 2]
     by_index = {d["index"]: d for got in per_rank for d in got}
-    assert [(by_index[r.index]["prompt"], by_index[r.index]["seed"]) for r in recs] == [
-        (r.prompt, r.seed) for r in recs
-    ]
+    got_rows = [(by_index[r.index]["prompt"], by_index[r.index]["seed"]) for r in recs]
+    assert got_rows == [(r.prompt, r.seed) for r in recs]
