@@ -1,0 +1,331 @@
+"""Sparse edit files: which entries of which parameters an edit changes, how, and for which model.
+
+An :class:`Edit` holds, per edited parameter, the flat indices (int64, ascending) and the original
+values of those entries (in the dtype of the model it was made for), the intervention, how the
+selection was made (mode, ratio, granularity, modules), the metadata of the score file it came
+from, and the (name, shape) set of the model's parameters with its :func:`param_set_hash`.
+
+On disk (``format = "cadkit-edit"``) it is a safetensors file with tensors ``idx/<name>`` and
+``val/<name>`` per edited parameter and string metadata (JSON for structures); parameters the
+selection considered but left untouched appear only in the ``counts`` metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from cadkit.attribution.scores import param_set_hash, read_metadata
+from cadkit.editing.apply import EditHandle, HandleGroup, apply_intervention, parse_scale, pristine_values
+from cadkit.editing.masks import GRANULARITIES, LayerCount, parse_ratio, select, selection_report
+from cadkit.errors import CadkitError, bad_arg
+from cadkit.io import atomic_path
+
+__all__ = [
+    "FORMAT",
+    "EDIT_MODES",
+    "Edit",
+    "make_edit",
+    "save_edit",
+    "load_edit",
+    "apply_edit",
+    "apply_edits",
+    "check_edit",
+]
+
+FORMAT = "cadkit-edit"
+FORMAT_VERSION = "1"
+#: ``erase``: zero the top positive entries; ``amplify``: zero the bottom negative entries;
+#: ``scale``: multiply the bottom negative entries by ``scale`` (paper Appendix G).
+EDIT_MODES = ("erase", "amplify", "scale")
+DEFAULT_SCALE = 2.0
+
+
+@dataclass
+class Edit:
+    """One edit: per parameter, flat ``indices`` ``[n]`` (int64) and ``originals`` ``[n]``.
+
+    ``mode`` is ``erase``/``amplify``/``scale``; ``selection`` (``erase``/``amplify``) is the mask rule
+    used; ``intervention`` is ``zero``/``scale`` with factor ``scale``. ``param_hash`` and
+    ``param_shapes`` describe every parameter of the model the edit was made for; ``counts`` has the
+    number of selected entries of every considered parameter (zeros included).
+    """
+
+    indices: dict[str, Tensor]
+    originals: dict[str, Tensor]
+    mode: str
+    selection: str
+    intervention: str
+    scale: float | None
+    ratio: float
+    granularity: str
+    modules: list[str] | None
+    param_hash: str
+    param_shapes: dict[str, tuple[int, ...]]
+    counts: dict[str, int]
+    scores_metadata: dict[str, str] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"--edit {self.source}" if self.source else "--edit"
+
+    def num_selected(self) -> int:
+        return sum(int(i.numel()) for i in self.indices.values())
+
+    def report(self) -> list[LayerCount]:
+        """Per considered parameter, how many entries the edit changes (zeros included)."""
+        return selection_report(self.counts, {n: self.param_shapes[n] for n in self.counts})
+
+
+def _resolve_model(model: Any) -> tuple[nn.Module, Any]:
+    """``(denoiser, adapter or None)`` from a module or a :class:`DiffusionAdapter`."""
+    if isinstance(model, nn.Module):
+        return model, None
+    den = getattr(model, "denoiser", None)
+    if isinstance(den, nn.Module):
+        return den, model
+    raise bad_arg("model", "a torch module or a cadkit adapter", type(model).__name__)
+
+
+def _names_for_modules(modules: str | Sequence[str] | None, adapter: Any, scores: Mapping[str, Tensor], scores_meta: Mapping[str, str]) -> tuple[list[str], list[str] | None]:
+    if modules is None:
+        return list(scores), None
+    if adapter is None:
+        from cadkit.models.adapters.base import parse_modules
+
+        wanted = parse_modules(modules, ("all",))
+        return list(scores), wanted
+    from cadkit.models.adapters.base import parse_modules
+
+    wanted = parse_modules(modules, adapter.groups)
+    groups = adapter.module_groups()
+    names: set[str] = set()
+    for g in wanted:
+        names.update(groups[g])
+    ordered = [n for n, _ in adapter.denoiser.named_parameters() if n in names]
+    for n in ordered:
+        if n not in scores:
+            have = scores_meta.get("modules", "?")
+            raise CadkitError(f"--modules: the score file has no scores for {n!r} (group {','.join(wanted)}); it was computed for modules {have}")
+    return ordered, wanted
+
+
+def make_edit(
+    scores: Mapping[str, Tensor],
+    metadata: Mapping[str, str] | None,
+    mode: str,
+    ratio: str | float,
+    granularity: str = "row",
+    modules: str | Sequence[str] | None = None,
+    scale: float | str | None = None,
+    model: Any = None,
+    *,
+    source: str | None = None,
+) -> Edit:
+    """Select entries from ``scores`` and record them, with their current values in ``model``.
+
+    Args:
+        scores: name -> score tensor shaped like the parameter (a score file's contents).
+        metadata: the score file's metadata (kept in the edit; ``param_hash`` among it).
+        mode: ``erase`` | ``amplify`` | ``scale`` (see :data:`EDIT_MODES`).
+        ratio: fraction or percent (see :func:`~cadkit.editing.masks.parse_ratio`).
+        granularity: ``row`` | ``matrix`` | ``global``.
+        modules: module groups (comma list or sequence) restricting the edited parameters; needs an
+            adapter for groups other than ``all``; None = every scored parameter.
+        scale: factor for ``mode="scale"`` (default 2.0); must be None otherwise.
+        model: the denoiser (``nn.Module``) or its adapter; supplies the original values.
+        source: the score file's path (recorded).
+    """
+    if mode not in EDIT_MODES:
+        raise bad_arg("--mode", EDIT_MODES, mode)
+    r = parse_ratio(ratio)
+    if granularity not in GRANULARITIES:
+        raise bad_arg("--granularity", GRANULARITIES, granularity)
+    if mode == "scale":
+        s: float | None = parse_scale(DEFAULT_SCALE if scale is None else scale)
+    elif scale is not None:
+        raise bad_arg("--scale", "only with --mode scale", scale)
+    else:
+        s = None
+    if model is None:
+        raise bad_arg("model", "the model the edit is for (a torch module or an adapter)", None)
+    den, adapter = _resolve_model(model)
+    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+    names, wanted = _names_for_modules(modules, adapter, scores, meta)
+    params = dict(den.named_parameters())
+    for n in names:
+        p = params.get(n)
+        if p is None:
+            raise CadkitError(f"--scores: the score file is for another model: this model has no parameter {n!r}")
+        if tuple(p.shape) != tuple(scores[n].shape):
+            raise CadkitError(
+                f"--scores: the score file is for another model: {n!r} has shape {tuple(scores[n].shape)} "
+                f"in the scores and {tuple(p.shape)} in the model"
+            )
+    selection = "erase" if mode == "erase" else "amplify"
+    chosen = select(scores, selection, r, granularity, names)
+    indices: dict[str, Tensor] = {}
+    originals: dict[str, Tensor] = {}
+    for n, idx in chosen.items():
+        if idx.numel() == 0:
+            continue
+        idx = idx.to("cpu")
+        indices[n] = idx
+        originals[n] = pristine_values(params[n], idx).to("cpu")  # as before any edit still applied
+    shapes = {n: tuple(int(d) for d in p.shape) for n, p in den.named_parameters()}
+    info: dict[str, Any] = adapter.model_info() if adapter is not None else {}
+    spec = getattr(adapter, "spec", None)
+    if spec:
+        info = {"spec": spec, **info}
+    return Edit(
+        indices=indices,
+        originals=originals,
+        mode=mode,
+        selection=selection,
+        intervention="scale" if mode == "scale" else "zero",
+        scale=s,
+        ratio=r,
+        granularity=granularity,
+        modules=wanted,
+        param_hash=param_set_hash(shapes.items()),
+        param_shapes=shapes,
+        counts={n: int(i.numel()) for n, i in chosen.items()},
+        scores_metadata=meta,
+        model=info,
+        source=source,
+    )
+
+
+# -- files ---------------------------------------------------------------------------------------------
+def save_edit(path: str | os.PathLike[str], edit: Edit) -> Path:
+    """Write ``edit`` to ``path`` (safetensors, format ``cadkit-edit``), atomically."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, Tensor] = {}
+    for n, idx in edit.indices.items():
+        tensors[f"idx/{n}"] = idx.detach().to(device="cpu", dtype=torch.int64).contiguous()
+        tensors[f"val/{n}"] = edit.originals[n].detach().to("cpu").contiguous()
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "mode": edit.mode,
+        "selection": edit.selection,
+        "intervention": edit.intervention,
+        "scale": json.dumps(edit.scale),
+        "ratio": repr(edit.ratio),
+        "granularity": edit.granularity,
+        "modules": json.dumps(edit.modules),
+        "param_hash": edit.param_hash,
+        "param_shapes": json.dumps({n: list(s) for n, s in edit.param_shapes.items()}),
+        "counts": json.dumps(edit.counts),
+        "scores_metadata": json.dumps(edit.scores_metadata),
+        "model": json.dumps(edit.model, default=str),
+        "num_selected": str(edit.num_selected()),
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    return Path(path)
+
+
+def load_edit(path: str | os.PathLike[str], arg: str = "--edit") -> Edit:
+    """Read an edit file; one-line :class:`CadkitError` for missing, truncated or foreign files."""
+    from safetensors.torch import load_file
+
+    meta = read_metadata(path, arg, expect=FORMAT)
+    try:
+        tensors = load_file(str(path))
+        idx = {k[4:]: v for k, v in tensors.items() if k.startswith("idx/")}
+        val = {k[4:]: v for k, v in tensors.items() if k.startswith("val/")}
+        scale = json.loads(meta["scale"])
+        edit = Edit(
+            indices=idx,
+            originals=val,
+            mode=meta["mode"],
+            selection=meta["selection"],
+            intervention=meta["intervention"],
+            scale=None if scale is None else float(scale),
+            ratio=float(meta["ratio"]),
+            granularity=meta["granularity"],
+            modules=json.loads(meta["modules"]),
+            param_hash=meta["param_hash"],
+            param_shapes={n: tuple(int(d) for d in s) for n, s in json.loads(meta["param_shapes"]).items()},
+            counts={n: int(c) for n, c in json.loads(meta["counts"]).items()},
+            scores_metadata=json.loads(meta["scores_metadata"]),
+            model=json.loads(meta["model"]),
+            source=str(path),
+        )
+    except (KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise CadkitError(f"{arg}: {path} is a damaged cadkit edit file ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:
+        raise CadkitError(f"{arg}: {path} could not be read ({type(exc).__name__}: {exc})") from None
+    if set(idx) != set(val):
+        raise CadkitError(f"{arg}: {path} is a damaged cadkit edit file (indices and values do not pair up)")
+    for n in idx:
+        if idx[n].dtype != torch.int64 or idx[n].ndim != 1 or val[n].shape != idx[n].shape or n not in edit.param_shapes:
+            raise CadkitError(f"{arg}: {path} is a damaged cadkit edit file (entry {n!r})")
+    if edit.intervention == "scale" and (edit.scale is None or not math.isfinite(edit.scale) or edit.scale <= 0):
+        raise CadkitError(f"{arg}: {path} is a damaged cadkit edit file (scale {edit.scale!r})")
+    return edit
+
+
+# -- applying ------------------------------------------------------------------------------------------
+def check_edit(module: nn.Module, edit: Edit) -> None:
+    """Raise a one-line :class:`CadkitError` naming the first difference between ``module``'s
+    parameter set (names and shapes) and the one ``edit`` was made for."""
+    shapes = {n: tuple(int(d) for d in p.shape) for n, p in module.named_parameters()}
+    if param_set_hash(shapes.items()) == edit.param_hash:
+        return
+    where = f"{edit.label}: the edit was made for another model (parameter set {edit.param_hash} vs {param_set_hash(shapes.items())})"
+    for n in sorted(set(edit.param_shapes) | set(shapes)):
+        if n not in shapes:
+            raise CadkitError(f"{where}: this model has no parameter {n!r}")
+        if n not in edit.param_shapes:
+            raise CadkitError(f"{where}: this model has an extra parameter {n!r}")
+        if shapes[n] != tuple(edit.param_shapes[n]):
+            raise CadkitError(f"{where}: {n!r} has shape {shapes[n]} here and {tuple(edit.param_shapes[n])} in the edit")
+    raise CadkitError(where)
+
+
+def apply_edit(module: nn.Module | Any, edit: Edit | str | os.PathLike[str], check: bool = True) -> EditHandle:
+    """Apply ``edit`` to ``module`` (a denoiser or an adapter) once, in place; returns the handle.
+
+    With ``check`` (default) the module's parameter set must be the edit's and the edited entries
+    must hold the edit's original values (before any edit still applied through cadkit); otherwise
+    a one-line :class:`CadkitError` names the first mismatch and nothing changes.
+    ``handle.remove()`` restores the weights bit-exactly.
+    """
+    if not isinstance(edit, Edit):
+        edit = load_edit(edit)
+    den, _ = _resolve_model(module)
+    if check:
+        check_edit(den, edit)
+    return apply_intervention(
+        den, edit.indices, edit.intervention, edit.scale, expected=edit.originals if check else None, label=edit.label
+    )
+
+
+def apply_edits(module: nn.Module | Any, edits: Sequence[Edit | str | os.PathLike[str]], check: bool = True) -> HandleGroup:
+    """Apply several edits in order (they compose); ``remove()`` undoes them in reverse order.
+
+    If one fails, those already applied are removed before the error propagates.
+    """
+    loaded = [e if isinstance(e, Edit) else load_edit(e) for e in edits]
+    handles: list[EditHandle] = []
+    try:
+        for e in loaded:
+            handles.append(apply_edit(module, e, check=check))
+    except BaseException:
+        for h in reversed(handles):
+            h.remove()
+        raise
+    return HandleGroup(handles)
