@@ -5,7 +5,10 @@ path as a real model (``cadkit.models.load_pipeline(path)`` / ``--model path``).
 
 Families: "sd1" (epsilon), "sd2" (v-prediction), "sdxl" (two CLIP encoders, pooled embeddings and
 added time ids, Euler sampler), "sd3" (SD-3.5-medium-like MMDiT with one dual-attention layer and
-RMS q/k norm, CLIP-L/CLIP-G/T5 encoders, flow matching). All tokenizers are made locally.
+RMS q/k norm, CLIP-L/CLIP-G/T5 encoders, flow matching), "flux" (FLUX.1-dev-like: double- and
+single-stream blocks, guidance embedding, CLIP-L pooled + T5, dynamically shifted flow matching;
+the pipeline's default size is 128 latents = 256 px, so pass a small height/width when sampling).
+All tokenizers are made locally.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from cadkit.testing.tokenizer import DEFAULT_WORDS, write_clip_tokenizer
 
 __all__ = ["TINY_FAMILIES", "build_tiny_pipeline", "save_tiny_pipeline"]
 
-TINY_FAMILIES = ("sd1", "sd2", "sdxl", "sd3")
+TINY_FAMILIES = ("sd1", "sd2", "sdxl", "sd3", "flux")
 _MAX_LEN = 16
 _T5_LEN = 256
 
@@ -54,6 +57,8 @@ def build_tiny_pipeline(family: str, seed: int = 0, tok_dir: str | os.PathLike[s
         return _build_sdxl(seed, tok_dir)
     if family == "sd3":
         return _build_sd3(seed, tok_dir)
+    if family == "flux":
+        return _build_flux(seed, tok_dir)
 
     from diffusers import (
         AutoencoderKL,
@@ -266,6 +271,70 @@ def _build_sd3(seed: int, tok_dir: str | os.PathLike[str] | None) -> Any:
         tokenizer_2=_clip_tokenizer(tok_dir),
         text_encoder_3=t5,
         tokenizer_3=tok3,
+    )
+
+
+def _t5_encoder(tok: Any, d_model: int) -> Any:
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(
+        T5Config(
+            vocab_size=len(tok), d_model=d_model, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+            relative_attention_num_buckets=8, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+        )
+    )
+
+
+def _build_flux(seed: int, tok_dir: str | os.PathLike[str] | None) -> Any:
+    """FLUX.1-dev layout in miniature: one double and one single block, CLIP-L (32) + T5 (d_model 48)."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+
+    from cadkit.testing.t5 import make_t5_tokenizer
+
+    h1, t5_dim = 32, 48
+    torch.manual_seed(seed)
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=4 * 16,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=t5_dim,
+        pooled_projection_dim=h1,
+        guidance_embeds=True,
+        axes_dims_rope=(4, 4, 8),
+    )
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKL(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=16,
+        sample_size=32,
+        norm_num_groups=32,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+        shift_factor=0.1159,
+        scaling_factor=0.3611,
+    )
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+        base_image_seq_len=256, max_image_seq_len=4096,
+    )
+    tok = _clip_tokenizer(tok_dir)
+    tok2 = make_t5_tokenizer(DEFAULT_WORDS, model_max_length=512)
+    torch.manual_seed(seed + 2)
+    return FluxPipeline(
+        scheduler=scheduler,
+        vae=vae,
+        text_encoder=_clip_encoder(tok, h1, 2),
+        tokenizer=tok,
+        text_encoder_2=_t5_encoder(tok2, t5_dim),
+        tokenizer_2=tok2,
+        transformer=transformer,
     )
 
 
