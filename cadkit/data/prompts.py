@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,6 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from cadkit.errors import CadkitError, bad_arg
+
+from .textfiles import (
+    I2P_HUB_ID,
+    normalise_header,
+    parse_float,
+    parse_int,
+    read_csv,
+    read_hub_i2p,
+    read_lines,
+    read_text,
+)
 
 __all__ = [
     "PromptRecord",
@@ -61,7 +71,6 @@ DEFAULT_SEED_POLICY: dict[str, str] = {
     "csv": "per-row",
     "classes": "per-row",
 }
-I2P_HUB_ID = "AIML-TUDA/i2p"
 DEFAULT_TEMPLATE = "an image of a {class}"
 
 _FORMAT_HELP = (
@@ -73,14 +82,6 @@ _FORMAT_HELP = (
 _PROMPT_COLUMN = {"mma": "adv_prompt", "ring-a-bell": "sensitive prompt"}
 # Columns a format must have (besides its prompt column).
 _REQUIRED = {"imagenette": ("class",), "i2p": ("categories",), "artists": ("artist",)}
-# Other spellings of the seed and guidance columns (the I2P hub dataset uses sd_*).
-_ALIASES = {
-    "sd_seed": "evaluation_seed",
-    "seed": "evaluation_seed",
-    "sd_guidance_scale": "evaluation_guidance",
-    "sd_guidance": "evaluation_guidance",
-    "guidance": "evaluation_guidance",
-}
 _MAPPED = {"prompt", "evaluation_seed", "evaluation_guidance", "class", "artist", "categories", "case_number"}
 
 
@@ -118,12 +119,6 @@ def _is_index_column(name: str) -> bool:
     return name == "" or name.startswith("Unnamed:")
 
 
-def _normalise_header(header: Sequence[str]) -> list[str]:
-    """Strip column names and map aliases (``sd_seed`` -> ``evaluation_seed`` ...) unless the target exists."""
-    names = [h.strip() for h in header]
-    return [_ALIASES[h] if h in _ALIASES and _ALIASES[h] not in names else h for h in names]
-
-
 def detect_format(columns: Sequence[str]) -> str | None:
     """The format a CSV header belongs to, or None when it has no prompt column."""
     cols = set(columns)
@@ -149,94 +144,11 @@ def _schema_error(path: object, need: str, columns: Sequence[str]) -> CadkitErro
     return bad_arg("--prompts", f"a CSV with {need} (formats: {_FORMAT_HELP})", f"{path} (columns: {shown})")
 
 
-def _read_text(path: Path) -> str:
-    if not path.exists():
-        raise bad_arg("--prompts", "an existing prompt file", f"{path} (no such file)")
-    if not path.is_file():
-        raise bad_arg("--prompts", "a prompt file", f"{path} (not a file)")
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise bad_arg("--prompts", "a UTF-8 text file", f"{path} (byte {exc.start} is not UTF-8)") from None
-    except OSError as exc:
-        raise bad_arg("--prompts", "a readable prompt file", f"{path} ({exc.strerror})") from None
-
-
-def _read_csv(text: str, path: object) -> tuple[list[str], list[dict[str, str]]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    out: list[dict[str, str]] = []
-    header: list[str] | None = None
-    try:
-        for row in reader:
-            if header is None:
-                header = _normalise_header(row)
-                continue
-            if not row:  # blank line
-                continue
-            if len(row) != len(header):
-                raise bad_arg(
-                    "--prompts",
-                    f"{len(header)} fields in every row",
-                    f"{path} line {reader.line_num}: {len(row)} fields",
-                )
-            out.append(dict(zip(header, row)))
-    except csv.Error as exc:
-        raise bad_arg("--prompts", "a well-formed CSV file", f"{path} line {reader.line_num} ({exc})") from None
-    if header is None:
-        raise bad_arg("--prompts", "a prompt file with a header and rows", f"{path} (empty)")
-    return header, out
-
-
-def _read_hub_i2p() -> tuple[list[str], list[dict[str, str]]]:
-    fix = f"pass the path of a local I2P CSV instead (i2p_benchmark.csv of the hub dataset {I2P_HUB_ID}, or unsafe-prompts4703.csv)"
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        raise CadkitError(
-            f"--prompts: the hub dataset {I2P_HUB_ID} cannot be read offline (HF_HUB_OFFLINE is set); {fix}"
-        )
-    try:
-        import datasets  # type: ignore[import-not-found]
-    except ImportError:
-        raise CadkitError(
-            f"--prompts: reading {I2P_HUB_ID} from the hub needs the 'datasets' package (pip install datasets); {fix}"
-        ) from None
-    try:
-        ds = datasets.load_dataset(I2P_HUB_ID, split="train")
-    except Exception as exc:  # network, auth, cache: all end as one line
-        msg = " ".join(str(exc).split())[:200]
-        raise CadkitError(
-            f"--prompts: could not load {I2P_HUB_ID} from the hub ({type(exc).__name__}: {msg}); {fix}"
-        ) from None
-    header = _normalise_header(list(ds.column_names))
-    rows = [{h: "" if v is None else str(v) for h, v in zip(header, r.values())} for r in ds]
-    return header, rows
-
-
-def _int(value: str) -> int | None:
-    """Parse an integer, accepting integral floats such as ``"1174.0"``; None when not one."""
-    v = value.strip()
-    try:
-        return int(v)
-    except ValueError:
-        pass
-    try:
-        f = float(v)
-    except ValueError:
-        return None
-    return int(f) if f.is_integer() else None
-
-
-def _float(value: str) -> float | None:
-    try:
-        return float(value.strip())
-    except ValueError:
-        return None
-
-
 def _case_number(value: str) -> int | str | None:
     v = value.strip()
     if v == "":
         return None
-    n = _int(v)
+    n = parse_int(v)
     return n if n is not None and str(n) == v else v
 
 
@@ -263,18 +175,9 @@ def _split_list(value: str | Sequence[str] | None) -> list[str] | None:
     return items
 
 
-def _unquote(line: str) -> str:
-    """A line written as one quoted CSV field (``"a, b"``) becomes its text; others stay as they are."""
-    if len(line) >= 2 and line[0] == '"' and line[-1] == '"':
-        fields = next(csv.reader([line]), [])
-        if len(fields) == 1:
-            return fields[0]
-    return line
-
-
 def _records_from_lines(text: str) -> list[PromptRecord]:
     """One prompt per non-blank line (no header); a line that is one quoted CSV field is unquoted."""
-    lines = [_unquote(ln.strip()) for ln in text.splitlines() if ln.strip()]
+    lines = read_lines(text)
     return [PromptRecord(index=i, prompt=ln, seed=0) for i, ln in enumerate(lines)]
 
 
@@ -291,7 +194,7 @@ def _records_from_rows(fmt: str, header: list[str], rows: list[dict[str, str]], 
             k: v for k, v in row.items() if not _is_index_column(k) and k != prompt_col and k not in _MAPPED
         }
         if fmt == "coco":
-            cid = _int(row.get("coco_id", row.get("image_id", "")))
+            cid = parse_int(row.get("coco_id", row.get("image_id", "")))
             if cid is not None:
                 extra["coco_id"] = cid
         cats = [c.strip() for c in row.get("categories", "").split(",") if c.strip()]
@@ -326,7 +229,7 @@ def _apply_seeds(
         raise bad_arg("--seed-policy", "fixed for a prompt file without an 'evaluation_seed' column", policy)
     for r in records:
         row = rows[r.index]
-        seed = _int(row["evaluation_seed"])
+        seed = parse_int(row["evaluation_seed"])
         if seed is None:
             raise bad_arg(
                 "--prompts",
@@ -336,7 +239,7 @@ def _apply_seeds(
         r.seed = seed
         g = row.get("evaluation_guidance")
         if g is not None and g.strip():
-            gv = _float(g)
+            gv = parse_float(g)
             if gv is None:
                 raise bad_arg("--prompts", "a number in 'evaluation_guidance'", f"{path} row {r.index}: {g!r}")
             r.guidance = gv
@@ -376,15 +279,15 @@ def load_prompts(
     p = Path(path)
     rows: list[dict[str, str]] | None
     if not p.exists() and str(path).strip().lower() in (I2P_HUB_ID.lower(), f"hub:{I2P_HUB_ID.lower()}"):
-        header, rows = _read_hub_i2p()
+        header, rows = read_hub_i2p()
         fmt = "i2p"
         records = _records_from_rows(fmt, header, rows, I2P_HUB_ID)
     else:
-        text = _read_text(p)
+        text = read_text(p)
         if not text.strip():
             raise bad_arg("--prompts", "a prompt file with at least one prompt", f"{path} (empty)")
         first = next(csv.reader([text.splitlines()[0]]), [])
-        detected = detect_format(_normalise_header(first))
+        detected = detect_format(normalise_header(first))
         fmt = format
         if fmt == "auto":
             if detected is None and p.suffix.lower() == ".txt":
@@ -397,7 +300,7 @@ def load_prompts(
             header, rows = [], None
             records = _records_from_lines(text)
         else:
-            header, rows = _read_csv(text, p)
+            header, rows = read_csv(text, p)
             records = _records_from_rows(fmt, header, rows, p)
     if not records:
         raise bad_arg("--prompts", "a prompt file with at least one prompt", f"{path} (no rows)")
