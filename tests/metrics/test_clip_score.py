@@ -83,6 +83,7 @@ def test_metric_equals_functional_and_hand_computation(tiny_clip) -> None:
 
     all_images = torch.cat([a, b])
     hand = hand_scores(model, processor, all_images, PROMPTS)
+    torch.testing.assert_close(metric.score / metric.n_samples, hand.mean(), rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(got, torch.clamp(hand.mean(), min=0), rtol=1e-5, atol=1e-4)
     pixels = list((all_images * 255).round().to(torch.uint8))
     functional = clip_score(pixels, PROMPTS, lambda: (CLIPFeatures(model), processor))
@@ -107,3 +108,23 @@ def test_default_weights_offline_is_one_line(monkeypatch: pytest.MonkeyPatch, tm
         PromptCLIPScore()
     msg = str(err.value)
     assert "\n" not in msg and DEFAULT_CLIP in msg and "download" in msg
+
+
+def test_pixel_scaling_matches_manual_normalisation(tiny_clip) -> None:
+    """At the processor's own size (no resize), the metric equals CLIP on hand-normalised pixels."""
+    from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
+    model, processor = tiny_clip
+    imgs = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    metric = PromptCLIPScore(lambda: (model, processor))
+    metric.update(imgs, PROMPTS[:2])
+    quantised = (imgs * 255).round() / 255
+    pixels = (quantised - torch.tensor(OPENAI_CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(OPENAI_CLIP_STD).view(
+        1, 3, 1, 1
+    )
+    tokens = processor.tokenizer(PROMPTS[:2], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"], pixel_values=pixels)
+    want = (100 * (out.image_embeds * out.text_embeds).sum(dim=-1)).mean()
+    torch.testing.assert_close(metric.score / metric.n_samples, want, rtol=1e-4, atol=1e-4)  # before the floor at 0
+    torch.testing.assert_close(metric.compute(), torch.clamp(want, min=0), rtol=1e-4, atol=1e-4)
