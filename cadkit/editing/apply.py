@@ -165,6 +165,15 @@ class HandleGroup:
     def active(self) -> bool:
         return any(h.active for h in self.handles)
 
+    def make_permanent(self) -> None:
+        """Keep all the edits and drop their saved values (they can no longer be removed)."""
+        for h in self.handles:
+            if isinstance(h, HandleGroup):
+                h.make_permanent()
+            else:
+                h._unregister()
+                h._saved.clear()
+
     def __enter__(self) -> HandleGroup:
         return self
 

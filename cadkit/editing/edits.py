@@ -163,7 +163,7 @@ def make_edit(
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     names, wanted = _names_for_modules(modules, adapter, scores, meta)
     params = dict(den.named_parameters())
-    for n in names:
+    for n in scores:  # every scored parameter must exist here with its shape
         p = params.get(n)
         if p is None:
             raise CadkitError(f"--scores: the score file is for another model: this model has no parameter {n!r}")
