@@ -124,3 +124,27 @@ def test_module_groups_and_gradients(adapter: FluxAdapter) -> None:
     out.square().sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in sel.values())
     adapter.denoiser.zero_grad(set_to_none=True)
+
+
+def test_schnell_layout_without_guidance_embedding(adapter: FluxAdapter) -> None:
+    """FLUX.1-schnell has no guidance embedder and no dynamic shift: sampling still matches the pipeline."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+
+    from cadkit.models import adapter_from_pipeline
+
+    cfg = dict(adapter.pipe.transformer.config)
+    cfg = {k: v for k, v in cfg.items() if not k.startswith("_")} | {"guidance_embeds": False}
+    torch.manual_seed(0)
+    pipe = copy.copy(adapter.pipe)
+    pipe.register_modules(
+        transformer=FluxTransformer2DModel(**cfg),
+        scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=False),
+    )
+    a = adapter_from_pipeline(pipe)
+    assert isinstance(a, FluxAdapter) and not a.guidance_embeds
+    assert "guidance" not in a.encode(PROMPTS[:1]).added
+    res = a.sample(PROMPTS, SEEDS, steps=2, guidance=0.0, decode=False, **SIZE)
+    gens = [torch.Generator().manual_seed(s) for s in SEEDS]
+    ref = pipe(PROMPTS, num_inference_steps=2, guidance_scale=0.0, generator=gens, output_type="latent", **SIZE).images
+    assert torch.equal(a.pack(res.latents), ref)
+    assert adapter.guidance_embeds and adapter.pipe.scheduler.config.use_dynamic_shifting  # original untouched

@@ -13,7 +13,7 @@ How FLUX fits the adapter interface without special cases elsewhere:
   rectified flow as SD-3 (``x_t = (1 - sigma) x0 + sigma noise``, target ``noise - x0``).
 * **Guidance** of FLUX.1-dev is an *input* of the transformer (guidance embedding), not
   classifier-free guidance: :meth:`encode` puts it in ``Condition.added["guidance"]`` (``[B]``,
-  default :attr:`FluxAdapter.guidance` = 3.5, ``sample(guidance=...)`` overrides it). FLUX.1-schnell
+  default :attr:`FluxAdapter.default_guidance` = 3.5, ``sample(guidance=...)`` overrides it). FLUX.1-schnell
   has no guidance embedding and ignores it. There is no unconditional branch: ``sample`` does not
   use ``negative_prompt`` (the pipeline's optional "true CFG" is not supported; a non-empty
   negative prompt is refused).
@@ -64,10 +64,11 @@ class FluxAdapter(FlowForwardMixin, DiffusionAdapter):
 
     family = "flux"
     groups = ("ff", "ff_context", "attn", "all")
+    #: The pipeline's own defaults (``FluxPipeline.__call__``; FLUX.1-schnell is meant for ~4 steps).
+    default_guidance: float = 3.5
+    default_steps: int = 28
     #: T5 sequence length, the pipeline's default ``max_sequence_length``.
     max_sequence_length: int = 512
-    #: Distilled guidance put into ``Condition.added["guidance"]`` by :meth:`encode` (dev only).
-    guidance: float = 3.5
 
     @property
     def denoiser(self) -> nn.Module:
@@ -97,7 +98,7 @@ class FluxAdapter(FlowForwardMixin, DiffusionAdapter):
         )
         added: dict[str, Tensor] = {}
         if self.guidance_embeds:
-            g = self.guidance if guidance is None else guidance
+            g = self.default_guidance if guidance is None else guidance
             added["guidance"] = torch.full([len(prompts)], float(g), device=self.device, dtype=torch.float32)
         return Condition(embeds.to(self.dtype), pooled.to(self.dtype), added)
 

@@ -76,6 +76,9 @@ class SD3Adapter(FlowForwardMixin, DiffusionAdapter):
 
     family = "sd3"
     groups = ("ff", "ff_context", "attn", "attn_self", "all")
+    #: The pipeline's own defaults (``StableDiffusion3Pipeline.__call__``).
+    default_guidance: float = 7.0
+    default_steps: int = 28
     #: T5 sequence length, the pipeline's default ``max_sequence_length``.
     max_sequence_length: int = 256
 

@@ -36,6 +36,9 @@ class SDXLAdapter(SDAdapter):
 
     family = "sdxl"
     groups = ("ff", "attn1", "attn2", "resnet", "all")
+    #: The pipeline's own defaults (``StableDiffusionXLPipeline.__call__``).
+    default_guidance: float = 5.0
+    default_steps: int = 50
 
     @property
     def default_resolution(self) -> int:
