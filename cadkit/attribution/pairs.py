@@ -1,0 +1,123 @@
+"""(sample, t) pairs for attribution: O(T) trajectories for ``erase``, noised images for ``amplify``.
+
+Pair ``p`` is ``(sample = p // T, step = p % T)``. A source prepares what a set of pairs needs
+(``prepare``) and then produces batches ``(x_t, t, target)`` for them (``batch``). Everything is a
+pure function of the seed and the pair index, so any split of pairs across ranks or batches sees
+the same tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from cadkit.errors import bad_arg
+from cadkit.models.adapters.base import DiffusionAdapter
+
+__all__ = ["PairSource", "TrajectorySource", "ImageSource", "pair_seed", "load_image_folder", "IMAGE_EXTS"]
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def pair_seed(seed: int, *parts: int) -> int:
+    """A 63-bit seed derived from ``seed`` and integer ``parts`` (stable across runs and ranks)."""
+    h = hashlib.sha256(("|".join(map(str, (seed, *parts)))).encode()).digest()
+    return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
+
+
+class PairSource:
+    """Base: ``n_samples`` samples x the ``steps`` timesteps of the sampling schedule."""
+
+    def __init__(self, adapter: DiffusionAdapter, n_samples: int, steps: int) -> None:
+        self.adapter, self.n_samples, self.steps = adapter, n_samples, steps
+        self.timesteps = adapter.schedule(steps)
+        if len(self.timesteps) != steps:  # e.g. second-order samplers repeat timesteps
+            self.steps = len(self.timesteps)
+
+    def __len__(self) -> int:
+        return self.n_samples * self.steps
+
+    def split(self, pairs: Tensor) -> tuple[Tensor, Tensor]:
+        return pairs // self.steps, pairs % self.steps
+
+    def prepare(self, pairs: Sequence[int]) -> None:
+        """Compute whatever ``pairs`` need (e.g. their samples' trajectories)."""
+
+    def batch(self, pairs: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``(x_t [B,...], t [B], target [B,...] or None)`` for pair indices ``pairs`` ``[B]``."""
+        raise NotImplementedError
+
+
+class TrajectorySource(PairSource):
+    """``erase``: one guided trajectory per sample (seed ``seed + sample``), reused for all its steps.
+
+    The latent of step ``i`` is the tensor the denoiser received at timestep ``timesteps[i]``.
+    """
+
+    def __init__(self, adapter: DiffusionAdapter, concept: str, n_samples: int, steps: int, guidance: float,
+                 seed: int, batch_size: int = 4, negative_prompt: str = "") -> None:
+        super().__init__(adapter, n_samples, steps)
+        self.concept, self.guidance, self.seed = concept, guidance, seed
+        self.batch_size, self.negative_prompt = batch_size, negative_prompt
+        self.latents: dict[int, Tensor] = {}
+
+    def prepare(self, pairs: Sequence[int]) -> None:
+        need = sorted({int(p) // self.steps for p in pairs} - set(self.latents))
+        for i in range(0, len(need), self.batch_size):
+            chunk = need[i : i + self.batch_size]
+            res = self.adapter.sample([self.concept] * len(chunk), [self.seed + s for s in chunk], steps=self.steps,
+                                      guidance=self.guidance, negative_prompt=self.negative_prompt,
+                                      return_trajectory=True, decode=False)
+            stacked = torch.stack([st.latents for st in res.trajectory], dim=1)  # [b, T, ...]
+            for j, s in enumerate(chunk):
+                self.latents[s] = stacked[j]
+
+    def batch(self, pairs: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        samples, steps = self.split(pairs)
+        self.prepare(pairs.tolist())
+        x = torch.stack([self.latents[int(s)][int(i)] for s, i in zip(samples, steps)])
+        t = self.timesteps[steps].to(x.device)
+        return x, t, None
+
+
+class ImageSource(PairSource):
+    """``amplify``: clean latents of concept images, fresh seeded noise per (image, step)."""
+
+    def __init__(self, adapter: DiffusionAdapter, x0: Tensor, steps: int, seed: int) -> None:
+        super().__init__(adapter, int(x0.shape[0]), steps)
+        self.x0, self.seed = x0, seed
+
+    def batch(self, pairs: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        samples, steps = self.split(pairs)
+        x0 = self.x0[samples].to(self.adapter.device)
+        noise = torch.stack([
+            torch.randn(x0.shape[1:], generator=torch.Generator().manual_seed(pair_seed(self.seed, int(s), int(i))))
+            for s, i in zip(samples, steps)
+        ]).to(device=x0.device, dtype=x0.dtype)
+        t = self.timesteps[steps].to(x0.device)
+        return self.adapter.add_noise(x0, noise, t), t, self.adapter.target(x0, noise, t)
+
+
+def load_image_folder(folder: str | Path, resolution: int, arg: str = "--images") -> Tensor:
+    """Images of ``folder`` (sorted by name), centre-cropped and resized to ``resolution``, in [-1, 1]."""
+    from PIL import Image
+
+    p = Path(folder)
+    if not p.is_dir():
+        raise bad_arg(arg, "a folder of images", str(p))
+    files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise bad_arg(arg, "a folder with at least one image (" + ", ".join(IMAGE_EXTS) + ")", f"{p} (no images)")
+    out = []
+    for f in files:
+        im = Image.open(f).convert("RGB")
+        side = min(im.size)
+        left, top = (im.width - side) // 2, (im.height - side) // 2
+        im = im.crop((left, top, left + side, top + side)).resize((resolution, resolution), Image.Resampling.BICUBIC)
+        arr = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).reshape(resolution, resolution, 3)
+        out.append(arr.permute(2, 0, 1).float() / 127.5 - 1.0)
+    return torch.stack(out)
