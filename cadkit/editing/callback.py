@@ -8,7 +8,10 @@ edited, and it is undone exactly when the Trainer stage ends::
     trainer = lightning.Trainer(callbacks=[ConceptEditing("erase_dog.safetensors")])
     trainer.predict(module, dataloader)   # runs the edited denoiser; weights restored afterwards
 
-Checkpoints saved while an edit is applied contain the edited weights. If the edited parameters are
+If the run fails, the weights are restored in ``on_exception``. Checkpoints saved while an edit
+is applied contain the edited weights. Parameters must keep their identity while edited (moves
+between devices and dtypes are fine; sharded strategies that re-create parameters, e.g. FSDP, are
+not supported). If the edited parameters are
 trained while edited, ``teardown`` still writes the original values back into the edited entries.
 """
 
@@ -121,6 +124,13 @@ class ConceptEditing(pl.Callback):
         self._handles.remove()
         self._handles = None
         self._stage = None
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        """A failed run gets no ``teardown``: restore the weights here."""
+        if self._handles is not None:
+            self._handles.remove()
+            self._handles = None
+            self._stage = None
 
     def _log_stats(self) -> None:
         from lightning.pytorch.utilities.rank_zero import rank_zero_info

@@ -111,3 +111,20 @@ def test_callback_refuses_wrong_model(tiny_pipe: Any, edit: Edit) -> None:
         _trainer(ConceptEditing(edit)).predict(module, _loader())
     with pytest.raises(BadArgument, match="edits"):
         ConceptEditing([])
+
+
+class _Failing(_Denoise):
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        self._run(batch)
+        raise RuntimeError("boom")
+
+
+def test_restored_after_failure(tiny_pipe: Any, edit: Edit) -> None:
+    unet = tiny_pipe.unet
+    snap = snapshot(unet)
+    module = _Failing(unet, edit)
+    cb = ConceptEditing(edit)
+    with pytest.raises(RuntimeError, match="boom"):
+        _trainer(cb).predict(module, _loader())
+    assert module.edited_seen == [True] and not cb.applied
+    assert_same(unet, snap)
