@@ -15,12 +15,13 @@ from cadkit.provenance import run_info
 __all__ = ["default_sampling", "run_generate"]
 
 
-def default_sampling(resolved_spec: str, steps: int | None, guidance: float | None) -> tuple[int, float]:
-    """Defaults: 50 steps and CFG 7.5 (the paper's protocol); ``tiny`` uses its registry defaults."""
+def default_sampling(resolved_spec: str, steps: int | None, guidance: float | None, adapter: Any = None) -> tuple[int, float]:
+    """Defaults: the family's pipeline defaults (SD-1/2: 50 steps, CFG 7.5, the paper's protocol);
+    ``tiny`` uses its registry defaults."""
     from cadkit.models.registry import REGISTRY
 
     entry = REGISTRY.get(resolved_spec)
-    d_steps, d_guid = (50, 7.5)
+    d_steps, d_guid = (int(getattr(adapter, "default_steps", 50)), float(getattr(adapter, "default_guidance", 7.5)))
     if entry is not None and entry.name == "tiny":
         d_steps = int(entry.extra.get("steps", 25))
         d_guid = float(entry.extra.get("guidance", 7.5))
@@ -39,9 +40,9 @@ def run_generate(
     check_writable_dir(out, "--out")
     resolved = resolve_model(model)
     dev = pick_device(device)
-    steps, guidance = default_sampling(model, steps, guidance)
     edit_objs = _load_edits(edits)
     adapter = load_adapter(resolved, device=dev)
+    steps, guidance = default_sampling(model, steps, guidance, adapter)
     handles = _apply_edits(adapter, edit_objs)
     items = expand_prompts(rows, n, seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -91,3 +92,53 @@ def _apply_edits(adapter: Any, edits: Sequence[Any]) -> list[Any]:
             h.remove()
         raise
     return handles
+
+
+def _slug(text: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "concept"
+
+
+def run_attribute(
+    *, model: str, concept: str, base_prompt: str = "", objective: str = "erase", images: str | None = None,
+    samples: int = 1, timesteps: int = 50, guidance: float = 3.0, modules: str = "ff", batch_size: int = 4,
+    devices: int = 1, num_nodes: int = 1, accelerator: str = "auto", precision: str = "32", dtype: str = "fp32",
+    gradient_checkpointing: bool = False, seed: int = 0, out: str | None = None,
+) -> tuple[Path | None, Any]:
+    """``cadkit attribute``: validate, attribute, write the score file (rank 0). Returns (path, result)."""
+    from cadkit.attribution.cad import CAD, validate_attribution_args
+    from cadkit.attribution.pairs import load_image_folder
+    from cadkit.attribution.scores import save_scores
+    from cadkit.attribution.trainer import check_devices
+    from cadkit.io import check_writable_file
+
+    validate_attribution_args(None, concept, objective, samples, timesteps, guidance, batch_size)
+    check_devices(devices, accelerator, num_nodes)
+    path = Path(out) if out else Path("scores") / f"{_slug(model.split('/')[-1])}-{_slug(concept)}-{objective}.safetensors"
+    check_writable_file(path, "--out")
+    resolved = resolve_model(model)
+    adapter = load_adapter(resolved, dtype=dtype)
+    validate_attribution_args(adapter, concept, objective, samples, timesteps, guidance, batch_size)
+    from cadkit.models.adapters.base import parse_modules
+
+    parse_modules(modules, adapter.groups)
+    pix = None
+    if objective == "amplify" and images is not None:
+        pix = load_image_folder(images, adapter.default_resolution)
+    if gradient_checkpointing and hasattr(adapter.denoiser, "enable_gradient_checkpointing"):
+        adapter.denoiser.enable_gradient_checkpointing()
+    res = CAD(adapter, modules).attribute(
+        concept, objective=objective, base_prompt=base_prompt, samples=samples if pix is None else len(pix),
+        timesteps=timesteps, guidance=guidance, seed=seed, images=pix, batch_size=batch_size, devices=devices,
+        num_nodes=num_nodes, accelerator=accelerator, precision=precision, progress=True,
+    )
+    res.metadata["model"]["spec"] = model
+    res.metadata["images"] = images
+    res.metadata["dtype"] = dtype
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return None, res
+    save_scores(path, res, res.metadata)
+    return path, res

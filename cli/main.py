@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -68,6 +69,8 @@ class CadkitGroup(click.Group):
 def cli() -> None:
     """cadkit: Component Attribution for Diffusion models (find, erase and amplify concepts)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 for _name in _COMMAND_MODULES:

@@ -160,7 +160,7 @@ def load_adapter(spec: str | ResolvedModel, dtype: str | torch.dtype = "fp32", d
     resolved = spec if isinstance(spec, ResolvedModel) else resolve_model(spec)
     cls = adapter_class(resolved.pipeline_class)
     if cls is None:
-        raise bad_arg("--model", "a supported family (sd1/sd2 now; sdxl, sd3 when their adapters are installed)", f"{resolved.spec} ({resolved.pipeline_class})")
+        raise bad_arg("--model", "a supported family (sd1, sd2, sdxl, sd3, flux)", f"{resolved.spec} ({resolved.pipeline_class})")
     pipe = load_pipeline(resolved, dtype=dtype, device=device)
     adapter = cls(pipe)
     adapter.spec = resolved.spec  # type: ignore[attr-defined]

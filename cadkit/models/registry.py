@@ -43,6 +43,8 @@ REGISTRY: dict[str, ModelEntry] = {
         ModelEntry("sdxl", "stabilityai/stable-diffusion-xl-base-1.0", "sdxl", "epsilon", 1024, "Stable Diffusion XL base 1.0", erase_ratio=0.0003),
         ModelEntry("sd35", "stabilityai/stable-diffusion-3.5-medium", "sd3", "flow", 1024, "Stable Diffusion 3.5 medium (MMDiT, flow matching)", erase_ratio=0.0003),
         ModelEntry("sd35-large", "stabilityai/stable-diffusion-3.5-large", "sd3", "flow", 1024, "Stable Diffusion 3.5 large (MMDiT, flow matching)", erase_ratio=0.0003),
+        ModelEntry("flux-schnell", "black-forest-labs/FLUX.1-schnell", "flux", "flow", 1024, "FLUX.1 schnell (4-step, no guidance embedding)", erase_ratio=0.0003),
+        ModelEntry("flux-dev", "black-forest-labs/FLUX.1-dev", "flux", "flow", 1024, "FLUX.1 dev (guidance embedding; gated, non-commercial licence)", erase_ratio=0.0003),
         ModelEntry("tiny", "cadkit/tiny", "sd1", "epsilon", 32, "cadkit's embedded model of procedural shapes (trained by `cadkit tiny train`)", erase_ratio=0.01),
     ]
 }

@@ -107,6 +107,9 @@ class DiffusionAdapter(abc.ABC):
     family: ClassVar[str] = ""
     #: Module groups understood by :meth:`module_groups`.
     groups: ClassVar[tuple[str, ...]] = ("all",)
+    #: Sampling defaults of the family's pipeline (SD-1/2: 50 steps, CFG 7.5 as in the paper).
+    default_guidance: float = 7.5
+    default_steps: int = 50
 
     def __init__(self, pipe: Any, device: torch.device | str | None = None) -> None:
         self.pipe = pipe
