@@ -27,7 +27,8 @@ OBJECTIVES = ("erase", "amplify")
 
 
 def _sq(x: Tensor) -> Tensor:
-    return x.float().pow(2).flatten(1).sum(1)
+    """Per-row sum of squares, in at least fp32 (fp64 stays fp64)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32)).pow(2).flatten(1).sum(1)
 
 
 def erase_objective(adapter: DiffusionAdapter, x_t: Tensor, t: Tensor, cond: Condition, base: Condition) -> Tensor:
