@@ -1,0 +1,149 @@
+"""``BenchContext``: what a suite works with (model, prompts, cache, attribution, edits, judging).
+
+A suite is a function ``suite(ctx) -> SuiteResult`` (see :mod:`benchmarks.framework.registry`). The
+context gives it, with everything cached so that reruns resume:
+
+* :meth:`BenchContext.object_records` -- ImageNette-style prompt records (CSV or generated);
+* :meth:`BenchContext.generate` / :meth:`BenchContext.images` -- cached generation (Lightning
+  predict loop, DDP over ``--devices``) and reading images back;
+* :meth:`BenchContext.evaluate` -- generate what is missing, then judge a condition with the object
+  judge and every ``--metric`` plugin (recorded under ``ctx.conditions``);
+* :meth:`BenchContext.scores` / :meth:`BenchContext.edit` -- attribution and edit files in the run folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from benchmarks.framework.concepts import get_edit, get_scores
+from benchmarks.framework.generation import edit_key, generate_missing
+from benchmarks.framework.judging import build_metrics, judge_records, load_images, object_judge
+from benchmarks.framework.options import BenchOptions
+from benchmarks.framework.runfolder import RunFolder
+from cadkit.data import ImageCache, PromptRecord
+
+__all__ = ["BenchContext", "object_records"]
+
+
+def object_records(o: BenchOptions) -> list[PromptRecord]:
+    """Prompt records of ``o.classes``: rows of the ImageNette CSV ``o.prompts`` (its ``class``,
+    ``prompt`` and per-row ``evaluation_seed``; first ``images_per_class`` rows of each class), or
+    ``images_per_class`` generated rows per class from ``o.template`` with seeded rows."""
+    from cadkit.data import class_prompts, load_prompts
+
+    assert o.classes is not None and o.images_per_class is not None
+    if o.prompts is not None:
+        recs = load_prompts(o.prompts, format="imagenette", classes=list(o.classes), per_class=o.images_per_class)
+        order = {c: i for i, c in enumerate(o.classes)}
+        return sorted(recs, key=lambda r: (order.get(r.cls or "", 0), r.index))
+    return class_prompts(list(o.classes), o.images_per_class, o.template, base_seed=o.seed)
+
+
+class BenchContext:
+    """See the module docstring. ``opts`` are resolved options; ``run`` the run folder."""
+
+    def __init__(self, opts: BenchOptions, adapter: Any, run: RunFolder, model_key: str, gen_protocol: dict[str, Any]) -> None:
+        self.opts = opts
+        self.adapter = adapter
+        self.run = run
+        self.cache = ImageCache(run.cache_root)
+        self.model_key = model_key
+        self.gen_protocol = gen_protocol
+        self.conditions: dict[str, dict[str, Any]] = {}
+        self.generated = 0
+        self._judge: Any = None
+        self._plugins: dict[str, Any] | None = None
+
+    # -- prompts and images ------------------------------------------------------------------------------
+    def object_records(self) -> list[PromptRecord]:
+        return object_records(self.opts)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.opts.classes or [])
+
+    def generate(self, records: Sequence[PromptRecord], edit: Any = None) -> int:
+        """Generate the missing images of ``records`` (under ``edit``); returns how many were made."""
+        o = self.opts
+        n = generate_missing(
+            self.adapter, records, self.cache, self.model_key, edit, self.gen_protocol, batch_size=o.batch_size,
+            devices=o.devices, num_nodes=o.num_nodes, accelerator=o.accelerator, strategy=o.strategy, progress=o.progress,
+        )
+        self.generated += n
+        return n
+
+    def keys(self, records: Sequence[PromptRecord], edit: Any = None) -> list[str]:
+        ek = edit_key(edit)
+        return [self.cache.key_for(r, self.model_key, ek, self.gen_protocol) for r in records]
+
+    def images(self, records: Sequence[PromptRecord], edit: Any = None) -> Tensor:
+        """Cached images of ``records`` ``[N, 3, H, W]`` in [0, 1]."""
+        return load_images(self.cache, self.keys(records, edit))
+
+    # -- judging -----------------------------------------------------------------------------------------
+    def metric_context(self) -> dict[str, Any]:
+        """Keyword context given to ``--metric`` plugin factories."""
+        return {"classes": self.classes, "device": str(self.adapter.device), "out_dir": str(self.run.root),
+                "model": self.opts.model, "suite": self.opts.suite}
+
+    def judge(self) -> Any:
+        if self._judge is None:
+            o = self.opts
+            self._judge = object_judge(o.judge, self.classes, o.judge_weights, o.judge_network)
+        return self._judge
+
+    def plugins(self) -> dict[str, Any]:
+        if self._plugins is None:
+            self._plugins = build_metrics(self.opts.metrics, **self.metric_context())
+        return self._plugins
+
+    def evaluate(self, name: str, records: Sequence[PromptRecord], edit: Any = None, **meta: Any) -> dict[str, float]:
+        """Generate (if needed) and judge condition ``name``; returns per-class accuracy (percent).
+
+        Plugin values and ``meta`` are kept in ``self.conditions[name]``.
+        """
+        self.generate(records, edit)
+        metrics = {"object-accuracy": self.judge(), **self.plugins()}
+        got = judge_records(self.cache, records, self.model_key, edit_key(edit), self.gen_protocol, metrics)
+        acc = {str(k): float(v) for k, v in got.pop("object-accuracy").items()}
+        self.conditions[name] = {
+            "edit": getattr(edit, "source", None) if edit is not None else None,
+            "edit_key": edit_key(edit), "selected_entries": edit.num_selected() if edit is not None else 0,
+            "images": len(records), "accuracy": acc, "metrics": got, **meta,
+        }
+        return acc
+
+    # -- attribution and edits ---------------------------------------------------------------------------
+    def scores(self, concept: str, objective: str = "erase", modules: str | None = None, images: Tensor | None = None,
+               samples: int | None = None) -> tuple[dict[str, Tensor], dict[str, str], Path]:
+        """Score file of ``concept`` (cached in ``scores/``) with the run's attribution settings
+        (``samples`` overrides ``--attr-samples``, e.g. generated amplify images)."""
+        o = self.opts
+        assert o.attr_timesteps is not None
+        return get_scores(
+            self.adapter, self.run.scores_dir, concept, objective, modules or str(o.modules), samples=samples or o.attr_samples,
+            timesteps=o.attr_timesteps, guidance=o.attr_guidance, seed=o.seed, base_prompt=o.base_prompt, images=images,
+            batch_size=min(o.batch_size, 8), devices=o.devices, num_nodes=o.num_nodes, accelerator=o.accelerator, progress=o.progress,
+        )
+
+    def edit(self, concept: str, mode: str = "erase", ratio: float | None = None, modules: str | None = None,
+             scale: float | None = None, objective: str | None = None, images: Tensor | None = None,
+             samples: int | None = None, score_modules: str | None = None) -> Any:
+        """The edit of ``concept`` on ``modules`` (default ``--modules``) from the scores of ``objective``
+        (default: ``erase`` unless ``mode`` is ``amplify``) computed on ``score_modules`` (default: ``modules``)."""
+        o = self.opts
+        mods = modules or str(o.modules)
+        obj = objective or ("amplify" if mode == "amplify" else "erase")
+        s, meta, path = self.scores(concept, obj, score_modules or mods, images, samples)
+        r = float(ratio if ratio is not None else o.ratio)  # type: ignore[arg-type]
+        return get_edit(self.adapter, self.run.edits_dir, s, meta, concept, mode, r, mods, o.granularity, scale, source=str(path))
+
+    @property
+    def is_main(self) -> bool:
+        import torch.distributed as dist
+
+        return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0

@@ -1,0 +1,101 @@
+"""Judging cached images with TorchMetrics metrics: the object-accuracy judge and ``--metric`` plugins.
+
+Images are read back from the image cache (so the values are those of the stored PNGs and do not
+depend on how many processes generated them) and fed in batches to each metric's
+``update(images, records)`` (the plugin contract of :mod:`cadkit.metrics.registry`); ``records`` are
+prompt-file rows (:func:`record_row`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from cadkit.data import ImageCache, PromptRecord
+from cadkit.errors import CadkitError
+
+__all__ = ["record_row", "object_judge", "build_metrics", "judge_records", "load_images", "judge_protocol"]
+
+
+def record_row(r: PromptRecord) -> dict[str, Any]:
+    """A prompt record as the row a metric plugin receives (``prompt``, ``evaluation_seed``, ``class``, ...)."""
+    row: dict[str, Any] = dict(r.extra)
+    row.update(
+        index=r.index, prompt=r.prompt, seed=r.seed, evaluation_seed=r.seed, guidance=r.guidance,
+        case_number=r.case_number, categories=list(r.categories),
+    )
+    if r.cls is not None:
+        row["class"] = r.cls
+    if r.artist is not None:
+        row["artist"] = r.artist
+    return row
+
+
+def object_judge(judge: str, classes: Sequence[str], judge_weights: str | None = None, judge_network: Any = None) -> Any:
+    """The ``object-accuracy`` metric for ``classes`` with the chosen judge network.
+
+    ``tiny``: the embedded judge (``cadkit.tiny.judge.object_classifier``, or the weights at
+    ``judge_weights``); ``imagenet``: the paper's ResNet50 (fails offline with one line naming the
+    weights); ``judge_network = (classifier, labels)`` injects any classifier.
+    """
+    from cadkit.metrics import get_metric
+
+    if judge_network is not None:
+        net, labels = judge_network
+        return get_metric("object-accuracy", classes=list(classes), classifier=net, labels=list(labels))
+    if judge == "tiny":
+        from cadkit.tiny.judge import object_classifier
+
+        net = object_classifier(judge_weights)
+        return get_metric("object-accuracy", classes=list(classes), classifier=net, labels=list(net.classes))
+    return get_metric("object-accuracy", classes=list(classes))
+
+
+def judge_protocol(judge: str, judge_weights: str | None = None, judge_network: Any = None) -> dict[str, Any]:
+    """What the report records about the judge."""
+    if judge_network is not None:
+        return {"judge": "injected", "network": type(judge_network[0]).__name__}
+    if judge == "tiny":
+        from cadkit.tiny.judge import judge_path
+
+        return {"judge": "tiny", "weights": str(judge_weights or judge_path()), "top1": "class name match"}
+    from cadkit.metrics.accuracy import IMAGENET_RESNET50
+
+    return {"judge": "imagenet", "network": f"timm/{IMAGENET_RESNET50}", "preprocess": "resize 232, crop 224", "top1": "ImageNet label of the class"}
+
+
+def build_metrics(names: Sequence[str], **context: Any) -> dict[str, Any]:
+    """Plugin / built-in metrics by name (``--metric NAME``), each built with ``context``."""
+    from cadkit.metrics import get_metric
+
+    return {n: get_metric(n, **context) for n in names}
+
+
+def load_images(cache: ImageCache, keys: Sequence[str]) -> Tensor:
+    """Cached images ``[len(keys), 3, H, W]`` in [0, 1]."""
+    missing = [k for k in keys if not cache.has(k)]
+    if missing:
+        raise CadkitError(f"image cache: {len(missing)} image(s) missing under {cache.root} (first {missing[0]}); rerun to generate them")
+    return torch.stack([cache.get(k) for k in keys])
+
+
+def judge_records(
+    cache: ImageCache, records: Sequence[PromptRecord], model: str, edit: str | None, protocol: Mapping[str, Any],
+    metrics: Mapping[str, Any], batch_size: int = 64,
+) -> dict[str, Any]:
+    """Reset every metric, feed it the cached images of ``records``, return ``{name: compute()}``."""
+    from cadkit.metrics.registry import to_python
+
+    for m in metrics.values():
+        m.reset()
+    for i in range(0, len(records), batch_size):
+        chunk = list(records[i : i + batch_size])
+        imgs = load_images(cache, [cache.key_for(r, model, edit, protocol) for r in chunk])
+        rows = [record_row(r) for r in chunk]
+        for m in metrics.values():
+            dev = next((b.device for b in m.buffers()), torch.device("cpu"))
+            m.update(imgs.to(dev), rows)
+    return {n: to_python(m.compute()) for n, m in metrics.items()}

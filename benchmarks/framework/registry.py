@@ -1,0 +1,143 @@
+"""The suite registry and :func:`run_suite`, the one function every ``cadkit bench NAME`` calls.
+
+A suite is registered with :func:`register_suite`::
+
+    @register_suite("erase-objects", "Table 1: CAD-Erase per class -> target / other accuracy")
+    def erase_objects(ctx: BenchContext) -> SuiteResult: ...
+
+Every module in the ``benchmarks.suites`` package is imported by :func:`load_suites`, so a new
+suite only needs a new module there. :func:`run_suite` validates the options (one-line errors,
+nothing written), loads the model, checks or writes ``protocol.json``, runs the suite and writes
+the report (rank 0), all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.framework.options import BenchOptions, default_out, resolve
+from benchmarks.framework.report import SuiteResult, write_report
+from benchmarks.framework.runfolder import RunFolder
+from cadkit.errors import bad_arg
+
+__all__ = ["SuiteOption", "Suite", "SUITES", "register_suite", "load_suites", "get_suite", "run_suite", "prepare"]
+
+
+@dataclass(frozen=True)
+class SuiteOption:
+    """A suite-specific command-line option: ``--flag`` sets ``BenchOptions.<name>`` if that field
+    exists, else ``BenchOptions.extra[name]``. ``type`` is a Python type or a click parameter type."""
+
+    name: str
+    flag: str
+    help: str = ""
+    type: Any = str
+    default: Any = None
+    is_flag: bool = False
+
+
+@dataclass
+class Suite:
+    """A registered suite: ``run(ctx) -> SuiteResult``; ``check(opts)`` validates suite-specific
+    options (after :func:`resolve`, before anything is loaded or written); ``defaults`` are option
+    values this suite uses instead of the common defaults when the user gave none."""
+
+    name: str
+    run: Callable[[Any], SuiteResult]
+    help: str = ""
+    check: Callable[[BenchOptions], BenchOptions] | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+    options: tuple[SuiteOption, ...] = ()
+
+
+SUITES: dict[str, Suite] = {}
+
+
+def register_suite(name: str, help: str = "", check: Callable[[BenchOptions], BenchOptions] | None = None,
+                   defaults: dict[str, Any] | None = None, options: tuple[SuiteOption, ...] = ()) -> Callable[[Callable[[Any], SuiteResult]], Callable[[Any], SuiteResult]]:
+    """Decorator registering ``fn(ctx) -> SuiteResult`` as suite ``name`` (see :class:`Suite`)."""
+
+    def deco(fn: Callable[[Any], SuiteResult]) -> Callable[[Any], SuiteResult]:
+        SUITES[name] = Suite(name, fn, help or (fn.__doc__ or "").strip().splitlines()[0], check, dict(defaults or {}), tuple(options))
+        return fn
+
+    return deco
+
+
+def load_suites() -> dict[str, Suite]:
+    """Import every module of ``benchmarks.suites`` (each registers its suites); returns the registry."""
+    import benchmarks.suites as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{info.name}")
+    return SUITES
+
+
+def get_suite(name: str) -> Suite:
+    suites = load_suites()
+    if name not in suites:
+        raise bad_arg("suite", sorted(suites), name)
+    return suites[name]
+
+
+def _apply_defaults(opts: BenchOptions, suite: Suite) -> BenchOptions:
+    changes = {k: v for k, v in suite.defaults.items() if getattr(opts, k) is None}
+    return dataclasses.replace(opts, **changes) if changes else opts
+
+
+def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, BenchOptions, Any]:
+    """Validate everything, then load the model: ``(suite, resolved options, adapter)``."""
+    suite = get_suite(name)
+    o = _apply_defaults(opts, suite)
+    if o.modules is None:
+        o = dataclasses.replace(o, modules="ff")
+    o = resolve(o, name)  # everything that needs no model: fails before loading it
+    if suite.check is not None:
+        o = suite.check(o)
+    if adapter is None:
+        from cadkit.models import load_adapter
+
+        adapter = load_adapter(o.model, dtype=o.dtype)
+        from cadkit.models.loading import pick_device
+
+        if o.accelerator in ("auto", "cuda", "gpu") and o.devices * o.num_nodes == 1:
+            dev = pick_device(None)
+            adapter.pipe.to(dev)
+    o = resolve(o, name, adapter)
+    return suite, o, adapter
+
+
+def run_suite(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[SuiteResult, Path]:
+    """Run suite ``name``: returns its result and the run folder (report written there by rank 0)."""
+    from benchmarks.framework.context import BenchContext
+    from benchmarks.framework.generation import generation_protocol, model_fingerprint, model_key
+    from benchmarks.framework.judging import judge_protocol
+    from cadkit.provenance import run_info
+
+    t0 = time.time()
+    suite, o, adapter = prepare(name, opts, adapter)
+    out = Path(o.out) if o.out else default_out(name, o.model)
+    run = RunFolder(out, o.cache)
+    fp = model_fingerprint(adapter)
+    assert o.steps is not None and o.guidance is not None
+    gen = generation_protocol(adapter, o.steps, o.guidance, o.dtype)
+    protocol = {**o.protocol(), "model_fingerprint": fp, "generation": gen}
+    resumed = run.start(protocol)
+    ctx = BenchContext(o, adapter, run, model_key(o.model, fp), gen)
+    result = suite.run(ctx)
+    info = {
+        "protocol": protocol, "execution": o.execution(), "judge_info": judge_protocol(o.judge, o.judge_weights, o.judge_network),
+        "model_info": adapter.model_info(), "resumed": resumed, "generated": ctx.generated,
+        "wall_time_s": round(time.time() - t0, 2), **run_info(),
+    }
+    if ctx.is_main:
+        result.conditions = {**ctx.conditions, **result.conditions}
+        write_report(out, result, info)
+    return result, out

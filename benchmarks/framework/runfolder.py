@@ -1,0 +1,106 @@
+"""The run folder of a benchmark: ``protocol.json`` first, then scores, edits, images, reports.
+
+Layout of ``--out DIR``::
+
+    protocol.json      written before any work; a rerun must have the same protocol (it resumes)
+    cache/             the image cache (``cadkit.data.ImageCache``), unless ``--cache`` points elsewhere
+    scores/            one attribution score file per (concept, objective, modules)
+    edits/             one edit file per (concept, mode, ratio, modules, ...)
+    report.md results.csv results.json *.png grids/   written last, atomically
+
+A run folder made with another protocol is refused with one line naming the first setting that
+differs, so numbers of two protocols never mix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cadkit.errors import CadkitError
+from cadkit.io import check_writable_dir, write_json
+
+__all__ = ["RunFolder", "first_difference", "PROTOCOL_FILE"]
+
+PROTOCOL_FILE = "protocol.json"
+
+
+def _flat(d: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.extend(_flat(v, key + "."))
+        else:
+            out.append((key, v))
+    return out
+
+
+def first_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, Any, Any] | None:
+    """``(setting, old value, new value)`` of the first setting (in ``new``'s order) that differs."""
+    a, b = dict(_flat(old)), _flat(new)
+    for k, v in b:
+        if k not in a or json.dumps(a[k], sort_keys=True, default=str) != json.dumps(v, sort_keys=True, default=str):
+            return k, a.get(k, "<absent>"), v
+    extra = [k for k in a if k not in dict(b)]
+    if extra:
+        return extra[0], a[extra[0]], "<absent>"
+    return None
+
+
+class RunFolder:
+    """One benchmark run's folder (see the module docstring)."""
+
+    def __init__(self, root: str | os.PathLike[str], cache: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root)
+        self.cache_root = Path(cache) if cache is not None else self.root / "cache"
+
+    @property
+    def scores_dir(self) -> Path:
+        return self.root / "scores"
+
+    @property
+    def edits_dir(self) -> Path:
+        return self.root / "edits"
+
+    @property
+    def grids_dir(self) -> Path:
+        return self.root / "grids"
+
+    def check(self, protocol: Mapping[str, Any]) -> None:
+        """Refuse (one line) a folder that is not writable or was made with another protocol; write nothing."""
+        check_writable_dir(self.root, "--out")
+        p = self.root / PROTOCOL_FILE
+        if p.exists():
+            try:
+                old = json.loads(p.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise CadkitError(f"--out: {p} is not a readable protocol file ({type(exc).__name__}); use another --out") from None
+            diff = first_difference(old, protocol)
+            if diff is not None:
+                k, a, b = diff
+                raise CadkitError(
+                    f"--out: {self.root} holds a run with another protocol ({k}: {a!r} there, {b!r} now); "
+                    "use another --out or delete that folder"
+                )
+        elif self.root.is_dir() and any(self.root.iterdir()):
+            raise CadkitError(f"--out: {self.root} is not empty and has no {PROTOCOL_FILE}; use an empty or new folder")
+        if self.cache_root != self.root / "cache":
+            check_writable_dir(self.cache_root, "--cache")
+
+    def start(self, protocol: Mapping[str, Any]) -> bool:
+        """Check, then write ``protocol.json`` if it is not there; True when resuming an earlier run."""
+        self.check(protocol)
+        p = self.root / PROTOCOL_FILE
+        resumed = p.exists()
+        if not resumed:
+            self.root.mkdir(parents=True, exist_ok=True)
+            write_json(p, protocol)
+        return resumed
+
+    def protocol(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.root / PROTOCOL_FILE).read_text())
+        return data

@@ -1,0 +1,246 @@
+"""The object suites: ``erase-objects`` (Tab. 1), ``amplify-objects`` (Tab. 6), ``ablate-modules``
+(Tab. 7), ``ratio-sweep`` (Fig. 7) and ``scale`` (Tab. 11).
+
+Every condition (the base model, or the model under one edit) generates the prompts of *all* the
+classes, so each edit is judged on its target class and on the others. The attribution concept of
+a class is its bare name (paper: "church"), with ``c_base = ""``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from benchmarks.framework.context import BenchContext
+from benchmarks.framework.options import BenchOptions, is_tiny
+from benchmarks.framework.registry import SuiteOption, register_suite
+from benchmarks.framework.report import SuiteResult, Table, bar_chart, curve_chart, image_grid
+from cadkit.data import PromptRecord
+from cadkit.errors import bad_arg
+from cadkit.metrics import others_mean
+
+__all__ = ["erase_objects", "amplify_objects", "ablate_modules", "ratio_sweep", "scale_suite", "table1", "class_images",
+           "ABLATION_GROUPS", "default_ratios"]
+
+ABLATION_GROUPS = "ff,attn1,attn2,resnet"
+GRID_IMAGES = 6
+
+
+def _mean(vals: Sequence[float]) -> float:
+    v = [x for x in vals if not math.isnan(x)]
+    return sum(v) / len(v) if v else float("nan")
+
+
+def table1(name: str, title: str, classes: Sequence[str], base: Mapping[str, float], edited: Mapping[str, Mapping[str, float]],
+           label: str = "edited") -> Table:
+    """Table 1 shape: per target class, base/edited accuracy on the target and mean over the others; mean row."""
+    rows: list[dict[str, Any]] = []
+    for c in classes:
+        e = edited[c]
+        rows.append({"target": c, "base_target": base[c], "edited_target": e[c],
+                     "base_others": others_mean(base, c), "edited_others": others_mean(e, c)})
+    keys = ("base_target", "edited_target", "base_others", "edited_others")
+    rows.append({"target": "mean", **{k: _mean([r[k] for r in rows]) for k in keys}})
+    cols = [("target", "target class"), ("base_target", "base: target acc"), ("edited_target", f"{label}: target acc"),
+            ("base_others", "base: others acc"), ("edited_others", f"{label}: others acc")]
+    return Table(name, title, cols, rows)
+
+
+def _summary(classes: Sequence[str], base: Mapping[str, float], edited: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    return {"target": _mean([edited[c][c] for c in classes]), "others": _mean([others_mean(edited[c], c) for c in classes]),
+            "base_target": _mean([base[c] for c in classes]), "base_others": _mean([others_mean(base, c) for c in classes])}
+
+
+def _by_class(records: Sequence[PromptRecord]) -> dict[str, list[PromptRecord]]:
+    out: dict[str, list[PromptRecord]] = {}
+    for r in records:
+        out.setdefault(str(r.cls), []).append(r)
+    return out
+
+
+def _grid(ctx: BenchContext, records: Sequence[PromptRecord], edits: Mapping[str, Any], label: str) -> bytes:
+    """Per class: its first images under the base model, then under that class's edit (same prompts and seeds)."""
+    rows: list[Tensor] = []
+    labels: list[str] = []
+    per = _by_class(records)
+    for c, e in edits.items():
+        rs = per[c][:GRID_IMAGES]
+        rows += [ctx.images(rs), ctx.images(rs, e)]
+        labels += [f"{c}: base", f"{c}: {label}"]
+    return image_grid(rows, labels)
+
+
+def _bars(t: Table, title: str, label: str) -> bytes:
+    rows = [r for r in t.rows if r["target"] != "mean"]
+    names = [r["target"] for r in rows]
+    return bar_chart(names, {"base: target": [r["base_target"] for r in rows], f"{label}: target": [r["edited_target"] for r in rows],
+                             "base: others": [r["base_others"] for r in rows], f"{label}: others": [r["edited_others"] for r in rows]}, title)
+
+
+# -- erase-objects -----------------------------------------------------------------------------------------
+@register_suite("erase-objects", "Table 1: CAD-Erase each class; accuracy on the target and the other classes")
+def erase_objects(ctx: BenchContext) -> SuiteResult:
+    """Table 1: CAD-Erase each class; accuracy on the target and the other classes."""
+    recs = ctx.object_records()
+    base = ctx.evaluate("base", recs)
+    edited: dict[str, dict[str, float]] = {}
+    edits: dict[str, Any] = {}
+    for c in ctx.classes:
+        edits[c] = ctx.edit(c, "erase")
+        edited[c] = ctx.evaluate(f"CAD-Erase {c}", recs, edits[c], target=c, ratio=ctx.opts.ratio)
+    t = table1("erase-objects", f"CAD-Erase at ratio {ctx.opts.ratio:g} (accuracy %, judge: {ctx.opts.judge})", ctx.classes, base, edited, "CAD-Erase")
+    files = {"accuracy.png": _bars(t, "erase-objects", "CAD-Erase"), "grids/erase.png": _grid(ctx, recs, edits, "erased")}
+    return SuiteResult("erase-objects", [t], files=files)
+
+
+# -- amplify-objects ---------------------------------------------------------------------------------------
+def class_images(ctx: BenchContext, cls: str) -> Tensor | None:
+    """Real images of ``cls`` in [-1, 1] at the model's resolution: ``--images-root DIR/{cls}/`` (first
+    ``amplify_images``), procedural renders for ``tiny`` (item ``i`` of set ``1000 + seed``), else None
+    (the attribution then generates ``amplify_images`` images of the concept)."""
+    o = ctx.opts
+    n = int(o.amplify_images or 5)
+    res = int(ctx.adapter.default_resolution)
+    if o.images_root is not None:
+        from cadkit.attribution.pairs import load_image_folder
+
+        return load_image_folder(Path(o.images_root) / cls, res, "--images-root")[:n]
+    if o.judge == "tiny" or is_tiny(o.model):
+        from cadkit.tiny.domain import OBJECTS, render_set
+
+        if cls not in OBJECTS:
+            return None
+        imgs, _, _ = render_set(n, 1000 + o.seed, objects=[OBJECTS.index(cls)] * n)
+        x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        if x.shape[-1] != res:
+            x = torch.nn.functional.interpolate(x, size=(res, res), mode="bilinear", antialias=True, align_corners=False)
+        return x
+    return None
+
+
+def _check_images_root(o: BenchOptions) -> BenchOptions:
+    if o.images_root is not None:
+        root = Path(o.images_root)
+        for c in o.classes or ():
+            if not (root / c).is_dir():
+                raise bad_arg("--images-root", f"a folder with a sub-folder of images per class (missing {root / c})", str(root))
+    return o
+
+
+@register_suite("amplify-objects", "Table 6: CAD-Amplify each class from real images; target and other accuracy",
+                check=_check_images_root, options=(
+                    SuiteOption("images_root", "--images-root", "Real images: DIR/{class}/ [tiny: procedural renders; else generated]"),
+                    SuiteOption("amplify_images", "--amplify-images", "Images per class for the amplify objective [5]", int)))
+def amplify_objects(ctx: BenchContext) -> SuiteResult:
+    """Table 6: CAD-Amplify each class from real images; target and other accuracy."""
+    recs = ctx.object_records()
+    base = ctx.evaluate("base", recs)
+    edited: dict[str, dict[str, float]] = {}
+    edits: dict[str, Any] = {}
+    sources = {}
+    for c in ctx.classes:
+        imgs = class_images(ctx, c)
+        sources[c] = "generated" if imgs is None else ("images-root" if ctx.opts.images_root else "renders")
+        edits[c] = ctx.edit(c, "amplify", images=imgs, samples=ctx.opts.amplify_images)
+        edited[c] = ctx.evaluate(f"CAD-Amplify {c}", recs, edits[c], target=c, ratio=ctx.opts.ratio, amplify_images=sources[c])
+    t = table1("amplify-objects", f"CAD-Amplify at ratio {ctx.opts.ratio:g} (accuracy %, judge: {ctx.opts.judge})", ctx.classes, base, edited, "CAD-Amplify")
+    weakest = sorted(ctx.classes, key=lambda c: base[c])[: max(1, len(ctx.classes) // 3)]
+    note = "weakest base classes: " + ", ".join(f"{c} {base[c]:.1f} -> {edited[c][c]:.1f}" for c in weakest)
+    files = {"accuracy.png": _bars(t, "amplify-objects", "CAD-Amplify"), "grids/amplify.png": _grid(ctx, recs, edits, "amplified")}
+    return SuiteResult("amplify-objects", [t], files=files, notes=[note, f"amplify images per class: {sources}"])
+
+
+# -- ablate-modules ----------------------------------------------------------------------------------------
+@register_suite("ablate-modules", "Table 7: erase-objects with the edit restricted to each module group",
+                defaults={"modules": ABLATION_GROUPS})
+def ablate_modules(ctx: BenchContext) -> SuiteResult:
+    """Table 7: erase-objects with the edit restricted to each module group."""
+    groups = [g.strip() for g in str(ctx.opts.modules).split(",") if g.strip()]
+    recs = ctx.object_records()
+    base = ctx.evaluate("base", recs)
+    rows = []
+    tables = []
+    for g in groups:
+        edited = {}
+        for c in ctx.classes:
+            e = ctx.edit(c, "erase", modules=g, score_modules=str(ctx.opts.modules))
+            edited[c] = ctx.evaluate(f"CAD-Erase {c} [{g}]", recs, e, target=c, modules=g)
+        s = _summary(ctx.classes, base, edited)
+        rows.append({"modules": g, **s})
+        tables.append(table1(f"ablate-{g}", f"CAD-Erase on {g} only (accuracy %)", ctx.classes, base, edited, f"CAD-Erase [{g}]"))
+    cols = [("modules", "module group"), ("base_target", "base: target acc"), ("target", "edited: target acc"),
+            ("base_others", "base: others acc"), ("others", "edited: others acc")]
+    summary = Table("ablate-modules", f"Module groups at ratio {ctx.opts.ratio:g} (mean over classes, accuracy %)", cols, rows)
+    chart = bar_chart(groups, {"target": [r["target"] for r in rows], "others": [r["others"] for r in rows]}, "ablate-modules")
+    return SuiteResult("ablate-modules", [summary, *tables], files={"modules.png": chart})
+
+
+# -- ratio-sweep -------------------------------------------------------------------------------------------
+def default_ratios(o: BenchOptions) -> tuple[float, ...]:
+    """tiny: 0.2 % .. 5 %; SD models: 0.05 % .. 1 % (around the paper's 0.1 %); ``--quick``: 3 of them."""
+    full = (0.002, 0.005, 0.01, 0.02, 0.05) if is_tiny(o.model) or o.judge == "tiny" else (0.0005, 0.001, 0.002, 0.005, 0.01)
+    return (full[1], full[2], full[4]) if o.quick else full
+
+
+def _check_ratios(o: BenchOptions) -> BenchOptions:
+    return o if o.ratios is not None else dataclasses.replace(o, ratios=default_ratios(o))
+
+
+@register_suite("ratio-sweep", "Fig. 7: target and other accuracy of CAD-Erase over a list of ratios", check=_check_ratios,
+                options=(SuiteOption("ratios", "--ratios", "Comma list of ratios (fractions or percents) [tiny: 0.002,0.005,0.01,0.02,0.05; SD: 0.0005..0.01]"),))
+def ratio_sweep(ctx: BenchContext) -> SuiteResult:
+    """Fig. 7: target and other accuracy of CAD-Erase over a list of ratios."""
+    ratios = sorted(ctx.opts.ratios or ())
+    recs = ctx.object_records()
+    base = ctx.evaluate("base", recs)
+    b = _summary(ctx.classes, base, {c: base for c in ctx.classes})
+    rows: list[dict[str, Any]] = [{"ratio": 0.0, "target": b["base_target"], "others": b["base_others"], "selected": 0}]
+    for r in ratios:
+        edited = {}
+        sel = 0
+        for c in ctx.classes:
+            e = ctx.edit(c, "erase", ratio=r)
+            sel += e.num_selected()
+            edited[c] = ctx.evaluate(f"CAD-Erase {c} r={r:g}", recs, e, target=c, ratio=r)
+        s = _summary(ctx.classes, base, edited)
+        rows.append({"ratio": r, "target": s["target"], "others": s["others"], "selected": sel // max(1, len(ctx.classes))})
+    cols = [("ratio", "ratio"), ("target", "target acc"), ("others", "others acc"), ("selected", "entries zeroed per edit")]
+    t = Table("ratio-sweep", "CAD-Erase over ratios (mean over classes, accuracy %; ratio 0 = base model)", cols, rows,
+              formats={"ratio": "g"})
+    ok = [row["ratio"] for row in rows[1:] if row["target"] <= 15.0 and row["others"] >= b["base_others"] - 10.0]
+    note = (f"smallest ratio that erases (mean target <= 15 %, others within 10 points of base): {min(ok):g}" if ok
+            else "no ratio reached mean target <= 15 % with others within 10 points of base")
+    chart = curve_chart(ratios, {"target": [row["target"] for row in rows[1:]], "others": [row["others"] for row in rows[1:]]},
+                        "ratio-sweep", "ratio (fraction of each row)")
+    return SuiteResult("ratio-sweep", [t], files={"ratio_sweep.png": chart}, notes=[note])
+
+
+# -- scale -------------------------------------------------------------------------------------------------
+@register_suite("scale", "Table 11: scaling negative components by s vs knocking out positive ones",
+                options=(SuiteOption("scales", "--scales", "Comma list of factors s for the negative components [1.5,2,3]"),))
+def scale_suite(ctx: BenchContext) -> SuiteResult:
+    """Table 11: scaling negative components by s vs knocking out positive ones."""
+    recs = ctx.object_records()
+    base = ctx.evaluate("base", recs)
+    b = _summary(ctx.classes, base, {c: base for c in ctx.classes})
+    rows: list[dict[str, Any]] = [{"intervention": "base model", "target": b["base_target"], "others": b["base_others"]}]
+    variants: list[tuple[str, str, float | None]] = [("knock out positive (CAD-Erase)", "erase", None)]
+    variants += [(f"scale negative x{s:g}", "scale", s) for s in ctx.opts.scales]
+    for label, mode, s in variants:
+        edited = {}
+        for c in ctx.classes:
+            e = ctx.edit(c, mode, scale=s, objective="erase")
+            edited[c] = ctx.evaluate(f"{label} {c}", recs, e, target=c, mode=mode, scale=s)
+        sm = _summary(ctx.classes, base, edited)
+        rows.append({"intervention": label, "target": sm["target"], "others": sm["others"]})
+    cols = [("intervention", "intervention"), ("target", "target acc"), ("others", "others acc")]
+    t = Table("scale", f"Interventions at ratio {ctx.opts.ratio:g} (mean over classes, accuracy %)", cols, rows)
+    chart = bar_chart([r["intervention"] for r in rows], {"target": [r["target"] for r in rows], "others": [r["others"] for r in rows]}, "scale")
+    return SuiteResult("scale", [t], files={"scale.png": chart})
+
