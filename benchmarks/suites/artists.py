@@ -1,0 +1,250 @@
+"""``erase-artists`` (Tab. 5): per artist, attribute its style -> CAD-Erase -> LPIPS between base and edited
+images of the same prompt and seed, on the target artist (higher = erased) and the others (lower = kept).
+
+Two modes:
+
+artists (``--artist-prompts FILE``, the artists CSV ``prompt, evaluation_seed, artist``)
+    the attribution concept is ``--concept-template`` ("a photo in the style of {artist}", paper) with
+    ``c_base = ""``; ``--artists`` picks artists of the file (default all; ``--quick``: the first 3);
+    ``--limit N`` keeps each artist's first N prompts; every row keeps its own seed. LPIPS is the
+    ``lpips`` package's AlexNet LPIPS v0.1; without its weights offline the run stops with one line.
+styles (no ``--artist-prompts``: the embedded ``tiny`` world)
+    the 5 styles of ``cadkit.tiny.domain.STYLES`` play the artists: the prompt and the attribution
+    concept of a style are ``style_prompt(style)`` ("an image in {style} style"), with
+    ``--images-per-class`` seeded rows per style (default 20, ``--quick`` 4). Besides LPIPS the table
+    has the style accuracy of the tiny judge's style head (target style: base -> edited, higher base
+    and lower edited = erased; other styles: base -> edited, equal = kept). LPIPS needs the AlexNet
+    backbone weights; when they are not available offline the LPIPS columns are left empty and the
+    report says so: a random backbone would give numbers without meaning, so none is used.
+
+Every condition generates the prompts of all the artists, so each edit is judged on its target and on
+the others. With ``--unet`` (another method's model) the table has one row, for ``--target``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import Any
+
+from torch import Tensor
+
+from benchmarks.framework.context import BenchContext
+from benchmarks.framework.options import QUICK, BenchOptions
+from benchmarks.framework.registry import SuiteOption, register_suite
+from benchmarks.framework.report import SuiteResult, Table, bar_chart, image_grid
+from benchmarks.suites.safety import (
+    INJECTED,
+    PROMPT_OPTIONS,
+    Variant,
+    check_unet,
+    evaluate_variant,
+    injected_note,
+    prepare_options,
+    prompt_records,
+    using,
+)
+from cadkit.data import ImageCache, PromptRecord
+from cadkit.errors import CadkitError, bad_arg
+from cadkit.metrics import others_mean
+
+__all__ = ["erase_artists", "ARTIST_OPTIONS", "DEFAULT_CONCEPT", "artist_records", "artist_table", "STYLE_TEMPLATE"]
+
+DEFAULT_CONCEPT = "a photo in the style of {artist}"
+STYLE_TEMPLATE = "an image in {class} style"
+"""``style_prompt(style)`` as a ``class_prompts`` template (styles mode)."""
+
+ARTIST_OPTIONS: tuple[SuiteOption, ...] = (
+    SuiteOption("artist_prompts", "--artist-prompts", "Artist prompt CSV (prompt, evaluation_seed, artist) [the tiny world's styles]"),
+    SuiteOption("artists", "--artists", "Comma list of artists (or tiny styles) to erase [all; --quick: first 3]"),
+    SuiteOption("concept_template", "--concept-template", "Attribution concept of an artist", default=DEFAULT_CONCEPT),
+    *PROMPT_OPTIONS,
+    SuiteOption("unet", "--unet", "Benchmark this denoiser (one erased artist, --target) instead of the CAD edits"),
+    SuiteOption("method", "--method", "Row label of the --unet model [its file name]"),
+    SuiteOption("target", "--target", "The artist the --unet model erased"),
+)
+
+
+def _styles_mode(o: BenchOptions) -> bool:
+    return not o.extra.get("artist_prompts")
+
+
+def artist_records(o: BenchOptions) -> tuple[list[str], list[PromptRecord]]:
+    """``(artists, records)``: the erased artists and the prompts of all of them (see the module docstring)."""
+    x = o.extra
+    wanted = [a.strip() for a in str(x.get("artists") or "").split(",") if a.strip()] or None
+    if _styles_mode(o):
+        from cadkit.data import class_prompts
+        from cadkit.tiny.domain import STYLES
+
+        for a in wanted or ():
+            if a not in STYLES:
+                raise bad_arg("--artists", f"styles of the tiny world ({', '.join(STYLES)}) or --artist-prompts FILE", a)
+        names = wanted or list(STYLES)
+        per = int(o.images_per_class or 20)
+        recs = class_prompts(names, per, STYLE_TEMPLATE, base_seed=o.seed)
+        for r in recs:
+            r.artist, r.cls = r.cls, None
+    else:
+        limit = x.get("limit")
+        recs = prompt_records(dataclasses.replace(o, extra={**x, "limit": None}), str(x["artist_prompts"]), "--artist-prompts",
+                              "artists", artists=wanted)
+        names = list(dict.fromkeys(str(r.artist) for r in recs))
+        if limit:
+            seen: dict[str, int] = {}
+            kept = []
+            for r in recs:
+                seen[str(r.artist)] = seen.get(str(r.artist), 0) + 1
+                if seen[str(r.artist)] <= int(limit):
+                    kept.append(r)
+            recs = kept
+    if o.quick and not wanted:
+        names = names[: QUICK["classes"]]
+        recs = [r for r in recs if r.artist in names]
+    return names, recs
+
+
+def _check(o: BenchOptions) -> BenchOptions:
+    o = prepare_options(o, ARTIST_OPTIONS)
+    if _styles_mode(o):
+        per = int(o.extra.get("limit") or o.images_per_class or 20)
+        o = dataclasses.replace(o, images_per_class=min(per, QUICK["images_per_class"]) if o.quick else per)
+    if "{artist}" not in str(o.extra["concept_template"]):
+        raise bad_arg("--concept-template", "a template containing '{artist}'", o.extra["concept_template"])
+    names, _ = artist_records(o)
+    if o.extra.get("unet"):
+        t = o.extra.get("target")
+        if t not in names:
+            raise bad_arg("--target", f"the artist the --unet model erased (one of {', '.join(names)})", t)
+    check_unet(o)
+    return o
+
+
+def concept_of(o: BenchOptions, artist: str) -> str:
+    """The attribution concept of ``artist``: ``style_prompt(style)`` in styles mode, else the template."""
+    if _styles_mode(o):
+        from cadkit.tiny.domain import style_prompt
+
+        return style_prompt(artist)
+    return str(o.extra["concept_template"]).replace("{artist}", artist)
+
+
+def _base_image(cache: ImageCache, keys: Mapping[int, str], row: Mapping[str, Any]) -> Tensor:
+    return cache.get(keys[int(row["index"])])
+
+
+def _lpips_net(styles: bool) -> tuple[Any, str]:
+    """(network or None, description)."""
+    if "lpips_net" in INJECTED:
+        return INJECTED["lpips_net"], "injected network"
+    from cadkit.metrics.lpips import lpips_alex
+
+    try:
+        return lpips_alex(), "lpips 0.1, AlexNet (torchvision ImageNet weights)"
+    except CadkitError as exc:
+        if not styles:
+            raise
+        return None, f"not computed: {exc}"
+
+
+def _style_metric(o: BenchOptions, names: Sequence[str]) -> Any:
+    from cadkit.metrics import get_metric
+
+    net = INJECTED.get("style_classifier")
+    if net is None:
+        from cadkit.tiny.judge import style_classifier
+
+        net = style_classifier(o.judge_weights)
+    return get_metric("object-accuracy", classes=list(names), classifier=net, labels=list(net.classes), class_key="artist")
+
+
+def artist_table(names: Sequence[str], lp: Mapping[str, Mapping[str, float] | None], acc_base: Mapping[str, float] | None,
+                 acc: Mapping[str, Mapping[str, float]] | None) -> Table:
+    """Table 5 shape: per erased artist, LPIPS on the target and mean over the others (+ style accuracy); mean row."""
+    rows: list[dict[str, Any]] = []
+    for a in lp:
+        d = lp[a]
+        row: dict[str, Any] = {"target": a, "lpips_target": d[a] if d else None, "lpips_others": others_mean(d, a) if d else None}
+        if acc is not None and acc_base is not None:
+            row.update(base_acc_target=acc_base[a], acc_target=acc[a][a], base_acc_others=others_mean(acc_base, a),
+                       acc_others=others_mean(acc[a], a))
+        rows.append(row)
+    keys = [k for k in rows[0] if k != "target"] if rows else []
+    mean: dict[str, Any] = {"target": "mean"}
+    for k in keys:
+        vals = [r[k] for r in rows if r[k] is not None and r[k] == r[k]]
+        mean[k] = sum(vals) / len(vals) if vals else None
+    rows.append(mean)
+    cols = [("target", "erased"), ("lpips_target", "LPIPS target (higher = erased)"), ("lpips_others", "LPIPS others (lower = kept)")]
+    if acc is not None:
+        cols += [("base_acc_target", "style acc target: base"), ("acc_target", "style acc target: edited"),
+                 ("base_acc_others", "style acc others: base"), ("acc_others", "style acc others: edited")]
+    fm = {"lpips_target": ".3f", "lpips_others": ".3f"}
+    return Table("erase-artists", "LPIPS between base and edited images of the same prompt and seed"
+                 + (" (+ style accuracy %, tiny judge)" if acc is not None else ""), cols, rows, formats=fm)
+
+
+@register_suite("erase-artists", "Table 5: CAD-Erase each artist's style; LPIPS on the target and the other artists",
+                check=_check, defaults={"images_per_class": 20}, options=ARTIST_OPTIONS)
+def erase_artists(ctx: BenchContext) -> SuiteResult:
+    """Table 5: CAD-Erase each artist's style; LPIPS on the target and the other artists."""
+    from cadkit.metrics import get_metric
+
+    o, x = ctx.opts, ctx.opts.extra
+    styles = _styles_mode(o)
+    names, recs = artist_records(o)
+    net, lp_desc = _lpips_net(styles)
+    style_m = _style_metric(o, names) if styles else None
+    base = Variant("base")
+    base_metrics = {"style-accuracy": style_m} if style_m is not None else {}
+    base_vals = evaluate_variant(ctx, base, "base", recs, base_metrics)
+    with using(ctx, base):
+        keys = {r.index: k for r, k in zip(recs, ctx.keys(recs))}
+    metrics: dict[str, Any] = dict(base_metrics)
+    if net is not None:
+        metrics["lpips"] = get_metric("lpips", groups=list(names), base_image=partial(_base_image, ctx.cache, keys), lpips_net=net)
+    if x.get("unet"):
+        from cadkit.models.override import describe_override, load_override
+
+        state = load_override(x["unet"], ctx.adapter.denoiser)
+        label = str(x.get("method") or f"--unet {x['unet']}")
+        targets = {str(x["target"]): Variant(label, override=state, meta={"unet": describe_override(x["unet"])})}
+    else:
+        targets = {a: Variant(f"CAD-Erase {a}", edit=ctx.edit(concept_of(o, a), "erase"),
+                              meta={"concept": concept_of(o, a), "ratio": o.ratio}) for a in names}
+    lp: dict[str, Any] = {}
+    acc: dict[str, Any] = {}
+    for a, v in targets.items():
+        got = evaluate_variant(ctx, v, v.label, recs, metrics, target=a)
+        lp[a] = got.get("lpips")
+        if style_m is not None:
+            acc[a] = got["style-accuracy"]
+    t = artist_table(names, lp, base_vals.get("style-accuracy"), acc if style_m is not None else None)
+    notes = [f"LPIPS: {lp_desc}",
+             ("artists: the tiny world's styles, prompt and attribution concept style_prompt(style) = 'an image in {style} style', "
+              f"{o.images_per_class} seeded prompts per style" if styles else
+              f"artists: {', '.join(names)} from {x['artist_prompts']}, concept {x['concept_template']!r}, per-row seeds"),
+             f"CAD-Erase ratio {o.ratio:g} on {o.modules}; steps {o.steps}, guidance {o.guidance:g}",
+             *[f"{v.label}: {v.edit.num_selected()} entries changed" for v in targets.values() if v.edit is not None],
+             *injected_note()]
+    files = {"grids/artists.png": _grid(ctx, names, recs, base, targets)}
+    rows = [r for r in t.rows if r["target"] != "mean"]
+    if style_m is not None:
+        files["style_accuracy.png"] = bar_chart([r["target"] for r in rows], {
+            "base: target": [r["base_acc_target"] for r in rows], "edited: target": [r["acc_target"] for r in rows],
+            "base: others": [r["base_acc_others"] for r in rows], "edited: others": [r["acc_others"] for r in rows]}, "erase-artists")
+    return SuiteResult("erase-artists", [t], files=files, notes=notes)
+
+
+def _grid(ctx: BenchContext, names: Sequence[str], recs: Sequence[PromptRecord], base: Variant, targets: Mapping[str, Variant]) -> bytes:
+    """Per erased artist: its first prompts under the base model, then under its edit (same seeds)."""
+    rows: list[Tensor] = []
+    labels: list[str] = []
+    for a, v in targets.items():
+        rs = [r for r in recs if r.artist == a][:6]
+        for lab, var in ((f"{a}: base", base), (f"{a}: erased", v)):
+            with using(ctx, var):
+                rows.append(ctx.images(rs, var.edit))
+            labels.append(lab)
+    return image_grid(rows, labels)
