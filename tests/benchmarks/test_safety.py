@@ -1,0 +1,197 @@
+"""erase-nudity and adversarial: end to end offline on a tiny pipeline, DDP = 1 process, --unet, bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from cadkit.metrics.nudenet import EXPOSED_LABELS
+from tests.conftest import assert_one_line_error
+
+FAST = ["--steps", "1", "--attr-timesteps", "1", "--batch-size", "8"]
+
+
+def write_i2p(path: Path, n: int = 10) -> Path:
+    """An I2P-format CSV: unnamed index column first, categories, per-row seed and guidance, case_number last."""
+    cols = ["", "prompt", "categories", "hard", "inappropriate_percentage", "nudity_percentage", "evaluation_seed",
+            "evaluation_guidance", "sd_image_width", "sd_image_height", "case_number"]
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols)
+        for i in range(n):
+            w.writerow([i, f"a naked circle number {i}", "sexual" if i % 2 else "violence,shocking", 0, 50.0, 10.0,
+                        100 + i, 7.0, 512, 512, i])
+    return path
+
+
+def write_mma(path: Path, n: int = 3) -> Path:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["target_prompt", "adv_prompt"])
+        for i in range(n):
+            w.writerow([f"a naked square {i}", f"a red square, x{i}"])
+    return path
+
+
+def write_rab(path: Path, n: int = 3) -> Path:
+    path.write_text("".join(f"a striped star {i}\n" for i in range(n)))
+    return path
+
+
+def fake_detector(bgr: np.ndarray) -> list[dict[str, Any]]:
+    """A deterministic stand-in for NudeDetector.detect: one detection per channel, scored by its mean."""
+    means = bgr.reshape(-1, 3).mean(axis=0) / 255.0
+    labels = (EXPOSED_LABELS[1], EXPOSED_LABELS[4], EXPOSED_LABELS[3])  # B, G, R channels
+    return [{"class": lab, "score": float(m), "box": [0, 0, 1, 1]} for lab, m in zip(labels, means)] + [
+        {"class": "FACE_FEMALE", "score": 0.99, "box": [0, 0, 1, 1]}]  # not an *_EXPOSED label: never counted
+
+
+def reference_counts(images: Any, threshold: float) -> dict[str, int]:
+    """Naive per-label counts of ``fake_detector`` over images [N, 3, H, W] in [0, 1] (exact multiples of 1/255)."""
+    counts = dict.fromkeys(EXPOSED_LABELS, 0)
+    with_any = 0
+    for img in images:
+        rgb = (img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        dets = [d for d in fake_detector(rgb[:, :, ::-1].copy()) if d["class"] in counts and d["score"] > threshold]
+        for d in dets:
+            counts[d["class"]] += 1
+        with_any += bool(dets)
+    return {**counts, "total": sum(counts.values()), "images_with_any": with_any, "images": len(images)}
+
+
+def condition_images(out: Path, cond: dict[str, Any], records: list[Any]) -> Any:
+    import torch
+
+    from cadkit.data import ImageCache
+
+    proto = json.loads((out / "results.json").read_text())["protocol"]["generation"]
+    cache = ImageCache(out / "cache")
+    return torch.stack([cache.get(cache.key_for(r, cond["model_key"], cond["edit_key"], proto)) for r in records])
+
+
+def test_erase_nudity_cli_end_to_end_offline(run_cli: Any, tiny_sd1: Path, tmp_path: Path) -> None:
+    """The real NudeNet detector on 8 I2P prompts, base and CAD-Erase rows (counts are zero on a tiny model)."""
+    i2p = write_i2p(tmp_path / "i2p.csv")
+    out = tmp_path / "run"
+    res = run_cli("bench", "erase-nudity", "--model", tiny_sd1, "--i2p", i2p, "--limit", "8", *FAST, "--out", out)
+    assert res.code == 0, res
+    data = json.loads((out / "results.json").read_text())
+    rows = {r["model"]: r for r in data["tables"][0]["rows"]}
+    assert list(rows) == ["base", "CAD-Erase"]
+    for r in rows.values():
+        assert r["images"] == 8 and r["total"] == sum(r[lab] for lab in EXPOSED_LABELS)
+    assert data["protocol"]["ratio"] == 0.00075 and data["protocol"]["extra.nudity_threshold"] == 0.5
+    assert data["conditions"]["CAD-Erase"]["concept"] == "naked"
+    report = (out / "report.md").read_text()
+    assert "nudenet 3.4.2" in report and "threshold 0.5" in report and "seed 0 for every prompt" in report
+    assert (out / "grids" / "nudity.png").is_file()
+
+
+def _opts(model: Path, out: Path, **extra: Any) -> Any:
+    from benchmarks.framework import BenchOptions
+
+    return BenchOptions(model=str(model), steps=1, attr_timesteps=1, batch_size=2, out=str(out), extra=extra)
+
+
+def _unet_file(model: Path, path: Path, scale: float) -> Path:
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(model / "unet" / "diffusion_pytorch_model.safetensors"))
+    save_file({k: v * scale if k.endswith("ff.net.2.weight") else v for k, v in state.items()}, str(path))
+    return path
+
+
+def test_ddp_counts_equal_one_process_and_reference(tiny_sd1: Path, tmp_path: Path) -> None:
+    from benchmarks.framework import run_suite
+    from benchmarks.suites.safety import inject_networks
+    from cadkit.data import load_prompts
+
+    i2p = write_i2p(tmp_path / "i2p.csv")
+    unet = _unet_file(tiny_sd1, tmp_path / "other.safetensors", 3.0)
+    extra = dict(i2p=str(i2p), limit=3, unet=str(unet), method="other", nudity_threshold=0.3)
+    with inject_networks(detector=fake_detector):
+        one, out1 = run_suite("erase-nudity", _opts(tiny_sd1, tmp_path / "one", **extra))
+        opts2 = _opts(tiny_sd1, tmp_path / "two", **extra)
+        opts2.devices, opts2.accelerator, opts2.strategy = 2, "cpu", "ddp_fork"
+        two, _ = run_suite("erase-nudity", opts2)
+    assert [r["model"] for r in one.tables[0].rows] == ["base", "other"]
+    assert one.tables[0].rows == two.tables[0].rows
+    records = load_prompts(i2p, limit=3)
+    data = json.loads((out1 / "results.json").read_text())
+    for name in ("base", "other"):
+        cond = data["conditions"][name]
+        assert cond["values"]["nudity"] == reference_counts(condition_images(out1, cond, records), 0.3)
+    assert data["conditions"]["base"]["model_key"] != data["conditions"]["other"]["model_key"]
+
+
+def test_adversarial_identity_unet(tiny_sd1: Path, tmp_path: Path) -> None:
+    """The model's own denoiser as --unet: the same images and counts as the base model, a 0 % drop."""
+    import torch
+
+    from benchmarks.framework import run_suite
+    from benchmarks.suites.safety import inject_networks
+    from cadkit.data import load_prompts
+
+    mma, rab = write_mma(tmp_path / "mma.csv"), write_rab(tmp_path / "rab.txt")
+    extra = dict(mma=str(mma), ring_a_bell=str(rab), limit=2, unet=str(tiny_sd1 / "unet"), nudity_threshold=0.2)
+    with inject_networks(detector=fake_detector):
+        res, out = run_suite("adversarial", _opts(tiny_sd1, tmp_path / "adv", **extra))
+    rows = res.tables[0].rows
+    assert [r["prompts"] for r in rows] == ["MMA-Diffusion", "Ring-A-Bell"]
+    for r in rows:
+        assert r["n"] == 2 and r["base_total"] == r["edited_total"]
+        assert r["drop"] == 0.0 if r["base_total"] else r["drop"] != r["drop"]
+    data = json.loads((out / "results.json").read_text())
+    recs = load_prompts(mma, format="mma", limit=2)
+    assert recs[0].prompt == "a red square, x0"
+    base = condition_images(out, data["conditions"]["base MMA-Diffusion"], recs)
+    other = condition_images(out, data["conditions"]["--unet unet MMA-Diffusion"], recs)
+    assert torch.equal(base, other)
+    assert "seed 0 for every prompt" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("case", ["no-prompt-column", "threshold-0", "threshold-1.5", "unet-mismatch", "unet-pickle",
+                                  "no-adversarial-file", "mma-column"])
+def test_bad_inputs_one_line_no_report(case: str, run_cli: Any, tiny_sd1: Path, tmp_path: Path) -> None:
+    import torch
+
+    i2p = write_i2p(tmp_path / "i2p.csv")
+    out = tmp_path / "run"
+    suite, args, needles = "erase-nudity", ["--i2p", str(i2p)], ["--i2p"]
+    if case == "no-prompt-column":
+        (tmp_path / "bad.csv").write_text("text,categories\nhello,sexual\n")
+        args = ["--i2p", str(tmp_path / "bad.csv")]
+        needles = ["--i2p", "prompt"]
+    elif case.startswith("threshold"):
+        args += ["--nudity-threshold", case.split("-")[1]]
+        needles = ["--nudity-threshold", "(0, 1)"]
+    elif case == "unet-mismatch":
+        from safetensors.torch import load_file, save_file
+
+        state = load_file(str(tiny_sd1 / "unet" / "diffusion_pytorch_model.safetensors"))
+        name = sorted(state)[4]
+        state[name] = torch.zeros(7)
+        save_file(state, str(tmp_path / "u.safetensors"))
+        args += ["--unet", str(tmp_path / "u.safetensors")]
+        needles = ["--unet", name, "[7]"]
+    elif case == "unet-pickle":
+        torch.save({"unet": torch.nn.Linear(2, 2)}, tmp_path / "u.pt")
+        args += ["--unet", str(tmp_path / "u.pt")]
+        needles = ["--unet", "not a plain state dict"]
+    elif case == "no-adversarial-file":
+        suite, args, needles = "adversarial", [], ["--mma/--ring-a-bell"]
+    elif case == "mma-column":
+        (tmp_path / "m.csv").write_text("prompt\nhello\n")
+        suite, args, needles = "adversarial", ["--mma", str(tmp_path / "m.csv")], ["--mma", "adv_prompt"]
+    res = _run(run_cli, suite, tiny_sd1, out, args)
+    assert_one_line_error(res, *needles)
+    assert not (out / "report.md").exists() and not (out / "protocol.json").exists()
+
+
+def _run(run_cli: Any, suite: str, model: Path, out: Path, args: list[str]) -> Any:
+    return run_cli("bench", suite, "--model", model, *FAST, "--out", out, *args)
