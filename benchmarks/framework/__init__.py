@@ -9,7 +9,14 @@ See :mod:`benchmarks.framework.registry` for how to add a suite.
 """
 
 from benchmarks.framework.context import BenchContext, object_records
-from benchmarks.framework.generation import GenerationModule, edit_key, generate_missing, generation_protocol, model_fingerprint, model_key
+from benchmarks.framework.generation import (
+    GenerationModule,
+    edit_key,
+    generate_missing,
+    generation_protocol,
+    model_fingerprint,
+    model_key,
+)
 from benchmarks.framework.judging import build_metrics, judge_records, object_judge, record_row
 from benchmarks.framework.options import BenchOptions, resolve
 from benchmarks.framework.registry import SUITES, Suite, get_suite, load_suites, prepare, register_suite, run_suite

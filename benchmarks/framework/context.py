@@ -46,7 +46,8 @@ def object_records(o: BenchOptions) -> list[PromptRecord]:
 class BenchContext:
     """See the module docstring. ``opts`` are resolved options; ``run`` the run folder."""
 
-    def __init__(self, opts: BenchOptions, adapter: Any, run: RunFolder, model_key: str, gen_protocol: dict[str, Any]) -> None:
+    def __init__(self, opts: BenchOptions, adapter: Any, run: RunFolder, model_key: str, gen_protocol: dict[str, Any],
+                 judge: Any = None, plugins: dict[str, Any] | None = None) -> None:
         self.opts = opts
         self.adapter = adapter
         self.run = run
@@ -55,8 +56,8 @@ class BenchContext:
         self.gen_protocol = gen_protocol
         self.conditions: dict[str, dict[str, Any]] = {}
         self.generated = 0
-        self._judge: Any = None
-        self._plugins: dict[str, Any] | None = None
+        self._judge: Any = judge
+        self._plugins: dict[str, Any] | None = plugins
 
     # -- prompts and images ------------------------------------------------------------------------------
     def object_records(self) -> list[PromptRecord]:

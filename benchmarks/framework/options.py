@@ -191,7 +191,21 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None) -> BenchOptions
         if not Path(o.judge_weights).is_file():
             raise bad_arg("--judge-weights", "a tiny judge weights file (safetensors)", o.judge_weights)
     known = judge_classes(o)
-    if o.prompts is None:
+    if o.prompts is not None:
+        from cadkit.data import load_prompts
+
+        if o.classes is not None:
+            for c in o.classes:
+                if c not in known:
+                    raise bad_arg("--classes", known, c)
+        recs = load_prompts(o.prompts, format="imagenette", classes=list(o.classes) if o.classes else None)
+        if o.classes is None:
+            names = list(dict.fromkeys(str(r.cls) for r in recs))
+            for c in names:
+                if c not in known:
+                    raise bad_arg("--prompts", f"a CSV whose classes the judge knows ({', '.join(known)})", f"{o.prompts} (class {c!r})")
+            o.classes = tuple(names[: QUICK["classes"]] if o.quick else names)
+    else:
         if o.classes is None:
             o.classes = tuple(known)
             if o.quick:

@@ -118,7 +118,7 @@ def run_suite(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite
     """Run suite ``name``: returns its result and the run folder (report written there by rank 0)."""
     from benchmarks.framework.context import BenchContext
     from benchmarks.framework.generation import generation_protocol, model_fingerprint, model_key
-    from benchmarks.framework.judging import judge_protocol
+    from benchmarks.framework.judging import build_metrics, judge_protocol, object_judge
     from cadkit.provenance import run_info
 
     t0 = time.time()
@@ -129,8 +129,12 @@ def run_suite(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite
     assert o.steps is not None and o.guidance is not None
     gen = generation_protocol(adapter, o.steps, o.guidance, o.dtype)
     protocol = {**o.protocol(), "model_fingerprint": fp, "generation": gen}
+    run.check(protocol)  # a foreign run folder fails before the judge is loaded
+    classes = list(o.classes or [])
+    judge = object_judge(o.judge, classes, o.judge_weights, o.judge_network).to(adapter.device)
+    plugins = build_metrics(o.metrics, classes=classes, device=str(adapter.device), out_dir=str(out), model=o.model, suite=name)
     resumed = run.start(protocol)
-    ctx = BenchContext(o, adapter, run, model_key(o.model, fp), gen)
+    ctx = BenchContext(o, adapter, run, model_key(o.model, fp), gen, judge=judge, plugins=plugins)
     result = suite.run(ctx)
     info = {
         "protocol": protocol, "execution": o.execution(), "judge_info": judge_protocol(o.judge, o.judge_weights, o.judge_network),

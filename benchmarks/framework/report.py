@@ -21,7 +21,7 @@ from torch import Tensor
 
 from cadkit.io import atomic_path
 
-__all__ = ["Table", "SuiteResult", "write_report", "bar_chart", "curve_chart", "image_grid", "fmt", "markdown_table"]
+__all__ = ["Table", "SuiteResult", "write_report", "metrics_table", "bar_chart", "curve_chart", "image_grid", "fmt", "markdown_table"]
 
 
 @dataclass
@@ -114,9 +114,40 @@ def _markdown(result: SuiteResult, info: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _flat_metrics(value: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flat_metrics(v, f"{prefix}.{k}"))
+        return out
+    return {prefix: value}
+
+
+def metrics_table(conditions: Mapping[str, Mapping[str, Any]]) -> Table | None:
+    """One row per condition with the values of the ``--metric`` metrics (dicts flattened), or None."""
+    rows: list[dict[str, Any]] = []
+    keys: list[str] = []
+    for name, cond in conditions.items():
+        vals: dict[str, Any] = {}
+        for m, v in (cond.get("metrics") or {}).items():
+            vals.update(_flat_metrics(v, m))
+        if vals:
+            keys += [k for k in vals if k not in keys]
+            rows.append({"condition": name, **vals})
+    if not rows:
+        return None
+    return Table("metrics", "Metrics (--metric)", [("condition", "condition")] + [(k, k) for k in keys], rows, formats={k: ".4g" for k in keys})
+
+
 def write_report(root: str | Path, result: SuiteResult, info: Mapping[str, Any]) -> list[Path]:
-    """Write ``report.md``, ``results.csv``, ``results.json`` and ``result.files`` into ``root``."""
+    """Write ``report.md``, ``results.csv``, ``results.json`` and ``result.files`` into ``root``.
+
+    A table of the ``--metric`` values per condition is appended when there are any.
+    """
     root = Path(root)
+    extra = metrics_table(result.conditions)
+    if extra is not None and not any(t.name == "metrics" for t in result.tables):
+        result.tables.append(extra)
     payload: dict[str, bytes] = {
         "report.md": _markdown(result, info).encode(),
         "results.csv": _csv(result.tables).encode(),
