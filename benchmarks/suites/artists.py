@@ -58,7 +58,7 @@ STYLE_TEMPLATE = "an image in {class} style"
 ARTIST_OPTIONS: tuple[SuiteOption, ...] = (
     SuiteOption("artist_prompts", "--artist-prompts", "Artist prompt CSV (prompt, evaluation_seed, artist) [the tiny world's styles]"),
     SuiteOption("artists", "--artists", "Comma list of artists (or tiny styles) to erase [all; --quick: first 3]"),
-    SuiteOption("concept_template", "--concept-template", "Attribution concept of an artist", default=DEFAULT_CONCEPT),
+    SuiteOption("concept_template", "--concept-template", "Attribution concept of an artist [a photo in the style of {artist}; styles: style_prompt(style)]", default=DEFAULT_CONCEPT),
     *PROMPT_OPTIONS,
     SuiteOption("unet", "--unet", "Benchmark this denoiser (one erased artist, --target) instead of the CAD edits"),
     SuiteOption("method", "--method", "Row label of the --unet model [its file name]"),
@@ -151,7 +151,7 @@ def _lpips_net(styles: bool) -> tuple[Any, str]:
 def _style_metric(o: BenchOptions, names: Sequence[str]) -> Any:
     from cadkit.metrics import get_metric
 
-    net = INJECTED.get("style_classifier")
+    net: Any = INJECTED.get("style_classifier")
     if net is None:
         from cadkit.tiny.judge import style_classifier
 

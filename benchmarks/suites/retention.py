@@ -37,10 +37,10 @@ __all__ = ["retain_coco", "RETAIN_OPTIONS", "retention_metrics"]
 RETAIN_OPTIONS: tuple[SuiteOption, ...] = (
     SuiteOption("coco", "--coco", "COCO-30k caption CSV (image_id|case_number, source, prompt, evaluation_seed[, coco_id])"),
     SuiteOption("real_images", "--real-images", "Folder of real COCO images for FID (at least 2) [no FID]"),
-    SuiteOption("clip", "--clip", "CLIP model (hub id or local folder) for CLIP-Score", default="openai/clip-vit-base-patch32"),
+    SuiteOption("clip", "--clip", "CLIP model (hub id or local folder) for CLIP-Score [openai/clip-vit-base-patch32]", default="openai/clip-vit-base-patch32"),
     *PROMPT_OPTIONS, *EDIT_OPTIONS,
     SuiteOption("amplify", "--amplify", "Add the CAD-Amplify row", is_flag=True),
-    SuiteOption("amplify_ratio", "--amplify-ratio", "Ratio of the CAD-Amplify row (fraction or percent)", default="0.1%"),
+    SuiteOption("amplify_ratio", "--amplify-ratio", "Ratio of the CAD-Amplify row (fraction or percent) [0.1%]", default="0.1%"),
     SuiteOption("amplify_images", "--amplify-images", "Generated images of --concept for the amplify objective [5; --quick 2]", int),
 )
 
@@ -76,7 +76,7 @@ def retention_metrics(o: BenchOptions) -> dict[str, Any]:
     return out
 
 
-@register_suite("retain-coco", "Tables 2, 9, 13: CLIP-Score and FID of the base and edited models on COCO captions",
+@register_suite("retain-coco", "Tables 2, 9, 13: CLIP-Score and FID of the base and edited (CAD-Erase 'naked', --ratio 0.075 %) models on COCO captions",
                 check=_check, defaults={"ratio": 0.00075}, options=RETAIN_OPTIONS)
 def retain_coco(ctx: BenchContext) -> SuiteResult:
     """Tables 2, 9, 13: CLIP-Score and FID of the base and edited models on COCO captions."""
