@@ -170,12 +170,14 @@ def check_threshold(o: BenchOptions) -> float:
 # -- model variants: base, CAD edits, or a --unet model ------------------------------------------------------------
 @dataclass
 class Variant:
-    """One model condition: the base model, the base model under ``edit``, or with ``override`` weights."""
+    """One model condition: the base model, the base model under ``edit``, or with ``override`` weights
+    (``key``: the model key of an override, set on first use)."""
 
     label: str
     edit: Any = None
     override: Mapping[str, Tensor] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None
 
 
 def model_variants(ctx: BenchContext, concept: str, amplify: bool = False, amplify_ratio: float | None = None) -> list[Variant]:
@@ -209,7 +211,9 @@ def using(ctx: BenchContext, v: Variant) -> Iterator[None]:
 
     saved = ctx.model_key
     with DenoiserOverride(ctx.adapter.denoiser, v.override):
-        ctx.model_key = model_key(f"{ctx.opts.model}+unet", model_fingerprint(ctx.adapter))
+        if v.key is None:  # fingerprint of the whole pipeline with the override in place (computed once)
+            v.key = model_key(f"{ctx.opts.model}+unet", model_fingerprint(ctx.adapter))
+        ctx.model_key = v.key
         try:
             yield
         finally:
