@@ -118,6 +118,8 @@ def _check(o: BenchOptions) -> BenchOptions:
         if t not in names:
             raise bad_arg("--target", f"the artist the --unet model erased (one of {', '.join(names)})", t)
     check_unet(o)
+    if not _styles_mode(o):
+        _lpips_net(False)  # a missing LPIPS network fails before anything is written
     return o
 
 

@@ -62,15 +62,20 @@ def _check(o: BenchOptions) -> BenchOptions:
 
         list_images(o.extra["real_images"], "--real-images", minimum=2)
     check_unet(o)
+    retention_metrics(o)  # a missing CLIP or Inception network fails before anything is written
     return o
 
 
 def retention_metrics(o: BenchOptions) -> dict[str, Any]:
     """``clip-score`` (and ``fid`` with ``--real-images``), networks loaded now so that a missing one
     fails before anything is generated."""
+    from cadkit.errors import CadkitError
     from cadkit.metrics import get_metric
 
-    out = {"clip-score": get_metric("clip-score", clip_source=INJECTED.get("clip_source") or str(o.extra["clip"]))}
+    try:
+        out = {"clip-score": get_metric("clip-score", clip_source=INJECTED.get("clip_source") or str(o.extra["clip"]))}
+    except CadkitError as exc:
+        raise CadkitError(f"--clip: {exc}") from None
     if o.extra.get("real_images"):
         out["fid"] = get_metric("fid", real_images=str(o.extra["real_images"]), fid_feature=INJECTED.get("fid_feature"))
     return out

@@ -104,10 +104,19 @@ def test_lpips_per_artist_equals_direct(tiny_sd1: Path, tmp_path: Path) -> None:
     assert "base_acc_target" not in rows["mean"]
 
 
-@pytest.mark.parametrize("case", ["unknown-style", "unknown-artist", "unet-no-target"])
-def test_bad_inputs(case: str, run_cli: Any, tiny_sd1: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("case", ["unknown-style", "unknown-artist", "unet-no-target", "lpips-offline"])
+def test_bad_inputs(case: str, run_cli: Any, tiny_sd1: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cadkit.metrics.lpips as lp
+    from cadkit.errors import CadkitError
+
+    def offline(*a: Any, **k: Any) -> Any:
+        raise CadkitError("LPIPS backbone weights alexnet-owt-7be5be79.pth are not available (offline)")
+
+    monkeypatch.setattr(lp, "lpips_alex", offline)
     prompts = write_artists(tmp_path / "artists.csv")
-    if case == "unknown-style":
+    if case == "lpips-offline":  # with an artist file (SD protocol) LPIPS is the metric: no silent fallback
+        args, needles = ["--artist-prompts", str(prompts)], ["LPIPS", "alexnet"]
+    elif case == "unknown-style":
         args, needles = ["--artists", "solid,cubist"], ["--artists", "cubist"]
     elif case == "unknown-artist":
         args, needles = ["--artist-prompts", str(prompts), "--artists", "Claude Monet"], ["--artists", "Claude Monet"]

@@ -47,6 +47,16 @@ def tiny_clip() -> tuple[Any, Any]:
     return model, proc
 
 
+def _fake_clip() -> Any:
+    """Inject a CLIP source that must not be needed: these bad inputs fail before any network is built."""
+    from benchmarks.suites.safety import inject_networks
+
+    def never() -> Any:
+        raise AssertionError("CLIP was built")
+
+    return inject_networks(clip_source=never)
+
+
 def write_coco(path: Path, n: int = 3) -> Path:
     """The ``case_number, source, prompt, evaluation_seed, coco_id`` variant of COCO-30k."""
     with open(path, "w", newline="") as fh:
@@ -111,7 +121,7 @@ def test_retain_coco_values_equal_direct_computation(tiny_clip: Any, tiny_sd1: P
     assert "injected networks" in (out / "report.md").read_text()
 
 
-@pytest.mark.parametrize("case", ["empty-real", "one-real", "no-prompt-column", "no-coco"])
+@pytest.mark.parametrize("case", ["empty-real", "one-real", "no-prompt-column", "no-coco", "clip-offline"])
 def test_bad_inputs(case: str, run_cli: Any, tiny_sd1: Path, tmp_path: Path) -> None:
     coco = write_coco(tmp_path / "coco.csv")
     args = ["--coco", str(coco)]
@@ -127,9 +137,15 @@ def test_bad_inputs(case: str, run_cli: Any, tiny_sd1: Path, tmp_path: Path) -> 
         (tmp_path / "c.csv").write_text("image_id,caption,evaluation_seed\n1,hello,3\n")
         args = ["--coco", str(tmp_path / "c.csv")]
         needles = ["--coco", "prompt"]
+    elif case == "clip-offline":  # no injected network: the default CLIP cannot be fetched in tests
+        needles = ["--clip", "openai/clip-vit-base-patch32", "not available"]
     else:
         args, needles = [], ["--coco"]
     out = tmp_path / "run"
-    res = run_cli("bench", "retain-coco", "--model", tiny_sd1, *FAST, "--out", out, *args)
+    if case == "clip-offline":
+        res = run_cli("bench", "retain-coco", "--model", tiny_sd1, *FAST, "--out", out, *args)
+    else:
+        with _fake_clip():
+            res = run_cli("bench", "retain-coco", "--model", tiny_sd1, *FAST, "--out", out, *args)
     assert_one_line_error(res, *needles)
     assert not out.exists()
