@@ -245,7 +245,7 @@ def _grid(ctx: BenchContext, names: Sequence[str], recs: Sequence[PromptRecord],
     labels: list[str] = []
     for a, v in targets.items():
         rs = [r for r in recs if r.artist == a][:6]
-        for lab, var in ((f"{a}: base", base), (f"{a}: erased", v)):
+        for lab, var in ((f"{a[:7]} base", base), (f"{a[:7]} erased", v)):  # grid labels: 14 characters
             with using(ctx, var):
                 rows.append(ctx.images(rs, var.edit))
             labels.append(lab)
