@@ -246,6 +246,30 @@ def test_amplify_equals_naive(adapters64: dict[str, DiffusionAdapter], family: s
     assert_scores_close(got, want)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_gradient_checkpointing_gives_the_same_scores(twins: dict[str, Path], family: str) -> None:
+    """``--gradient-checkpointing`` (diffusers' checkpointed blocks) recomputes, it does not change the scores."""
+    a = _load(twins[family], family, torch.float64)
+    kw: dict[str, Any] = {"samples": 1, "timesteps": T, "guidance": GUIDANCE[family], "seed": SEED}
+    plain = CAD(a, MODULES[family]).attribute(CONCEPT, **kw)
+    a.denoiser.enable_gradient_checkpointing()  # type: ignore[operator]
+    calls = [0]
+    for m in a.denoiser.modules():
+        if getattr(m, "gradient_checkpointing", False):
+            inner = m._gradient_checkpointing_func
+
+            def counted(*args: Any, _inner: Any = inner, **kwargs: Any) -> Any:
+                calls[0] += 1
+                return _inner(*args, **kwargs)
+
+            m._gradient_checkpointing_func = counted  # type: ignore[assignment]
+    ckpt = CAD(a, MODULES[family]).attribute(CONCEPT, **kw)
+    assert calls[0] > 0  # the checkpointed path really ran
+    assert set(ckpt) == set(plain)
+    for n in plain:
+        torch.testing.assert_close(ckpt[n], plain[n], rtol=1e-10, atol=0.0, msg=n)
+
+
 # -- 2. edits apply and restore bit-exactly ------------------------------------------------------------
 @pytest.mark.parametrize("family", FAMILIES)
 def test_edit_applies_and_restores_bit_exactly(twins: dict[str, Path], family: str, tmp_path: Path) -> None:
