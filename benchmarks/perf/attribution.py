@@ -173,7 +173,9 @@ def main() -> None:
                 t_cad.append(run_method("cadkit", model, args)[0])
             p1 = min(t_cad) / min(t_bare)
             print(f"cadkit {min(t_cad):.2f} s, bare loop {min(t_bare):.2f} s -> P1 = {p1:.3f} (target <= 1.10)")
-            if not args.skip_p2:
+            if args.family not in ("sd1", "sd2"):
+                print("P2 skipped: the official O(T^2) recipe exists for SD-1/2 UNets only")
+            elif not args.skip_p2:
                 t_off = run_method("official", model, args)[0]
                 print(f"official O(T^2) {t_off:.2f} s -> P2 = {t_off / min(t_cad):.2f} (target >= 8)")
             m_cad, m_bare = child("cadkit", model, args), child("bare", model, args)

@@ -84,6 +84,11 @@ class AttributionModule(pl.LightningModule):
             off += p.numel()
         self._j_slot = self._flat[numel : numel + 1]
         self._counts = self._flat[numel + 1 :]
+        # Lightning moved only the denoiser: the text encoders, VAE and sampler follow it to this rank's device
+        pipe = self.adapter.pipe
+        for comp in getattr(pipe, "components", {}).values():
+            if isinstance(comp, torch.nn.Module) and comp is not self.denoiser:
+                comp.to(self.device)
         world, rank = self.trainer.world_size, self.trainer.global_rank
         mine = rank_indices(n_pairs, world, rank, "contiguous")
         self.source.prepare(mine)
