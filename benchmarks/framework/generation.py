@@ -85,7 +85,33 @@ class GenerationModule(pl.LightningModule):
         self.edit_id = edit
         self.gen_protocol = dict(protocol)
         self.written = 0
+        self._pool: Any = None
+        self._pending: list[Any] = []
 
+    def on_predict_start(self) -> None:
+        """Start the writer thread (PNG encoding and fsync overlap with sampling)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cadkit-cache")
+        self._pending = []
+
+    def on_predict_end(self) -> None:
+        """Wait for every pending write (re-raising the first error) and stop the writer thread."""
+        self._drain(0)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _drain(self, keep: int) -> None:
+        while len(self._pending) > keep:
+            self._pending.pop(0).result()
+
+    def _put(self, key: str, image: Any) -> None:
+        if self._pool is None:
+            self.cache.put(key, image)
+            return
+        self._pending.append(self._pool.submit(self.cache.put, key, image))
+        self._drain(256)  # bounded memory
     def predict_step(self, batch: list[dict[str, Any]], batch_idx: int = 0, dataloader_idx: int = 0) -> int:
         """Generate ``batch`` (record dicts), write the images; returns how many were written."""
         from cadkit.data import record_protocol
@@ -102,7 +128,7 @@ class GenerationModule(pl.LightningModule):
             )
             assert res.images is not None
             for r, img in zip(rs, res.images):
-                self.cache.put(self.cache.key_for(r, self.model_id, self.edit_id, self.gen_protocol), img.detach().float().cpu())
+                self._put(self.cache.key_for(r, self.model_id, self.edit_id, self.gen_protocol), img.detach().float().cpu())
         self.written += len(records)
         return len(records)
 
