@@ -23,8 +23,8 @@ from cadkit.tiny.domain import OBJECTS, STYLES, make_grid, object_prompt, style_
 __all__ = ["DEFAULT_STEPS", "DEFAULT_GUIDANCE", "TinyReport", "sample_prompts", "evaluate_tiny"]
 
 #: Recommended sampling settings of the shipped ``tiny`` model (DDIM steps, guidance scale).
-DEFAULT_STEPS = 25
-DEFAULT_GUIDANCE = 4.0
+DEFAULT_STEPS = 20
+DEFAULT_GUIDANCE = 5.0
 
 
 @dataclass

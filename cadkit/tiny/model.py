@@ -39,7 +39,7 @@ class TinyConfig:
     # VAE
     vae_channels: tuple[int, ...] = (16, 32, 64)
     vae_groups: int = 8
-    vae_steps: int = 1200
+    vae_steps: int = 800
     vae_batch_size: int = 32
     vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-6
@@ -49,7 +49,7 @@ class TinyConfig:
     unet_layers_per_block: int = 1
     unet_heads: int = 4
     unet_groups: int = 32
-    steps: int = 6000
+    steps: int = 3600
     batch_size: int = 32
     lr: float = 5e-4
     warmup_steps: int = 200
