@@ -359,6 +359,11 @@ def install_pipeline(pipeline: str | os.PathLike[str], dtype: torch.dtype = torc
     dest = tiny_path()
     with atomic_dir(dest) as tmp:
         pipe.save_pretrained(str(tmp), safe_serialization=True)
+        for cfg_file in Path(tmp).rglob("*.json"):  # no path of the training machine in the package
+            data = json.loads(cfg_file.read_text())
+            if isinstance(data, dict) and "_name_or_path" in data:
+                data["_name_or_path"] = "cadkit/tiny"
+                cfg_file.write_text(json.dumps(data, indent=2) + "\n")
     return dest
 
 
