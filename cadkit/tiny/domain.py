@@ -255,5 +255,5 @@ def make_grid(images: np.ndarray, ncol: int, pad: int = 2, upscale: int = 2) -> 
         grid[y : y + h, x : x + w] = images[i]
     img = Image.fromarray(grid)
     if upscale > 1:
-        img = img.resize((img.width * upscale, img.height * upscale), Image.NEAREST)
+        img = img.resize((img.width * upscale, img.height * upscale), Image.Resampling.NEAREST)
     return img

@@ -64,7 +64,7 @@ class TinyConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TinyConfig:
         names = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
+        kw: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
         return cls(**kw)
 
 

@@ -93,10 +93,12 @@ def _lightning() -> Any:
     return L
 
 
-def _vae_module(vae: nn.Module, images: Tensor, cfg: TinyConfig) -> Any:
-    L = _lightning()
+def _vae_module(vae: Any, images: Tensor, cfg: TinyConfig) -> Any:
+    import lightning as L
 
     class _VAE(L.LightningModule):
+        images: Tensor
+
         def __init__(self) -> None:
             super().__init__()
             self.vae = vae
@@ -122,10 +124,17 @@ def _vae_module(vae: nn.Module, images: Tensor, cfg: TinyConfig) -> Any:
 
 
 def _diffusion_module(unet: nn.Module, text_encoder: nn.Module, lat_mean: Tensor, lat_std: Tensor, ids: Tensor, empty_ids: Tensor, cfg: TinyConfig) -> Any:
-    L = _lightning()
+    import lightning as L
     alphas = build_scheduler().alphas_cumprod.float()
 
     class _Diff(L.LightningModule):
+        lat_mean: Tensor
+        lat_std: Tensor
+        ids: Tensor
+        empty_ids: Tensor
+        alphas: Tensor
+        ema_updates: Tensor
+
         def __init__(self) -> None:
             super().__init__()
             self.unet = unet
