@@ -28,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def build_model(size: str, family: str, folder: Path) -> Path:
-    """Save a config-built pipeline: ``tiny`` (the test kit's) or ``medium`` (~30M-parameter UNet, SD-1 shape)."""
+    """Save a config-built pipeline: ``tiny`` (the test kit's) or ``medium`` (a 39.5M-parameter UNet, SD-1 shape)."""
     from cadkit.testing import build_tiny_pipeline, save_tiny_pipeline
 
     if size == "tiny" or family != "sd1":
