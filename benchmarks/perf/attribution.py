@@ -47,13 +47,18 @@ def build_model(size: str, family: str, folder: Path) -> Path:
     return folder
 
 
-def bare_loop(a: Any, concept: str, samples: int, steps: int, guidance: float, modules: str, batch: int) -> dict[str, torch.Tensor]:
-    """The reference: trajectories, then autograd.grad over the same pairs, plain PyTorch."""
+def _grad_params(a: Any, modules: str) -> tuple[dict[str, torch.nn.Parameter], list[torch.Tensor]]:
+    """The selected parameters (the only ones requiring grad) and their fp32 gradient accumulators."""
     params = a.select_parameters(modules)
     a.denoiser.requires_grad_(False)
     for p in params.values():
         p.requires_grad_(True)
-    acc = [torch.zeros_like(p, dtype=torch.float32) for p in params.values()]
+    return params, [torch.zeros_like(p, dtype=torch.float32) for p in params.values()]
+
+
+def bare_loop(a: Any, concept: str, samples: int, steps: int, guidance: float, modules: str, batch: int) -> dict[str, torch.Tensor]:
+    """The reference: trajectories, then autograd.grad over the same pairs, plain PyTorch."""
+    params, acc = _grad_params(a, modules)
     cond, base = a.encode([concept]), a.encode([""])
     lat, ts = [], []
     for s in range(samples):
@@ -76,11 +81,7 @@ def official_quadratic(a: Any, concept: str, steps: int, guidance: float, module
     """The official recipe's cost: for every step i, sample a fresh trajectory up to step i, then fwd+bwd."""
     import copy
 
-    params = a.select_parameters(modules)
-    a.denoiser.requires_grad_(False)
-    for p in params.values():
-        p.requires_grad_(True)
-    acc = [torch.zeros_like(p, dtype=torch.float32) for p in params.values()]
+    params, acc = _grad_params(a, modules)
     cond, base = a.encode([concept]), a.encode([""])
     embeds = torch.cat([base.embeds, cond.embeds])
     for i in range(steps):
