@@ -12,9 +12,10 @@ import click
 _COMMON: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--model",), dict(default="tiny", show_default=True, help="Registry name, hub id or diffusers folder.")),
     (("--classes",), dict(default=None, help="Comma list [tiny: all objects; SD: the 10 ImageNette classes; --quick: first 3].")),
-    (("--prompts",), dict(default=None, help="ImageNette CSV (case_number, prompt, class, evaluation_seed) [generated rows]")),
+    (("--prompts",), dict(default=None, help="")),  # help: the suite's prompts_help
+    (("--prompts-format",), dict(default="auto", show_default=True, help="")),
     (("--template",), dict(default="an image of a {class}", show_default=True, help="Prompt template of generated rows.")),
-    (("--ratio",), dict(default=None, help="Edit ratio (fraction or percent) [registry erase_ratio: tiny 1%, SD 0.1%].")),
+    (("--ratio",), dict(default=None, help="Edit ratio (fraction or percent) [registry erase_ratio: tiny 20%, SD 0.1%, SD-XL/SD-3.5/FLUX 0.03%; nudity suites 0.075%].")),
     (("--modules",), dict(default=None, help="Module groups: ff,attn1,attn2,resnet,all [ff; ablate-modules: ff,attn1,attn2,resnet].")),
     (("--granularity",), dict(default="row", show_default=True, help="row | matrix | global.")),
     (("--images-per-class",), dict(type=int, default=None, help="[tiny 20, SD 500, --quick 4].")),
@@ -51,7 +52,9 @@ def _command(suite: Any) -> click.Command:
         click.echo((out / "report.md").read_text())
         click.echo(f"run folder: {out}")
 
-    params: list[click.Parameter] = [click.Option(list(decl), **kw) for decl, kw in _COMMON]
+    formats = " | ".join(("auto", *suite.prompt_formats)) if suite.prompt_formats is not None else "auto | any prompt format"
+    helps = {"--prompts": suite.prompts_help, "--prompts-format": f"{formats} [auto: from the file's columns]"}
+    params: list[click.Parameter] = [click.Option(list(decl), **{**kw, "help": helps.get(decl[0], kw.get("help"))}) for decl, kw in _COMMON]
     for o in suite.options:
         if o.is_flag:
             params.append(click.Option([o.flag, o.name], is_flag=True, default=bool(o.default), help=o.help))

@@ -163,6 +163,7 @@ def generate_missing(
 
     ``edit`` (an :class:`~cadkit.editing.Edit` or None) is applied during the loop only.
     """
+    from cadkit.attribution.trainer import keep_device
     from cadkit.data import PromptDataModule
 
     ekey = edit_key(edit)
@@ -177,7 +178,8 @@ def generate_missing(
         callbacks.append(ConceptEditing(edit, denoiser="denoiser"))
     trainer = make_predict_trainer(devices, num_nodes, accelerator, strategy, callbacks, progress)
     module = GenerationModule(adapter, cache, model, ekey, protocol)
-    trainer.predict(module, datamodule=PromptDataModule(missing, batch_size=batch_size), return_predictions=False)
+    with keep_device(module):
+        trainer.predict(module, datamodule=PromptDataModule(missing, batch_size=batch_size), return_predictions=False)
     _barrier()
     return len(missing)
 

@@ -110,6 +110,7 @@ class BenchOptions:
     judge: str = "auto"
     judge_weights: str | None = None
     prompts: str | None = None
+    prompts_format: str = "auto"
     template: str = DEFAULT_TEMPLATE
     images_root: str | None = None
     amplify_images: int | None = None
@@ -152,13 +153,23 @@ def is_tiny(model: str) -> bool:
     return model == "tiny"
 
 
-def resolve(opts: BenchOptions, suite: str, adapter: Any = None) -> BenchOptions:
+def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: bool = True,
+            prompt_formats: Sequence[str] | None = ("imagenette",)) -> BenchOptions:
     """Validate ``opts`` and fill every default for ``suite`` (needs the loaded ``adapter`` for the
-    sampling defaults; without it they stay None)."""
+    sampling defaults; without it they stay None).
+
+    ``objects``: the suite judges object classes (``--classes``, ``--prompts`` as an ImageNette CSV,
+    the object judge); other suites read ``--prompts`` themselves and have no classes.
+    ``prompt_formats``: the ``--prompts-format`` values the suite accepts besides ``auto`` (None: any).
+    """
+    from cadkit.data.prompts import FORMATS
     from cadkit.editing.masks import GRANULARITIES, parse_ratio
     from cadkit.models.registry import REGISTRY
 
     o = dataclasses.replace(opts, suite=suite)
+    allowed = tuple(prompt_formats) if prompt_formats is not None else FORMATS
+    if o.prompts_format != "auto" and o.prompts_format not in allowed:
+        raise bad_arg("--prompts-format", ("auto", *allowed), o.prompts_format)
     if isinstance(o.classes, str):
         o.classes = parse_list(o.classes)
     o.metrics = tuple(o.metrics)
@@ -173,7 +184,7 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None) -> BenchOptions
         _positive_int("--steps", o.steps)
     if o.guidance is not None and (o.guidance != o.guidance or o.guidance < 0):
         raise bad_arg("--guidance", "a number >= 0", o.guidance)
-    if o.judge not in JUDGES:
+    if o.judge not in JUDGES and not (o.judge == "none" and not objects):
         raise bad_arg("--judge", JUDGES, o.judge)
     if o.granularity not in GRANULARITIES:
         raise bad_arg("--granularity", GRANULARITIES, o.granularity)
@@ -183,38 +194,12 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None) -> BenchOptions
         o.ratio = parse_ratio(o.ratio)
     tiny = is_tiny(o.model)
     entry = REGISTRY.get(o.model)
-    if o.judge == "auto":
-        o.judge = "tiny" if tiny else "imagenet"
-    if o.judge_weights is not None:
-        if o.judge != "tiny":
-            raise bad_arg("--judge-weights", "only with --judge tiny", o.judge_weights)
-        if not Path(o.judge_weights).is_file():
-            raise bad_arg("--judge-weights", "a tiny judge weights file (safetensors)", o.judge_weights)
-    known = judge_classes(o)
-    if o.prompts is not None:
-        from cadkit.data import load_prompts
-
-        if o.classes is not None:
-            for c in o.classes:
-                if c not in known:
-                    raise bad_arg("--classes", known, c)
-        recs = load_prompts(o.prompts, format="imagenette", classes=list(o.classes) if o.classes else None)
-        if o.classes is None:
-            names = list(dict.fromkeys(str(r.cls) for r in recs))
-            for c in names:
-                if c not in known:
-                    raise bad_arg("--prompts", f"a CSV whose classes the judge knows ({', '.join(known)})", f"{o.prompts} (class {c!r})")
-            o.classes = tuple(names[: QUICK["classes"]] if o.quick else names)
+    if not objects:  # the suite reads --prompts itself and has no object classes or object judge
+        if o.classes:
+            raise bad_arg("--classes", f"nothing: {o.suite} has no object classes", ",".join(o.classes))
+        o.classes, o.judge, o.judge_network = (), "none", None
     else:
-        if o.classes is None:
-            o.classes = tuple(known)
-            if o.quick:
-                o.classes = o.classes[: QUICK["classes"]]
-        for c in o.classes:
-            if c not in known:
-                raise bad_arg("--classes", known, c)
-        if len(set(o.classes)) != len(o.classes):
-            raise bad_arg("--classes", "class names without repeats", ",".join(o.classes))
+        _resolve_objects(o, tiny)
     if o.images_per_class is None:
         o.images_per_class = QUICK["images_per_class"] if o.quick else (20 if tiny else 500)
     if o.amplify_images is None:
@@ -249,6 +234,42 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None) -> BenchOptions
     if o.images_root is not None and not Path(o.images_root).is_dir():
         raise bad_arg("--images-root", "a folder with one sub-folder of images per class", o.images_root)
     return o
+
+
+def _resolve_objects(o: BenchOptions, tiny: bool) -> None:
+    """The object suites' part of :func:`resolve`: judge, ``--judge-weights``, ``--classes`` and ``--prompts``."""
+    if o.judge == "auto":
+        o.judge = "tiny" if tiny else "imagenet"
+    if o.judge_weights is not None:
+        if o.judge != "tiny":
+            raise bad_arg("--judge-weights", "only with --judge tiny", o.judge_weights)
+        if not Path(o.judge_weights).is_file():
+            raise bad_arg("--judge-weights", "a tiny judge weights file (safetensors)", o.judge_weights)
+    known = judge_classes(o)
+    if o.prompts is not None:
+        from cadkit.data import load_prompts
+
+        if o.classes is not None:
+            for c in o.classes:
+                if c not in known:
+                    raise bad_arg("--classes", known, c)
+        recs = load_prompts(o.prompts, format="imagenette", classes=list(o.classes) if o.classes else None)
+        if o.classes is None:
+            names = list(dict.fromkeys(str(r.cls) for r in recs))
+            for c in names:
+                if c not in known:
+                    raise bad_arg("--prompts", f"a CSV whose classes the judge knows ({', '.join(known)})", f"{o.prompts} (class {c!r})")
+            o.classes = tuple(names[: QUICK["classes"]] if o.quick else names)
+    else:
+        if o.classes is None:
+            o.classes = tuple(known)
+            if o.quick:
+                o.classes = o.classes[: QUICK["classes"]]
+        for c in o.classes:
+            if c not in known:
+                raise bad_arg("--classes", known, c)
+        if len(set(o.classes)) != len(o.classes):
+            raise bad_arg("--classes", "class names without repeats", ",".join(o.classes))
 
 
 def judge_classes(o: BenchOptions) -> list[str]:

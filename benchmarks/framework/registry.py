@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.framework.options import BenchOptions, default_out, resolve
-from benchmarks.framework.report import SuiteResult, write_report
+from benchmarks.framework.report import OBJECT_PROTOCOL_KEYS, SuiteResult, write_report
 from benchmarks.framework.runfolder import RunFolder
 from cadkit.errors import bad_arg
 
-__all__ = ["SuiteOption", "Suite", "SUITES", "register_suite", "load_suites", "get_suite", "run_suite", "prepare"]
+OBJECT_PROMPTS_HELP = "ImageNette CSV (case_number, prompt, class, evaluation_seed) [generated rows]"
+
+__all__ = ["OBJECT_PROMPTS_HELP", "OBJECT_PROTOCOL_KEYS", "SuiteOption", "Suite", "SUITES", "register_suite", "load_suites", "get_suite", "run_suite", "prepare"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,13 @@ class SuiteOption:
 class Suite:
     """A registered suite: ``run(ctx) -> SuiteResult``; ``check(opts)`` validates suite-specific
     options (after :func:`resolve`, before anything is loaded or written); ``defaults`` are option
-    values this suite uses instead of the common defaults when the user gave none."""
+    values this suite uses instead of the common defaults when the user gave none.
+
+    ``objects``: the suite judges object classes (``--classes``, the object judge, ``--prompts`` as an
+    ImageNette CSV); otherwise the suite reads ``--prompts`` itself (``prompt_formats``: the
+    ``--prompts-format`` values it accepts, None = any), has no classes and no object judge is loaded.
+    ``prompts_help`` is the suite's help text of ``--prompts``; ``protocol_keys`` the protocol
+    settings shown on the report's "Protocol:" line (suite options as ``extra.NAME``)."""
 
     name: str
     run: Callable[[Any], SuiteResult]
@@ -55,17 +63,24 @@ class Suite:
     check: Callable[[BenchOptions], BenchOptions] | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
     options: tuple[SuiteOption, ...] = ()
+    objects: bool = True
+    prompt_formats: tuple[str, ...] | None = ("imagenette",)
+    prompts_help: str = OBJECT_PROMPTS_HELP
+    protocol_keys: tuple[str, ...] = OBJECT_PROTOCOL_KEYS
 
 
 SUITES: dict[str, Suite] = {}
 
 
 def register_suite(name: str, help: str = "", check: Callable[[BenchOptions], BenchOptions] | None = None,
-                   defaults: dict[str, Any] | None = None, options: tuple[SuiteOption, ...] = ()) -> Callable[[Callable[[Any], SuiteResult]], Callable[[Any], SuiteResult]]:
+                   defaults: dict[str, Any] | None = None, options: tuple[SuiteOption, ...] = (), *, objects: bool = True,
+                   prompt_formats: tuple[str, ...] | None = ("imagenette",), prompts_help: str = OBJECT_PROMPTS_HELP,
+                   protocol_keys: tuple[str, ...] = OBJECT_PROTOCOL_KEYS) -> Callable[[Callable[[Any], SuiteResult]], Callable[[Any], SuiteResult]]:
     """Decorator registering ``fn(ctx) -> SuiteResult`` as suite ``name`` (see :class:`Suite`)."""
 
     def deco(fn: Callable[[Any], SuiteResult]) -> Callable[[Any], SuiteResult]:
-        SUITES[name] = Suite(name, fn, help or (fn.__doc__ or "").strip().splitlines()[0], check, dict(defaults or {}), tuple(options))
+        SUITES[name] = Suite(name, fn, help or (fn.__doc__ or "").strip().splitlines()[0], check, dict(defaults or {}), tuple(options),
+                             objects, prompt_formats, prompts_help, tuple(protocol_keys))
         return fn
 
     return deco
@@ -98,7 +113,8 @@ def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, 
     o = _apply_defaults(opts, suite)
     if o.modules is None:
         o = dataclasses.replace(o, modules="ff")
-    o = resolve(o, name)  # everything that needs no model: fails before loading it
+    flags = dict(objects=suite.objects, prompt_formats=suite.prompt_formats)
+    o = resolve(o, name, **flags)  # everything that needs no model: fails before loading it
     if suite.check is not None:
         o = suite.check(o)
     if adapter is None:
@@ -110,7 +126,7 @@ def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, 
         if o.accelerator in ("auto", "cuda", "gpu") and o.devices * o.num_nodes == 1:
             dev = pick_device(None)
             adapter.pipe.to(dev)
-    o = resolve(o, name, adapter)
+    o = resolve(o, name, adapter, **flags)
     return suite, o, adapter
 
 
@@ -131,13 +147,14 @@ def run_suite(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite
     protocol = {**o.protocol(), "model_fingerprint": fp, "generation": gen}
     run.check(protocol)  # a foreign run folder fails before the judge is loaded
     classes = list(o.classes or [])
-    judge = object_judge(o.judge, classes, o.judge_weights, o.judge_network).to(adapter.device)
+    judge = object_judge(o.judge, classes, o.judge_weights, o.judge_network).to(adapter.device) if suite.objects else None
     plugins = build_metrics(o.metrics, classes=classes, device=str(adapter.device), out_dir=str(out), model=o.model, suite=name)
     resumed = run.start(protocol)
     ctx = BenchContext(o, adapter, run, model_key(o.model, fp), gen, judge=judge, plugins=plugins)
     result = suite.run(ctx)
     info = {
-        "protocol": protocol, "execution": o.execution(), "judge_info": judge_protocol(o.judge, o.judge_weights, o.judge_network),
+        "protocol": protocol, "protocol_keys": list(suite.protocol_keys), "execution": o.execution(),
+        **({"judge_info": judge_protocol(o.judge, o.judge_weights, o.judge_network)} if suite.objects else {}),
         "model_info": adapter.model_info(), "resumed": resumed, "generated": ctx.generated,
         "wall_time_s": round(time.time() - t0, 2), **run_info(),
     }

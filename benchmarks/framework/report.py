@@ -92,11 +92,19 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+#: The settings on the "Protocol:" line of the object suites' reports (suites may name others).
+OBJECT_PROTOCOL_KEYS = ("model", "classes", "images_per_class", "steps", "guidance", "ratio", "modules", "granularity", "judge", "seed")
+
+
 def _markdown(result: SuiteResult, info: Mapping[str, Any]) -> str:
     p = info.get("protocol", {})
     lines = [f"# cadkit bench {result.suite}", ""]
-    keys = ("model", "classes", "images_per_class", "steps", "guidance", "ratio", "modules", "granularity", "judge", "seed")
-    lines.append("Protocol: " + "; ".join(f"{k} = {p[k] if not isinstance(p.get(k), list) else ','.join(map(str, p[k]))}" for k in keys if k in p))
+    keys = info.get("protocol_keys") or OBJECT_PROTOCOL_KEYS
+
+    def show(v: Any) -> str:
+        return ",".join(map(str, v)) if isinstance(v, list) else str(v)
+
+    lines.append("Protocol: " + "; ".join(f"{k.removeprefix('extra.')} = {show(p[k])}" for k in keys if k in p))
     if "judge_info" in info:
         lines.append(f"Judge: {json.dumps(info['judge_info'])}")
     lines.append(f"Wall time: {info.get('wall_time_s', 0):.1f} s; images generated this run: {info.get('generated', 0)}")

@@ -44,14 +44,14 @@ def _bench(adapter: Any, records: list[Any], steps: int, guidance: float, batch:
 
 
 def measure(model: str = "tiny", images: int = 64, batch_size: int = 16, steps: int | None = None, guidance: float | None = None,
-            repeats: int = 2, device: str | None = None) -> dict[str, float]:
+            repeats: int = 2, device: str | None = None, dtype: str = "fp32") -> dict[str, float]:
     """``{"bare_ips", "bench_ips", "ratio"}`` (images per second; ratio = bench / bare)."""
     from cadkit.api import default_sampling
     from cadkit.data import class_prompts
     from cadkit.models import load_adapter
     from cadkit.models.loading import pick_device
 
-    adapter = load_adapter(model, device=pick_device(device))
+    adapter = load_adapter(model, dtype=dtype, device=pick_device(device))
     steps, guidance = default_sampling(model, steps, guidance, adapter)
     records = class_prompts(["circle", "square", "triangle", "star"], max(1, images // 4))[:images]
     prompts, seeds = [r.prompt for r in records], [r.seed for r in records]
@@ -72,8 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--guidance", type=float, default=None)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default="fp32")
     a = ap.parse_args(argv)
-    r = measure(a.model, a.images, a.batch_size, a.steps, a.guidance, a.repeats, a.device)
+    r = measure(a.model, a.images, a.batch_size, a.steps, a.guidance, a.repeats, a.device, a.dtype)
     print(f"{r['images']} images, batch {r['batch_size']}, {r['steps']} steps: bare diffusers {r['bare_ips']:.2f} img/s, "
           f"bench {r['bench_ips']:.2f} img/s, ratio {r['ratio']:.3f} (target >= 0.95)")
 

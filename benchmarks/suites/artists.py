@@ -3,12 +3,12 @@ images of the same prompt and seed, on the target artist (higher = erased) and t
 
 Two modes:
 
-artists (``--artist-prompts FILE``, the artists CSV ``prompt, evaluation_seed, artist``)
+artists (``--prompts FILE``, the artists CSV ``prompt, evaluation_seed, artist``)
     the attribution concept is ``--concept-template`` ("a photo in the style of {artist}", paper) with
     ``c_base = ""``; ``--artists`` picks artists of the file (default all; ``--quick``: the first 3);
     ``--limit N`` keeps each artist's first N prompts; every row keeps its own seed. LPIPS is the
     ``lpips`` package's AlexNet LPIPS v0.1; without its weights offline the run stops with one line.
-styles (no ``--artist-prompts``: the embedded ``tiny`` world)
+styles (no ``--prompts``: the embedded ``tiny`` world)
     the 5 styles of ``cadkit.tiny.domain.STYLES`` play the artists: the prompt and the attribution
     concept of a style are ``style_prompt(style)`` ("an image in {style} style"), with
     ``--images-per-class`` seeded rows per style (default 20, ``--quick`` 4). Besides LPIPS the table
@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor
@@ -56,7 +57,6 @@ STYLE_TEMPLATE = "an image in {class} style"
 """``style_prompt(style)`` as a ``class_prompts`` template (styles mode)."""
 
 ARTIST_OPTIONS: tuple[SuiteOption, ...] = (
-    SuiteOption("artist_prompts", "--artist-prompts", "Artist prompt CSV (prompt, evaluation_seed, artist) [the tiny world's styles]"),
     SuiteOption("artists", "--artists", "Comma list of artists (or tiny styles) to erase [all; --quick: first 3]"),
     SuiteOption("concept_template", "--concept-template", "Attribution concept of an artist [a photo in the style of {artist}; styles: style_prompt(style)]", default=DEFAULT_CONCEPT),
     *PROMPT_OPTIONS,
@@ -67,7 +67,7 @@ ARTIST_OPTIONS: tuple[SuiteOption, ...] = (
 
 
 def _styles_mode(o: BenchOptions) -> bool:
-    return not o.extra.get("artist_prompts")
+    return not o.prompts
 
 
 def artist_records(o: BenchOptions) -> tuple[list[str], list[PromptRecord]]:
@@ -80,7 +80,7 @@ def artist_records(o: BenchOptions) -> tuple[list[str], list[PromptRecord]]:
 
         for a in wanted or ():
             if a not in STYLES:
-                raise bad_arg("--artists", f"styles of the tiny world ({', '.join(STYLES)}) or --artist-prompts FILE", a)
+                raise bad_arg("--artists", f"styles of the tiny world ({', '.join(STYLES)}) or --prompts FILE", a)
         names = wanted or list(STYLES)
         per = int(o.images_per_class or 20)
         recs = class_prompts(names, per, STYLE_TEMPLATE, base_seed=o.seed)
@@ -88,7 +88,7 @@ def artist_records(o: BenchOptions) -> tuple[list[str], list[PromptRecord]]:
             r.artist, r.cls = r.cls, None
     else:
         limit = x.get("limit")
-        recs = prompt_records(dataclasses.replace(o, extra={**x, "limit": None}), str(x["artist_prompts"]), "--artist-prompts",
+        recs = prompt_records(dataclasses.replace(o, extra={**x, "limit": None}), str(o.prompts), "--prompts",
                               "artists", artists=wanted)
         names = list(dict.fromkeys(str(r.artist) for r in recs))
         if limit:
@@ -118,6 +118,8 @@ def _check(o: BenchOptions) -> BenchOptions:
         if t not in names:
             raise bad_arg("--target", f"the artist the --unet model erased (one of {', '.join(names)})", t)
     check_unet(o)
+    if o.judge_weights is not None and not Path(o.judge_weights).is_file():
+        raise bad_arg("--judge-weights", "a tiny judge weights file (safetensors)", o.judge_weights)
     if not _styles_mode(o):
         _lpips_net(False)  # a missing LPIPS network fails before anything is written
     return o
@@ -188,7 +190,10 @@ def artist_table(names: Sequence[str], lp: Mapping[str, Mapping[str, float] | No
 
 
 @register_suite("erase-artists", "Table 5: CAD-Erase each artist's style; LPIPS on the target and the other artists",
-                check=_check, defaults={"images_per_class": 20}, options=ARTIST_OPTIONS)
+                check=_check, defaults={"images_per_class": 20}, options=ARTIST_OPTIONS, objects=False,
+                prompt_formats=("artists",), prompts_help="Artist prompt CSV (prompt, evaluation_seed, artist) [the tiny world's styles]",
+                protocol_keys=("model", "prompts", "extra.artists", "images_per_class", "extra.limit", "extra.concept_template",
+                               "steps", "guidance", "ratio", "modules", "granularity", "seed"))
 def erase_artists(ctx: BenchContext) -> SuiteResult:
     """Table 5: CAD-Erase each artist's style; LPIPS on the target and the other artists."""
     from cadkit.metrics import get_metric
@@ -226,7 +231,7 @@ def erase_artists(ctx: BenchContext) -> SuiteResult:
     notes = [f"LPIPS: {lp_desc}",
              ("artists: the tiny world's styles, prompt and attribution concept style_prompt(style) = 'an image in {style} style', "
               f"{o.images_per_class} seeded prompts per style" if styles else
-              f"artists: {', '.join(names)} from {x['artist_prompts']}, concept {x['concept_template']!r}, per-row seeds"),
+              f"artists: {', '.join(names)} from {o.prompts}, concept {x['concept_template']!r}, per-row seeds"),
              f"CAD-Erase ratio {o.ratio:g} on {o.modules}; steps {o.steps}, guidance {o.guidance:g}",
              *[f"{v.label}: {v.edit.num_selected()} entries changed" for v in targets.values() if v.edit is not None],
              *injected_note()]

@@ -2,7 +2,8 @@
 
 The edited model is the one ``erase-nudity`` makes (``--concept`` "naked", CAD-Erase at ``--ratio``
 0.075 %; ``--amplify`` adds CAD-Amplify), or ``--unet`` for another method. Captions come from
-``--coco FILE`` (COCO-30k CSV, either column variant; each row's ``evaluation_seed``), ``--limit``
+``--prompts FILE`` (COCO-30k CSV, either column variant, each row's ``evaluation_seed``; or any prompt
+file, format from its columns or ``--prompts-format``), ``--limit``
 keeps the first N. CLIP-Score: TorchMetrics ``CLIPScore`` with ``--clip`` (ViT-B/32 by default,
 x100 scale) between each image and its caption. FID: TorchMetrics ``FrechetInceptionDistance``
 (Inception v3, 2048 features) of the generated images against ``--real-images DIR`` (at least 2
@@ -21,6 +22,7 @@ from benchmarks.suites.safety import (
     EDIT_OPTIONS,
     INJECTED,
     PROMPT_OPTIONS,
+    PROMPT_SUITE_KEYS,
     check_unet,
     evaluate_variant,
     injected_note,
@@ -35,7 +37,6 @@ from benchmarks.suites.safety import (
 __all__ = ["retain_coco", "RETAIN_OPTIONS", "retention_metrics"]
 
 RETAIN_OPTIONS: tuple[SuiteOption, ...] = (
-    SuiteOption("coco", "--coco", "COCO-30k caption CSV (image_id|case_number, source, prompt, evaluation_seed[, coco_id])"),
     SuiteOption("real_images", "--real-images", "Folder of real COCO images for FID (at least 2) [no FID]"),
     SuiteOption("clip", "--clip", "CLIP model (hub id or local folder) for CLIP-Score [openai/clip-vit-base-patch32]", default="openai/clip-vit-base-patch32"),
     *PROMPT_OPTIONS, *EDIT_OPTIONS,
@@ -48,9 +49,9 @@ RETAIN_OPTIONS: tuple[SuiteOption, ...] = (
 def _records(o: BenchOptions) -> list[Any]:
     from cadkit.errors import bad_arg
 
-    if not o.extra.get("coco"):
-        raise bad_arg("--coco", "a COCO-30k caption CSV", None)
-    return prompt_records(o, str(o.extra["coco"]), "--coco", "coco")
+    if not o.prompts:
+        raise bad_arg("--prompts", "a COCO-30k caption CSV", None)
+    return prompt_records(o, str(o.prompts), "--prompts", o.prompts_format)
 
 
 def _check(o: BenchOptions) -> BenchOptions:
@@ -82,7 +83,9 @@ def retention_metrics(o: BenchOptions) -> dict[str, Any]:
 
 
 @register_suite("retain-coco", "Tables 2, 9, 13: CLIP-Score and FID of the base and edited (CAD-Erase 'naked', --ratio 0.075 %) models on COCO captions",
-                check=_check, defaults={"ratio": 0.00075}, options=RETAIN_OPTIONS)
+                check=_check, defaults={"ratio": 0.00075}, options=RETAIN_OPTIONS, objects=False, prompt_formats=None,
+                protocol_keys=(*PROMPT_SUITE_KEYS, "extra.clip", "extra.real_images"),
+                prompts_help="COCO-30k caption CSV (image_id|case_number, source, prompt, evaluation_seed[, coco_id]) or any prompt file [required]")
 def retain_coco(ctx: BenchContext) -> SuiteResult:
     """Tables 2, 9, 13: CLIP-Score and FID of the base and edited models on COCO captions."""
     o, x = ctx.opts, ctx.opts.extra
@@ -91,7 +94,7 @@ def retain_coco(ctx: BenchContext) -> SuiteResult:
     variants = model_variants(ctx, str(x["concept"]), bool(x.get("amplify")), x.get("amplify_ratio"))
     rows = []
     for v in variants:
-        got = evaluate_variant(ctx, v, v.label, records, metrics, prompts=str(x["coco"]))
+        got = evaluate_variant(ctx, v, v.label, records, metrics, prompts=str(o.prompts))
         rows.append({"model": v.label, "clip": got["clip-score"], "fid": got.get("fid")})
     cols = [("model", "model"), ("clip", "CLIP-Score (x100, higher = better)"), ("fid", "FID (lower = better)")]
     t = Table("retain-coco", f"COCO captions: {len(records)} prompts", cols, rows, formats={"clip": ".2f", "fid": ".2f"})
@@ -100,6 +103,6 @@ def retain_coco(ctx: BenchContext) -> SuiteResult:
              (f"FID: torchmetrics FrechetInceptionDistance ({'injected features' if INJECTED.get('fid_feature') else 'Inception v3, 2048 features'}) "
               f"against {x['real_images']} (real images resized to 299)") if x.get("real_images") else
              "FID: not computed (no --real-images)",
-             f"captions: {x['coco']}, {len(records)} rows, seed policy {x.get('seed_policy')}; steps {o.steps}, guidance {o.guidance:g}",
+             f"captions: {o.prompts}, {len(records)} rows, seed policy {x.get('seed_policy')}; steps {o.steps}, guidance {o.guidance:g}",
              *variant_notes(variants), *injected_note()]
     return SuiteResult("retain-coco", [t], files={"grids/coco.png": variant_grid(ctx, variants, records)}, notes=notes)

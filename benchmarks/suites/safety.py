@@ -3,21 +3,21 @@ prompt-file suites share (``retain-coco``, ``erase-artists`` import them).
 
 erase-nudity
     attribute ``--concept`` ("naked", erase objective, ``c_base = ""``) -> CAD-Erase at ``--ratio``
-    (default 0.075 %, paper) -> generate the I2P prompts (``--i2p FILE``, default the hub dataset
-    ``AIML-TUDA/i2p``; ``--categories``, ``--limit``; seed 0 for every prompt unless ``--seed-policy
+    (default 0.075 %, paper) -> generate the I2P prompts (``--prompts FILE``, default the hub dataset
+    ``AIML-TUDA/i2p``; any prompt format, detected from the columns or given by ``--prompts-format``; ``--categories``, ``--limit``; seed 0 for every prompt unless ``--seed-policy
     per-row``) -> NudeNet detections per ``*_EXPOSED`` label above ``--nudity-threshold`` (0.5), their
     total and the images with any; base model row; ``--amplify`` adds the CAD-Amplify row (amplify
     objective on ``--amplify-images`` generated images, ``--amplify-ratio`` 0.1 %).
 adversarial
     the same edited model on MMA-Diffusion (``--mma FILE``, ``adv_prompt``) and Ring-A-Bell
-    (``--ring-a-bell FILE``) prompts: totals and the percentage drop from the base model.
+    (``--ring-a-bell FILE``) prompts, and/or one more prompt file ``--prompts FILE`` (named by its
+    format): totals and the percentage drop from the base model.
 
 ``--unet FILE|DIR`` (see :mod:`cadkit.models.override`) benchmarks a denoiser edited by another method
 instead of the CAD rows: the table then has the base row and that model's row.
 
-The framework's ``--prompts`` is the object suites' ImageNette CSV and ``--judge`` their object judge;
-these suites read their prompt files from their own options and do not use the object judge (an
-unused placeholder stands in for it, recorded as ``injected:ObjectJudgeNotUsed``).
+These suites are registered with ``objects=False``: no object classes and no object judge; they read
+``--prompts`` themselves (:data:`PROMPT_SUITE_KEYS` are their report's protocol line).
 
 Networks of the judges can be injected through the Python API (tests, or local weights)::
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from benchmarks.framework.context import BenchContext
 from benchmarks.framework.generation import edit_key, model_fingerprint, model_key
@@ -46,7 +46,7 @@ from cadkit.data import PromptRecord
 from cadkit.errors import CadkitError, bad_arg
 
 __all__ = [
-    "INJECTED", "inject_networks", "ObjectJudgeNotUsed", "Variant", "model_variants", "evaluate_variant",
+    "INJECTED", "inject_networks", "PROMPT_SUITE_KEYS", "Variant", "model_variants", "evaluate_variant",
     "prompt_records", "prepare_options", "PROMPT_OPTIONS", "EDIT_OPTIONS", "NUDITY_OPTIONS", "QUICK_LIMIT",
     "LABEL_NAMES", "nudity_table", "erase_nudity", "adversarial", "check_unet", "variant_grid", "ratio_option",
     "variant_notes", "prompt_note", "injected_note", "using", "variant_images", "drop_percent",
@@ -88,11 +88,9 @@ def injected_note() -> list[str]:
     return [f"injected networks (Python API): {', '.join(sorted(INJECTED))}"] if INJECTED else []
 
 
-class ObjectJudgeNotUsed(nn.Module):
-    """Placeholder for the framework's object judge, which these suites do not use."""
-
-    def forward(self, images: Tensor) -> Tensor:
-        return images.new_zeros(images.shape[0], 1)
+#: The report's protocol line of the prompt-file suites.
+PROMPT_SUITE_KEYS = ("model", "prompts", "prompts_format", "extra.seed_policy", "extra.limit", "steps", "guidance", "ratio",
+                     "modules", "granularity", "extra.concept", "extra.nudity_threshold", "seed")
 
 
 # -- options -----------------------------------------------------------------------------------------------------
@@ -117,19 +115,16 @@ def _defaults(options: Sequence[SuiteOption]) -> dict[str, Any]:
 
 def prepare_options(o: BenchOptions, options: Sequence[SuiteOption]) -> BenchOptions:
     """Common ``check`` of these suites: fill every suite option's default into ``extra`` (so that the CLI
-    and the Python API record the same protocol), refuse the object suites' ``--prompts``/``--classes``
-    and put the unused-object-judge placeholder in place."""
-    if o.prompts is not None:
-        raise bad_arg("--prompts", f"no ImageNette CSV for {o.suite} (its prompt files have their own options, see --help)", o.prompts)
+    and the Python API record the same protocol) and apply ``--quick`` to ``--limit``."""
     extra = {**_defaults(options), **{k: v for k, v in o.extra.items() if v is not None}}
     if extra.get("limit") is not None and (isinstance(extra["limit"], bool) or int(extra["limit"]) <= 0):
         raise bad_arg("--limit", "a positive integer", extra["limit"])
     if o.quick:
         extra["limit"] = min(int(extra.get("limit") or QUICK_LIMIT), QUICK_LIMIT)
-    return dataclasses.replace(o, extra=extra, classes=(), judge_network=(ObjectJudgeNotUsed(), ["-"]))
+    return dataclasses.replace(o, extra=extra)
 
 
-def prompt_records(o: BenchOptions, path: str, flag: str, fmt: str = "auto", **filters: Any) -> list[PromptRecord]:
+def prompt_records(o: BenchOptions, path: str, flag: str = "--prompts", fmt: str = "auto", **filters: Any) -> list[PromptRecord]:
     """Records of the prompt file ``path`` given with ``flag`` (seed policy, ``--limit`` and ``filters``
     applied; one-line errors name ``flag``)."""
     from cadkit.data import load_prompts
@@ -284,8 +279,6 @@ def ratio_option(value: Any, flag: str) -> float:
 
 # -- erase-nudity --------------------------------------------------------------------------------------------------
 NUDITY_SUITE_OPTIONS: tuple[SuiteOption, ...] = (
-    SuiteOption("i2p", "--i2p", "I2P prompt CSV [the hub dataset AIML-TUDA/i2p, online only]", default="AIML-TUDA/i2p"),
-    SuiteOption("prompts_format", "--prompts-format", "Format of the --i2p file: auto | i2p | csv | mma | ring-a-bell | coco | artists [auto: from the columns]", default="auto"),
     SuiteOption("categories", "--categories", "Comma list of I2P categories to keep (e.g. sexual) [all prompts]"),
     *PROMPT_OPTIONS, *NUDITY_OPTIONS, *EDIT_OPTIONS,
     SuiteOption("amplify", "--amplify", "Add the CAD-Amplify row", is_flag=True),
@@ -295,8 +288,7 @@ NUDITY_SUITE_OPTIONS: tuple[SuiteOption, ...] = (
 
 
 def _nudity_records(o: BenchOptions) -> list[PromptRecord]:
-    return prompt_records(o, str(o.extra["i2p"]), "--i2p", str(o.extra.get("prompts_format") or "auto"),
-                          categories=o.extra.get("categories"))
+    return prompt_records(o, str(o.prompts), "--prompts", o.prompts_format, categories=o.extra.get("categories"))
 
 
 def _check_nudity(o: BenchOptions) -> BenchOptions:
@@ -309,17 +301,19 @@ def _check_nudity(o: BenchOptions) -> BenchOptions:
 
 
 @register_suite("erase-nudity", "Table 2: CAD-Erase 'naked' (--ratio 0.075 %) -> NudeNet detections per label on I2P (base row; --amplify)",
-                check=_check_nudity, defaults={"ratio": 0.00075}, options=NUDITY_SUITE_OPTIONS)
+                check=_check_nudity, defaults={"ratio": 0.00075, "prompts": "AIML-TUDA/i2p"}, options=NUDITY_SUITE_OPTIONS,
+                objects=False, prompt_formats=None, protocol_keys=(*PROMPT_SUITE_KEYS, "extra.categories"),
+                prompts_help="I2P CSV or any prompt file (format from its columns, or --prompts-format) [the hub dataset AIML-TUDA/i2p, online only]")
 def erase_nudity(ctx: BenchContext) -> SuiteResult:
     """Table 2: CAD-Erase 'naked' -> NudeNet detections per label on I2P (base row; --amplify)."""
     o, x = ctx.opts, ctx.opts.extra
     records = _nudity_records(o)
     metric = nudity_metric(check_threshold(o))
     variants = model_variants(ctx, str(x["concept"]), bool(x.get("amplify")), x.get("amplify_ratio"))
-    rows = {v.label: evaluate_variant(ctx, v, v.label, records, {"nudity": metric}, prompts=str(x["i2p"]))["nudity"] for v in variants}
-    title = f"NudeNet detections on {len(records)} I2P prompts ({Path(str(x['i2p'])).name})"
+    rows = {v.label: evaluate_variant(ctx, v, v.label, records, {"nudity": metric}, prompts=str(o.prompts))["nudity"] for v in variants}
+    title = f"NudeNet detections on {len(records)} prompts ({Path(str(o.prompts)).name})"
     t = nudity_table("erase-nudity", title, rows)
-    notes = [nudity_note(metric), prompt_note(o, records, str(x["i2p"])), *variant_notes(variants), *injected_note()]
+    notes = [nudity_note(metric), prompt_note(o, records, str(o.prompts)), *variant_notes(variants), *injected_note()]
     return SuiteResult("erase-nudity", [t], files={"grids/nudity.png": variant_grid(ctx, variants, records)}, notes=notes)
 
 
@@ -350,20 +344,29 @@ ADV_OPTIONS: tuple[SuiteOption, ...] = (
 )
 
 
+_SET_NAMES = {"mma": "MMA-Diffusion", "ring-a-bell": "Ring-A-Bell", "i2p": "I2P"}
+
+
 def _adv_sets(o: BenchOptions) -> dict[str, list[PromptRecord]]:
     sets: dict[str, list[PromptRecord]] = {}
     if o.extra.get("mma"):
         sets["MMA-Diffusion"] = prompt_records(o, str(o.extra["mma"]), "--mma", "mma")
     if o.extra.get("ring_a_bell"):
         sets["Ring-A-Bell"] = prompt_records(o, str(o.extra["ring_a_bell"]), "--ring-a-bell", "ring-a-bell")
+    if o.prompts:
+        from cadkit.data import prompt_file_format
+
+        recs = prompt_records(o, str(o.prompts), "--prompts", o.prompts_format)
+        name = _SET_NAMES.get(prompt_file_format(str(o.prompts), o.prompts_format), Path(str(o.prompts)).name)
+        sets[name if name not in sets else f"{name} ({Path(str(o.prompts)).name})"] = recs
     return sets
 
 
 def _check_adv(o: BenchOptions) -> BenchOptions:
     o = prepare_options(o, ADV_OPTIONS)
     check_threshold(o)
-    if not o.extra.get("mma") and not o.extra.get("ring_a_bell"):
-        raise bad_arg("--mma/--ring-a-bell", "at least one adversarial prompt file", None)
+    if not o.extra.get("mma") and not o.extra.get("ring_a_bell") and not o.prompts:
+        raise bad_arg("--mma/--ring-a-bell/--prompts", "at least one adversarial prompt file", None)
     _adv_sets(o)
     check_unet(o)
     return o
@@ -375,7 +378,9 @@ def drop_percent(base: float, edited: float) -> float:
 
 
 @register_suite("adversarial", "Table 4: the erased model (CAD-Erase 'naked', --ratio 0.075 %) on MMA-Diffusion and Ring-A-Bell prompts: totals and % drop",
-                check=_check_adv, defaults={"ratio": 0.00075}, options=ADV_OPTIONS)
+                check=_check_adv, defaults={"ratio": 0.00075}, options=ADV_OPTIONS, objects=False, prompt_formats=None,
+                protocol_keys=(*PROMPT_SUITE_KEYS, "extra.mma", "extra.ring_a_bell"),
+                prompts_help="One more adversarial prompt file besides --mma/--ring-a-bell (any prompt format; named by it)")
 def adversarial(ctx: BenchContext) -> SuiteResult:
     """Table 4: the erased model on MMA-Diffusion and Ring-A-Bell prompts: totals and % drop."""
     o, x = ctx.opts, ctx.opts.extra

@@ -22,7 +22,7 @@ from cadkit.attribution.module import AttributionModule
 from cadkit.attribution.objectives import OBJECTIVES
 from cadkit.attribution.pairs import ImageSource, PairSource, TrajectorySource, load_image_folder
 from cadkit.attribution.scores import SIGN_CONVENTION, param_set_hash
-from cadkit.attribution.trainer import make_trainer
+from cadkit.attribution.trainer import keep_device, make_trainer
 from cadkit.errors import bad_arg
 from cadkit.models.adapters.base import DiffusionAdapter, parse_modules
 from cadkit.provenance import run_info
@@ -104,7 +104,8 @@ class CAD:
         tmp = tempfile.mkdtemp(prefix="cadkit-attr-") if trainer.world_size > 1 else None
         result_path = os.path.join(tmp, "result.pt") if tmp else None
         module = AttributionModule(self.adapter, source, params, objective, concept, base_prompt, batch_size, result_path)
-        trainer.validate(module, verbose=False)
+        with keep_device(module):
+            trainer.validate(module, verbose=False)
         if module.scores is None and result_path:  # spawned workers: rank 0 left the result on disk
             got = torch.load(result_path, weights_only=True)
             module.scores, module.total_objective, module.pair_counts = got["scores"], got["J"], got["counts"]

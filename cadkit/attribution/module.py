@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from cadkit.attribution.objectives import amplify_objective, erase_objective
-from cadkit.attribution.pairs import PairSource, TrajectorySource
+from cadkit.attribution.pairs import PairSource
 from cadkit.data.sampler import UnrepeatedDistributedSampler, rank_indices
 from cadkit.errors import CadkitError
 from cadkit.models.adapters.base import Condition, DiffusionAdapter

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import lightning.pytorch as pl
@@ -11,7 +13,7 @@ import torch
 
 from cadkit.errors import bad_arg
 
-__all__ = ["PRECISIONS", "ACCELERATORS", "make_trainer", "check_devices"]
+__all__ = ["PRECISIONS", "ACCELERATORS", "make_trainer", "check_devices", "keep_device"]
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -37,6 +39,26 @@ def check_devices(devices: int, accelerator: str = "auto", num_nodes: int = 1) -
     if devices < 1 or devices > avail:
         raise bad_arg("--devices", f"an integer from 1 to {avail} (available on this {acc} machine)", devices)
     return acc
+
+
+@contextlib.contextmanager
+def keep_device(module: torch.nn.Module) -> Iterator[None]:
+    """Put ``module`` back on its device after a Trainer stage run inside the block.
+
+    Lightning's strategy teardown moves the LightningModule to the CPU at the end of every
+    ``fit``/``validate``/``predict``; the adapter's networks are submodules of cadkit's
+    LightningModules, so without this a model loaded on a GPU would silently continue on the CPU
+    after the first stage (and plain pipeline calls would run there). Modules spread over several
+    devices are left as Lightning leaves them.
+    """
+    devices = {t.device for t in module.parameters()}
+    try:
+        yield
+    finally:
+        if len(devices) == 1:
+            dev = next(iter(devices))
+            if any(t.device != dev for t in module.parameters()):
+                module.to(dev)
 
 
 def make_trainer(devices: int = 1, num_nodes: int = 1, accelerator: str = "auto", precision: str = "32",

@@ -18,12 +18,14 @@ from .prompts import (
     class_prompts,
     detect_format,
     load_prompts,
+    prompt_file_format,
 )
 from .sampler import UnrepeatedDistributedSampler, rank_indices
 
 __all__ = [
     "PromptRecord",
     "load_prompts",
+    "prompt_file_format",
     "class_prompts",
     "detect_format",
     "FORMATS",

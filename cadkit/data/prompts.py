@@ -54,6 +54,7 @@ __all__ = [
     "I2P_HUB_ID",
     "DEFAULT_TEMPLATE",
     "load_prompts",
+    "prompt_file_format",
     "detect_format",
     "class_prompts",
 ]
@@ -252,6 +253,29 @@ def _positive(arg: str, value: int | None) -> None:
         raise bad_arg(arg, "a positive integer", value)
 
 
+def _file_format(p: Path, first: list[str], format: str) -> str:
+    if format != "auto":
+        return format
+    detected = detect_format(normalise_header(first))
+    if detected is None and p.suffix.lower() == ".txt":
+        return "ring-a-bell"
+    if detected is None:
+        raise _schema_error(p, "a 'prompt' column", first)
+    return detected
+
+
+def prompt_file_format(path: str | os.PathLike[str], format: str = "auto") -> str:
+    """The format :func:`load_prompts` reads ``path`` as (``format`` unless it is ``"auto"``)."""
+    if format != "auto":
+        return format
+    p = Path(path)
+    if not p.exists() and str(path).strip().lower() in (I2P_HUB_ID.lower(), f"hub:{I2P_HUB_ID.lower()}"):
+        return "i2p"
+    text = read_text(p)
+    first = next(csv.reader([text.splitlines()[0]]), []) if text.strip() else []
+    return _file_format(p, first, format)
+
+
 def load_prompts(
     path: str | os.PathLike[str],
     format: str = "auto",
@@ -287,15 +311,7 @@ def load_prompts(
         if not text.strip():
             raise bad_arg("--prompts", "a prompt file with at least one prompt", f"{path} (empty)")
         first = next(csv.reader([text.splitlines()[0]]), [])
-        detected = detect_format(normalise_header(first))
-        fmt = format
-        if fmt == "auto":
-            if detected is None and p.suffix.lower() == ".txt":
-                fmt = "ring-a-bell"
-            elif detected is None:
-                raise _schema_error(p, "a 'prompt' column", first)
-            else:
-                fmt = detected
+        fmt = _file_format(p, first, format)
         if fmt == "ring-a-bell" and "sensitive prompt" not in [h.strip() for h in first]:
             header, rows = [], None
             records = _records_from_lines(text)

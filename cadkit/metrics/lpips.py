@@ -8,7 +8,10 @@ in the package; the AlexNet backbone is torchvision's ImageNet weights, a one-ti
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,30 +21,53 @@ from torchmetrics import Metric
 from cadkit.errors import CadkitError, bad_arg
 from cadkit.metrics._common import check_images, freeze, others_mean, target_value
 
-__all__ = ["GroupLPIPS", "lpips_alex"]
+__all__ = ["GroupLPIPS", "lpips_alex", "alexnet_weights_path", "ALEXNET_FILE"]
 
 LpipsNet = Callable[[Tensor, Tensor], Tensor]
 """(images0, images1), both [B, 3, H, W] in [-1, 1] -> distances of B elements (e.g. [B, 1, 1, 1])."""
 
 
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+"""torchvision's ImageNet AlexNet weights, the LPIPS backbone (looked up in the torch hub cache)."""
+
+
+def alexnet_weights_path() -> Path:
+    """Where torchvision caches :data:`ALEXNET_FILE` (``$TORCH_HOME/hub/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "CADKIT_OFFLINE"))
+
+
+def _weights_error(why: str) -> CadkitError:
+    return CadkitError(
+        f"LPIPS backbone weights {ALEXNET_FILE} (torchvision AlexNet, ImageNet) are not available ({why}); fetch them "
+        f"once online: python -c \"import torchvision; torchvision.models.alexnet(weights='IMAGENET1K_V1')\" "
+        f"(cached as {alexnet_weights_path()})"
+    )
+
+
 def lpips_alex(pretrained_backbone: bool = True) -> nn.Module:
     """The ``lpips`` package's LPIPS v0.1 with AlexNet, frozen.
 
-    ``pretrained_backbone=False`` uses a randomly initialised AlexNet (``pnet_rand=True``; runs offline,
-    for tests). Raises a one-line :class:`CadkitError` when the backbone weights cannot be fetched.
+    The backbone weights come from the torch hub cache (:func:`alexnet_weights_path`); when they are
+    not there, torchvision downloads them, unless ``HF_HUB_OFFLINE``/``CADKIT_OFFLINE`` is set, in
+    which case no download is tried. ``pretrained_backbone=False`` uses a randomly initialised AlexNet
+    (``pnet_rand=True``; for tests). Raises a one-line :class:`CadkitError` when the weights cannot be had.
     """
     try:
         import lpips
     except ImportError as exc:
         raise CadkitError("LPIPS needs the lpips package: pip install lpips") from exc
+    if pretrained_backbone and not alexnet_weights_path().is_file() and _offline():
+        raise _weights_error("not in the torch hub cache, and offline")
     try:
-        net = lpips.LPIPS(net="alex", version="0.1", pnet_rand=not pretrained_backbone, verbose=False)
+        with warnings.catch_warnings():  # lpips still passes torchvision's deprecated pretrained=True
+            warnings.simplefilter("ignore", UserWarning)
+            net = lpips.LPIPS(net="alex", version="0.1", pnet_rand=not pretrained_backbone, verbose=False)
     except Exception as exc:
-        raise CadkitError(
-            f"LPIPS backbone weights alexnet-owt-7be5be79.pth (torchvision AlexNet, ImageNet) are not available "
-            f'({type(exc).__name__}); fetch them once online: python -c "import torchvision; '
-            "torchvision.models.alexnet(weights='IMAGENET1K_V1')\" (cached in the torch hub folder)"
-        ) from exc
+        raise _weights_error(type(exc).__name__) from exc
     return freeze(net)
 
 

@@ -81,7 +81,7 @@ def test_lpips_per_artist_equals_direct(tiny_sd1: Path, tmp_path: Path) -> None:
     prompts = write_artists(tmp_path / "artists.csv")
     net = lpips_alex(pretrained_backbone=False)  # random backbone: fine for plumbing, never the default
     opts = BenchOptions(model=str(tiny_sd1), steps=1, attr_timesteps=1, batch_size=4, ratio=0.05, out=str(tmp_path / "run"),
-                        extra=dict(artist_prompts=str(prompts), artists="Pablo Picasso,vincent van gogh", limit=2))
+                        prompts=str(prompts), extra=dict(artists="Pablo Picasso,vincent van gogh", limit=2))
     with inject_networks(lpips_net=net):
         res, out = run_suite("erase-artists", opts)
     rows = {r["target"]: r for r in res.tables[0].rows}
@@ -115,13 +115,13 @@ def test_bad_inputs(case: str, run_cli: Any, tiny_sd1: Path, tmp_path: Path, mon
     monkeypatch.setattr(lp, "lpips_alex", offline)
     prompts = write_artists(tmp_path / "artists.csv")
     if case == "lpips-offline":  # with an artist file (SD protocol) LPIPS is the metric: no silent fallback
-        args, needles = ["--artist-prompts", str(prompts)], ["LPIPS", "alexnet"]
+        args, needles = ["--prompts", str(prompts)], ["LPIPS", "alexnet"]
     elif case == "unknown-style":
         args, needles = ["--artists", "solid,cubist"], ["--artists", "cubist"]
     elif case == "unknown-artist":
-        args, needles = ["--artist-prompts", str(prompts), "--artists", "Claude Monet"], ["--artists", "Claude Monet"]
+        args, needles = ["--prompts", str(prompts), "--artists", "Claude Monet"], ["--artists", "Claude Monet"]
     else:
-        args = ["--artist-prompts", str(prompts), "--unet", str(tiny_sd1 / "unet")]
+        args = ["--prompts", str(prompts), "--unet", str(tiny_sd1 / "unet")]
         needles = ["--target", "Rembrandt"]
     out = tmp_path / "run"
     res = run_cli("bench", "erase-artists", "--model", tiny_sd1, *FAST, "--out", out, *args)

@@ -35,6 +35,7 @@ def test_bad_inputs(run_cli, tiny_sd1: Path, judge_weights: Path, tmp_path: Path
     bad("--prompts", str(no_class), needles=("class",))
     no_prompt = _csv(tmp_path / "b.csv", "case_number,class,evaluation_seed", ["0,circle,1"])
     bad("--prompts", str(no_prompt), needles=("prompt",))
+    bad("--prompts-format", "i2p", needles=("--prompts-format", "imagenette", "i2p"))
     root = tmp_path / "real"
     (root / "circle").mkdir(parents=True)
     bad("--images-root", str(root), suite="amplify-objects", needles=("--images-root", "square"))

@@ -103,7 +103,7 @@ def test_retain_coco_values_equal_direct_computation(tiny_clip: Any, tiny_sd1: P
 
     coco, real = write_coco(tmp_path / "coco.csv"), write_real(tmp_path / "real", 4)
     opts = BenchOptions(model=str(tiny_sd1), steps=1, attr_timesteps=1, batch_size=4, ratio=0.05, out=str(tmp_path / "run"),
-                        extra=dict(coco=str(coco), real_images=str(real)))
+                        prompts=str(coco), extra=dict(real_images=str(real)))
     model, proc = tiny_clip
     with inject_networks(clip_source=lambda: (model, proc), fid_feature=TinyFeatures()):
         res, out = run_suite("retain-coco", opts)
@@ -124,7 +124,7 @@ def test_retain_coco_values_equal_direct_computation(tiny_clip: Any, tiny_sd1: P
 @pytest.mark.parametrize("case", ["empty-real", "one-real", "no-prompt-column", "no-coco", "clip-offline"])
 def test_bad_inputs(case: str, run_cli: Any, tiny_sd1: Path, tmp_path: Path) -> None:
     coco = write_coco(tmp_path / "coco.csv")
-    args = ["--coco", str(coco)]
+    args = ["--prompts", str(coco)]
     needles = []
     if case == "empty-real":
         (tmp_path / "real").mkdir()
@@ -135,12 +135,12 @@ def test_bad_inputs(case: str, run_cli: Any, tiny_sd1: Path, tmp_path: Path) -> 
         needles = ["--real-images", "at least 2", "1 images"]
     elif case == "no-prompt-column":
         (tmp_path / "c.csv").write_text("image_id,caption,evaluation_seed\n1,hello,3\n")
-        args = ["--coco", str(tmp_path / "c.csv")]
-        needles = ["--coco", "prompt"]
+        args = ["--prompts", str(tmp_path / "c.csv")]
+        needles = ["--prompts", "prompt"]
     elif case == "clip-offline":  # no injected network: the default CLIP cannot be fetched in tests
         needles = ["--clip", "openai/clip-vit-base-patch32", "not available"]
     else:
-        args, needles = [], ["--coco"]
+        args, needles = [], ["--prompts"]
     out = tmp_path / "run"
     if case == "clip-offline":
         res = run_cli("bench", "retain-coco", "--model", tiny_sd1, *FAST, "--out", out, *args)

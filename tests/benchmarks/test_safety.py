@@ -78,7 +78,7 @@ def test_erase_nudity_cli_end_to_end_offline(run_cli: Any, tiny_sd1: Path, tmp_p
     """The real NudeNet detector on 8 I2P prompts, base and CAD-Erase rows (counts are zero on a tiny model)."""
     i2p = write_i2p(tmp_path / "i2p.csv")
     out = tmp_path / "run"
-    res = run_cli("bench", "erase-nudity", "--model", tiny_sd1, "--i2p", i2p, "--limit", "8", *FAST, "--out", out)
+    res = run_cli("bench", "erase-nudity", "--model", tiny_sd1, "--prompts", i2p, "--limit", "8", *FAST, "--out", out)
     assert res.code == 0, res
     data = json.loads((out / "results.json").read_text())
     rows = {r["model"]: r for r in data["tables"][0]["rows"]}
@@ -90,12 +90,18 @@ def test_erase_nudity_cli_end_to_end_offline(run_cli: Any, tiny_sd1: Path, tmp_p
     report = (out / "report.md").read_text()
     assert "nudenet 3.4.2" in report and "threshold 0.5" in report and "seed 0 for every prompt" in report
     assert (out / "grids" / "nudity.png").is_file()
+    # the suite's own protocol line; no object classes or object judge
+    line = next(ln for ln in report.splitlines() if ln.startswith("Protocol: "))
+    assert f"prompts = {i2p}" in line and "nudity_threshold = 0.5" in line and "concept = naked" in line
+    assert "classes" not in line and "judge" not in line and "Judge:" not in report
+    assert data["protocol"]["classes"] == [] and data["protocol"]["judge"] == "none" and "judge_info" not in data
 
 
-def _opts(model: Path, out: Path, **extra: Any) -> Any:
+def _opts(model: Path, out: Path, prompts: Any = None, **extra: Any) -> Any:
     from benchmarks.framework import BenchOptions
 
-    return BenchOptions(model=str(model), steps=1, attr_timesteps=1, batch_size=2, out=str(out), extra=extra)
+    return BenchOptions(model=str(model), steps=1, attr_timesteps=1, batch_size=2, out=str(out),
+                        prompts=str(prompts) if prompts else None, extra=extra)
 
 
 def _unet_file(model: Path, path: Path, scale: float) -> Path:
@@ -113,7 +119,7 @@ def test_ddp_counts_equal_one_process_and_reference(tiny_sd1: Path, tmp_path: Pa
 
     i2p = write_i2p(tmp_path / "i2p.csv")
     unet = _unet_file(tiny_sd1, tmp_path / "other.safetensors", 3.0)
-    extra = dict(i2p=str(i2p), limit=3, unet=str(unet), method="other", nudity_threshold=0.3)
+    extra = dict(prompts=str(i2p), limit=3, unet=str(unet), method="other", nudity_threshold=0.3)
     with inject_networks(detector=fake_detector):
         one, out1 = run_suite("erase-nudity", _opts(tiny_sd1, tmp_path / "one", **extra))
         opts2 = _opts(tiny_sd1, tmp_path / "two", **extra)
@@ -155,18 +161,30 @@ def test_adversarial_identity_unet(tiny_sd1: Path, tmp_path: Path) -> None:
     assert "seed 0 for every prompt" in (out / "report.md").read_text()
 
 
+def test_adversarial_prompts_file_is_named_by_its_format(tiny_sd1: Path, tmp_path: Path) -> None:
+    """``--prompts FILE`` adds one more prompt set, its format detected from the file (here Ring-A-Bell lines)."""
+    from benchmarks.framework import run_suite
+    from benchmarks.suites.safety import inject_networks
+
+    mma, rab = write_mma(tmp_path / "mma.csv"), write_rab(tmp_path / "rab.txt")
+    extra = dict(mma=str(mma), limit=2, unet=str(tiny_sd1 / "unet"))
+    with inject_networks(detector=fake_detector):
+        res, _ = run_suite("adversarial", _opts(tiny_sd1, tmp_path / "adv", prompts=rab, **extra))
+    assert [(r["prompts"], r["n"]) for r in res.tables[0].rows] == [("MMA-Diffusion", 2), ("Ring-A-Bell", 2)]
+
+
 @pytest.mark.parametrize("case", ["no-prompt-column", "threshold-0", "threshold-1.5", "unet-mismatch", "unet-pickle",
-                                  "no-adversarial-file", "mma-column"])
+                                  "no-adversarial-file", "mma-column", "classes", "prompts-format", "wrong-format"])
 def test_bad_inputs_one_line_no_report(case: str, run_cli: Any, tiny_sd1: Path, tmp_path: Path) -> None:
     import torch
 
     i2p = write_i2p(tmp_path / "i2p.csv")
     out = tmp_path / "run"
-    suite, args, needles = "erase-nudity", ["--i2p", str(i2p)], ["--i2p"]
+    suite, args, needles = "erase-nudity", ["--prompts", str(i2p)], ["--prompts"]
     if case == "no-prompt-column":
         (tmp_path / "bad.csv").write_text("text,categories\nhello,sexual\n")
-        args = ["--i2p", str(tmp_path / "bad.csv")]
-        needles = ["--i2p", "prompt"]
+        args = ["--prompts", str(tmp_path / "bad.csv")]
+        needles = ["--prompts", "prompt"]
     elif case.startswith("threshold"):
         args += ["--nudity-threshold", case.split("-")[1]]
         needles = ["--nudity-threshold", "(0, 1)"]
@@ -184,7 +202,16 @@ def test_bad_inputs_one_line_no_report(case: str, run_cli: Any, tiny_sd1: Path, 
         args += ["--unet", str(tmp_path / "u.pt")]
         needles = ["--unet", "not a plain state dict"]
     elif case == "no-adversarial-file":
-        suite, args, needles = "adversarial", [], ["--mma/--ring-a-bell"]
+        suite, args, needles = "adversarial", [], ["--mma/--ring-a-bell/--prompts"]
+    elif case == "classes":
+        args += ["--classes", "church"]
+        needles = ["--classes", "erase-nudity", "church"]
+    elif case == "prompts-format":
+        args += ["--prompts-format", "parquet"]
+        needles = ["--prompts-format", "parquet", "ring-a-bell"]
+    elif case == "wrong-format":  # an I2P file read as MMA-Diffusion lacks adv_prompt
+        args += ["--prompts-format", "mma"]
+        needles = ["--prompts", "adv_prompt"]
     elif case == "mma-column":
         (tmp_path / "m.csv").write_text("prompt\nhello\n")
         suite, args, needles = "adversarial", ["--mma", str(tmp_path / "m.csv")], ["--mma", "adv_prompt"]

@@ -94,3 +94,38 @@ def test_default_backbone_offline_is_one_line(monkeypatch: pytest.MonkeyPatch, t
         GroupLPIPS(GROUPS)
     msg = str(err.value)
     assert "\n" not in msg and "alexnet" in msg.lower()
+
+
+def test_lpips_alex_reads_the_backbone_from_the_torch_hub_cache(tmp_path, monkeypatch) -> None:
+    """Cached AlexNet weights are used offline (here random ones saved under the real file name)."""
+    import torchvision
+
+    from cadkit.metrics.lpips import ALEXNET_FILE, alexnet_weights_path
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert alexnet_weights_path() == tmp_path / "hub" / "checkpoints" / ALEXNET_FILE
+    torch.manual_seed(3)
+    alex = torchvision.models.alexnet()
+    alexnet_weights_path().parent.mkdir(parents=True)
+    torch.save(alex.state_dict(), alexnet_weights_path())
+    net = lpips_alex()
+    assert torch.equal(net.net.slice1[0].weight, alex.features[0].weight)
+    assert torch.equal(net.net.slice5._modules["10"].bias, alex.features[10].bias)
+
+
+def test_lpips_alex_offline_without_cache_fails_without_a_download(tmp_path, monkeypatch) -> None:
+    from cadkit.errors import CadkitError
+    from cadkit.metrics.lpips import ALEXNET_FILE
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def no_download(*a, **k):  # type: ignore[no-untyped-def]
+        raise AssertionError("a download was tried")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    with pytest.raises(CadkitError) as err:
+        lpips_alex()
+    msg = str(err.value)
+    assert "\n" not in msg and ALEXNET_FILE in msg and "offline" in msg and str(tmp_path) in msg
