@@ -15,8 +15,8 @@ _COMMON: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--prompts",), dict(default=None, help="")),  # help: the suite's prompts_help
     (("--prompts-format",), dict(default="auto", show_default=True, help="")),
     (("--template",), dict(default="an image of a {class}", show_default=True, help="Prompt template of generated rows.")),
-    (("--ratio",), dict(default=None, help="Edit ratio (fraction or percent) [registry erase_ratio: tiny 20%, SD 0.1%, SD-XL/SD-3.5/FLUX 0.03%; nudity suites 0.075%].")),
-    (("--modules",), dict(default=None, help="Module groups: ff,attn1,attn2,resnet,all [ff; ablate-modules: ff,attn1,attn2,resnet].")),
+    (("--ratio",), dict(default=None, help="Edit ratio (fraction or percent) [registry erase_ratio: tiny 5%, SD 0.1%, SD-XL/SD-3.5/FLUX 0.03%; nudity suites 0.075%].")),
+    (("--modules",), dict(default=None, help="Module groups: ff,attn1,attn2,resnet,all [registry erase_modules: ff, tiny attn2; ablate-modules: ff,attn1,attn2,resnet].")),
     (("--granularity",), dict(default="row", show_default=True, help="row | matrix | global.")),
     (("--images-per-class",), dict(type=int, default=None, help="[tiny 20, SD 500, --quick 4].")),
     (("--batch-size",), dict(type=int, default=32, show_default=True)),

@@ -13,9 +13,9 @@ option                    ``tiny``                                    SD models
 ========================  ==========================================  ==================================
 classes                   all ``cadkit.tiny.domain.OBJECTS``           the 10 ImageNette classes
 images_per_class          20                                          500 (the paper's ImageNette CSV)
-steps / guidance          registry ``tiny`` defaults (25, 7.5 unless   pipeline defaults (50, 7.5)
-                          set in ``REGISTRY["tiny"].extra``)
+steps / guidance          registry ``tiny`` defaults (20, 5)           pipeline defaults (50, 7.5)
 ratio (erase)             ``REGISTRY[model].erase_ratio``              0.1 % (paper Table 1)
+modules                   ``REGISTRY[model].erase_modules``            ``ff`` (paper)
 judge                     the embedded tiny judge                     ImageNet ResNet50 (tv2_in1k)
 attribution               1 sample, 25 timesteps, CFG 3, c_base ""    1 sample, 50 timesteps, CFG 3
 amplify images            5 renders per class                         5 per class (``--images-root``)

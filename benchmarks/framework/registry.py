@@ -112,9 +112,11 @@ def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, 
     suite = get_suite(name)
     o = _apply_defaults(opts, suite)
     if o.modules is None:
-        o = dataclasses.replace(o, modules="ff")
-    flags = dict(objects=suite.objects, prompt_formats=suite.prompt_formats)
-    o = resolve(o, name, **flags)  # everything that needs no model: fails before loading it
+        from cadkit.models.registry import REGISTRY
+
+        entry = REGISTRY.get(o.model)
+        o = dataclasses.replace(o, modules=entry.erase_modules if entry is not None else "ff")
+    o = resolve(o, name, objects=suite.objects, prompt_formats=suite.prompt_formats)  # everything that needs no model: fails before loading it
     if suite.check is not None:
         o = suite.check(o)
     if adapter is None:
@@ -126,7 +128,7 @@ def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, 
         if o.accelerator in ("auto", "cuda", "gpu") and o.devices * o.num_nodes == 1:
             dev = pick_device(None)
             adapter.pipe.to(dev)
-    o = resolve(o, name, adapter, **flags)
+    o = resolve(o, name, adapter, objects=suite.objects, prompt_formats=suite.prompt_formats)
     return suite, o, adapter
 
 

@@ -82,3 +82,20 @@ def test_other_suites_run(suite: str, tiny_sd1: Path, tmp_path: Path, judge_netw
         assert [r["intervention"] for r in rows] == ["base model", "knock out positive (CAD-Erase)", "scale negative x2"]
     else:
         assert [r["target"] for r in rows] == ["circle", "mean"]
+
+
+def test_model_defaults_come_from_the_registry(tiny_sd1: Path) -> None:
+    """Ratio and module groups default to the model's registry entry (folders: the paper's ff, 0.1 %);
+    suite defaults (ablate-modules' groups) and the user's values win."""
+    from benchmarks.framework import BenchOptions
+    from benchmarks.framework.registry import prepare
+    from cadkit.models.registry import REGISTRY
+
+    _, o, _ = prepare("erase-objects", BenchOptions(model="tiny", quick=True))
+    assert (o.ratio, o.modules) == (REGISTRY["tiny"].erase_ratio, REGISTRY["tiny"].erase_modules)
+    _, o, adapter = prepare("erase-objects", BenchOptions(model=str(tiny_sd1), quick=True, judge="tiny"))
+    assert (o.ratio, o.modules) == (0.001, "ff")
+    _, o, _ = prepare("ablate-modules", BenchOptions(model=str(tiny_sd1), quick=True, judge="tiny"), adapter)
+    assert o.modules == "ff,attn1,attn2,resnet"
+    _, o, _ = prepare("erase-objects", BenchOptions(model="tiny", quick=True, modules="resnet", ratio="2%"))
+    assert (o.ratio, o.modules) == (0.02, "resnet")
