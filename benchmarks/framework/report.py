@@ -104,7 +104,7 @@ def _markdown(result: SuiteResult, info: Mapping[str, Any]) -> str:
     def show(v: Any) -> str:
         return ",".join(map(str, v)) if isinstance(v, list) else str(v)
 
-    lines.append("Protocol: " + "; ".join(f"{k.removeprefix('extra.')} = {show(p[k])}" for k in keys if k in p))
+    lines.append("Protocol: " + "; ".join(f"{k.removeprefix('extra.')} = {show(p[k])}" for k in keys if p.get(k) is not None))
     if "judge_info" in info:
         lines.append(f"Judge: {json.dumps(info['judge_info'])}")
     lines.append(f"Wall time: {info.get('wall_time_s', 0):.1f} s; images generated this run: {info.get('generated', 0)}")

@@ -49,6 +49,7 @@ from benchmarks.suites.safety import (
 from cadkit.data import ImageCache, PromptRecord
 from cadkit.errors import CadkitError, bad_arg
 from cadkit.metrics import others_mean
+from cadkit.tiny.domain import style_prompt
 
 __all__ = ["erase_artists", "ARTIST_OPTIONS", "DEFAULT_CONCEPT", "artist_records", "artist_table", "STYLE_TEMPLATE"]
 
@@ -110,6 +111,8 @@ def _check(o: BenchOptions) -> BenchOptions:
     if _styles_mode(o):
         per = int(o.extra.get("limit") or o.images_per_class or 20)
         o = dataclasses.replace(o, images_per_class=min(per, QUICK["images_per_class"]) if o.quick else per)
+        if o.extra["concept_template"] == DEFAULT_CONCEPT:  # styles are attributed with their own prompt
+            o.extra["concept_template"] = style_prompt("{artist}")
     if "{artist}" not in str(o.extra["concept_template"]):
         raise bad_arg("--concept-template", "a template containing '{artist}'", o.extra["concept_template"])
     names, _ = artist_records(o)
@@ -126,11 +129,8 @@ def _check(o: BenchOptions) -> BenchOptions:
 
 
 def concept_of(o: BenchOptions, artist: str) -> str:
-    """The attribution concept of ``artist``: ``style_prompt(style)`` in styles mode, else the template."""
-    if _styles_mode(o):
-        from cadkit.tiny.domain import style_prompt
-
-        return style_prompt(artist)
+    """The attribution concept of ``artist``: ``--concept-template`` with the artist filled in (styles mode:
+    ``style_prompt(style)`` unless another template was given)."""
     return str(o.extra["concept_template"]).replace("{artist}", artist)
 
 
