@@ -1,4 +1,4 @@
-"""Atomic file and folder writes: write to a temporary sibling, then rename."""
+"""Atomic file and folder writes (write to a temporary sibling, then rename), and the offline switch."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ from typing import Any
 
 from cadkit.errors import bad_arg
 
-__all__ = ["atomic_path", "atomic_dir", "write_json", "check_writable_dir", "check_writable_file"]
+__all__ = ["hf_offline", "atomic_path", "atomic_dir", "write_json", "check_writable_dir", "check_writable_file"]
+
+
+def hf_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` asks for no downloads (1, true, yes or on)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @contextlib.contextmanager

@@ -184,8 +184,6 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: boo
         _positive_int("--steps", o.steps)
     if o.guidance is not None and (o.guidance != o.guidance or o.guidance < 0):
         raise bad_arg("--guidance", "a number >= 0", o.guidance)
-    if o.judge not in JUDGES and not (o.judge == "none" and not objects):
-        raise bad_arg("--judge", JUDGES, o.judge)
     if o.granularity not in GRANULARITIES:
         raise bad_arg("--granularity", GRANULARITIES, o.granularity)
     if "{class}" not in o.template:
@@ -200,6 +198,10 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: boo
         o.classes, o.judge, o.judge_network = (), "none", None
     else:
         _resolve_objects(o, tiny)
+    if o.judge_weights is not None and not Path(o.judge_weights).is_file():
+        raise bad_arg("--judge-weights", "a tiny judge weights file (safetensors)", o.judge_weights)
+    if o.modules is None:
+        o.modules = entry.erase_modules if entry is not None else "ff"
     if o.images_per_class is None:
         o.images_per_class = QUICK["images_per_class"] if o.quick else (20 if tiny else 500)
     if o.amplify_images is None:
@@ -238,13 +240,12 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: boo
 
 def _resolve_objects(o: BenchOptions, tiny: bool) -> None:
     """The object suites' part of :func:`resolve`: judge, ``--judge-weights``, ``--classes`` and ``--prompts``."""
+    if o.judge not in JUDGES:
+        raise bad_arg("--judge", JUDGES, o.judge)
     if o.judge == "auto":
         o.judge = "tiny" if tiny else "imagenet"
-    if o.judge_weights is not None:
-        if o.judge != "tiny":
-            raise bad_arg("--judge-weights", "only with --judge tiny", o.judge_weights)
-        if not Path(o.judge_weights).is_file():
-            raise bad_arg("--judge-weights", "a tiny judge weights file (safetensors)", o.judge_weights)
+    if o.judge_weights is not None and o.judge != "tiny":
+        raise bad_arg("--judge-weights", "only with --judge tiny", o.judge_weights)
     known = judge_classes(o)
     if o.prompts is not None:
         from cadkit.data import load_prompts

@@ -111,11 +111,6 @@ def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, 
     """Validate everything, then load the model: ``(suite, resolved options, adapter)``."""
     suite = get_suite(name)
     o = _apply_defaults(opts, suite)
-    if o.modules is None:
-        from cadkit.models.registry import REGISTRY
-
-        entry = REGISTRY.get(o.model)
-        o = dataclasses.replace(o, modules=entry.erase_modules if entry is not None else "ff")
     o = resolve(o, name, objects=suite.objects, prompt_formats=suite.prompt_formats)  # everything that needs no model: fails before loading it
     if suite.check is not None:
         o = suite.check(o)

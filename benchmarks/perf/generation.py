@@ -31,13 +31,13 @@ def _bare(pipe: Any, prompts: list[str], seeds: list[int], steps: int, guidance:
     return time.perf_counter() - t0
 
 
-def _bench(adapter: Any, records: list[Any], steps: int, guidance: float, batch: int) -> float:
+def _bench(adapter: Any, records: list[Any], steps: int, guidance: float, batch: int, dtype: str = "fp32") -> float:
     from benchmarks.framework.generation import generate_missing, generation_protocol
     from cadkit.data import ImageCache
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        generate_missing(adapter, records, ImageCache(tmp), "perf", None, generation_protocol(adapter, steps, guidance), batch_size=batch)
+        generate_missing(adapter, records, ImageCache(tmp), "perf", None, generation_protocol(adapter, steps, guidance, dtype), batch_size=batch)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         return time.perf_counter() - t0
@@ -57,9 +57,9 @@ def measure(model: str = "tiny", images: int = 64, batch_size: int = 16, steps: 
     prompts, seeds = [r.prompt for r in records], [r.seed for r in records]
     n = len(records)
     _bare(adapter.pipe, prompts[:batch_size], seeds[:batch_size], steps, guidance, batch_size)  # warm-up
-    _bench(adapter, records[:batch_size], steps, guidance, batch_size)
+    _bench(adapter, records[:batch_size], steps, guidance, batch_size, dtype)
     bare = min(_bare(adapter.pipe, prompts, seeds, steps, guidance, batch_size) for _ in range(repeats))
-    bench = min(_bench(adapter, records, steps, guidance, batch_size) for _ in range(repeats))
+    bench = min(_bench(adapter, records, steps, guidance, batch_size, dtype) for _ in range(repeats))
     return {"images": n, "batch_size": batch_size, "steps": steps, "bare_ips": n / bare, "bench_ips": n / bench, "ratio": bare / bench}
 
 

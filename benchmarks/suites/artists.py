@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from torch import Tensor
@@ -121,8 +120,6 @@ def _check(o: BenchOptions) -> BenchOptions:
         if t not in names:
             raise bad_arg("--target", f"the artist the --unet model erased (one of {', '.join(names)})", t)
     check_unet(o)
-    if o.judge_weights is not None and not Path(o.judge_weights).is_file():
-        raise bad_arg("--judge-weights", "a tiny judge weights file (safetensors)", o.judge_weights)
     if not _styles_mode(o):
         _lpips_net(False)  # a missing LPIPS network fails before anything is written
     return o

@@ -253,6 +253,11 @@ def _positive(arg: str, value: int | None) -> None:
         raise bad_arg(arg, "a positive integer", value)
 
 
+def _is_hub_i2p(path: str | os.PathLike[str]) -> bool:
+    """``path`` names the hub dataset (and no local file of that name exists)."""
+    return not Path(path).exists() and str(path).strip().lower() in (I2P_HUB_ID.lower(), f"hub:{I2P_HUB_ID.lower()}")
+
+
 def _file_format(p: Path, first: list[str], format: str) -> str:
     if format != "auto":
         return format
@@ -269,7 +274,7 @@ def prompt_file_format(path: str | os.PathLike[str], format: str = "auto") -> st
     if format != "auto":
         return format
     p = Path(path)
-    if not p.exists() and str(path).strip().lower() in (I2P_HUB_ID.lower(), f"hub:{I2P_HUB_ID.lower()}"):
+    if _is_hub_i2p(path):
         return "i2p"
     text = read_text(p)
     first = next(csv.reader([text.splitlines()[0]]), []) if text.strip() else []
@@ -302,7 +307,7 @@ def load_prompts(
     _positive("--images-per-class", per_class)
     p = Path(path)
     rows: list[dict[str, str]] | None
-    if not p.exists() and str(path).strip().lower() in (I2P_HUB_ID.lower(), f"hub:{I2P_HUB_ID.lower()}"):
+    if _is_hub_i2p(path):
         header, rows = read_hub_i2p()
         fmt = "i2p"
         records = _records_from_rows(fmt, header, rows, I2P_HUB_ID)

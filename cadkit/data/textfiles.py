@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from cadkit.errors import CadkitError, bad_arg
+from cadkit.io import hf_offline
 
 __all__ = [
     "ALIASES",
@@ -94,7 +94,7 @@ def read_hub_i2p() -> tuple[list[str], list[dict[str, str]]]:
     pass a local path instead.
     """
     fix = f"pass the path of a local I2P CSV instead (i2p_benchmark.csv of the hub dataset {I2P_HUB_ID}, or unsafe-prompts4703.csv)"
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+    if hf_offline():
         raise CadkitError(
             f"--prompts: the hub dataset {I2P_HUB_ID} cannot be read offline (HF_HUB_OFFLINE is set); {fix}"
         )

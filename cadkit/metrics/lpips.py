@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 
 from cadkit.errors import CadkitError, bad_arg
+from cadkit.io import hf_offline
 from cadkit.metrics._common import check_images, freeze, others_mean, target_value
 
 __all__ = ["GroupLPIPS", "lpips_alex", "alexnet_weights_path", "ALEXNET_FILE"]
@@ -37,7 +38,7 @@ def alexnet_weights_path() -> Path:
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "CADKIT_OFFLINE"))
+    return hf_offline() or os.environ.get("CADKIT_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _weights_error(why: str) -> CadkitError:

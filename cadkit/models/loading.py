@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from cadkit.errors import CadkitError, bad_arg
+from cadkit.io import hf_offline
 from cadkit.models.adapters import DiffusionAdapter, adapter_class
 from cadkit.models.registry import REGISTRY, ModelEntry, _hub_cached, tiny_path
 
@@ -91,7 +92,7 @@ def resolve_model(spec: str) -> ResolvedModel:
     if cached is not None:
         cls, fam = _family(_read_index(cached, spec), spec)
         return ResolvedModel(spec, hub_id, cls, fam, entry, True)
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+    if hf_offline():
         raise _not_available(spec, hub_id, "HF_HUB_OFFLINE is set")
     try:
         from huggingface_hub import hf_hub_download
