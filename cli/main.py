@@ -1,7 +1,9 @@
 """Entry point of the ``cadkit`` command: one click group; each sub-command lives in its own module.
 
-Every user error (a :class:`cadkit.errors.CadkitError` or a click usage error) is printed as one
-line on stderr and exits with code 2, without a traceback.
+Every error meant for the user is printed as one line on stderr, without a traceback: usage errors
+(a click usage error or a :class:`cadkit.errors.UsageError`: a bad value, a missing or foreign file)
+exit with code 2, runtime failures (a :class:`cadkit.errors.CadkitError`: a model not cached, NaN, an
+unavailable network; an ``OSError`` such as a full disk) with code 1, an interruption with 130.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 
 import click
 
-from cadkit.errors import CadkitError
+from cadkit.errors import EXIT_RUNTIME, EXIT_USAGE, CadkitError
+from cli.core import CadkitCommand, CadkitSubGroup
 
 # Sub-command modules; each defines ``register(group)``.
 _COMMAND_MODULES = (
@@ -34,7 +37,10 @@ def _one_line(msg: str) -> str:
 
 
 class CadkitGroup(click.Group):
-    """A click group that turns user errors into one line on stderr and exit code 2."""
+    """The ``cadkit`` group: one-line errors with the exit code of their kind (see the module docstring)."""
+
+    command_class = CadkitCommand
+    group_class = CadkitSubGroup
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
@@ -47,13 +53,17 @@ class CadkitGroup(click.Group):
             ctx = exc.ctx
             where = f"{ctx.command_path}: " if ctx is not None else ""
             click.echo(f"error: {where}{_one_line(exc.format_message())}", err=True)
-            sys.exit(2)
+            sys.exit(EXIT_USAGE)
         except CadkitError as exc:
             click.echo(f"error: {_one_line(str(exc))}", err=True)
-            sys.exit(2)
-        except click.exceptions.Abort:
+            sys.exit(exc.exit_code)
+        except (click.exceptions.Abort, KeyboardInterrupt):
             click.echo("aborted", err=True)
             sys.exit(130)
+        except OSError as exc:  # a full disk, a folder that vanished: a runtime failure
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            click.echo(f"error: {_one_line(exc.strerror or str(exc))}{where}", err=True)
+            sys.exit(EXIT_RUNTIME)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.ClickException as exc:

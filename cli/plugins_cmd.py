@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from cli.core import CadkitCommand
 
-@click.command("plugins")
+
+@click.command("plugins", cls=CadkitCommand)
 def plugins() -> None:
     """List metrics usable with `cadkit bench ... --metric NAME` (built-in and installed plugins)."""
     from cadkit.metrics import list_metrics

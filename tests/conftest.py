@@ -69,9 +69,10 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Iterator[object]:
     yield run
 
 
-def assert_one_line_error(res: CliResult, *needles: str) -> None:
-    """Exit 2, exactly one line on stderr (ignoring progress bars), no traceback, naming ``needles``."""
-    assert res.code == 2, res
+def assert_one_line_error(res: CliResult, *needles: str, code: int = 2) -> None:
+    """Exit ``code`` (2: a usage error; 1: a runtime failure), exactly one line on stderr (ignoring
+    progress bars), no traceback, naming ``needles``."""
+    assert res.code == code, res
     lines = [ln for ln in res.err.replace("\r", "\n").splitlines() if ln.startswith("error:")]
     assert len(lines) == 1, res
     assert "Traceback" not in res.err, res

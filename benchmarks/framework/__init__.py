@@ -3,7 +3,7 @@
 Public API::
 
     from benchmarks.framework import BenchOptions, run_suite, register_suite, BenchContext, SuiteResult, Table
-    result, folder = run_suite("erase-objects", BenchOptions(model="tiny", quick=True))
+    result, folder = run_suite("erase-objects", BenchOptions(quick=True))  # the default model
 
 See :mod:`benchmarks.framework.registry` for how to add a suite.
 """

@@ -37,19 +37,19 @@ def record_row(r: PromptRecord) -> dict[str, Any]:
 def object_judge(judge: str, classes: Sequence[str], judge_weights: str | None = None, judge_network: Any = None) -> Any:
     """The ``object-accuracy`` metric for ``classes`` with the chosen judge network.
 
-    ``tiny``: the embedded judge (``cadkit.tiny.judge.object_classifier``, or the weights at
-    ``judge_weights``); ``imagenet``: the paper's ResNet50 (fails offline with one line naming the
+    The name of an embedded world (see ``cadkit.models.registry``): that world's judge (or its weights
+    at ``judge_weights``); ``imagenet``: the paper's ResNet50 (fails offline with one line naming the
     weights); ``judge_network = (classifier, labels)`` injects any classifier.
     """
     from cadkit.metrics import get_metric
+    from cadkit.models.registry import load_world
 
     if judge_network is not None:
         net, labels = judge_network
         return get_metric("object-accuracy", classes=list(classes), classifier=net, labels=list(labels))
-    if judge == "tiny":
-        from cadkit.tiny.judge import object_classifier
-
-        net = object_classifier(judge_weights)
+    world = load_world(judge)
+    if world is not None:
+        net = world.object_judge(judge_weights)
         return get_metric("object-accuracy", classes=list(classes), classifier=net, labels=list(net.classes))
     return get_metric("object-accuracy", classes=list(classes))
 
@@ -58,10 +58,11 @@ def judge_protocol(judge: str, judge_weights: str | None = None, judge_network: 
     """What the report records about the judge."""
     if judge_network is not None:
         return {"judge": "injected", "network": type(judge_network[0]).__name__}
-    if judge == "tiny":
-        from cadkit.tiny.judge import judge_path
+    from cadkit.models.registry import load_world
 
-        return {"judge": "tiny", "weights": str(judge_weights or judge_path()), "top1": "class name match"}
+    world = load_world(judge)
+    if world is not None:
+        return {"judge": world.name, "weights": str(judge_weights or world.judge_path()), "top1": "class name match"}
     from cadkit.metrics.accuracy import IMAGENET_RESNET50
 
     return {"judge": "imagenet", "network": f"timm/{IMAGENET_RESNET50}", "preprocess": "resize 232, crop 224", "top1": "ImageNet label of the class"}

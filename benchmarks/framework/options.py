@@ -6,21 +6,22 @@ before any file is written) and returns a new ``BenchOptions`` with no ``None`` 
 default exists. :meth:`BenchOptions.protocol` is the part of the options that decides the numbers;
 it goes into the run folder's ``protocol.json``.
 
-Defaults (recorded in every report):
+Every per-model default comes from the model's registry entry (``cadkit.models.registry``; a model
+outside the registry gets the SD defaults), and is recorded in every report:
 
-========================  ==========================================  ==================================
-option                    ``tiny``                                    SD models
-========================  ==========================================  ==================================
-classes                   all ``cadkit.tiny.domain.OBJECTS``           the 10 ImageNette classes
-images_per_class          20                                          500 (the paper's ImageNette CSV)
-steps / guidance          registry ``tiny`` defaults (20, 5)           pipeline defaults (50, 7.5)
-ratio (erase)             ``REGISTRY[model].erase_ratio``              0.1 % (paper Table 1)
-modules                   ``REGISTRY[model].erase_modules``            ``ff`` (paper)
-judge                     the embedded tiny judge                     ImageNet ResNet50 (tv2_in1k)
-attribution               1 sample, 25 timesteps, CFG 3, c_base ""    1 sample, 50 timesteps, CFG 3
-amplify images            5 renders per class                         5 per class (``--images-root``)
-``--quick``               3 classes, 4 images, 10 steps, 10 attr. t.  same
-========================  ==========================================  ==================================
+========================  ====================================================================
+option                    default
+========================  ====================================================================
+classes                   the objects of the model's embedded world, else the 10 ImageNette classes
+images_per_class          ``entry.bench.images_per_class`` (SD: 500, the paper's ImageNette CSV)
+steps / guidance          ``entry.steps`` / ``entry.guidance``, else the family pipeline's (SD: 50, 7.5)
+ratio (erase)             ``entry.erase_ratio`` (SD: 0.1 %, paper Table 1)
+modules                   ``entry.erase_modules`` (SD: ``ff``, paper)
+judge                     the world's judge when the model has a world, else ImageNet ResNet50 (tv2_in1k)
+attribution               1 sample, ``entry.bench.attr_timesteps`` timesteps (SD: 50), CFG 3, c_base ""
+amplify images            5 per class: world renders, ``--images-root``, or generated
+``--quick``               3 classes, 4 images, 10 steps, 10 attribution timesteps
+========================  ====================================================================
 """
 
 from __future__ import annotations
@@ -32,15 +33,24 @@ from pathlib import Path
 from typing import Any
 
 from cadkit.errors import CadkitError, bad_arg
+from cadkit.models.registry import DEFAULT_MODEL
 
-__all__ = ["BenchOptions", "resolve", "JUDGES", "QUICK", "parse_list", "parse_float_list", "DEFAULT_TEMPLATE"]
+__all__ = ["BenchOptions", "resolve", "judge_names", "QUICK", "parse_list", "parse_float_list", "DEFAULT_TEMPLATE", "model_world",
+           "judge_world", "bench_defaults", "IMAGENET_JUDGE"]
 
-JUDGES = ("auto", "tiny", "imagenet")
+IMAGENET_JUDGE = "imagenet"
+
+
+def judge_names() -> tuple[str, ...]:
+    """``--judge`` values: ``auto``, ``imagenet`` and the name of every embedded world (from the registry)."""
+    from cadkit.models.registry import world_entries
+
+    return ("auto", IMAGENET_JUDGE, *(e.name for e in world_entries()))
 DEFAULT_TEMPLATE = "an image of a {class}"
 #: Sizes of ``--quick`` (reduced smoke-test runs).
 QUICK: dict[str, Any] = {"classes": 3, "images_per_class": 4, "steps": 10, "attr_timesteps": 10, "amplify_images": 2}
 # Options that do not change any number: never part of the protocol.
-_EXECUTION = ("batch_size", "devices", "num_nodes", "accelerator", "strategy", "out", "cache", "progress", "judge_network")
+_EXECUTION = ("batch_size", "devices", "num_nodes", "accelerator", "strategy", "out", "cache", "progress", "judge_network", "networks")
 
 
 def parse_list(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
@@ -84,10 +94,12 @@ class BenchOptions:
 
     ``extra`` holds suite-specific options (see ``Suite.options``); it is part of the protocol.
     ``judge_network`` (Python API only) injects the judge: ``(classifier, labels)`` with
-    ``classifier`` mapping images [B, 3, H, W] in [0, 1] to logits [B, len(labels)].
+    ``classifier`` mapping images [B, 3, H, W] in [0, 1] to logits [B, len(labels)]. ``networks``
+    (Python API only) injects other judges' networks by name (see
+    ``benchmarks.framework.prompt_suites.NETWORKS``); the report names them.
     """
 
-    model: str = "tiny"
+    model: str = DEFAULT_MODEL
     classes: tuple[str, ...] | None = None
     ratio: float | None = None
     ratios: tuple[float, ...] | None = None
@@ -121,6 +133,7 @@ class BenchOptions:
     dtype: str = "fp32"
     progress: bool = False
     judge_network: Any = field(default=None, repr=False)
+    networks: dict[str, Any] = field(default_factory=dict, repr=False)
     suite: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -137,11 +150,13 @@ class BenchOptions:
             out[f.name] = list(v) if isinstance(v, tuple) else v
         if self.judge_network is not None:
             out["judge"] = f"injected:{type(self.judge_network[0]).__name__}"
+        if self.networks:
+            out["injected_networks"] = sorted(self.networks)
         return out
 
     def execution(self) -> dict[str, Any]:
         """The execution settings (recorded, not compared)."""
-        return {k: getattr(self, k) for k in _EXECUTION if k != "judge_network"}
+        return {k: getattr(self, k) for k in _EXECUTION if k not in ("judge_network", "networks")}
 
 
 def _positive_int(arg: str, v: int | None) -> None:
@@ -149,8 +164,31 @@ def _positive_int(arg: str, v: int | None) -> None:
         raise bad_arg(arg, "a positive integer", v)
 
 
-def is_tiny(model: str) -> bool:
-    return model == "tiny"
+def bench_defaults(o: BenchOptions, sweep: bool = False) -> Any:
+    """The model's :class:`~cadkit.models.registry.BenchDefaults` (SD defaults outside the registry); with
+    ``sweep``, a model outside the registry judged by a world's judge takes that world's model's sweep."""
+    from cadkit.models.registry import REGISTRY, BenchDefaults
+
+    entry = REGISTRY.get(o.model)
+    if entry is None and sweep and o.judge in REGISTRY:
+        entry = REGISTRY[o.judge]
+    return entry.bench if entry is not None else BenchDefaults()
+
+
+def judge_world(o: BenchOptions) -> Any:
+    """The embedded world whose judge ``o.judge`` names, or None (``imagenet``, ``none``, an injected judge)."""
+    from cadkit.models.registry import load_world, world_entries
+
+    names = {e.name for e in world_entries()}
+    return load_world(o.judge) if o.judge in names else None
+
+
+def model_world(o: BenchOptions) -> Any:
+    """The world of the benchmarked model: its registry entry's, else the judge's, else the default model's."""
+    from cadkit.models.registry import DEFAULT_MODEL as default
+    from cadkit.models.registry import load_world
+
+    return load_world(o.model) or judge_world(o) or load_world(default)
 
 
 def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: bool = True,
@@ -169,57 +207,59 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: boo
     o = dataclasses.replace(opts, suite=suite)
     allowed = tuple(prompt_formats) if prompt_formats is not None else FORMATS
     if o.prompts_format != "auto" and o.prompts_format not in allowed:
-        raise bad_arg("--prompts-format", ("auto", *allowed), o.prompts_format)
+        raise bad_arg("prompts_format", ("auto", *allowed), o.prompts_format)
     if isinstance(o.classes, str):
         o.classes = parse_list(o.classes)
     o.metrics = tuple(o.metrics)
-    _positive_int("--images-per-class", o.images_per_class)
-    _positive_int("--batch-size", o.batch_size)
-    _positive_int("--devices", o.devices)
-    _positive_int("--num-nodes", o.num_nodes)
-    _positive_int("--amplify-images", o.amplify_images)
-    _positive_int("--attr-samples", o.attr_samples)
-    _positive_int("--attr-timesteps", o.attr_timesteps)
+    _positive_int("images_per_class", o.images_per_class)
+    _positive_int("batch_size", o.batch_size)
+    _positive_int("devices", o.devices)
+    _positive_int("num_nodes", o.num_nodes)
+    _positive_int("amplify_images", o.amplify_images)
+    _positive_int("attr_samples", o.attr_samples)
+    _positive_int("attr_timesteps", o.attr_timesteps)
     if o.steps is not None:
-        _positive_int("--steps", o.steps)
+        _positive_int("steps", o.steps)
     if o.guidance is not None and (o.guidance != o.guidance or o.guidance < 0):
-        raise bad_arg("--guidance", "a number >= 0", o.guidance)
+        raise bad_arg("guidance", "a number >= 0", o.guidance)
     if o.granularity not in GRANULARITIES:
-        raise bad_arg("--granularity", GRANULARITIES, o.granularity)
+        raise bad_arg("granularity", GRANULARITIES, o.granularity)
     if "{class}" not in o.template:
-        raise bad_arg("--template", "a prompt template containing '{class}'", o.template)
+        raise bad_arg("template", "a prompt template containing '{class}'", o.template)
     if o.ratio is not None:
         o.ratio = parse_ratio(o.ratio)
-    tiny = is_tiny(o.model)
     entry = REGISTRY.get(o.model)
+    bench = bench_defaults(o)
     if not objects:  # the suite reads --prompts itself and has no object classes or object judge
         if o.classes:
-            raise bad_arg("--classes", f"nothing: {o.suite} has no object classes", ",".join(o.classes))
+            raise bad_arg("classes", f"nothing: {o.suite} has no object classes", ",".join(o.classes))
         o.classes, o.judge, o.judge_network = (), "none", None
     else:
-        _resolve_objects(o, tiny)
+        _resolve_objects(o)
     if o.judge_weights is not None and not Path(o.judge_weights).is_file():
-        raise bad_arg("--judge-weights", "a tiny judge weights file (safetensors)", o.judge_weights)
+        raise bad_arg("judge_weights", "a world judge's weights file (safetensors)", o.judge_weights)
     if o.modules is None:
         o.modules = entry.erase_modules if entry is not None else "ff"
     if o.images_per_class is None:
-        o.images_per_class = QUICK["images_per_class"] if o.quick else (20 if tiny else 500)
+        o.images_per_class = QUICK["images_per_class"] if o.quick else bench.images_per_class
     if o.amplify_images is None:
         o.amplify_images = QUICK["amplify_images"] if o.quick else 5
     if o.attr_timesteps is None:
-        o.attr_timesteps = QUICK["attr_timesteps"] if o.quick else (25 if tiny else 50)
+        o.attr_timesteps = QUICK["attr_timesteps"] if o.quick else bench.attr_timesteps
     if o.ratio is None:
         o.ratio = float(entry.erase_ratio) if entry is not None else 0.001
     if isinstance(o.ratios, str):
-        o.ratios = parse_float_list(o.ratios, "--ratios", ratio=True)
+        o.ratios = parse_float_list(o.ratios, "ratios", ratio=True)
     elif o.ratios is not None:
-        o.ratios = tuple(parse_ratio(r, "--ratios") for r in o.ratios)
+        o.ratios = tuple(parse_ratio(r, "ratios") for r in o.ratios)
     if isinstance(o.scales, str):
-        o.scales = parse_float_list(o.scales, "--scales") or o.scales
+        o.scales = parse_float_list(o.scales, "scales") or o.scales
     if adapter is not None:
-        from cadkit.api import default_sampling
+        from cadkit.models.registry import sampling_defaults
 
-        steps, guidance = default_sampling(o.model, o.steps, o.guidance, adapter)
+        d_steps, d_guidance = sampling_defaults(o.model, type(adapter))
+        steps = o.steps if o.steps is not None else d_steps
+        guidance = o.guidance if o.guidance is not None else d_guidance
         if o.quick and o.steps is None:
             steps = min(steps, QUICK["steps"])
         o.steps, o.guidance = steps, guidance
@@ -232,20 +272,24 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: boo
         names = metric_names()
         for m in o.metrics:
             if m not in names:
-                raise bad_arg("--metric", names, m)
+                raise bad_arg("metric", names, m)
     if o.images_root is not None and not Path(o.images_root).is_dir():
-        raise bad_arg("--images-root", "a folder with one sub-folder of images per class", o.images_root)
+        raise bad_arg("images_root", "a folder with one sub-folder of images per class", o.images_root)
     return o
 
 
-def _resolve_objects(o: BenchOptions, tiny: bool) -> None:
+def _resolve_objects(o: BenchOptions) -> None:
     """The object suites' part of :func:`resolve`: judge, ``--judge-weights``, ``--classes`` and ``--prompts``."""
-    if o.judge not in JUDGES:
-        raise bad_arg("--judge", JUDGES, o.judge)
+    from cadkit.models.registry import REGISTRY
+
+    judges = judge_names()
+    if o.judge not in judges:
+        raise bad_arg("judge", judges, o.judge)
     if o.judge == "auto":
-        o.judge = "tiny" if tiny else "imagenet"
-    if o.judge_weights is not None and o.judge != "tiny":
-        raise bad_arg("--judge-weights", "only with --judge tiny", o.judge_weights)
+        entry = REGISTRY.get(o.model)
+        o.judge = entry.name if entry is not None and entry.world is not None else IMAGENET_JUDGE
+    if o.judge_weights is not None and judge_world(o) is None:
+        raise bad_arg("judge_weights", f"weights only with the judge of an embedded world ({', '.join(judges[2:])})", o.judge_weights)
     known = judge_classes(o)
     if o.prompts is not None:
         from cadkit.data import load_prompts
@@ -253,13 +297,13 @@ def _resolve_objects(o: BenchOptions, tiny: bool) -> None:
         if o.classes is not None:
             for c in o.classes:
                 if c not in known:
-                    raise bad_arg("--classes", known, c)
+                    raise bad_arg("classes", known, c)
         recs = load_prompts(o.prompts, format="imagenette", classes=list(o.classes) if o.classes else None)
         if o.classes is None:
             names = list(dict.fromkeys(str(r.cls) for r in recs))
             for c in names:
                 if c not in known:
-                    raise bad_arg("--prompts", f"a CSV whose classes the judge knows ({', '.join(known)})", f"{o.prompts} (class {c!r})")
+                    raise bad_arg("prompts", f"a CSV whose classes the judge knows ({', '.join(known)})", f"{o.prompts} (class {c!r})")
             o.classes = tuple(names[: QUICK["classes"]] if o.quick else names)
     else:
         if o.classes is None:
@@ -268,19 +312,18 @@ def _resolve_objects(o: BenchOptions, tiny: bool) -> None:
                 o.classes = o.classes[: QUICK["classes"]]
         for c in o.classes:
             if c not in known:
-                raise bad_arg("--classes", known, c)
+                raise bad_arg("classes", known, c)
         if len(set(o.classes)) != len(o.classes):
-            raise bad_arg("--classes", "class names without repeats", ",".join(o.classes))
+            raise bad_arg("classes", "class names without repeats", ",".join(o.classes))
 
 
 def judge_classes(o: BenchOptions) -> list[str]:
     """The class names the judge can name (the allowed ``--classes``)."""
     if o.judge_network is not None:
         return list(o.judge_network[1])
-    if o.judge == "tiny":
-        from cadkit.tiny.domain import OBJECTS
-
-        return list(OBJECTS)
+    world = judge_world(o)
+    if world is not None:
+        return list(world.objects)
     from cadkit.metrics.accuracy import IMAGENETTE_CLASSES
 
     return list(IMAGENETTE_CLASSES)
@@ -300,4 +343,4 @@ def check_not_none(value: Any, name: str) -> Any:
     return value
 
 
-__all__ += ["judge_classes", "default_out", "is_tiny"]
+__all__ += ["judge_classes", "default_out"]

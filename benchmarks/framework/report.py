@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import Tensor
-
 from cadkit.io import atomic_path
+from cadkit.plots import bar_chart, curve_chart, image_grid
 
 __all__ = ["Table", "SuiteResult", "write_report", "metrics_table", "bar_chart", "curve_chart", "image_grid", "fmt", "markdown_table"]
+
+# the drawings live in cadkit.plots (one plotting module); re-exported here for the suites
 
 
 @dataclass
@@ -172,77 +172,3 @@ def write_report(root: str | Path, result: SuiteResult, info: Mapping[str, Any])
             tmp.write_bytes(data)
         written.append(root / name)
     return written
-
-
-def _png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def bar_chart(labels: Sequence[str], series: Mapping[str, Sequence[float]], title: str, ylabel: str = "accuracy (%)") -> bytes:
-    """Grouped bars: one group per label, one bar per series; PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = max(1, len(series))
-    width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(labels) + 2), 3.6))
-    for i, (name, vals) in enumerate(series.items()):
-        xs = [j + (i - (n - 1) / 2) * width for j in range(len(labels))]
-        ax.bar(xs, [0 if (v is None or v != v) else v for v in vals], width=width, label=name)
-    ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=30, ha="right")
-    ax.set_ylabel(ylabel)
-    ax.set_ylim(0, 105)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    return _png(fig)
-
-
-def curve_chart(xs: Sequence[float], series: Mapping[str, Sequence[float]], title: str, xlabel: str, ylabel: str = "accuracy (%)", logx: bool = True) -> bytes:
-    """Lines over ``xs`` (log x by default); PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for name, ys in series.items():
-        ax.plot(list(xs), list(ys), marker="o", label=name)
-    if logx and all(x > 0 for x in xs):
-        ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_ylim(0, 105)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    return _png(fig)
-
-
-def image_grid(rows: Sequence[Tensor], labels: Sequence[str] | None = None, cell: int = 96, pad: int = 2) -> bytes:
-    """PNG bytes of a grid: row ``i`` shows images ``rows[i]`` ``[N_i, 3, H, W]`` in [0, 1] (same seeds across rows)."""
-    from PIL import Image, ImageDraw
-
-    ncol = max((len(r) for r in rows), default=1)
-    label_w = 90 if labels else 0
-    W = label_w + ncol * (cell + pad) + pad
-    H = len(rows) * (cell + pad) + pad
-    canvas = Image.new("RGB", (W, H), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for i, r in enumerate(rows):
-        y = pad + i * (cell + pad)
-        if labels:
-            draw.text((4, y + cell // 2 - 6), str(labels[i])[:14], fill=(0, 0, 0))
-        for j, img in enumerate(r):
-            arr = torch.round(img.detach().float().clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-            tile = Image.fromarray(arr).resize((cell, cell), Image.Resampling.NEAREST)
-            canvas.paste(tile, (label_w + pad + j * (cell + pad), y))
-    buf = io.BytesIO()
-    canvas.save(buf, format="PNG")
-    return buf.getvalue()

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cadkit.errors import CadkitError
+from cadkit.errors import UsageError
 from cadkit.io import check_writable_dir, write_json
 
 __all__ = ["RunFolder", "first_difference", "PROTOCOL_FILE"]
@@ -72,24 +72,24 @@ class RunFolder:
 
     def check(self, protocol: Mapping[str, Any]) -> None:
         """Refuse (one line) a folder that is not writable or was made with another protocol; write nothing."""
-        check_writable_dir(self.root, "--out")
+        check_writable_dir(self.root, "out")
         p = self.root / PROTOCOL_FILE
         if p.exists():
             try:
                 old = json.loads(p.read_text())
             except (OSError, json.JSONDecodeError) as exc:
-                raise CadkitError(f"--out: {p} is not a readable protocol file ({type(exc).__name__}); use another --out") from None
+                raise UsageError("out", f"{p} is not a readable protocol file ({type(exc).__name__}); use another run folder") from None
             diff = first_difference(old, protocol)
             if diff is not None:
                 k, a, b = diff
-                raise CadkitError(
-                    f"--out: {self.root} holds a run with another protocol ({k}: {a!r} there, {b!r} now); "
-                    "use another --out or delete that folder"
+                raise UsageError(
+                    "out", f"{self.root} holds a run with another protocol ({k}: {a!r} there, {b!r} now); "
+                    "use another run folder or delete that one"
                 )
         elif self.root.is_dir() and any(self.root.iterdir()):
-            raise CadkitError(f"--out: {self.root} is not empty and has no {PROTOCOL_FILE}; use an empty or new folder")
+            raise UsageError("out", f"{self.root} is not empty and has no {PROTOCOL_FILE}; use an empty or new folder")
         if self.cache_root != self.root / "cache":
-            check_writable_dir(self.cache_root, "--cache")
+            check_writable_dir(self.cache_root, "cache")
 
     def start(self, protocol: Mapping[str, Any]) -> bool:
         """Check, then write ``protocol.json`` if it is not there; True when resuming an earlier run."""

@@ -47,6 +47,7 @@ def measure(model: str = "tiny", images: int = 64, batch_size: int = 16, steps: 
             repeats: int = 2, device: str | None = None, dtype: str = "fp32") -> dict[str, float]:
     """``{"bare_ips", "bench_ips", "ratio"}`` (images per second; ratio = bench / bare)."""
     from cadkit.api import default_sampling
+
     from cadkit.data import class_prompts
     from cadkit.models import load_adapter
     from cadkit.models.loading import pick_device

@@ -8,11 +8,11 @@ artists (``--prompts FILE``, the artists CSV ``prompt, evaluation_seed, artist``
     ``c_base = ""``; ``--artists`` picks artists of the file (default all; ``--quick``: the first 3);
     ``--limit N`` keeps each artist's first N prompts; every row keeps its own seed. LPIPS is the
     ``lpips`` package's AlexNet LPIPS v0.1; without its weights offline the run stops with one line.
-styles (no ``--prompts``: the embedded ``tiny`` world)
-    the 5 styles of ``cadkit.tiny.domain.STYLES`` play the artists: the prompt and the attribution
-    concept of a style are ``style_prompt(style)`` ("an image in {style} style"), with
-    ``--images-per-class`` seeded rows per style (default 20, ``--quick`` 4). Besides LPIPS the table
-    has the style accuracy of the tiny judge's style head (target style: base -> edited, higher base
+styles (no ``--prompts``: the model's embedded world, see ``cadkit.models.registry``)
+    the world's styles play the artists: the prompt and the attribution concept of a style are the
+    world's ``style_prompt(style)`` ("an image in {style} style"), with ``--images-per-class`` seeded
+    rows per style (default 20, ``--quick`` 4). Besides LPIPS the table has the style accuracy of the
+    world judge's style head (target style: base -> edited, higher base
     and lower edited = erased; other styles: base -> edited, equal = kept). LPIPS needs the AlexNet
     backbone weights; when they are not available offline the LPIPS columns are left empty and the
     report says so: a random backbone would give numbers without meaning, so none is used.
@@ -32,32 +32,29 @@ from torch import Tensor
 
 from benchmarks.framework.context import BenchContext
 from benchmarks.framework.options import QUICK, BenchOptions
-from benchmarks.framework.registry import SuiteOption, register_suite
-from benchmarks.framework.report import SuiteResult, Table, bar_chart, image_grid
-from benchmarks.suites.safety import (
-    INJECTED,
+from benchmarks.framework.prompt_suites import (
     PROMPT_OPTIONS,
     Variant,
     check_unet,
     evaluate_variant,
     injected_note,
+    network,
     prepare_options,
     prompt_records,
     using,
 )
+from benchmarks.framework.registry import SuiteOption, register_suite
+from benchmarks.framework.report import SuiteResult, Table, bar_chart, image_grid
 from cadkit.data import ImageCache, PromptRecord
 from cadkit.errors import CadkitError, bad_arg
 from cadkit.metrics import others_mean
-from cadkit.tiny.domain import style_prompt
 
-__all__ = ["erase_artists", "ARTIST_OPTIONS", "DEFAULT_CONCEPT", "artist_records", "artist_table", "STYLE_TEMPLATE"]
+__all__ = ["erase_artists", "ARTIST_OPTIONS", "DEFAULT_CONCEPT", "artist_records", "artist_table"]
 
 DEFAULT_CONCEPT = "a photo in the style of {artist}"
-STYLE_TEMPLATE = "an image in {class} style"
-"""``style_prompt(style)`` as a ``class_prompts`` template (styles mode)."""
 
 ARTIST_OPTIONS: tuple[SuiteOption, ...] = (
-    SuiteOption("artists", "--artists", "Comma list of artists (or tiny styles) to erase [all; --quick: first 3]"),
+    SuiteOption("artists", "--artists", "Comma list of artists (or the model world's styles) to erase [all; --quick: first 3]"),
     SuiteOption("concept_template", "--concept-template", "Attribution concept of an artist [a photo in the style of {artist}; styles: style_prompt(style)]", default=DEFAULT_CONCEPT),
     *PROMPT_OPTIONS,
     SuiteOption("unet", "--unet", "Benchmark this denoiser (one erased artist, --target) instead of the CAD edits"),
@@ -70,25 +67,31 @@ def _styles_mode(o: BenchOptions) -> bool:
     return not o.prompts
 
 
+def _world(o: BenchOptions) -> Any:
+    from benchmarks.framework.options import model_world
+
+    return model_world(o)
+
+
 def artist_records(o: BenchOptions) -> tuple[list[str], list[PromptRecord]]:
     """``(artists, records)``: the erased artists and the prompts of all of them (see the module docstring)."""
     x = o.extra
     wanted = [a.strip() for a in str(x.get("artists") or "").split(",") if a.strip()] or None
     if _styles_mode(o):
         from cadkit.data import class_prompts
-        from cadkit.tiny.domain import STYLES
 
+        world = _world(o)
         for a in wanted or ():
-            if a not in STYLES:
-                raise bad_arg("--artists", f"styles of the tiny world ({', '.join(STYLES)}) or --prompts FILE", a)
-        names = wanted or list(STYLES)
+            if a not in world.styles:
+                raise bad_arg("artists", f"styles of the {world.name} world ({', '.join(world.styles)}) or a prompt file", a)
+        names = wanted or list(world.styles)
         per = int(o.images_per_class or 20)
-        recs = class_prompts(names, per, STYLE_TEMPLATE, base_seed=o.seed)
+        recs = class_prompts(names, per, world.style_template, base_seed=o.seed)
         for r in recs:
             r.artist, r.cls = r.cls, None
     else:
         limit = x.get("limit")
-        recs = prompt_records(dataclasses.replace(o, extra={**x, "limit": None}), str(o.prompts), "--prompts",
+        recs = prompt_records(dataclasses.replace(o, extra={**x, "limit": None}), str(o.prompts), "prompts",
                               "artists", artists=wanted)
         names = list(dict.fromkeys(str(r.artist) for r in recs))
         if limit:
@@ -111,17 +114,17 @@ def _check(o: BenchOptions) -> BenchOptions:
         per = int(o.extra.get("limit") or o.images_per_class or 20)
         o = dataclasses.replace(o, images_per_class=min(per, QUICK["images_per_class"]) if o.quick else per)
         if o.extra["concept_template"] == DEFAULT_CONCEPT:  # styles are attributed with their own prompt
-            o.extra["concept_template"] = style_prompt("{artist}")
+            o.extra["concept_template"] = _world(o).style_prompt("{artist}")
     if "{artist}" not in str(o.extra["concept_template"]):
-        raise bad_arg("--concept-template", "a template containing '{artist}'", o.extra["concept_template"])
+        raise bad_arg("concept_template", "a template containing '{artist}'", o.extra["concept_template"])
     names, _ = artist_records(o)
     if o.extra.get("unet"):
         t = o.extra.get("target")
         if t not in names:
-            raise bad_arg("--target", f"the artist the --unet model erased (one of {', '.join(names)})", t)
+            raise bad_arg("target", f"the artist the --unet model erased (one of {', '.join(names)})", t)
     check_unet(o)
     if not _styles_mode(o):
-        _lpips_net(False)  # a missing LPIPS network fails before anything is written
+        _lpips_net(o, False)  # a missing LPIPS network fails before anything is written
     return o
 
 
@@ -135,10 +138,10 @@ def _base_image(cache: ImageCache, keys: Mapping[int, str], row: Mapping[str, An
     return cache.get(keys[int(row["index"])])
 
 
-def _lpips_net(styles: bool) -> tuple[Any, str]:
+def _lpips_net(o: BenchOptions, styles: bool) -> tuple[Any, str]:
     """(network or None, description)."""
-    if "lpips_net" in INJECTED:
-        return INJECTED["lpips_net"], "injected network"
+    if network(o, "lpips_net") is not None:
+        return network(o, "lpips_net"), "injected network"
     from cadkit.metrics.lpips import lpips_alex
 
     try:
@@ -152,11 +155,9 @@ def _lpips_net(styles: bool) -> tuple[Any, str]:
 def _style_metric(o: BenchOptions, names: Sequence[str]) -> Any:
     from cadkit.metrics import get_metric
 
-    net: Any = INJECTED.get("style_classifier")
+    net: Any = network(o, "style_classifier")
     if net is None:
-        from cadkit.tiny.judge import style_classifier
-
-        net = style_classifier(o.judge_weights)
+        net = _world(o).style_judge(o.judge_weights)
     return get_metric("object-accuracy", classes=list(names), classifier=net, labels=list(net.classes), class_key="artist")
 
 
@@ -183,12 +184,12 @@ def artist_table(names: Sequence[str], lp: Mapping[str, Mapping[str, float] | No
                  ("base_acc_others", "style acc others: base"), ("acc_others", "style acc others: edited")]
     fm = {"lpips_target": ".3f", "lpips_others": ".3f"}
     return Table("erase-artists", "LPIPS between base and edited images of the same prompt and seed"
-                 + (" (+ style accuracy %, tiny judge)" if acc is not None else ""), cols, rows, formats=fm)
+                 + (" (+ style accuracy %, world judge)" if acc is not None else ""), cols, rows, formats=fm)
 
 
 @register_suite("erase-artists", "Table 5: CAD-Erase each artist's style; LPIPS on the target and the other artists",
                 check=_check, defaults={"images_per_class": 20}, options=ARTIST_OPTIONS, objects=False,
-                prompt_formats=("artists",), prompts_help="Artist prompt CSV (prompt, evaluation_seed, artist) [the tiny world's styles]",
+                prompt_formats=("artists",), prompts_help="Artist prompt CSV (prompt, evaluation_seed, artist) [the model world's styles]",
                 protocol_keys=("model", "prompts", "extra.artists", "images_per_class", "extra.limit", "extra.concept_template",
                                "steps", "guidance", "ratio", "modules", "granularity", "seed"))
 def erase_artists(ctx: BenchContext) -> SuiteResult:
@@ -198,7 +199,7 @@ def erase_artists(ctx: BenchContext) -> SuiteResult:
     o, x = ctx.opts, ctx.opts.extra
     styles = _styles_mode(o)
     names, recs = artist_records(o)
-    net, lp_desc = _lpips_net(styles)
+    net, lp_desc = _lpips_net(o, styles)
     style_m = _style_metric(o, names) if styles else None
     base = Variant("base")
     base_metrics = {"style-accuracy": style_m} if style_m is not None else {}
@@ -226,12 +227,13 @@ def erase_artists(ctx: BenchContext) -> SuiteResult:
             acc[a] = got["style-accuracy"]
     t = artist_table(names, lp, base_vals.get("style-accuracy"), acc if style_m is not None else None)
     notes = [f"LPIPS: {lp_desc}",
-             ("artists: the tiny world's styles, prompt and attribution concept style_prompt(style) = 'an image in {style} style', "
+             (f"artists: the {_world(o).name} world's styles, prompt and attribution concept style_prompt(style) = "
+              f"{_world(o).style_prompt('{style}')!r}, "
               f"{o.images_per_class} seeded prompts per style" if styles else
               f"artists: {', '.join(names)} from {o.prompts}, concept {x['concept_template']!r}, per-row seeds"),
              f"CAD-Erase ratio {o.ratio:g} on {o.modules}; steps {o.steps}, guidance {o.guidance:g}",
              *[f"{v.label}: {v.edit.num_selected()} entries changed" for v in targets.values() if v.edit is not None],
-             *injected_note()]
+             *injected_note(o)]
     files = {"grids/artists.png": _grid(ctx, names, recs, base, targets)}
     rows = [r for r in t.rows if r["target"] != "mean"]
     if style_m is not None:

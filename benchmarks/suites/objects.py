@@ -14,11 +14,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from benchmarks.framework.context import BenchContext
-from benchmarks.framework.options import BenchOptions, is_tiny
+from benchmarks.framework.options import BenchOptions, bench_defaults, judge_world
 from benchmarks.framework.registry import SuiteOption, register_suite
 from benchmarks.framework.report import SuiteResult, Table, bar_chart, curve_chart, image_grid
 from cadkit.data import PromptRecord
@@ -102,26 +101,22 @@ def erase_objects(ctx: BenchContext) -> SuiteResult:
 # -- amplify-objects ---------------------------------------------------------------------------------------
 def class_images(ctx: BenchContext, cls: str) -> Tensor | None:
     """Real images of ``cls`` in [-1, 1] at the model's resolution: ``--images-root DIR/{cls}/`` (first
-    ``amplify_images``), procedural renders for ``tiny`` (item ``i`` of set ``1000 + seed``), else None
-    (the attribution then generates ``amplify_images`` images of the concept)."""
+    ``amplify_images``), renders of the embedded world whose judge is used (``world.renders``: item
+    ``i`` of set ``1000 + seed``), else None (the attribution then generates ``amplify_images``
+    images of the concept)."""
     o = ctx.opts
     n = int(o.amplify_images or 5)
     res = int(ctx.adapter.default_resolution)
     if o.images_root is not None:
         from cadkit.attribution.pairs import load_image_folder
 
-        return load_image_folder(Path(o.images_root) / cls, res, "--images-root")[:n]
-    if o.judge == "tiny" or is_tiny(o.model):
-        from cadkit.tiny.domain import OBJECTS, render_set
+        return load_image_folder(Path(o.images_root) / cls, res, "images_root")[:n]
+    world = judge_world(o)
+    if world is None and o.judge_network is None:
+        from cadkit.models.registry import load_world
 
-        if cls not in OBJECTS:
-            return None
-        imgs, _, _ = render_set(n, 1000 + o.seed, objects=[OBJECTS.index(cls)] * n)
-        x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        if x.shape[-1] != res:
-            x = torch.nn.functional.interpolate(x, size=(res, res), mode="bilinear", antialias=True, align_corners=False)
-        return x
-    return None
+        world = load_world(o.model)
+    return None if world is None else world.renders(cls, n, o.seed, res)
 
 
 def _check_images_root(o: BenchOptions) -> BenchOptions:
@@ -129,7 +124,7 @@ def _check_images_root(o: BenchOptions) -> BenchOptions:
         root = Path(o.images_root)
         for c in o.classes or ():
             if not (root / c).is_dir():
-                raise bad_arg("--images-root", f"a folder with a sub-folder of images per class (missing {root / c})", str(root))
+                raise bad_arg("images_root", f"a folder with a sub-folder of images per class (missing {root / c})", str(root))
     return o
 
 
@@ -183,10 +178,10 @@ def ablate_modules(ctx: BenchContext) -> SuiteResult:
 
 # -- ratio-sweep -------------------------------------------------------------------------------------------
 def default_ratios(o: BenchOptions) -> tuple[float, ...]:
-    """tiny: 1 % .. 20 % (around its registry default of 5 %: the rows of its narrow layers need far larger
-    fractions than SD's); SD models: 0.05 % .. 1 % (around the paper's 0.1 %); ``--quick``: 3 of them."""
-    full = (0.01, 0.03, 0.05, 0.1, 0.2) if is_tiny(o.model) or o.judge == "tiny" else (0.0005, 0.001, 0.002, 0.005, 0.01)
-    return (full[1], full[2], full[4]) if o.quick else full
+    """The model's ``bench.sweep_ratios`` from the registry (SD: 0.05 % .. 1 %, around the paper's 0.1 %; the
+    embedded model's narrow layers need far larger fractions); ``--quick``: 3 of them."""
+    full = tuple(bench_defaults(o, sweep=True).sweep_ratios)
+    return (full[1], full[2], full[4]) if o.quick and len(full) >= 5 else full
 
 
 def _check_ratios(o: BenchOptions) -> BenchOptions:

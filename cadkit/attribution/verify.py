@@ -2,8 +2,20 @@
 
 For ``trials`` random subsets S of the attributed weights (each a fraction ``fraction`` of them),
 compare the predicted change ``Σ_{i∈S} α_i`` with the actual change ``J(w) − J(w with S zeroed)``,
-both on the same fixed (x_t, t, noise) pairs (trajectories and noise are computed once, before any
-ablation). Optionally also the top-k positive set that CAD-Erase removes (``top_ratio``).
+both on the (x_t, t) pairs the attribution itself used (its trajectories are not sampled again).
+Optionally also the top-k positive set that CAD-Erase removes (``top_ratio``).
+
+Two "actual" series:
+
+* ``actual`` (the default, what α predicts): J as the scores differentiate it. The erase objective's
+  reference ``stopgrad(ε(x_t, c_base, t))`` is a constant of the weights there, so it is held at the
+  unablated model's prediction, computed once; each trial costs one forward pass per pair.
+* ``actual_recomputed`` (erase only; ``recompute=True``): the reference recomputed with the ablated
+  weights too — how much the concept's pull away from the base prompt really changes. A different
+  function from the one α is the gradient of, also useful; one more forward pass per pair and trial.
+
+For ``amplify`` the reference is the training target (no weights), so the two series coincide and
+only ``actual`` is reported.
 """
 
 from __future__ import annotations
@@ -15,23 +27,30 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from cadkit.attribution.cad import CAD
-from cadkit.attribution.objectives import amplify_objective, erase_objective
+from cadkit.attribution.cad import CAD, AttributionResult
+from cadkit.attribution.objectives import Objective, get_objective
 from cadkit.attribution.pairs import PairSource
+from cadkit.editing.apply import apply_intervention
+from cadkit.editing.masks import select
 from cadkit.errors import bad_arg
-from cadkit.models.adapters.base import DiffusionAdapter
+from cadkit.models.adapters.base import Condition, DiffusionAdapter
 
-__all__ = ["Trial", "VerifyResult", "objective_on_pairs", "random_subsets", "verify", "pearson_and_slope"]
+__all__ = ["Trial", "VerifyResult", "FixedPairs", "objective_on_pairs", "random_subsets", "verify", "pearson_and_slope",
+           "MAX_TRIALS"]
+
+MAX_TRIALS = 100_000
 
 
 @dataclass
 class Trial:
-    """One ablation: ``subset`` (name -> flat indices), predicted Σα and actual ΔJ."""
+    """One ablation: ``subset`` (name -> flat indices), predicted Σα, actual ΔJ (reference held) and,
+    when asked, the actual ΔJ with the reference recomputed."""
 
     kind: str
     subset: dict[str, Tensor]
     predicted: float
     actual: float
+    actual_recomputed: float | None = None
 
     @property
     def size(self) -> int:
@@ -40,33 +59,67 @@ class Trial:
 
 @dataclass
 class VerifyResult:
-    """All trials, J(w), and the fit of actual on predicted over the random trials."""
+    """All trials, J(w), and the fits of actual on predicted over the random trials."""
 
     objective_value: float
     trials: list[Trial] = field(default_factory=list)
     pearson_r: float = math.nan
     slope: float = math.nan
+    pearson_r_recomputed: float = math.nan
+    slope_recomputed: float = math.nan
     scores: dict[str, Tensor] = field(default_factory=dict)
     metadata: dict[str, object] = field(default_factory=dict)
 
 
+class FixedPairs:
+    """The pairs of an attribution, with everything that does not depend on the weights computed once:
+    ``x_t``, ``t`` and the reference held at the current (unablated) weights, in batches."""
+
+    def __init__(self, adapter: DiffusionAdapter, source: PairSource, objective: Objective | str, concept: str,
+                 base_prompt: str = "", batch_size: int = 16) -> None:
+        self.adapter, self.objective = adapter, get_objective(objective)
+        source.prepare(range(len(source)))
+        self.cond: Condition = adapter.encode([concept])
+        self.base: Condition = adapter.encode([base_prompt])
+        self.batches: list[tuple[Tensor, Tensor, Tensor]] = []
+        with torch.no_grad():
+            for start in range(0, len(source), batch_size):
+                pairs = torch.arange(start, min(start + batch_size, len(source)))
+                x, t, target = source.batch(pairs)
+                ref = self.objective.reference(adapter, x, t, self.base.expand(len(pairs)), target)
+                self.batches.append((x, t, ref.detach()))
+
+    def value(self, recompute: bool = False) -> float:
+        """Σ J over every pair with the current weights; ``recompute``: the reference recomputed too."""
+        total = 0.0
+        with torch.no_grad():
+            for x, t, ref in self.batches:
+                n = len(t)
+                if recompute:
+                    ref = self.objective.reference(self.adapter, x, t, self.base.expand(n), ref)
+                pred = self.adapter.predict(x, t, self.cond.expand(n))
+                total += float(self.objective.from_prediction(pred, ref).double().sum())
+        return total
+
+    def values(self, recompute: bool) -> tuple[float, float | None]:
+        """``(Σ J reference held, Σ J reference recomputed or None)`` sharing the concept prediction."""
+        if not recompute or not self.objective.model_reference:
+            return self.value(False), None
+        held = rec = 0.0
+        with torch.no_grad():
+            for x, t, ref in self.batches:
+                n = len(t)
+                pred = self.adapter.predict(x, t, self.cond.expand(n))
+                new_ref = self.objective.reference(self.adapter, x, t, self.base.expand(n), None)
+                held += float(self.objective.from_prediction(pred, ref).double().sum())
+                rec += float(self.objective.from_prediction(pred, new_ref).double().sum())
+        return held, rec
+
+
 def objective_on_pairs(adapter: DiffusionAdapter, source: PairSource, objective: str, concept: str,
                        base_prompt: str = "", batch_size: int = 8) -> float:
-    """Σ J over every pair of ``source`` with the current weights (no gradient)."""
-    cond = adapter.encode([concept])
-    base = adapter.encode([base_prompt])
-    total = 0.0
-    with torch.no_grad():
-        for start in range(0, len(source), batch_size):
-            pairs = torch.arange(start, min(start + batch_size, len(source)))
-            x, t, target = source.batch(pairs)
-            if objective == "erase":
-                j = erase_objective(adapter, x, t, cond.expand(len(pairs)), base.expand(len(pairs)))
-            else:
-                assert target is not None
-                j = amplify_objective(adapter, x, t, cond.expand(len(pairs)), target)
-            total += float(j.double().sum())
-    return total
+    """Σ J over every pair of ``source`` with the current weights, reference included (no gradient)."""
+    return FixedPairs(adapter, source, objective, concept, base_prompt, batch_size).value(False)
 
 
 def random_subsets(shapes: Mapping[str, torch.Size], fraction: float, trials: int, seed: int) -> list[dict[str, Tensor]]:
@@ -96,26 +149,32 @@ def pearson_and_slope(x: Tensor, y: Tensor) -> tuple[float, float]:
     return r, slope
 
 
+def check_verify_args(trials: int, fraction: float) -> None:
+    """One-line errors for ``trials`` and ``fraction``."""
+    if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
+        raise bad_arg("trials", f"an integer from 1 to {MAX_TRIALS:,}", trials)
+    if not isinstance(fraction, (int, float)) or not math.isfinite(fraction) or not 0 < fraction < 1:
+        raise bad_arg("fraction", "a number in (0, 1)", fraction)
+
+
 def verify(adapter: DiffusionAdapter, concept: str, *, objective: str = "erase", modules: str = "ff",
            trials: int = 100, fraction: float = 1e-3, top_ratio: float | None = None, samples: int = 1,
            timesteps: int = 50, guidance: float = 3.0, seed: int = 0, base_prompt: str = "", batch_size: int = 4,
-           images: Tensor | None = None, progress: bool = False) -> VerifyResult:
-    """Scores, then random (and optionally top-k) ablations on fixed pairs; see the module docstring."""
+           images: Tensor | None = None, recompute: bool = True, progress: bool = False,
+           scores: AttributionResult | None = None) -> VerifyResult:
+    """Scores (or the given ``scores``, which must carry their pairs), then random (and optionally top-k)
+    ablations on the attribution's own pairs; see the module docstring."""
     from tqdm.auto import tqdm
 
-    from cadkit.editing.apply import apply_intervention
-    from cadkit.editing.masks import select
-
-    if trials <= 0:
-        raise bad_arg("--trials", "an integer >= 1", trials)
-    if not (0 < fraction < 1):
-        raise bad_arg("--fraction", "a number in (0, 1)", fraction)
-    cad = CAD(adapter, modules)
-    scores = cad.attribute(concept, objective=objective, base_prompt=base_prompt, samples=samples, timesteps=timesteps,
-                           guidance=guidance, seed=seed, images=images, batch_size=batch_size, progress=progress)
-    source = cad.make_source(concept, objective, samples, timesteps, guidance, seed, images, batch_size)
-    source.prepare(range(len(source)))
-    j0 = objective_on_pairs(adapter, source, objective, concept, base_prompt, batch_size)
+    check_verify_args(trials, fraction)
+    if scores is None:
+        scores = CAD(adapter, modules, progress=progress).attribute(
+            concept, objective=objective, base_prompt=base_prompt, samples=samples, timesteps=timesteps, guidance=guidance,
+            seed=seed, images=images, batch_size=batch_size)
+    if scores.pairs is None:
+        raise bad_arg("scores", "an attribution result that carries its pairs (made in this process)", scores)
+    fixed = FixedPairs(adapter, scores.pairs, objective, concept, base_prompt, batch_size=max(batch_size, 16))
+    j0, j0_rec = fixed.values(recompute)
     res = VerifyResult(j0, scores=dict(scores), metadata=dict(scores.metadata))
     shapes = {n: s.shape for n, s in scores.items()}
     plan = [("random", sub) for sub in random_subsets(shapes, fraction, trials, seed)]
@@ -125,11 +184,16 @@ def verify(adapter: DiffusionAdapter, concept: str, *, objective: str = "erase",
         predicted = float(sum(float(scores[n].flatten()[idx].double().sum()) for n, idx in subset.items()))
         handle = apply_intervention(adapter.denoiser, subset, "zero", label="verify")
         try:
-            j1 = objective_on_pairs(adapter, source, objective, concept, base_prompt, batch_size)
+            j1, j1_rec = fixed.values(recompute)
         finally:
             handle.remove()
-        res.trials.append(Trial(kind, subset, predicted, j0 - j1))
+        rec = None if j1_rec is None or j0_rec is None else j0_rec - j1_rec
+        res.trials.append(Trial(kind, subset, predicted, j0 - j1, rec))
     rnd = [t for t in res.trials if t.kind == "random"]
     if len(rnd) >= 2:
-        res.pearson_r, res.slope = pearson_and_slope(torch.tensor([t.predicted for t in rnd]), torch.tensor([t.actual for t in rnd]))
+        pred = torch.tensor([t.predicted for t in rnd])
+        res.pearson_r, res.slope = pearson_and_slope(pred, torch.tensor([t.actual for t in rnd]))
+        if all(t.actual_recomputed is not None for t in rnd):
+            rec_vals = torch.tensor([float(t.actual_recomputed or 0.0) for t in rnd])
+            res.pearson_r_recomputed, res.slope_recomputed = pearson_and_slope(pred, rec_vals)
     return res

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cadkit.errors import CadkitError, bad_arg
+from cadkit.errors import CadkitError, UsageError, bad_arg
 
 __all__ = ["INTERVENTIONS", "parse_scale", "EditHandle", "HandleGroup", "apply_intervention", "pristine_values"]
 
@@ -32,7 +32,7 @@ INTERVENTIONS = ("zero", "scale")
 _LIVE: dict[int, list[EditHandle]] = {}
 
 
-def parse_scale(value: str | float | int, arg: str = "--scale") -> float:
+def parse_scale(value: str | float | int, arg: str = "scale") -> float:
     """Parse the scale factor ``s`` of the ``scale`` intervention: a finite number ``> 0``."""
     try:
         s = float(value) if not isinstance(value, bool) else math.nan
@@ -225,31 +225,31 @@ def apply_intervention(
         raise bad_arg("intervention", INTERVENTIONS, intervention)
     if intervention == "scale":
         if scale is None:
-            raise bad_arg("--scale", "a finite number > 0 for the scale intervention", scale)
+            raise bad_arg("scale", "a finite number > 0 for the scale intervention", scale)
         scale = parse_scale(scale)
     elif scale is not None:
-        raise bad_arg("--scale", "no scale with the zero intervention", scale)
+        raise bad_arg("scale", "no scale with the zero intervention", scale)
     params = dict(module.named_parameters(remove_duplicate=False))
     plan: list[tuple[str, Tensor, Tensor]] = []
     for name, idx in indices.items():
         found = params.get(name)
         if found is None:
-            raise CadkitError(f"{label}: the model has no parameter {name!r}")
+            raise UsageError("edits", f"{label}: the model has no parameter {name!r}")
         p: Tensor = found
         idx = idx.to(dtype=torch.int64)
         n = p.numel()
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n):
-            raise CadkitError(f"{label}: indices of {name!r} are out of range for its shape {tuple(p.shape)}")
+            raise UsageError("edits", f"{label}: indices of {name!r} are out of range for its shape {tuple(p.shape)}")
         if expected is not None:
             want = expected.get(name)
             if want is None or want.numel() != idx.numel():
-                raise CadkitError(f"{label}: no original values for {name!r}")
+                raise UsageError("edits", f"{label}: no original values for {name!r}")
             if idx.numel():
                 ok = _values_match(want, pristine_values(p, idx))
                 if not bool(ok.all()):
                     bad = int((~ok).sum())
-                    raise CadkitError(
-                        f"{label}: the weights of {name!r} differ from the model the edit was made for "
+                    raise UsageError(
+                        "edits", f"{label}: the weights of {name!r} differ from the model the edit was made for "
                         f"({bad} of {idx.numel()} edited entries)"
                     )
         plan.append((name, p, idx))

@@ -23,10 +23,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cadkit.attribution.scores import param_set_hash, read_metadata
 from cadkit.editing.apply import EditHandle, HandleGroup, apply_intervention, parse_scale, pristine_values
 from cadkit.editing.masks import GRANULARITIES, LayerCount, parse_ratio, select, selection_report
-from cadkit.errors import CadkitError, bad_arg
+from cadkit.errors import UsageError, bad_arg
+from cadkit.files import param_set_hash, read_metadata
 from cadkit.io import atomic_path
 
 __all__ = [
@@ -39,6 +39,9 @@ __all__ = [
     "apply_edit",
     "apply_edits",
     "check_edit",
+    "EditSettings",
+    "check_edit_settings",
+    "build_edit",
 ]
 
 FORMAT = "cadkit-edit"
@@ -77,7 +80,7 @@ class Edit:
 
     @property
     def label(self) -> str:
-        return f"--edit {self.source}" if self.source else "--edit"
+        return str(self.source) if self.source else "edit"
 
     def num_selected(self) -> int:
         return sum(int(i.numel()) for i in self.indices.values())
@@ -116,8 +119,35 @@ def _names_for_modules(modules: str | Sequence[str] | None, adapter: Any, scores
     for n in ordered:
         if n not in scores:
             have = scores_meta.get("modules", "?")
-            raise CadkitError(f"--modules: the score file has no scores for {n!r} (group {','.join(wanted)}); it was computed for modules {have}")
+            raise UsageError("modules", f"the score file has no scores for {n!r} (group {','.join(wanted)}); it was computed for modules {have}")
     return ordered, wanted
+
+
+@dataclass(frozen=True)
+class EditSettings:
+    """Validated selection settings of an edit (see :func:`check_edit_settings`)."""
+
+    mode: str
+    ratio: float
+    granularity: str
+    scale: float | None
+
+
+def check_edit_settings(mode: str, ratio: str | float, granularity: str = "row", scale: float | str | None = None) -> EditSettings:
+    """Validate ``mode``, ``ratio``, ``granularity`` and ``scale`` (one-line errors naming them); the
+    ``scale`` mode defaults to :data:`DEFAULT_SCALE`."""
+    if mode not in EDIT_MODES:
+        raise bad_arg("mode", EDIT_MODES, mode)
+    r = parse_ratio(ratio)
+    if granularity not in GRANULARITIES:
+        raise bad_arg("granularity", GRANULARITIES, granularity)
+    if mode == "scale":
+        s: float | None = parse_scale(DEFAULT_SCALE if scale is None else scale)
+    elif scale is not None:
+        raise bad_arg("scale", "a factor only with mode 'scale'", scale)
+    else:
+        s = None
+    return EditSettings(mode, r, granularity, s)
 
 
 def make_edit(
@@ -146,17 +176,20 @@ def make_edit(
         model: the denoiser (``nn.Module``) or its adapter; supplies the original values.
         source: the score file's path (recorded).
     """
-    if mode not in EDIT_MODES:
-        raise bad_arg("--mode", EDIT_MODES, mode)
-    r = parse_ratio(ratio)
-    if granularity not in GRANULARITIES:
-        raise bad_arg("--granularity", GRANULARITIES, granularity)
-    if mode == "scale":
-        s: float | None = parse_scale(DEFAULT_SCALE if scale is None else scale)
-    elif scale is not None:
-        raise bad_arg("--scale", "only with --mode scale", scale)
-    else:
-        s = None
+    return build_edit(scores, metadata, check_edit_settings(mode, ratio, granularity, scale), modules, model, source=source)
+
+
+def build_edit(
+    scores: Mapping[str, Tensor],
+    metadata: Mapping[str, str] | None,
+    settings: EditSettings,
+    modules: str | Sequence[str] | None = None,
+    model: Any = None,
+    *,
+    source: str | None = None,
+) -> Edit:
+    """:func:`make_edit` with settings already validated by :func:`check_edit_settings`."""
+    mode, r, granularity, s = settings.mode, settings.ratio, settings.granularity, settings.scale
     if model is None:
         raise bad_arg("model", "the model the edit is for (a torch module or an adapter)", None)
     den, adapter = _resolve_model(model)
@@ -166,10 +199,10 @@ def make_edit(
     for n in scores:  # every scored parameter must exist here with its shape
         p = params.get(n)
         if p is None:
-            raise CadkitError(f"--scores: the score file is for another model: this model has no parameter {n!r}")
+            raise UsageError("scores", f"the score file is for another model: this model has no parameter {n!r}")
         if tuple(p.shape) != tuple(scores[n].shape):
-            raise CadkitError(
-                f"--scores: the score file is for another model: {n!r} has shape {tuple(scores[n].shape)} "
+            raise UsageError(
+                "scores", f"the score file is for another model: {n!r} has shape {tuple(scores[n].shape)} "
                 f"in the scores and {tuple(p.shape)} in the model"
             )
     selection = "erase" if mode == "erase" else "amplify"
@@ -237,8 +270,8 @@ def save_edit(path: str | os.PathLike[str], edit: Edit) -> Path:
     return Path(path)
 
 
-def load_edit(path: str | os.PathLike[str], arg: str = "--edit") -> Edit:
-    """Read an edit file; one-line :class:`CadkitError` for missing, truncated or foreign files."""
+def load_edit(path: str | os.PathLike[str], arg: str = "edit") -> Edit:
+    """Read an edit file; one-line :class:`~cadkit.errors.UsageError` for missing, truncated or foreign files."""
     from safetensors.torch import load_file
 
     meta = read_metadata(path, arg, expect=FORMAT)
@@ -265,22 +298,22 @@ def load_edit(path: str | os.PathLike[str], arg: str = "--edit") -> Edit:
             source=str(path),
         )
     except (KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise CadkitError(f"{arg}: {path} is a damaged cadkit edit file ({type(exc).__name__}: {exc})") from None
+        raise UsageError(arg, f"{path} is a damaged cadkit edit file ({type(exc).__name__}: {exc})") from None
     except Exception as exc:
-        raise CadkitError(f"{arg}: {path} could not be read ({type(exc).__name__}: {exc})") from None
+        raise UsageError(arg, f"{path} could not be read ({type(exc).__name__}: {exc})") from None
     if set(idx) != set(val):
-        raise CadkitError(f"{arg}: {path} is a damaged cadkit edit file (indices and values do not pair up)")
+        raise UsageError(arg, f"{path} is a damaged cadkit edit file (indices and values do not pair up)")
     for n in idx:
         if idx[n].dtype != torch.int64 or idx[n].ndim != 1 or val[n].shape != idx[n].shape or n not in edit.param_shapes:
-            raise CadkitError(f"{arg}: {path} is a damaged cadkit edit file (entry {n!r})")
+            raise UsageError(arg, f"{path} is a damaged cadkit edit file (entry {n!r})")
     if edit.intervention == "scale" and (edit.scale is None or not math.isfinite(edit.scale) or edit.scale <= 0):
-        raise CadkitError(f"{arg}: {path} is a damaged cadkit edit file (scale {edit.scale!r})")
+        raise UsageError(arg, f"{path} is a damaged cadkit edit file (scale {edit.scale!r})")
     return edit
 
 
 # -- applying ------------------------------------------------------------------------------------------
 def check_edit(module: nn.Module, edit: Edit) -> None:
-    """Raise a one-line :class:`CadkitError` naming the first difference between ``module``'s
+    """Raise a one-line :class:`~cadkit.errors.UsageError` naming the first difference between ``module``'s
     parameter set (names and shapes) and the one ``edit`` was made for."""
     shapes = {n: tuple(int(d) for d in p.shape) for n, p in module.named_parameters()}
     if param_set_hash(shapes.items()) == edit.param_hash:
@@ -288,12 +321,12 @@ def check_edit(module: nn.Module, edit: Edit) -> None:
     where = f"{edit.label}: the edit was made for another model (parameter set {edit.param_hash} vs {param_set_hash(shapes.items())})"
     for n in sorted(set(edit.param_shapes) | set(shapes)):
         if n not in shapes:
-            raise CadkitError(f"{where}: this model has no parameter {n!r}")
+            raise UsageError("edits", f"{where}: this model has no parameter {n!r}")
         if n not in edit.param_shapes:
-            raise CadkitError(f"{where}: this model has an extra parameter {n!r}")
+            raise UsageError("edits", f"{where}: this model has an extra parameter {n!r}")
         if shapes[n] != tuple(edit.param_shapes[n]):
-            raise CadkitError(f"{where}: {n!r} has shape {shapes[n]} here and {tuple(edit.param_shapes[n])} in the edit")
-    raise CadkitError(where)
+            raise UsageError("edits", f"{where}: {n!r} has shape {shapes[n]} here and {tuple(edit.param_shapes[n])} in the edit")
+    raise UsageError("edits", where)
 
 
 def apply_edit(module: nn.Module | Any, edit: Edit | str | os.PathLike[str], check: bool = True) -> EditHandle:
@@ -301,7 +334,7 @@ def apply_edit(module: nn.Module | Any, edit: Edit | str | os.PathLike[str], che
 
     With ``check`` (default) the module's parameter set must be the edit's and the edited entries
     must hold the edit's original values (before any edit still applied through cadkit); otherwise
-    a one-line :class:`CadkitError` names the first mismatch and nothing changes.
+    a one-line :class:`~cadkit.errors.UsageError` names the first mismatch and nothing changes.
     ``handle.remove()`` restores the weights bit-exactly.
     """
     if not isinstance(edit, Edit):

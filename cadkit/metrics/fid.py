@@ -26,7 +26,7 @@ IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 _INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 
 
-def list_images(folder: str | os.PathLike[str], arg: str = "--real-images", minimum: int = 2) -> list[Path]:
+def list_images(folder: str | os.PathLike[str], arg: str = "real_images", minimum: int = 2) -> list[Path]:
     """Image files (``IMAGE_SUFFIXES``, searched recursively, sorted) under ``folder``.
 
     Raises ``bad_arg(arg, ...)`` when ``folder`` is not a folder or holds fewer than ``minimum`` images.

@@ -84,9 +84,9 @@ def evaluate_tiny(
     writes ``grid.png`` there (up to 10 images per class/style row).
     """
     if images_per_class <= 0:
-        raise bad_arg("--images-per-class", "a positive integer", images_per_class)
+        raise bad_arg("images_per_class", "a positive integer", images_per_class)
     if steps <= 0:
-        raise bad_arg("--steps", "a positive integer", steps)
+        raise bad_arg("steps", "a positive integer", steps)
     if adapter is None:
         from cadkit.models import load_adapter
 

@@ -92,7 +92,7 @@ PRESETS: dict[str, TinyConfig] = {
 def get_config(preset: str) -> TinyConfig:
     """A fresh copy of the named preset."""
     if preset not in PRESETS:
-        raise bad_arg("--config", PRESETS, preset)
+        raise bad_arg("config", PRESETS, preset)
     return dataclasses.replace(PRESETS[preset])
 
 

@@ -18,7 +18,7 @@ def write_renders(out: str | os.PathLike[str], n: int, seed: int = 0) -> Path:
     Returns the grid's path.
     """
     if n <= 0:
-        raise bad_arg("--n", "a positive integer", n)
+        raise bad_arg("n", "a positive integer", n)
     folder = check_writable_dir(out)
     folder.mkdir(parents=True, exist_ok=True)
     from PIL import Image

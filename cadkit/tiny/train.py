@@ -287,9 +287,9 @@ def train_tiny(out: str | os.PathLike[str], cfg: TinyConfig, resume: bool = Fals
     from transformers import CLIPTokenizer
 
     if cfg.steps <= 0:
-        raise bad_arg("--steps", "a positive integer", cfg.steps)
+        raise bad_arg("steps", "a positive integer", cfg.steps)
     if cfg.batch_size <= 0:
-        raise bad_arg("--batch-size", "a positive integer", cfg.batch_size)
+        raise bad_arg("batch_size", "a positive integer", cfg.batch_size)
     out = check_writable_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     L = _lightning()

@@ -101,7 +101,7 @@ def _opts(model: Path, out: Path, prompts: Any = None, **extra: Any) -> Any:
     from benchmarks.framework import BenchOptions
 
     return BenchOptions(model=str(model), steps=1, attr_timesteps=1, batch_size=2, out=str(out),
-                        prompts=str(prompts) if prompts else None, extra=extra)
+                        prompts=str(prompts) if prompts else None, extra=extra, networks={"detector": fake_detector})
 
 
 def _unet_file(model: Path, path: Path, scale: float) -> Path:
@@ -114,17 +114,15 @@ def _unet_file(model: Path, path: Path, scale: float) -> Path:
 
 def test_ddp_counts_equal_one_process_and_reference(tiny_sd1: Path, tmp_path: Path) -> None:
     from benchmarks.framework import run_suite
-    from benchmarks.suites.safety import inject_networks
     from cadkit.data import load_prompts
 
     i2p = write_i2p(tmp_path / "i2p.csv")
     unet = _unet_file(tiny_sd1, tmp_path / "other.safetensors", 3.0)
     extra = dict(prompts=str(i2p), limit=3, unet=str(unet), method="other", nudity_threshold=0.3)
-    with inject_networks(detector=fake_detector):
-        one, out1 = run_suite("erase-nudity", _opts(tiny_sd1, tmp_path / "one", **extra))
-        opts2 = _opts(tiny_sd1, tmp_path / "two", **extra)
-        opts2.devices, opts2.accelerator, opts2.strategy = 2, "cpu", "ddp_fork"
-        two, _ = run_suite("erase-nudity", opts2)
+    one, out1 = run_suite("erase-nudity", _opts(tiny_sd1, tmp_path / "one", **extra))
+    opts2 = _opts(tiny_sd1, tmp_path / "two", **extra)
+    opts2.devices, opts2.accelerator, opts2.strategy = 2, "cpu", "ddp_fork"
+    two, _ = run_suite("erase-nudity", opts2)
     assert [r["model"] for r in one.tables[0].rows] == ["base", "other"]
     assert one.tables[0].rows == two.tables[0].rows
     records = load_prompts(i2p, limit=3)
@@ -140,13 +138,11 @@ def test_adversarial_identity_unet(tiny_sd1: Path, tmp_path: Path) -> None:
     import torch
 
     from benchmarks.framework import run_suite
-    from benchmarks.suites.safety import inject_networks
     from cadkit.data import load_prompts
 
     mma, rab = write_mma(tmp_path / "mma.csv"), write_rab(tmp_path / "rab.txt")
     extra = dict(mma=str(mma), ring_a_bell=str(rab), limit=2, unet=str(tiny_sd1 / "unet"), nudity_threshold=0.2)
-    with inject_networks(detector=fake_detector):
-        res, out = run_suite("adversarial", _opts(tiny_sd1, tmp_path / "adv", **extra))
+    res, out = run_suite("adversarial", _opts(tiny_sd1, tmp_path / "adv", **extra))
     rows = res.tables[0].rows
     assert [r["prompts"] for r in rows] == ["MMA-Diffusion", "Ring-A-Bell"]
     for r in rows:
@@ -164,12 +160,10 @@ def test_adversarial_identity_unet(tiny_sd1: Path, tmp_path: Path) -> None:
 def test_adversarial_prompts_file_is_named_by_its_format(tiny_sd1: Path, tmp_path: Path) -> None:
     """``--prompts FILE`` adds one more prompt set, its format detected from the file (here Ring-A-Bell lines)."""
     from benchmarks.framework import run_suite
-    from benchmarks.suites.safety import inject_networks
 
     mma, rab = write_mma(tmp_path / "mma.csv"), write_rab(tmp_path / "rab.txt")
     extra = dict(mma=str(mma), limit=2, unet=str(tiny_sd1 / "unet"))
-    with inject_networks(detector=fake_detector):
-        res, _ = run_suite("adversarial", _opts(tiny_sd1, tmp_path / "adv", prompts=rab, **extra))
+    res, _ = run_suite("adversarial", _opts(tiny_sd1, tmp_path / "adv", prompts=rab, **extra))
     assert [(r["prompts"], r["n"]) for r in res.tables[0].rows] == [("MMA-Diffusion", 2), ("Ring-A-Bell", 2)]
 
 
