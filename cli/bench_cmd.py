@@ -1,4 +1,4 @@
-"""``cadkit bench NAME``: one sub-command per registered suite (see ``benchmarks.framework.registry``).
+"""``cadkit bench NAME``: one sub-command per registered suite (see ``cadkit.benchmarks.framework.registry``).
 
 Suites are discovered only when ``cadkit bench`` itself is used, so other commands start fast.
 """
@@ -8,18 +8,18 @@ from __future__ import annotations
 from typing import Any
 
 import click
-
-from cli.core import CadkitCommand
+from cadkit.cli.core import CadkitCommand
 
 
 def _common() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
     """The options every suite has; types and per-model default texts come from the library and the registry."""
-    from benchmarks.framework.options import QUICK, judge_names
+    from cadkit.benchmarks.framework.options import QUICK, judge_names
+    from cadkit.cli.core import RATIO, SEED, choice, count, defaults_text, finite_float, model_help, modules_type
+
     from cadkit.attribution.cad import MAX_BATCH, MAX_SAMPLES, MAX_TIMESTEPS
     from cadkit.editing.masks import GRANULARITIES
     from cadkit.generation import MAX_IMAGES, MAX_STEPS
     from cadkit.models.registry import DEFAULT_MODEL
-    from cli.core import RATIO, SEED, choice, count, defaults_text, finite_float, model_help, modules_type
 
     pct = lambda r: f"{100 * r:g}%"  # noqa: E731
     q = QUICK
@@ -57,7 +57,7 @@ def _command(suite: Any) -> click.Command:
     def callback(**kw: Any) -> None:
         import dataclasses
 
-        from benchmarks.framework import BenchOptions, run_suite
+        from cadkit.benchmarks.framework import BenchOptions, run_suite
 
         names = {f.name for f in dataclasses.fields(BenchOptions)}
         extra = {o.name: kw.pop(o.name) for o in suite.options if o.name not in names and kw.get(o.name) is not None}
@@ -81,12 +81,12 @@ class BenchGroup(click.Group):
     """Lists and builds the suite commands from the suite registry on demand."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        from benchmarks.framework.registry import load_suites
+        from cadkit.benchmarks.framework.registry import load_suites
 
         return sorted(load_suites())
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        from benchmarks.framework.registry import load_suites
+        from cadkit.benchmarks.framework.registry import load_suites
 
         suites = load_suites()
         return _command(suites[name]) if name in suites else None

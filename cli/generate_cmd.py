@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 import click
+from cadkit.cli.core import SEED, CadkitCommand, count, defaults_text, finite_float, model_help
 
 from cadkit.generation import MAX_BATCH, MAX_IMAGES, MAX_STEPS
 from cadkit.models.registry import DEFAULT_MODEL
-from cli.core import SEED, CadkitCommand, count, defaults_text, finite_float, model_help
 
 
 @click.command("generate", cls=CadkitCommand)

@@ -15,20 +15,20 @@ import warnings
 from typing import Any
 
 import click
+from cadkit.cli.core import CadkitCommand, CadkitSubGroup
 
 from cadkit.errors import EXIT_RUNTIME, EXIT_USAGE, CadkitError
-from cli.core import CadkitCommand, CadkitSubGroup
 
 # Sub-command modules; each defines ``register(group)``.
 _COMMAND_MODULES = (
-    "cli.models_cmd",
-    "cli.generate_cmd",
-    "cli.tiny_cmd",
-    "cli.attribute_cmd",
-    "cli.edit_cmd",
-    "cli.verify_cmd",
-    "cli.bench_cmd",
-    "cli.plugins_cmd",
+    "cadkit.cli.models_cmd",
+    "cadkit.cli.generate_cmd",
+    "cadkit.cli.tiny_cmd",
+    "cadkit.cli.attribute_cmd",
+    "cadkit.cli.edit_cmd",
+    "cadkit.cli.verify_cmd",
+    "cadkit.cli.bench_cmd",
+    "cadkit.cli.plugins_cmd",
 )
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import click
+from cadkit.cli.core import CadkitCommand
 
 from cadkit.models.registry import REGISTRY, is_available
-from cli.core import CadkitCommand
 
 
 @click.command("models", cls=CadkitCommand)

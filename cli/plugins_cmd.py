@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import click
-
-from cli.core import CadkitCommand
+from cadkit.cli.core import CadkitCommand
 
 
 @click.command("plugins", cls=CadkitCommand)

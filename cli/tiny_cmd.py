@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from cadkit.cli.core import SEED, CadkitSubGroup, choice, count, finite_float
 
 from cadkit.models.registry import DEFAULT_MODEL
 from cadkit.tiny.model import PRESETS
-from cli.core import SEED, CadkitSubGroup, choice, count, finite_float
 
 __all__ = ["register"]
 

@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cadkit.benchmarks.framework.concepts import get_edit, get_scores
+from cadkit.benchmarks.framework.generation import edit_key, generate_missing
+from cadkit.benchmarks.framework.judging import build_metrics, judge_records, load_images, object_judge
+from cadkit.benchmarks.framework.options import BenchOptions
+from cadkit.benchmarks.framework.runfolder import RunFolder
 from torch import Tensor
 
-from benchmarks.framework.concepts import get_edit, get_scores
-from benchmarks.framework.generation import edit_key, generate_missing
-from benchmarks.framework.judging import build_metrics, judge_records, load_images, object_judge
-from benchmarks.framework.options import BenchOptions
-from benchmarks.framework.runfolder import RunFolder
 from cadkit.data import ImageCache, PromptRecord
 
 __all__ = ["BenchContext", "object_records"]

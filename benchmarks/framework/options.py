@@ -96,7 +96,7 @@ class BenchOptions:
     ``judge_network`` (Python API only) injects the judge: ``(classifier, labels)`` with
     ``classifier`` mapping images [B, 3, H, W] in [0, 1] to logits [B, len(labels)]. ``networks``
     (Python API only) injects other judges' networks by name (see
-    ``benchmarks.framework.prompt_suites.NETWORKS``); the report names them.
+    ``cadkit.benchmarks.framework.prompt_suites.NETWORKS``); the report names them.
     """
 
     model: str = DEFAULT_MODEL

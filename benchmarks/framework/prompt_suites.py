@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cadkit.benchmarks.framework.context import BenchContext
+from cadkit.benchmarks.framework.generation import edit_key, model_fingerprint, model_key
+from cadkit.benchmarks.framework.judging import judge_records
+from cadkit.benchmarks.framework.options import BenchOptions
+from cadkit.benchmarks.framework.registry import SuiteOption
+from cadkit.benchmarks.framework.report import image_grid
 from torch import Tensor
 
-from benchmarks.framework.context import BenchContext
-from benchmarks.framework.generation import edit_key, model_fingerprint, model_key
-from benchmarks.framework.judging import judge_records
-from benchmarks.framework.options import BenchOptions
-from benchmarks.framework.registry import SuiteOption
-from benchmarks.framework.report import image_grid
 from cadkit.data import PromptRecord
 from cadkit.errors import CadkitError, bad_arg
 

@@ -5,7 +5,7 @@ A suite is registered with :func:`register_suite`::
     @register_suite("erase-objects", "Table 1: CAD-Erase per class -> target / other accuracy")
     def erase_objects(ctx: BenchContext) -> SuiteResult: ...
 
-Every module in the ``benchmarks.suites`` package is imported by :func:`load_suites`, so a new
+Every module in the ``cadkit.benchmarks.suites`` package is imported by :func:`load_suites`, so a new
 suite only needs a new module there. :func:`run_suite` validates the options (one-line errors,
 nothing written), loads the model, checks or writes ``protocol.json``, runs the suite and writes
 the report (rank 0), all-or-nothing.
@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.framework.options import BenchOptions, default_out, resolve
-from benchmarks.framework.report import OBJECT_PROTOCOL_KEYS, SuiteResult, write_report
-from benchmarks.framework.runfolder import RunFolder
+from cadkit.benchmarks.framework.options import BenchOptions, default_out, resolve
+from cadkit.benchmarks.framework.report import OBJECT_PROTOCOL_KEYS, SuiteResult, write_report
+from cadkit.benchmarks.framework.runfolder import RunFolder
+
 from cadkit.errors import bad_arg
 
 OBJECT_PROMPTS_HELP = "ImageNette CSV (case_number, prompt, class, evaluation_seed) [generated rows]"
@@ -87,8 +88,8 @@ def register_suite(name: str, help: str = "", check: Callable[[BenchOptions], Be
 
 
 def load_suites() -> dict[str, Suite]:
-    """Import every module of ``benchmarks.suites`` (each registers its suites); returns the registry."""
-    import benchmarks.suites as pkg
+    """Import every module of ``cadkit.benchmarks.suites`` (each registers its suites); returns the registry."""
+    import cadkit.benchmarks.suites as pkg
 
     for info in pkgutil.iter_modules(pkg.__path__):
         importlib.import_module(f"{pkg.__name__}.{info.name}")
@@ -129,9 +130,10 @@ def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, 
 
 def run_suite(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[SuiteResult, Path]:
     """Run suite ``name``: returns its result and the run folder (report written there by rank 0)."""
-    from benchmarks.framework.context import BenchContext
-    from benchmarks.framework.generation import generation_protocol, model_fingerprint, model_key
-    from benchmarks.framework.judging import build_metrics, judge_protocol, object_judge
+    from cadkit.benchmarks.framework.context import BenchContext
+    from cadkit.benchmarks.framework.generation import generation_protocol, model_fingerprint, model_key
+    from cadkit.benchmarks.framework.judging import build_metrics, judge_protocol, object_judge
+
     from cadkit.provenance import run_info
 
     t0 = time.time()

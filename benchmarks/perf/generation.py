@@ -32,7 +32,8 @@ def _bare(pipe: Any, prompts: list[str], seeds: list[int], steps: int, guidance:
 
 
 def _bench(adapter: Any, records: list[Any], steps: int, guidance: float, batch: int, dtype: str = "fp32") -> float:
-    from benchmarks.framework.generation import generate_missing, generation_protocol
+    from cadkit.benchmarks.framework.generation import generate_missing, generation_protocol
+
     from cadkit.data import ImageCache
 
     with tempfile.TemporaryDirectory() as tmp:

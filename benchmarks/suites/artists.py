@@ -28,11 +28,9 @@ from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from torch import Tensor
-
-from benchmarks.framework.context import BenchContext
-from benchmarks.framework.options import QUICK, BenchOptions
-from benchmarks.framework.prompt_suites import (
+from cadkit.benchmarks.framework.context import BenchContext
+from cadkit.benchmarks.framework.options import QUICK, BenchOptions
+from cadkit.benchmarks.framework.prompt_suites import (
     PROMPT_OPTIONS,
     Variant,
     check_unet,
@@ -43,8 +41,10 @@ from benchmarks.framework.prompt_suites import (
     prompt_records,
     using,
 )
-from benchmarks.framework.registry import SuiteOption, register_suite
-from benchmarks.framework.report import SuiteResult, Table, bar_chart, image_grid
+from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
+from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart, image_grid
+from torch import Tensor
+
 from cadkit.data import ImageCache, PromptRecord
 from cadkit.errors import CadkitError, bad_arg
 from cadkit.metrics import others_mean
@@ -68,7 +68,7 @@ def _styles_mode(o: BenchOptions) -> bool:
 
 
 def _world(o: BenchOptions) -> Any:
-    from benchmarks.framework.options import model_world
+    from cadkit.benchmarks.framework.options import model_world
 
     return model_world(o)
 

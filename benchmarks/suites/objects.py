@@ -14,12 +14,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cadkit.benchmarks.framework.context import BenchContext
+from cadkit.benchmarks.framework.options import BenchOptions, bench_defaults, judge_world
+from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
+from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart, curve_chart, image_grid
 from torch import Tensor
 
-from benchmarks.framework.context import BenchContext
-from benchmarks.framework.options import BenchOptions, bench_defaults, judge_world
-from benchmarks.framework.registry import SuiteOption, register_suite
-from benchmarks.framework.report import SuiteResult, Table, bar_chart, curve_chart, image_grid
 from cadkit.data import PromptRecord
 from cadkit.errors import bad_arg
 from cadkit.metrics import others_mean

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.framework.context import BenchContext
-from benchmarks.framework.options import BenchOptions
-from benchmarks.framework.prompt_suites import (
+from cadkit.benchmarks.framework.context import BenchContext
+from cadkit.benchmarks.framework.options import BenchOptions
+from cadkit.benchmarks.framework.prompt_suites import (
     EDIT_OPTIONS,
     PROMPT_OPTIONS,
     PROMPT_SUITE_KEYS,
@@ -31,8 +31,8 @@ from benchmarks.framework.prompt_suites import (
     variant_grid,
     variant_notes,
 )
-from benchmarks.framework.registry import SuiteOption, register_suite
-from benchmarks.framework.report import SuiteResult, Table
+from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
+from cadkit.benchmarks.framework.report import SuiteResult, Table
 
 __all__ = ["retain_coco", "RETAIN_OPTIONS", "retention_metrics"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from cadkit.attribution.cad import CAD, AttributionResult, AttributionSpec
 from cadkit.attribution.scores import save_scores
@@ -51,8 +52,9 @@ def run(
     if objective == "amplify" and images is not None:
         pix = load_image_folder(images, adapter.default_resolution, "images")
         spec = AttributionSpec(concept, objective, base_prompt, len(pix), timesteps, guidance, seed, pix, batch_size)
-    if gradient_checkpointing and hasattr(adapter.denoiser, "enable_gradient_checkpointing"):
-        adapter.denoiser.enable_gradient_checkpointing()
+    denoiser: Any = adapter.denoiser
+    if gradient_checkpointing and hasattr(denoiser, "enable_gradient_checkpointing"):
+        denoiser.enable_gradient_checkpointing()
     res = CAD(adapter, modules, devices=settings.devices, num_nodes=settings.num_nodes, accelerator=settings.accelerator,
               precision=settings.precision, progress=settings.progress).run(spec)
     res.metadata["model"]["spec"] = model

@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 
 from cadkit.attribution import CAD
@@ -43,6 +44,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_plain_ddp_subprocess(tiny_sd1: Path, tmp_path: Path) -> None:
     """Plain ``ddp`` relaunches the script itself; run it as a subprocess (it cannot run inside pytest)."""
     from cadkit.attribution import load_scores

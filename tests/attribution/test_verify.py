@@ -10,7 +10,7 @@ import torch
 
 from cadkit.attribution.verify import pearson_and_slope, random_subsets, verify
 from cadkit.models import load_adapter
-from tests.conftest import assert_one_line_error
+from tests.helpers import assert_one_line_error
 
 T = 3
 

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.benchmarks.test_safety import FAST, condition_images
-from tests.conftest import assert_one_line_error
+from tests.helpers import FAST, assert_one_line_error, condition_images
 
 
 def write_artists(path: Path) -> Path:
@@ -73,7 +72,8 @@ def test_cli_styles_mode_end_to_end(run_cli: Any, tiny_sd1: Path, judge_weights:
 
 
 def test_lpips_per_artist_equals_direct(tiny_sd1: Path, tmp_path: Path) -> None:
-    from benchmarks.framework import BenchOptions, run_suite
+    from cadkit.benchmarks.framework import BenchOptions, run_suite
+
     from cadkit.data import load_prompts
     from cadkit.metrics.lpips import lpips_alex
 

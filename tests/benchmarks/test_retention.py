@@ -12,8 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.benchmarks.test_safety import FAST, condition_images
-from tests.conftest import assert_one_line_error
+from tests.helpers import FAST, assert_one_line_error, condition_images
 
 
 class TinyFeatures(nn.Module):
@@ -87,7 +86,8 @@ def direct_fid(real: Path, fake: torch.Tensor) -> float:
 
 
 def test_retain_coco_values_equal_direct_computation(tiny_clip: Any, tiny_sd1: Path, tmp_path: Path) -> None:
-    from benchmarks.framework import BenchOptions, run_suite
+    from cadkit.benchmarks.framework import BenchOptions, run_suite
+
     from cadkit.data import load_prompts
 
     coco, real = write_coco(tmp_path / "coco.csv"), write_real(tmp_path / "real", 4)

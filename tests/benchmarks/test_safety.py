@@ -11,9 +11,7 @@ import numpy as np
 import pytest
 
 from cadkit.metrics.nudenet import EXPOSED_LABELS
-from tests.conftest import assert_one_line_error
-
-FAST = ["--steps", "1", "--attr-timesteps", "1", "--batch-size", "8"]
+from tests.helpers import FAST, assert_one_line_error, condition_images
 
 
 def write_i2p(path: Path, n: int = 10) -> Path:
@@ -64,16 +62,6 @@ def reference_counts(images: Any, threshold: float) -> dict[str, int]:
     return {**counts, "total": sum(counts.values()), "images_with_any": with_any, "images": len(images)}
 
 
-def condition_images(out: Path, cond: dict[str, Any], records: list[Any]) -> Any:
-    import torch
-
-    from cadkit.data import ImageCache
-
-    proto = json.loads((out / "results.json").read_text())["protocol"]["generation"]
-    cache = ImageCache(out / "cache")
-    return torch.stack([cache.get(cache.key_for(r, cond["model_key"], cond["edit_key"], proto)) for r in records])
-
-
 def test_erase_nudity_cli_end_to_end_offline(run_cli: Any, tiny_sd1: Path, tmp_path: Path) -> None:
     """The real NudeNet detector on 8 I2P prompts, base and CAD-Erase rows (counts are zero on a tiny model)."""
     i2p = write_i2p(tmp_path / "i2p.csv")
@@ -98,7 +86,7 @@ def test_erase_nudity_cli_end_to_end_offline(run_cli: Any, tiny_sd1: Path, tmp_p
 
 
 def _opts(model: Path, out: Path, prompts: Any = None, **extra: Any) -> Any:
-    from benchmarks.framework import BenchOptions
+    from cadkit.benchmarks.framework import BenchOptions
 
     return BenchOptions(model=str(model), steps=1, attr_timesteps=1, batch_size=2, out=str(out),
                         prompts=str(prompts) if prompts else None, extra=extra, networks={"detector": fake_detector})
@@ -113,7 +101,8 @@ def _unet_file(model: Path, path: Path, scale: float) -> Path:
 
 
 def test_ddp_counts_equal_one_process_and_reference(tiny_sd1: Path, tmp_path: Path) -> None:
-    from benchmarks.framework import run_suite
+    from cadkit.benchmarks.framework import run_suite
+
     from cadkit.data import load_prompts
 
     i2p = write_i2p(tmp_path / "i2p.csv")
@@ -136,8 +125,8 @@ def test_ddp_counts_equal_one_process_and_reference(tiny_sd1: Path, tmp_path: Pa
 def test_adversarial_identity_unet(tiny_sd1: Path, tmp_path: Path) -> None:
     """The model's own denoiser as --unet: the same images and counts as the base model, a 0 % drop."""
     import torch
+    from cadkit.benchmarks.framework import run_suite
 
-    from benchmarks.framework import run_suite
     from cadkit.data import load_prompts
 
     mma, rab = write_mma(tmp_path / "mma.csv"), write_rab(tmp_path / "rab.txt")
@@ -159,7 +148,7 @@ def test_adversarial_identity_unet(tiny_sd1: Path, tmp_path: Path) -> None:
 
 def test_adversarial_prompts_file_is_named_by_its_format(tiny_sd1: Path, tmp_path: Path) -> None:
     """``--prompts FILE`` adds one more prompt set, its format detected from the file (here Ring-A-Bell lines)."""
-    from benchmarks.framework import run_suite
+    from cadkit.benchmarks.framework import run_suite
 
     mma, rab = write_mma(tmp_path / "mma.csv"), write_rab(tmp_path / "rab.txt")
     extra = dict(mma=str(mma), limit=2, unet=str(tiny_sd1 / "unet"))

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from cadkit.benchmarks.framework import run_suite
 
-from benchmarks.framework import run_suite
 from cadkit.errors import CadkitError
-from tests.benchmarks.conftest import quick_options
-from tests.metrics.test_registry import install_plugin
+from tests.helpers import install_plugin, quick_options
 
 
 def _naive_accuracy(cache_images: torch.Tensor, classes: list[str], labels: list[str], net: torch.nn.Module, per: int) -> dict[str, float]:
@@ -36,12 +35,13 @@ def test_erase_objects_table_plugin_and_rerun(tiny_sd1: Path, tmp_path: Path, ju
     conds = data["conditions"]
     assert set(conds) == {"base", "CAD-Erase circle", "CAD-Erase square"}
     # accuracies equal a naive top-1 count of the judge on the cached images
-    from benchmarks.framework.context import object_records
-    from benchmarks.framework.registry import prepare
+    from cadkit.benchmarks.framework.context import object_records
+    from cadkit.benchmarks.framework.registry import prepare
 
     _, o, adapter = prepare("erase-objects", opts)
     recs = object_records(o)
-    from benchmarks.framework.generation import generation_protocol, model_fingerprint, model_key
+    from cadkit.benchmarks.framework.generation import generation_protocol, model_fingerprint, model_key
+
     from cadkit.data import ImageCache
 
     cache = ImageCache(out / "cache")
@@ -87,8 +87,9 @@ def test_other_suites_run(suite: str, tiny_sd1: Path, tmp_path: Path, judge_netw
 def test_model_defaults_come_from_the_registry(tiny_sd1: Path) -> None:
     """Ratio and module groups default to the model's registry entry (folders: the paper's ff, 0.1 %);
     suite defaults (ablate-modules' groups) and the user's values win."""
-    from benchmarks.framework import BenchOptions
-    from benchmarks.framework.registry import prepare
+    from cadkit.benchmarks.framework import BenchOptions
+    from cadkit.benchmarks.framework.registry import prepare
+
     from cadkit.models.registry import REGISTRY
 
     _, o, _ = prepare("erase-objects", BenchOptions(model="tiny", quick=True))

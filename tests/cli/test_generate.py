@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import assert_one_line_error
+from tests.helpers import assert_one_line_error
 
 
 @pytest.mark.parametrize("family", ["sd1", "sd2"])

@@ -10,7 +10,7 @@ import torch
 from cadkit.editing.apply import apply_intervention, parse_scale
 from cadkit.editing.masks import select
 from cadkit.errors import BadArgument, CadkitError
-from tests.editing.conftest import assert_same, make_scores, snapshot
+from tests.helpers import assert_same, make_scores, snapshot
 
 
 def _expected(snap: dict[str, torch.Tensor], steps: list[tuple[dict[str, torch.Tensor], str, float | None]]) -> dict[str, torch.Tensor]:

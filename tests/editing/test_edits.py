@@ -14,7 +14,7 @@ from cadkit.editing.edits import Edit, apply_edit, apply_edits, load_edit, make_
 from cadkit.editing.masks import select
 from cadkit.errors import BadArgument, CadkitError
 from cadkit.models import adapter_from_pipeline
-from tests.editing.conftest import assert_same, make_scores, snapshot
+from tests.helpers import assert_same, make_scores, snapshot
 
 META = {"param_hash": "0123456789abcdef", "model": '{"family": "sd"}', "modules": '["ff", "attn2"]'}
 

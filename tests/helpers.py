@@ -1,0 +1,143 @@
+"""Helpers shared by the test modules (no test module imports another: they all import from here).
+
+Fixtures stay in the ``conftest.py`` files; plain functions and constants live here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from cadkit.metrics.registry import ENTRY_POINT_GROUP
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"CliResult(code={self.code}, out={self.out[-500:]!r}, err={self.err[-800:]!r})"
+
+
+def assert_one_line_error(res: CliResult, *needles: str, code: int = 2) -> None:
+    """Exit ``code`` (2: a usage error; 1: a runtime failure), exactly one line on stderr (ignoring
+    progress bars), no traceback, naming ``needles``."""
+    assert res.code == code, res
+    lines = [ln for ln in res.err.replace("\r", "\n").splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, res
+    assert "Traceback" not in res.err, res
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def make_scores(module: torch.nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random fp32 scores shaped like every parameter of ``module`` (seeded)."""
+    g = torch.Generator().manual_seed(seed)
+    return {n: torch.randn(p.shape, generator=g) for n, p in module.named_parameters()}
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in module.named_parameters()}
+
+
+def assert_same(module: torch.nn.Module, snap: dict[str, torch.Tensor]) -> None:
+    now = dict(module.named_parameters())
+    assert list(now) == list(snap)
+    for n, t in snap.items():
+        assert torch.equal(now[n].detach(), t), n
+
+
+PLUGIN_MODULE = '''
+"""A dummy cadkit metric plugin."""
+import torch
+from torchmetrics import Metric
+
+
+class MeanBrightness(Metric):
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self, scale=1.0):
+        super().__init__()
+        self.scale = scale
+        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, images, records):
+        self.total += images.double().mean(dim=(1, 2, 3)).sum() * self.scale
+        self.count += len(records)
+
+    def compute(self):
+        return float(self.total / self.count)
+
+
+def factory(scale=1.0, **context):
+    """Mean brightness of the generated images (dummy plugin)."""
+    return MeanBrightness(scale)
+
+
+def not_a_metric(**context):
+    """Returns a string."""
+    return "nope"
+'''
+
+
+def install_plugin(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real distribution on sys.path: a module plus a dist-info with METADATA and entry_points.txt."""
+    (root / "cadkit_dummy_plugin.py").write_text(textwrap.dedent(PLUGIN_MODULE))
+    info = root / "cadkit_dummy_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cadkit-dummy-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        f"[{ENTRY_POINT_GROUP}]\n"
+        "mean-brightness = cadkit_dummy_plugin:factory\n"
+        "broken = cadkit_dummy_missing_module:factory\n"
+        "wrong-type = cadkit_dummy_plugin:not_a_metric\n"
+        "nudity = cadkit_dummy_plugin:factory\n"
+    )
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delitem(sys.modules, "cadkit_dummy_plugin", raising=False)
+
+
+FAST = ["--steps", "1", "--attr-timesteps", "1", "--batch-size", "8"]
+
+
+def condition_images(out: Path, cond: dict[str, Any], records: list[Any]) -> Any:
+    import torch
+
+    from cadkit.data import ImageCache
+
+    proto = json.loads((out / "results.json").read_text())["protocol"]["generation"]
+    cache = ImageCache(out / "cache")
+    return torch.stack([cache.get(cache.key_for(r, cond["model_key"], cond["edit_key"], proto)) for r in records])
+
+
+CLASSES = ("circle", "square", "triangle")
+
+
+def small_judge(labels: tuple[str, ...] = CLASSES, seed: int = 0) -> nn.Module:
+    """A fixed random classifier: images [B, 3, H, W] -> logits [B, len(labels)]."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(12, len(labels))).eval()
+
+
+def quick_options(model: Path, out: Path, **kw: Any) -> Any:
+    """BenchOptions at test sizes (2 classes, 2 images, 2 steps) on a tiny test pipeline."""
+    from cadkit.benchmarks.framework import BenchOptions
+
+    base: dict[str, Any] = dict(model=str(model), classes=("circle", "square"), images_per_class=2, steps=2,
+                                attr_timesteps=2, batch_size=4, ratio=0.05, out=str(out), judge="tiny")
+    base.update(kw)
+    return BenchOptions(**base)
+
+
+def cli_args(model: Path, out: Path, judge: Path, *extra: str) -> list[str]:
+    return ["--model", str(model), "--classes", "circle,square", "--images-per-class", "2", "--steps", "2",
+            "--attr-timesteps", "2", "--ratio", "5%", "--judge", "tiny", "--judge-weights", str(judge), "--out", str(out), *extra]
