@@ -10,6 +10,9 @@ Entry points:
 * prompt files: :func:`load_attack_prompts`, :func:`filter_prompts`, :func:`tiny_attack_prompts`,
   :func:`write_attack_csv`.
 
+Families: SD-1/2, SD-XL (one soft prompt drives both CLIP tables), SD-3 and FLUX (the CLIP streams are
+optimised; T5 encodes the decoded text of the current tokens, without gradient).
+
 Building blocks: :mod:`~cadkit.attacks.simplex` (projection, STE, nearest token),
 :mod:`~cadkit.attacks.text` (token tables and encoding from embeddings), :mod:`~cadkit.attacks.layout`
 (where adversarial tokens go), :mod:`~cadkit.attacks.optimizers`, :mod:`~cadkit.attacks.official`.

@@ -82,7 +82,8 @@ def tiny_attack_prompts(target: str, n: int = 5, seed: int = 0, kind: str = "obj
     """``n`` rows (dicts with :data:`ATTACK_COLUMNS`) naming tiny class or style ``target``.
 
     Row ``i`` draws its template, the other fields and its ``evaluation_seed`` from
-    ``numpy.random.default_rng((seed, i))``; the first row is the benchmark prompt of ``target``.
+    ``numpy.random.default_rng((seed, i))``, redrawing while the prompt repeats an earlier row's; the
+    first row is the benchmark prompt of ``target``.
     """
     from cadkit.tiny.domain import COLOURS, OBJECTS, STYLES, caption
 
@@ -94,15 +95,21 @@ def tiny_attack_prompts(target: str, n: int = 5, seed: int = 0, kind: str = "obj
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10_000:
         raise bad_arg("n", "an integer in [1, 10000]", n)
     templates = _OBJECT_TEMPLATES if kind == "object" else _STYLE_TEMPLATES
-    rows = []
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for i in range(n):
         rng = np.random.default_rng((seed, i))
-        tpl = templates[0] if i == 0 else templates[int(rng.integers(len(templates)))]
-        obj = target if kind == "object" else OBJECTS[int(rng.integers(len(OBJECTS)))]
-        style = target if kind == "style" else STYLES[int(rng.integers(len(STYLES)))]
-        colour = COLOURS[int(rng.integers(len(COLOURS)))]
+        for _ in range(64):  # redraw (deterministically) until the prompt is new, while that is possible
+            tpl = templates[0] if i == 0 else templates[int(rng.integers(len(templates)))]
+            obj = target if kind == "object" else OBJECTS[int(rng.integers(len(OBJECTS)))]
+            style = target if kind == "style" else STYLES[int(rng.integers(len(STYLES)))]
+            colour = COLOURS[int(rng.integers(len(COLOURS)))]
+            prompt = caption(tpl, obj, style, colour)
+            if prompt not in seen:
+                break
+        seen.add(prompt)
         rows.append({
-            "case_number": i, "prompt": caption(tpl, obj, style, colour),
+            "case_number": i, "prompt": prompt,
             "evaluation_seed": int(rng.integers(0, 100_000)), "evaluation_guidance": float(guidance),
         })
     return rows

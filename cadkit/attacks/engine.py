@@ -2,7 +2,7 @@
 
 * :func:`attack_timesteps`: UnlearnDiff's ``n`` timesteps ``T/n/2, T/n/2 + T/n, ...`` (10, 30, ..., 990
   for T = 1000, n = 50), ascending; ``T`` is the scheduler's ``num_train_timesteps``.
-* :func:`frozen`: the text encoders and the denoiser without parameter gradients (restored after).
+* :func:`frozen`: the pipeline's networks in eval mode without parameter gradients (restored after).
 * :func:`use_scheduler`: temporarily swap the pipeline's sampler ("lms": LMSDiscreteScheduler as
   UnlearnDiff; "dpm": DPMSolverMultistepScheduler as official P4D's targets), built from the
   pipeline's own scheduler config.
@@ -44,15 +44,20 @@ def attack_timesteps(total: int, n: int) -> list[int]:
 
 @contextmanager
 def frozen(modules: Sequence[nn.Module]) -> Iterator[None]:
-    """Parameters of ``modules`` with ``requires_grad=False`` inside the block (flags restored after)."""
-    saved = [(p, p.requires_grad) for m in modules for p in m.parameters()]
-    for p, _ in saved:
+    """``modules`` in eval mode with ``requires_grad=False`` inside the block (modes and flags restored after)."""
+    params = [(p, p.requires_grad) for m in modules for p in m.parameters()]
+    modes = [(sub, sub.training) for m in modules for sub in m.modules()]
+    for p, _ in params:
         p.requires_grad_(False)
+    for sub, _ in modes:
+        sub.training = False
     try:
         yield
     finally:
-        for p, flag in saved:
+        for p, flag in params:
             p.requires_grad_(flag)
+        for sub, mode in modes:
+            sub.training = mode
 
 
 @contextmanager

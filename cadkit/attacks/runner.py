@@ -2,6 +2,8 @@
 
 The flow (BASELINES_ATTACKS.md §8.4, §8.6, §9.2):
 
+0. a prompt of more than ``options.filter_tokens`` tokens (BOS/EOS included) is not attacked: its
+   record has status ``filtered`` (excluded from N by :func:`~cadkit.attacks.asr_summary`);
 1. judge the unattacked prompt on the erased model (step 0); if it already succeeds, stop;
 2. make the target image with the **base** model (the prompt's seed, ``target_steps``, ``target_guidance``)
    and its clean latents ``x_0``;
@@ -118,7 +120,12 @@ def _target(pair: ModelPair, judge: Judge, prompt: str, seed: int, n: int, optio
 
 
 def _frozen_modules(pair: ModelPair, text: TextSide) -> list[torch.nn.Module]:
-    mods: list[torch.nn.Module] = [s.encoder for s in text.streams] + [pair.adapter.denoiser]
+    """Every network of the pipeline (text encoders, denoiser, VAE) and the erased denoiser of a swap."""
+    comps = getattr(pair.adapter.pipe, "components", {}) or {}
+    mods: list[torch.nn.Module] = [m for m in comps.values() if isinstance(m, torch.nn.Module)]
+    for m in [s.encoder for s in text.streams] + [pair.adapter.denoiser]:
+        if all(m is not x for x in mods):
+            mods.append(m)
     if isinstance(pair, DenoiserSwap):
         mods.append(pair.erased_denoiser)
     return mods
@@ -151,8 +158,7 @@ def attack_prompt(
     guidance = float(options.guidance if rec.guidance is None else rec.guidance)
     official = attack == "p4d" and options.p4d_impl == "official"
     k = options.k if options.k is not None else task.default_k
-    text = TextSide(pair.adapter)
-    allowed = allowed_ids_of(text, options)
+    text = TextSide(pair.adapter, options.height, options.width)
     say = progress or (lambda _m: None)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     eval_seeds = [rec.seed + i for i in range(options.num_eval_images)] if official else [rec.seed]
@@ -162,6 +168,11 @@ def attack_prompt(
         options={**options.to_dict(), "k": k}, task={"kind": task.kind, "target": task.target},
         judge=judge.protocol(), models=pair.describe(),
     )
+    if options.filter_tokens and out.token_count > options.filter_tokens:
+        out.status = "filtered"
+        say(f"filtered: {out.token_count} tokens > {options.filter_tokens}")
+        return out
+    allowed = allowed_ids_of(text, options)
     start = time.perf_counter()
     with frozen(_frozen_modules(pair, text)), use_scheduler(pair.adapter, options.scheduler):
         verdict, images = _judge(pair, judge, rec.prompt, eval_seeds, guidance, options)

@@ -3,19 +3,25 @@
 Nothing here is hard-coded to one tokenizer: the vocabulary size, BOS/EOS/pad ids and the maximum
 length come from the pipeline's tokenizer(s), the embedding tables from its text encoder(s).
 
-:class:`TextSide` wraps the CLIP streams of an adapter's pipeline:
+:class:`TextSide` wraps the CLIP streams of an adapter's pipeline and builds the denoiser's condition
+the way the family's ``encode_prompt`` does:
 
 * SD-1/2: one stream (``tokenizer``, ``text_encoder``); the condition is the last hidden state;
-* SD-XL: two streams (``tokenizer``/``text_encoder``, ``tokenizer_2``/``text_encoder_2``) sharing one
-  BPE vocabulary, so one token id drives both tables; the condition concatenates both penultimate
-  hidden states and the pooled embedding comes from the encoder that returns one (encoder 2);
-  these are the choices ``StableDiffusionXLPipeline.encode_prompt`` makes.
+* SD-XL: two streams sharing one BPE vocabulary, so one token id drives both tables; the condition
+  concatenates both penultimate hidden states, the pooled embedding comes from encoder 2;
+* SD-3: the same two CLIP streams (pooled = both pooled projections concatenated), the CLIP part
+  zero-padded to the T5 width and followed by the T5 sequence;
+* FLUX: one CLIP stream whose pooled output conditions the transformer; the sequence is T5's.
 
-:meth:`TextSide.encode` runs the encoders on given token embeddings (for instance a one-hot matrix
-times the table, with a gradient). It feeds them through the encoder's own embedding module: a
-forward hook on the token-embedding layer returns the given embeddings in place of the table
+Only the CLIP streams are optimised (one soft prompt over their shared vocabulary). For SD-3 and
+FLUX the T5 stream (another vocabulary) encodes the *decoded text* of the current tokens, without
+gradient, so the condition is the one the judged prompt gets; its encodings are cached by text.
+
+:meth:`TextSide.encode` runs the CLIP encoders on given token embeddings (for instance a one-hot
+matrix times the table, with a gradient). It feeds them through the encoder's own embedding module:
+a forward hook on the token-embedding layer returns the given embeddings in place of the table
 lookup, so position embeddings, the causal mask and EOS pooling (which reads the id sequence) are
-the encoder's own code. SD-3 and FLUX (T5 streams with another vocabulary) are not supported.
+the encoder's own code.
 """
 
 from __future__ import annotations
@@ -74,22 +80,20 @@ def _replace_token_embeddings(encoder: nn.Module, embeds: Tensor) -> Iterator[No
 class TextSide:
     """The CLIP streams of an adapter's pipeline (see the module docstring)."""
 
-    def __init__(self, adapter: Any) -> None:
+    def __init__(self, adapter: Any, height: int | None = None, width: int | None = None) -> None:
         pipe = adapter.pipe
         self.adapter = adapter
+        self.size = (height, width)  # SD-XL's time ids describe images of this size (None: native)
         fam = getattr(adapter, "family", "")
         streams: list[TextStream] = []
-        if fam == "sd":
+        if fam in ("sd", "flux"):
             streams.append(TextStream(pipe.tokenizer, pipe.text_encoder))
-        elif fam == "sdxl":
+        elif fam in ("sdxl", "sd3"):
             if getattr(pipe, "text_encoder", None) is not None:
                 streams.append(TextStream(pipe.tokenizer, pipe.text_encoder))
             streams.append(TextStream(pipe.tokenizer_2, pipe.text_encoder_2))
         else:
-            raise CadkitError(
-                f"prompt attacks support the sd (SD-1/2) and sdxl families; this model is {fam or type(pipe).__name__} "
-                "(T5 streams of SD-3/FLUX are not supported)"
-            )
+            raise CadkitError(f"prompt attacks support the sd, sdxl, sd3 and flux families; this model is {fam or type(pipe).__name__}")
         self.family = fam
         self.streams = streams
         tok0 = streams[0].tokenizer
@@ -103,6 +107,7 @@ class TextSide:
         self.eos_id = int(tok0.eos_token_id)
         self.max_length = int(min(s.tokenizer.model_max_length for s in streams))
         self._roundtrip: Tensor | None = None
+        self._t5_cache: dict[str, Tensor] = {}
 
     # -- ids -------------------------------------------------------------------------------------------
     @property
@@ -173,12 +178,13 @@ class TextSide:
             ids = ids.unsqueeze(0).expand(len(self.streams), -1)
         return [s.table[ids[i].to(s.table.device)] for i, s in enumerate(self.streams)]
 
-    def encode(self, ids: Tensor, embeds: Sequence[Tensor] | None = None) -> Condition:
+    def encode(self, ids: Tensor, embeds: Sequence[Tensor] | None = None, t5_text: str | None = None) -> Condition:
         """The denoiser's condition for one id sequence per stream ``[S, L]`` and its token embeddings.
 
         ``embeds[s]`` ``[L, D_s]`` (default: the table rows of ``ids``) may carry a gradient; the ids
-        fix the sequence length and the EOS position that SD-XL's pooled output reads. Returns a
-        one-row :class:`Condition` in the adapter's dtype (SD-XL: with pooled embeds and time ids).
+        fix the sequence length and the EOS position that pooled outputs read. SD-3/FLUX: T5 encodes
+        ``t5_text`` (default: the decoded text of ``ids``, which is what a judged prompt gets).
+        Returns a one-row :class:`Condition` in the adapter's dtype.
         """
         if ids.ndim == 1:
             ids = ids.unsqueeze(0).expand(len(self.streams), -1)
@@ -188,28 +194,51 @@ class TextSide:
             embeds = self.embed(ids)
         dtype = self.adapter.dtype
         hidden: list[Tensor] = []
-        pooled: Tensor | None = None
+        pooled: list[Tensor] = []
         for i, s in enumerate(self.streams):
             row = ids[i : i + 1].to(s.table.device)
             with _replace_token_embeddings(s.encoder, embeds[i].unsqueeze(0)):
                 if self.family == "sd":
-                    out = s.encoder(row)
-                    hidden.append(out[0])
+                    hidden.append(s.encoder(row)[0])
+                elif self.family == "flux":
+                    pooled.append(s.encoder(row).pooler_output)
                 else:
                     out = s.encoder(row, output_hidden_states=True)
-                    if pooled is None and out[0].ndim == 2:
-                        pooled = out[0]
+                    if out[0].ndim == 2:
+                        pooled.append(out[0])
                     hidden.append(out.hidden_states[-2])
         if self.family == "sd":
             return Condition(hidden[0].to(dtype))
-        if pooled is None:
-            raise CadkitError("no text encoder of this SD-XL pipeline returns a pooled embedding")
-        emb = torch.cat([h.to(dtype) for h in hidden], dim=-1)
-        return Condition(emb, pooled.to(dtype), {"time_ids": self.adapter.time_ids(1)})
+        if self.family == "sdxl":
+            if not pooled:
+                raise CadkitError("no text encoder of this SD-XL pipeline returns a pooled embedding")
+            emb = torch.cat([h.to(dtype) for h in hidden], dim=-1)
+            return Condition(emb, pooled[0].to(dtype), {"time_ids": self.adapter.time_ids(1, *self.size)})
+        t5 = self._t5(self.decode(ids[0].tolist()) if t5_text is None else t5_text)
+        if self.family == "sd3":
+            clip = torch.cat([h.to(dtype) for h in hidden], dim=-1)
+            clip = torch.nn.functional.pad(clip, (0, t5.shape[-1] - clip.shape[-1]))
+            return Condition(torch.cat([clip, t5.to(clip.device)], dim=-2), torch.cat([p.to(dtype) for p in pooled], dim=-1))
+        added: dict[str, Tensor] = {}
+        if getattr(self.adapter, "guidance_embeds", False):
+            added["guidance"] = torch.full([1], float(self.adapter.default_guidance), device=self.adapter.device, dtype=torch.float32)
+        return Condition(t5, pooled[0].to(dtype), added)
+
+    def _t5(self, text: str) -> Tensor:
+        """The pipeline's T5 encoding ``[1, L_t5, D]`` of ``text`` (no gradient; cached)."""
+        if text not in self._t5_cache:
+            if len(self._t5_cache) >= 256:
+                self._t5_cache.clear()
+            with torch.no_grad():
+                emb = self.adapter.pipe._get_t5_prompt_embeds(
+                    prompt=[text], max_sequence_length=int(self.adapter.max_sequence_length), device=self.adapter.device
+                )
+            self._t5_cache[text] = emb.to(self.adapter.dtype)
+        return self._t5_cache[text]
 
     def encode_prompt(self, prompt: str) -> Condition:
-        """:meth:`encode` of the tokenized ``prompt`` (equals ``adapter.encode([prompt])``; tested)."""
-        return self.encode(self.prompt_ids(prompt).to(self.device))
+        """:meth:`encode` of the tokenized ``prompt`` (equals ``adapter.encode([prompt])`` at the native size; tested)."""
+        return self.encode(self.prompt_ids(prompt).to(self.device), t5_text=prompt)
 
     def requires_grad_(self, flag: bool) -> None:
         """Freeze (or unfreeze) every text encoder's parameters."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -139,11 +141,12 @@ def test_official_union_runs_k_only_after_n_fails(sd1: Any) -> None:
     assert [r["variant"] for r in rec2.runs] == ["n"] and rec2.status == "success"
 
 
-def test_sdxl_twin_attacks_through_the_same_path() -> None:
+@pytest.mark.parametrize("family", ["sdxl", "sd3", "flux"])
+def test_other_families_attack_through_the_same_path(family: str) -> None:
     from cadkit.models import adapter_from_pipeline
     from cadkit.testing import build_tiny_pipeline
 
-    ad = adapter_from_pipeline(build_tiny_pipeline("sdxl"))
+    ad = adapter_from_pipeline(build_tiny_pipeline(family))
     for attack in ("unlearndiff", "p4d"):
         stub = Counter(succeed_at=3)
         rec = attack_prompt(attack, SameModel(ad), PROMPT, TASK, CallableJudge(stub), FAST.replace(height=32, width=32))
@@ -163,3 +166,64 @@ def test_bad_arguments_name_the_parameter(sd1: Any) -> None:
         AttackOptions(p4d_variant="m")
     with pytest.raises(ValueError, match="^kind:"):
         AttackTask("artist", "x")
+
+
+class SpyPair(SameModel):
+    """Records which model each block of code ran on."""
+
+    def __init__(self, adapter: Any) -> None:
+        super().__init__(adapter)
+        self.log: list[str] = []
+
+    @contextmanager
+    def base(self) -> Iterator[Any]:
+        self.log.append("base")
+        yield self.adapter
+
+    @contextmanager
+    def erased(self) -> Iterator[Any]:
+        self.log.append("erased")
+        yield self.adapter
+
+
+@pytest.mark.parametrize("attack", ["unlearndiff", "p4d"])
+def test_models_toggle_once_per_block(sd1: Any, attack: str) -> None:
+    pair = SpyPair(sd1)
+    attack_prompt(attack, pair, PROMPT, TASK, CallableJudge(Counter(succeed_at=3)), FAST.replace(iterations=4))
+    head = ["erased", "base"]  # step 0 judged on the erased model, the target made on the base model
+    block = ["base", "erased", "erased"] if attack == "p4d" else ["erased", "erased"]  # (P4D's refs,) steps, judging
+    assert pair.log == head + block * 2
+
+
+def test_edit_toggle_attack_leaves_the_base_model_unchanged(sd1: Any) -> None:
+    from cadkit.attacks import model_pair
+    from cadkit.editing import make_edit
+
+    g = torch.Generator().manual_seed(0)
+    scores = {n: torch.randn(p.shape, generator=g) for n, p in sd1.denoiser.named_parameters() if ".attn2." in n}
+    edit = make_edit(scores, {}, "erase", 0.3, model=sd1)
+    before = {k: v.clone() for k, v in sd1.denoiser.state_dict().items()}
+    flags = [p.requires_grad for p in sd1.denoiser.parameters()]
+    rec = attack_prompt("p4d", model_pair(sd1, edits=[edit]), PROMPT, TASK, CallableJudge(Counter(0)), FAST.replace(num_timesteps=2))
+    assert rec.status == "failure" and rec.models["kind"] == "edit-toggle"
+    assert all(torch.equal(before[k], v) for k, v in sd1.denoiser.state_dict().items())
+    assert [p.requires_grad for p in sd1.denoiser.parameters()] == flags
+
+
+def test_denoiser_swap_and_scheduler_swap_are_restored(sd1: Any) -> None:
+    import copy
+
+    from cadkit.attacks import model_pair
+
+    base, sched = sd1.denoiser, sd1.pipe.scheduler
+    twin = copy.deepcopy(base)
+    for opts in (FAST.replace(num_timesteps=2, scheduler="lms"), FAST.replace(num_timesteps=2, scheduler="dpm")):
+        rec = attack_prompt("unlearndiff", model_pair(sd1, erased_denoiser=twin), PROMPT, TASK, CallableJudge(Counter(0)), opts)
+        assert rec.status == "failure" and len(rec.blocks) == 2
+    assert sd1.denoiser is base and sd1.pipe.scheduler is sched
+
+
+def test_long_prompt_is_filtered_without_work(sd1: Any) -> None:
+    stub = Counter(1)
+    rec = attack_prompt("unlearndiff", SameModel(sd1), " ".join(["church"] * 20), TASK, CallableJudge(stub), FAST.replace(filter_tokens=12))
+    assert rec.status == "filtered" and rec.token_count == 22 and stub.calls == 0

@@ -71,6 +71,7 @@ def test_tiny_prompt_file_round_trip_and_token_filter(tmp_path: Path) -> None:
     rows = tiny_attack_prompts("circle", n=6, seed=3)
     assert rows == tiny_attack_prompts("circle", n=6, seed=3) and rows[0]["prompt"] == "an image of a circle"
     assert all("circle" in r["prompt"] for r in rows) and len({r["evaluation_seed"] for r in rows}) > 1
+    assert len({r["prompt"] for r in rows}) == 6
     path = write_attack_csv(tmp_path / "attack_circle.csv", rows)
     assert path.read_text().splitlines()[0] == "case_number,prompt,evaluation_seed,evaluation_guidance"
     recs = load_attack_prompts(path)

@@ -22,10 +22,17 @@ def adapters() -> dict[str, Any]:
     from cadkit.models import adapter_from_pipeline
     from cadkit.testing import build_tiny_pipeline
 
-    return {fam: adapter_from_pipeline(build_tiny_pipeline(fam)) for fam in ("sd1", "sd2", "sdxl")}
+    out = {}
+    for fam in ("sd1", "sd2", "sdxl", "sd3", "flux"):
+        pipe = build_tiny_pipeline(fam)
+        for m in pipe.components.values():  # config-built modules start in training mode (T5 dropout)
+            if isinstance(m, torch.nn.Module):
+                m.eval()
+        out[fam] = adapter_from_pipeline(pipe)
+    return out
 
 
-@pytest.mark.parametrize("family", ["sd1", "sd2", "sdxl"])
+@pytest.mark.parametrize("family", ["sd1", "sd2", "sdxl", "sd3", "flux"])
 def test_encode_from_embeddings_equals_adapter_encode(adapters: dict[str, Any], family: str) -> None:
     ad = adapters[family]
     text = TextSide(ad)
@@ -33,8 +40,11 @@ def test_encode_from_embeddings_equals_adapter_encode(adapters: dict[str, Any], 
         ref = ad.encode([prompt])
         got = text.encode_prompt(prompt)
         assert torch.equal(got.embeds, ref.embeds)
-        if family == "sdxl":
-            assert torch.equal(got.pooled, ref.pooled) and torch.equal(got.added["time_ids"], ref.added["time_ids"])
+        assert (got.pooled is None) == (ref.pooled is None)
+        if ref.pooled is not None:
+            assert torch.equal(got.pooled, ref.pooled)
+        assert sorted(got.added) == sorted(ref.added)
+        assert all(torch.equal(got.added[k], ref.added[k]) for k in ref.added)
 
 
 def test_sdxl_one_soft_one_hot_drives_both_tables(adapters: dict[str, Any]) -> None:
@@ -116,9 +126,10 @@ def test_optimised_ids_are_valid(adapters: dict[str, Any], mask_special: bool) -
         assert torch.allclose(soft.P.detach().sum(-1), torch.ones(5), atol=1e-5)
 
 
-def test_unsupported_family_is_one_line_error() -> None:
-    from cadkit.models import adapter_from_pipeline
-    from cadkit.testing import build_tiny_pipeline
+def test_unsupported_family_is_one_line_error(adapters: dict[str, Any]) -> None:
+    class Other:
+        family = "kandinsky"
+        pipe = adapters["sd1"].pipe
 
-    with pytest.raises(CadkitError, match="sd3"):
-        TextSide(adapter_from_pipeline(build_tiny_pipeline("sd3")))
+    with pytest.raises(CadkitError, match="kandinsky"):
+        TextSide(Other())
