@@ -31,14 +31,42 @@ from cadkit.attacks.pair import ModelPair
 from cadkit.attacks.records import AttackRecord
 from cadkit.attacks.text import TextSide
 
-__all__ = ["pixel_cosine", "official_layout", "official_run", "run_official"]
+__all__ = ["pixel_cosine", "feature_cosine", "tiny_feature_similarity", "official_layout", "official_run", "run_official"]
 
 
 def pixel_cosine(target: Tensor, images: Tensor) -> float:
-    """Mean cosine similarity between ``target`` ``[1, 3, H, W]`` and each of ``images`` ``[B, 3, H, W]`` (pixels in [-1, 1])."""
+    """Mean cosine similarity between ``target`` ``[1, 3, H, W]`` and each of ``images`` ``[B, 3, H, W]`` (pixels in [-1, 1]).
+
+    A weak stand-in for the official CLIP image similarity: a plain background dominates it (on
+    ``tiny`` a blank image scores ~0.85 against a circle); prefer :func:`feature_cosine`.
+    """
     a = (target.float() * 2 - 1).flatten(1)
     b = (images.float() * 2 - 1).flatten(1)
     return float(F.cosine_similarity(a.expand_as(b), b, dim=-1).mean())
+
+
+def feature_cosine(extractor: Callable[[Tensor], Tensor], name: str = "feature_cosine") -> Callable[[Tensor, Tensor], float]:
+    """A similarity: mean cosine between ``extractor`` features ``[B, D]`` of the target and of each image.
+
+    Official P4D uses OpenCLIP ViT-H-14 image features; any image-feature network fits here.
+    """
+
+    @torch.no_grad()
+    def similarity(target: Tensor, images: Tensor) -> float:
+        a = extractor(target.float()).flatten(1).float()
+        b = extractor(images.float()).flatten(1).float()
+        return float(F.cosine_similarity(a.expand_as(b), b, dim=-1).mean())
+
+    similarity.__name__ = name
+    return similarity
+
+
+def tiny_feature_similarity() -> Callable[[Tensor, Tensor], float]:
+    """:func:`feature_cosine` on the tiny judge's pooled CNN features (64-d), the tiny world's CLIP stand-in."""
+    from cadkit.tiny.judge import load_judge
+
+    judge = load_judge().eval()
+    return feature_cosine(lambda x: judge.features(judge.prepare(x)), "tiny_judge_features")
 
 
 def official_layout(text: TextSide, prompt: str, variant: str, options: AttackOptions) -> PromptLayout:

@@ -147,7 +147,8 @@ def attack_prompt(
     ``prompt``: a :class:`~cadkit.data.prompts.PromptRecord` (its ``seed`` and ``guidance`` are the
     evaluation seed and CFG; guidance None -> ``options.guidance``) or a bare string (seed 0).
     ``similarity(target [1,3,H,W], images [B,3,H,W]) -> float`` selects official P4D's best prompt
-    (default: pixel cosine; the official code uses OpenCLIP ViT-H-14 image features).
+    (default: :func:`~cadkit.attacks.official.pixel_cosine`, weak; the official code uses OpenCLIP
+    ViT-H-14 image features: pass :func:`~cadkit.attacks.official.feature_cosine` of an image encoder).
     """
     if attack not in ATTACKS:
         raise bad_arg("attack", ATTACKS, attack)

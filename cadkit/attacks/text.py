@@ -26,6 +26,7 @@ the encoder's own code.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ from cadkit.errors import CadkitError
 from cadkit.models.adapters.base import Condition
 
 __all__ = ["TextStream", "TextSide"]
+
+# tokenizer -> its round-trip mask (computing it walks the whole vocabulary once)
+_ROUNDTRIP: weakref.WeakKeyDictionary[Any, Tensor] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -144,6 +148,13 @@ class TextSide:
         """
         if self._roundtrip is None:
             tok = self.tokenizer
+            try:
+                cached = _ROUNDTRIP.get(tok)
+            except TypeError:  # an unhashable tokenizer: no cache
+                cached = None
+            if cached is not None and cached.numel() == self.vocab_size:
+                self._roundtrip = cached
+                return cached.to(self.device)
             special = set(self.special_ids)
             keep = torch.zeros(self.vocab_size, dtype=torch.bool)
             for v in range(min(self.vocab_size, len(tok))):
@@ -153,6 +164,10 @@ class TextSide:
                 if piece and piece.isprintable() and tok(piece, add_special_tokens=False, truncation=False).input_ids == [v]:
                     keep[v] = True
             self._roundtrip = keep
+            try:
+                _ROUNDTRIP[tok] = keep
+            except TypeError:
+                pass
         return self._roundtrip.to(self.device)
 
     def decode(self, ids: Sequence[int]) -> str:

@@ -107,3 +107,17 @@ def test_nearest_tokens_brute_force_idempotent_masked_and_chunked() -> None:
 def test_allowed_mask_rejects_empty() -> None:
     with pytest.raises(ValueError, match="banned"):
         allowed_mask(2, [0, 1])
+
+
+def test_similarities() -> None:
+    from cadkit.attacks.official import feature_cosine, pixel_cosine, tiny_feature_similarity
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(1, 3, 8, 8, generator=g), torch.rand(2, 3, 8, 8, generator=g)
+    ref = sum(float(F.cosine_similarity((a * 2 - 1).flatten(), (b[i] * 2 - 1).flatten(), dim=0)) for i in range(2)) / 2
+    assert pixel_cosine(a, b) == pytest.approx(ref, abs=1e-6) and pixel_cosine(a, a) == pytest.approx(1.0)
+    sim = feature_cosine(lambda x: x.mean(dim=(2, 3)))
+    ref = sum(float(F.cosine_similarity(a.mean(dim=(2, 3))[0], b.mean(dim=(2, 3))[i], dim=0)) for i in range(2)) / 2
+    assert sim(a, b) == pytest.approx(ref, abs=1e-6)
+    tiny = tiny_feature_similarity()
+    assert tiny(a, a) == pytest.approx(1.0, abs=1e-5) and -1.0 <= tiny(a, b) <= 1.0
