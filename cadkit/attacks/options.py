@@ -5,7 +5,9 @@ walked in ascending order with 40 iterations each, Adam lr 0.01 wd 0.1, prefix t
 3 (objects, styles), targets from the base model with 25 steps and CFG 7.5, judging with 50 steps and
 the prompt's own guidance, prompts of more than 60 tokens dropped. Official P4D: 3,000 AdamW steps
 (lr 0.1, wd 0.1) at random timesteps, best prompt by image similarity every 50 steps, success if any
-of 3 images of the best prompt is judged unsafe.
+of 3 images of the best prompt is judged unsafe; its targets are the most concept-like of 3 base
+images made with the prompt's own guidance (``target_guidance`` is UnlearnDiff's). To mirror the
+official P4D sampling set ``target_steps=25, eval_steps=25, scheduler="dpm"``.
 
 :func:`tiny_options` is the CPU preset for the embedded model (recorded in every result): fewer
 timesteps and iterations, the tiny model's 20 sampling steps and guidance 5.

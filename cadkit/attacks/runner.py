@@ -107,10 +107,10 @@ def _judge(pair: ModelPair, judge: Judge, prompt: str, seeds: list[int], guidanc
     return judge(images), images
 
 
-def _target(pair: ModelPair, judge: Judge, prompt: str, seed: int, n: int, options: AttackOptions) -> tuple[Tensor, Tensor]:
+def _target(pair: ModelPair, judge: Judge, prompt: str, seed: int, n: int, guidance: float, options: AttackOptions) -> tuple[Tensor, Tensor]:
     """The target image ``[1, 3, H, W]`` of the base model (the most concept-like of ``n`` seeds) and ``x_0``."""
     with pair.base():
-        images = generate(pair.adapter, prompt, [seed + i for i in range(n)], options.target_steps, options.target_guidance, options.height, options.width)
+        images = generate(pair.adapter, prompt, [seed + i for i in range(n)], options.target_steps, guidance, options.height, options.width)
         best = 0
         if n > 1:
             scores = [judge(images[i : i + 1]).score for i in range(n)]
@@ -183,8 +183,10 @@ def attack_prompt(
             out.status, out.success, out.adv_prompt = "pre-success", True, rec.prompt
             out.time_s = time.perf_counter() - start
             return out
+        # UnlearnDiff: one target with CFG target_guidance (7.5); official P4D: the most concept-like
+        # of num_target_images targets made with the prompt's own guidance
         n_targets = options.num_target_images if official else 1
-        target_image, x0 = _target(pair, judge, rec.prompt, rec.seed, n_targets, options)
+        target_image, x0 = _target(pair, judge, rec.prompt, rec.seed, n_targets, guidance if official else options.target_guidance, options)
         out.target_image = target_image[0]
         if official:
             from cadkit.attacks.official import run_official
