@@ -18,7 +18,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("cadkit.io",),
     ("cadkit.files", "cadkit.plots", "cadkit.models", "cadkit.data", "cadkit.metrics"),
     ("cadkit.editing", "cadkit.generation", "cadkit.tiny", "cadkit.testing"),
-    ("cadkit.attribution",),
+    ("cadkit.attribution", "cadkit.attacks"),
     ("cadkit.commands",),
     ("cadkit.benchmarks",),
     ("cadkit.cli",),

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from cadkit.errors import bad_arg
+from cadkit.models.registry import DEFAULT_MODEL
 
 __all__ = ["Verdict", "Judge", "AttackTask", "ObjectJudge", "NudityJudge", "CallableJudge", "make_judge", "TASK_KINDS"]
 
@@ -139,25 +140,26 @@ class CallableJudge(Judge):
         return {"judge": self.name}
 
 
-def make_judge(task: AttackTask, model: str = "tiny", nudity_threshold: float = 0.45, pretrained: bool = True) -> Judge:
-    """The judge of ``task``: the tiny judge's heads for ``model == "tiny"``, else ResNet50 / NudeNet."""
+def make_judge(task: AttackTask, model: str = DEFAULT_MODEL, nudity_threshold: float = 0.45, pretrained: bool = True,
+               weights: str | None = None) -> Judge:
+    """The judge of ``task``: the heads of the embedded world's judge when ``model`` (a registry name) draws one
+    (see ``cadkit.models.registry``; ``weights`` overrides its file), else ResNet50 / NudeNet."""
     from cadkit.metrics.accuracy import ClassifierAccuracy
+    from cadkit.models.registry import load_world
 
     if task.kind == "nudity":
         from cadkit.metrics.nudenet import NudityCounts
 
         return NudityJudge(NudityCounts(threshold=nudity_threshold))
-    if model == "tiny":
-        from cadkit.tiny.domain import OBJECTS, STYLES
-        from cadkit.tiny.judge import object_classifier, style_classifier
-
-        labels = OBJECTS if task.kind == "object" else STYLES
+    world = load_world(model)
+    if world is not None:
+        labels = world.objects if task.kind == "object" else world.styles
         if task.target not in labels:
             raise bad_arg("target", labels, task.target)
-        net = object_classifier() if task.kind == "object" else style_classifier()
-        return ObjectJudge(ClassifierAccuracy(net, list(labels), [task.target]), task.target, f"tiny-judge/{task.kind}")
+        net = world.object_judge(weights) if task.kind == "object" else world.style_judge(weights)
+        return ObjectJudge(ClassifierAccuracy(net, list(labels), [task.target]), task.target, f"{world.name}-judge/{task.kind}")
     if task.kind == "style":
-        raise bad_arg("kind", "object or nudity (no style judge outside the tiny world)", task.kind)
+        raise bad_arg("kind", "object or nudity (no style judge outside an embedded world)", task.kind)
     from cadkit.metrics.accuracy import imagenette_accuracy
 
     return ObjectJudge(imagenette_accuracy([task.target], pretrained=pretrained), task.target, "imagenet-resnet50")
