@@ -36,7 +36,7 @@ from cadkit.methods.cost import CostMeter, CostRecord
 
 __all__ = [
     "CONCEPT_TYPES", "FAMILIES", "ErasureMethod", "MethodOutput", "MethodResult", "make_method_edit",
-    "title_case", "drop_overlapping",
+    "title_case", "drop_overlapping", "weights_fingerprint",
 ]
 
 CONCEPT_TYPES = ("object", "nudity", "artist")
@@ -90,6 +90,19 @@ class ErasureMethod(abc.ABC):
     @abc.abstractmethod
     def compute(self, adapter: Any, concept: str, concept_type: str, options: Any, seed: int, meter: CostMeter) -> MethodOutput:
         """Compute the edit (see the module docstring)."""
+
+
+@torch.no_grad()
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    """16 hex digits over every parameter's name, shape, sum and sum of squares (float64): the model hash
+    of the run record (cheap; the edit's digests pin the edited tensors exactly)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for n, p in module.named_parameters():
+        x = p.detach().double()
+        h.update(f"{n}:{tuple(p.shape)}:{float(x.sum()):.12e}:{float((x * x).sum()):.12e};".encode())
+    return h.hexdigest()[:16]
 
 
 def title_case(text: str) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from cadkit.errors import CadkitError, bad_arg
-from cadkit.methods.base import CONCEPT_TYPES, ErasureMethod, MethodResult, make_method_edit
+from cadkit.methods.base import CONCEPT_TYPES, ErasureMethod, MethodResult, make_method_edit, weights_fingerprint
 from cadkit.methods.cost import CostMeter
 from cadkit.methods.options import options_dict, parse_options
 
@@ -145,6 +145,7 @@ def run_method(name: str, adapter: Any, concept: str, concept_type: str = "objec
     method.check(adapter, concept, concept_type, opts)
     from cadkit.provenance import run_info
 
+    model_info = {"spec": getattr(adapter, "spec", None), **adapter.model_info(), "denoiser_fingerprint": weights_fingerprint(adapter.denoiser)}
     devices = [adapter.device] if adapter.device.type == "cuda" else []
     snapshot_rng = random.getstate()
     with torch.random.fork_rng(devices=devices):
@@ -156,7 +157,7 @@ def run_method(name: str, adapter: Any, concept: str, concept_type: str = "objec
                 "method": name, "concept": concept, "concept_type": concept_type, "concept_text": out.concept_text,
                 "texts": out.texts, "options": options_dict(opts), "seed": seed, "family": family,
                 "extension": family in method.extension_families and family not in method.families,
-                "model": {"spec": getattr(adapter, "spec", None), **adapter.model_info()},
+                "model": model_info,
                 "diagnostics": out.diagnostics, **run_info(),
             }
             if out.edit is not None:

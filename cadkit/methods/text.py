@@ -8,7 +8,9 @@ input lives in:
 * FLUX: ``context_embedder`` (``tokens``: T5 outputs) and ``time_text_embed.text_embedder.linear_1``
   (``pooled``: the pooled CLIP vector), as the current UCE code edits them;
 * SD-3 (cadkit extension, no reference): ``context_embedder`` (``tokens``: the joint CLIP|T5
-  sequence) and ``time_text_embed.text_embedder.linear_1`` (``pooled``).
+  sequence) and ``time_text_embed.text_embedder.linear_1`` (``pooled``);
+* SD-XL with ``pooled=True`` (cadkit option, not in the reference): also the pooled-text columns
+  ``[0, P)`` of ``add_embedding.linear_1`` (its input is the pooled embedding, then the time ids).
 
 Token rules (spec §3.2), with ``last`` = attention-mask sum - 2 of the first tokenizer (the last
 content token; 0, the BOS token, for ""):
@@ -39,10 +41,12 @@ TOKEN_MODES = ("legacy", "last", "all")
 
 @dataclass(frozen=True)
 class Site:
-    """A weight ``name`` (``denoiser.named_parameters()``) whose input is text space ``space``."""
+    """A weight ``name`` (``denoiser.named_parameters()``) whose input is text space ``space``;
+    ``cols`` restricts the edit to input columns ``[start, stop)`` (None: the whole matrix)."""
 
     name: str
     space: str
+    cols: tuple[int, int] | None = None
 
 
 @dataclass
@@ -56,16 +60,24 @@ class TextKeys:
     last: list[int]
 
 
-def edit_sites(adapter: object) -> list[Site]:
-    """The matrices UCE/RECE edit for ``adapter``'s family, in ``named_parameters`` order."""
+def edit_sites(adapter: object, pooled: bool = False) -> list[Site]:
+    """The matrices UCE/RECE edit for ``adapter``'s family, in ``named_parameters`` order (``pooled``:
+    SD-XL's pooled-text columns of ``add_embedding.linear_1`` too)."""
     family = getattr(adapter, "family", "")
     den = adapter.denoiser  # type: ignore[attr-defined]
     names = [n for n, p in den.named_parameters() if p.ndim == 2]
     if family in ("sd", "sdxl"):
         sites = [Site(n, "tokens") for n in names if n.endswith(("attn2.to_k.weight", "attn2.to_v.weight"))]
+        if pooled:
+            if family != "sdxl" or "add_embedding.linear_1.weight" not in names:
+                raise bad_arg("pooled", "True only for SD-XL (a UNet with add_embedding)", pooled)
+            width = int(adapter.pipe.text_encoder_2.config.projection_dim)  # type: ignore[attr-defined]
+            sites.append(Site("add_embedding.linear_1.weight", "pooled", (0, width)))
     elif family in ("flux", "sd3"):
         want = {"context_embedder.weight": "tokens", "time_text_embed.text_embedder.linear_1.weight": "pooled"}
         sites = [Site(n, want[n]) for n in names if n in want]
+        if pooled:
+            raise bad_arg("pooled", "True only for SD-XL (FLUX and SD-3 always edit their pooled projection)", pooled)
     else:
         raise bad_arg("adapter", "a model of family sd, sdxl, flux or sd3", family)
     if not sites:

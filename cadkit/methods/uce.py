@@ -48,6 +48,7 @@ class UCEOptions:
     preserve_scale: float | None = number(None, 0.0, 1e8, optional=True, doc="s_p (default max(0.1, 1/|preserve|))")
     solve: str = choice("lu", ("lu", "inverse"), doc="LU solve, or an explicit inverse as the reference code")
     solve_dtype: str = choice("float64", tuple(SOLVE_DTYPES), doc="precision of the closed-form solve")
+    pooled: bool = flag(False, doc="SD-XL: also edit the pooled-text columns of add_embedding.linear_1 (not in the reference)")
 
 
 def reference_wording(concept: str, concept_type: str) -> str:
@@ -78,10 +79,15 @@ def uce_weights(adapter: Any, sites: list[Site], erase: TextKeys, guide: TextKey
         system = RidgeSystem(keys, pres, lam, erase_scale, preserve_scale, dtype, inverse)
         k64 = keys.to(dtype)
         for site in (s for s in sites if s.space == space):
-            w = params[site.name].detach().to(dtype)
+            full = params[site.name].detach().to(dtype)
+            w = full if site.cols is None else full[:, site.cols[0] : site.cols[1]]
             targets = gkeys.to(dtype) @ w.T  # v* = W_old g, [N, m]
             new = system.solve(w, targets)
-            out[site.name] = new
+            if site.cols is None:
+                out[site.name] = new
+            else:  # only the text columns change
+                out[site.name] = full.clone()
+                out[site.name][:, site.cols[0] : site.cols[1]] = new
             norm = float(torch.linalg.norm(targets)) or 1.0
             diag["erase_residual_before"][site.name] = float(torch.linalg.norm(k64 @ w.T - targets)) / norm
             diag["erase_residual_after"][site.name] = float(torch.linalg.norm(k64 @ new.T - targets)) / norm
@@ -125,7 +131,7 @@ class UCE(ErasureMethod):
     def compute(self, adapter: Any, concept: str, concept_type: str, options: Any, seed: int, meter: CostMeter) -> MethodOutput:
         o = options
         wording, guide, preserve, dropped, s_p = self.resolve_texts(concept, concept_type, o)
-        sites = edit_sites(adapter)
+        sites = edit_sites(adapter, o.pooled)
         with meter.phase("encode"):
             keys = encode_keys(adapter, [wording, guide, *preserve])
         with meter.phase("solve"):

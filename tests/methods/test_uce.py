@@ -123,6 +123,22 @@ def test_twins(family: str) -> None:
         assert normal_equation_residual(res.edit.dense[n], w, k, g @ w.T, pres, None, 0.5, 1.0, s_p) < 1e-10, n
 
 
+def test_sdxl_pooled_columns() -> None:
+    a = tiny_adapter("sdxl", D)
+    res = run_method("uce", a, "church", "object", {"pooled": True})
+    name = "add_embedding.linear_1.weight"
+    w = dict(a.denoiser.named_parameters())[name].detach()
+    width = a.pipe.text_encoder_2.config.projection_dim
+    new = res.edit.dense[name]
+    assert torch.equal(new[:, width:], w[:, width:])  # the time-id columns are untouched
+    cond = a.encode(["Church", " ", ""])
+    k, g, pres = cond.pooled[0:1], cond.pooled[1:2], cond.pooled[2:3]
+    blk = w[:, :width]
+    assert normal_equation_residual(new[:, :width], blk, k, g @ blk.T, pres, None, 0.5, 1.0, 1.0) < 1e-10
+    with pytest.raises(BadArgument, match="^pooled: "):
+        run_method("uce", tiny_adapter("flux"), "church", "object", {"pooled": True})
+
+
 def test_bad_options_name_python_parameters(sd1: Any) -> None:
     with pytest.raises(BadArgument, match="^lam: "):
         run_method("uce", sd1, "church", "object", {"lam": float("nan")})
