@@ -25,8 +25,8 @@ TINY_OPTIONS: dict[str, dict[str, Any]] = {
     "cad": {"modules": "attn2", "ratio": 0.05, "timesteps": 25, "guidance": 3.0},
     "uce": {},
     "rece": {},
-    "esd-u": {"steps": 20, "iterations": 200, "lr": 1e-4},
-    "esd-x": {"steps": 20, "iterations": 200, "lr": 1e-4},
+    "esd-u": {"steps": 20, "iterations": 200, "lr": 2e-4},
+    "esd-x": {"steps": 20, "iterations": 200, "lr": 2e-3},
     "conceptprune": {"steps": 20, "guidance": 5.0, "timesteps": 4},
 }
 

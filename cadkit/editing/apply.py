@@ -97,7 +97,7 @@ class EditHandle:
     def num_edited(self) -> dict[str, int]:
         """Name -> number of entries this handle changed."""
         out = {n: int(i.numel()) for n, i in self._idx.items()}
-        out.update({n: int(self._saved[n].numel()) for n in self._dense})
+        out.update({n: int(self._params[n].numel()) for n in self._dense})
         return out
 
     # -- undo ------------------------------------------------------------------------------------------
@@ -148,7 +148,7 @@ class EditHandle:
         self.remove()
 
     def __repr__(self) -> str:
-        n = sum(int(i.numel()) for i in self._idx.values())
+        n = sum(self.num_edited().values())
         return f"EditHandle({self.label!r}, {len(self._params)} parameters, {n} entries, active={self.active})"
 
 
