@@ -141,3 +141,20 @@ def quick_options(model: Path, out: Path, **kw: Any) -> Any:
 def cli_args(model: Path, out: Path, judge: Path, *extra: str) -> list[str]:
     return ["--model", str(model), "--classes", "circle,square", "--images-per-class", "2", "--steps", "2",
             "--attr-timesteps", "2", "--ratio", "5%", "--judge", "tiny", "--judge-weights", str(judge), "--out", str(out), *extra]
+
+
+def tiny_adapter(family: str, dtype: torch.dtype = torch.float32, seed: int = 0) -> Any:
+    """A config-built tiny pipeline of ``family`` in ``dtype`` (every network in eval mode), wrapped in its adapter."""
+    from cadkit.models import adapter_from_pipeline
+    from cadkit.testing import build_tiny_pipeline
+
+    pipe = build_tiny_pipeline(family, seed=seed).to(dtype)
+    for comp in pipe.components.values():
+        if isinstance(comp, torch.nn.Module):
+            comp.eval()
+    return adapter_from_pipeline(pipe)
+
+
+def assert_unchanged(module: torch.nn.Module, snap: dict[str, torch.Tensor]) -> None:
+    for n, p in module.named_parameters():
+        assert torch.equal(p.detach(), snap[n]), n

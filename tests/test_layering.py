@@ -19,6 +19,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("cadkit.files", "cadkit.plots", "cadkit.models", "cadkit.data", "cadkit.metrics"),
     ("cadkit.editing", "cadkit.generation", "cadkit.tiny", "cadkit.testing"),
     ("cadkit.attribution", "cadkit.attacks"),
+    ("cadkit.methods",),
     ("cadkit.commands",),
     ("cadkit.benchmarks",),
     ("cadkit.cli",),

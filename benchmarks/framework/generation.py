@@ -48,15 +48,11 @@ def model_key(spec: str, fingerprint: str) -> str:
 
 
 def edit_key(edit: Any) -> str | None:
-    """None for the base model; else a hash of the edit's selected entries and intervention."""
+    """None for the base model; else the edit's :meth:`~cadkit.editing.Edit.content_hash` (sparse
+    indices and intervention, plus the values of any dense part)."""
     if edit is None:
         return None
-    h = hashlib.sha256()
-    h.update(f"{edit.intervention}:{edit.scale}:{edit.param_hash};".encode())
-    for n in sorted(edit.indices):
-        h.update(n.encode())
-        h.update(edit.indices[n].to(torch.int64).contiguous().numpy().tobytes())
-    return h.hexdigest()[:24]
+    return str(edit.content_hash())
 
 
 def generation_protocol(adapter: Any, steps: int, guidance: float, dtype: str = "fp32", negative_prompt: str = "") -> dict[str, Any]:

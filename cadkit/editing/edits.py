@@ -8,6 +8,12 @@ from, and the (name, shape) set of the model's parameters with its :func:`param_
 On disk (``format = "cadkit-edit"``) it is a safetensors file with tensors ``idx/<name>`` and
 ``val/<name>`` per edited parameter and string metadata (JSON for structures); parameters the
 selection considered but left untouched appear only in the ``counts`` metadata.
+
+*Dense* parts (methods that rewrite whole matrices: UCE, RECE, ESD) are stored as ``new/<name>``,
+the replacement values, plus a digest of the original values per precision (``dense_hashes``
+metadata), so a file is no larger than the tensors it changes; applying checks the digest, removing
+restores the saved originals bit-exactly. ``method`` and ``config`` record the erasure method that
+made the edit and its resolved configuration (format version 2 when a dense part is present).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from cadkit.editing.apply import EditHandle, HandleGroup, apply_intervention, parse_scale, pristine_values
+from cadkit.editing.dense import apply_replacement, check_replacement, edit_content_hash
 from cadkit.editing.masks import GRANULARITIES, LayerCount, parse_ratio, select, selection_report
 from cadkit.errors import UsageError, bad_arg
 from cadkit.files import param_set_hash, read_metadata
@@ -46,6 +53,8 @@ __all__ = [
 
 FORMAT = "cadkit-edit"
 FORMAT_VERSION = "1"
+#: Files with a dense part are version 2 (older readers would silently skip ``new/`` tensors).
+FORMAT_VERSION_DENSE = "2"
 #: ``erase``: zero the top positive entries; ``amplify``: zero the bottom negative entries;
 #: ``scale``: multiply the bottom negative entries by ``scale`` (paper Appendix G).
 EDIT_MODES = ("erase", "amplify", "scale")
@@ -60,6 +69,10 @@ class Edit:
     used; ``intervention`` is ``zero``/``scale`` with factor ``scale``. ``param_hash`` and
     ``param_shapes`` describe every parameter of the model the edit was made for; ``counts`` has the
     number of selected entries of every considered parameter (zeros included).
+
+    ``dense`` maps parameter names to whole replacement tensors (shaped like the parameter) and
+    ``dense_hashes`` to ``{dtype name: digest}`` of their original values; a name is in ``indices``
+    or in ``dense``, never both. ``method``/``config`` record the erasure method and its settings.
     """
 
     indices: dict[str, Tensor]
@@ -77,13 +90,31 @@ class Edit:
     scores_metadata: dict[str, str] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
+    dense: dict[str, Tensor] = field(default_factory=dict)
+    dense_hashes: dict[str, dict[str, str]] = field(default_factory=dict)
+    method: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
         return str(self.source) if self.source else "edit"
 
     def num_selected(self) -> int:
-        return sum(int(i.numel()) for i in self.indices.values())
+        """Entries the edit changes (sparse entries plus every entry of each dense tensor)."""
+        return sum(int(i.numel()) for i in self.indices.values()) + sum(int(v.numel()) for v in self.dense.values())
+
+    def content_hash(self) -> str:
+        """24 hex digits identifying what the edit does to a model (the image-cache key).
+
+        Sparse part: intervention, scale, parameter set and selected indices (the same key as before
+        dense edits existed); a dense part adds each replaced tensor's name, dtype, shape and values.
+        """
+        cached = self.__dict__.get("_content_hash")
+        if cached is not None:
+            return str(cached)
+        out = edit_content_hash(self.intervention, self.scale, self.param_hash, self.indices, self.dense)
+        self.__dict__["_content_hash"] = out
+        return out
 
     def report(self) -> list[LayerCount]:
         """Per considered parameter, how many entries the edit changes (zeros included)."""
@@ -248,9 +279,11 @@ def save_edit(path: str | os.PathLike[str], edit: Edit) -> Path:
     for n, idx in edit.indices.items():
         tensors[f"idx/{n}"] = idx.detach().to(device="cpu", dtype=torch.int64).contiguous()
         tensors[f"val/{n}"] = edit.originals[n].detach().to("cpu").contiguous()
+    for n, v in edit.dense.items():
+        tensors[f"new/{n}"] = v.detach().to("cpu").contiguous()
     meta = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION_DENSE if edit.dense else FORMAT_VERSION,
         "mode": edit.mode,
         "selection": edit.selection,
         "intervention": edit.intervention,
@@ -265,6 +298,11 @@ def save_edit(path: str | os.PathLike[str], edit: Edit) -> Path:
         "model": json.dumps(edit.model, default=str),
         "num_selected": str(edit.num_selected()),
     }
+    if edit.dense:
+        meta["dense_hashes"] = json.dumps(edit.dense_hashes)
+    if edit.method is not None:
+        meta["method"] = edit.method
+        meta["config"] = json.dumps(edit.config, default=str)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
     return Path(path)
@@ -279,6 +317,9 @@ def load_edit(path: str | os.PathLike[str], arg: str = "edit") -> Edit:
         tensors = load_file(str(path))
         idx = {k[4:]: v for k, v in tensors.items() if k.startswith("idx/")}
         val = {k[4:]: v for k, v in tensors.items() if k.startswith("val/")}
+        new = {k[4:]: v for k, v in tensors.items() if k.startswith("new/")}
+        if meta.get("format_version", FORMAT_VERSION) not in (FORMAT_VERSION, FORMAT_VERSION_DENSE):
+            raise ValueError(f"format version {meta.get('format_version')!r} is newer than this cadkit")
         scale = json.loads(meta["scale"])
         edit = Edit(
             indices=idx,
@@ -296,6 +337,10 @@ def load_edit(path: str | os.PathLike[str], arg: str = "edit") -> Edit:
             scores_metadata=json.loads(meta["scores_metadata"]),
             model=json.loads(meta["model"]),
             source=str(path),
+            dense=new,
+            dense_hashes=json.loads(meta["dense_hashes"]) if new else {},
+            method=meta.get("method"),
+            config=json.loads(meta["config"]) if "config" in meta else {},
         )
     except (KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
         raise UsageError(arg, f"{path} is a damaged cadkit edit file ({type(exc).__name__}: {exc})") from None
@@ -306,6 +351,10 @@ def load_edit(path: str | os.PathLike[str], arg: str = "edit") -> Edit:
     for n in idx:
         if idx[n].dtype != torch.int64 or idx[n].ndim != 1 or val[n].shape != idx[n].shape or n not in edit.param_shapes:
             raise UsageError(arg, f"{path} is a damaged cadkit edit file (entry {n!r})")
+    for n, v in new.items():
+        shape = edit.param_shapes.get(n)
+        if n in idx or shape is None or tuple(v.shape) != tuple(shape) or not edit.dense_hashes.get(n):
+            raise UsageError(arg, f"{path} is a damaged cadkit edit file (dense entry {n!r})")
     if edit.intervention == "scale" and (edit.scale is None or not math.isfinite(edit.scale) or edit.scale <= 0):
         raise UsageError(arg, f"{path} is a damaged cadkit edit file (scale {edit.scale!r})")
     return edit
@@ -342,9 +391,19 @@ def apply_edit(module: nn.Module | Any, edit: Edit | str | os.PathLike[str], che
     den, _ = _resolve_model(module)
     if check:
         check_edit(den, edit)
-    return apply_intervention(
+    hashes = edit.dense_hashes if check else None
+    if edit.dense:  # validate the dense part before anything changes
+        check_replacement(den, edit.dense, hashes, label=edit.label)
+    handle = apply_intervention(
         den, edit.indices, edit.intervention, edit.scale, expected=edit.originals if check else None, label=edit.label
     )
+    if edit.dense:
+        try:
+            apply_replacement(den, edit.dense, expected=None, label=edit.label, into=handle)
+        except BaseException:
+            handle.remove()
+            raise
+    return handle
 
 
 def apply_edits(module: nn.Module | Any, edits: Sequence[Edit | str | os.PathLike[str]], check: bool = True) -> HandleGroup:
