@@ -109,22 +109,17 @@ class GenerationModule(pl.LightningModule):
         self._pending.append(self._pool.submit(self.cache.put, key, image))
         self._drain(256)  # bounded memory
     def predict_step(self, batch: list[dict[str, Any]], batch_idx: int = 0, dataloader_idx: int = 0) -> int:
-        """Generate ``batch`` (record dicts), write the images; returns how many were written."""
-        from cadkit.data import record_protocol
+        """Generate ``batch`` (record dicts) with :func:`cadkit.generation.sample_records` (the sampling path of
+        ``cadkit generate`` too; a row's own guidance overrides the protocol's), write the images; returns how
+        many were written."""
+        from cadkit.generation import sample_records
 
         records = [PromptRecord.from_dict(d) for d in batch]
-        groups: dict[float, list[PromptRecord]] = {}
-        for r in records:  # a row's own guidance (per-row seed policy) overrides the protocol's
-            g = float(record_protocol(r, self.gen_protocol)["guidance"])
-            groups.setdefault(g, []).append(r)
-        for g, rs in groups.items():
-            res = self.adapter.sample(
-                [r.prompt for r in rs], [r.seed for r in rs], steps=int(self.gen_protocol["steps"]), guidance=g,
-                negative_prompt=str(self.gen_protocol.get("negative_prompt", "")),
-            )
-            assert res.images is not None
-            for r, img in zip(rs, res.images):
-                self._put(self.cache.key_for(r, self.model_id, self.edit_id, self.gen_protocol), img.detach().float().cpu())
+        images = sample_records(self.adapter, records, steps=int(self.gen_protocol["steps"]),
+                                guidance=float(self.gen_protocol["guidance"]),
+                                negative_prompt=str(self.gen_protocol.get("negative_prompt", "")))
+        for r, img in zip(records, images):
+            self._put(self.cache.key_for(r, self.model_id, self.edit_id, self.gen_protocol), img)
         self.written += len(records)
         return len(records)
 

@@ -141,3 +141,17 @@ def test_verify_cli(tiny_sd1: Path, tmp_path: Path, run_cli) -> None:  # type: i
     assert_one_line_error(run_cli("verify", "--model", tiny_sd1, "--concept", "x", "--trials", "0", "--out", tmp_path / "n"), "--trials", "0")
     assert_one_line_error(run_cli("verify", "--model", tiny_sd1, "--concept", "x", "--fraction", "2", "--out", tmp_path / "n"), "--fraction")
     assert not (tmp_path / "n").exists()
+
+
+def test_random_subsets_are_uniform() -> None:
+    """Every entry is as likely to be drawn (the rejection sampler keeps the first k distinct draws), and
+    dense and sparse subsets are both exact in size (seeded: the counts are deterministic)."""
+    shapes = {"a": torch.Size([30]), "b": torch.Size([4, 5])}
+    counts = torch.zeros(50)
+    for s in random_subsets(shapes, 0.1, 4000, seed=3):  # k = 5 of 50: the sparse path
+        counts[s.get("a", torch.empty(0, dtype=torch.long))] += 1
+        counts[30 + s.get("b", torch.empty(0, dtype=torch.long))] += 1
+    expected = 4000 * 5 / 50
+    assert counts.sum() == 4000 * 5 and float(counts.min()) > 0.8 * expected and float(counts.max()) < 1.2 * expected
+    dense = random_subsets(shapes, 0.9, 3, seed=3)  # k = 45 of 50: the permutation path
+    assert all(sum(v.numel() for v in s.values()) == 45 for s in dense)
