@@ -99,7 +99,8 @@ class AttackModule(pl.LightningModule):
                 if key not in self._pairs:
                     self._pairs[key] = self.pair_for(*key)
                 attack_and_save(d["folder"], d["attack"], self._pairs[key], PromptRecord.from_dict(d["record"]), self.tasks[d["task"]],
-                                self.judges[d["task"]], self.options, self.seed, {"row": d["row"], "key": d["model_key"]})
+                                self.judges[d["task"]], self.options, self.seed,
+                                {"row": d["row"], "key": d["model_key"], "rank": int(self.global_rank)})
                 self.attacked += 1
         return len(batch)
 

@@ -168,6 +168,8 @@ def _check(o: BenchOptions) -> BenchOptions:
             read_attack_prompts(path, x.get("limit"))
     check_judge_weights(tasks, o.model, o.judge_weights)
     check_unet(o)
+    for t in tasks:  # a judge not available here (weights not cached) fails now, before the run folder is written
+        task_judge(t, o.model, o.judge_weights, float(x["nudity_threshold"]))
     return o
 
 
