@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from cadkit.attacks import AttackRecord, AttackTask, done_record, record_images, resolve_task, row_slug, save_record, task_names
+from cadkit.attacks import (
+    AttackRecord,
+    AttackTask,
+    done_record,
+    record_images,
+    resolve_task,
+    row_slug,
+    save_record,
+    task_names,
+)
 from cadkit.attacks.options import PRESET_FIELDS, options_for, tiny_options
 from cadkit.attacks.tasks import read_attack_prompts, task_concept, task_prompt_file, task_slug
 from cadkit.errors import UsageError
