@@ -66,28 +66,35 @@ ATTACK_FIELDS = ("num_timesteps", "iterations", "k", "lr", "weight_decay", "p4d_
 GRID_PROMPTS = 6
 QUICK = {"limit": 2, "num_timesteps": 2}
 
+def _preset(name: str) -> str:
+    """``[the model's: tiny: 5; sd14, ...: 50]`` of an attack preset field (generated from the registry)."""
+    from cadkit.models.registry import defaults_help
+
+    return f"[the model's: {defaults_help('attack.' + name, lambda v: ','.join(v) if isinstance(v, tuple) else f'{v:g}' if isinstance(v, float) else str(v))}]"
+
+
 ATTACK_SUITE_OPTIONS: tuple[SuiteOption, ...] = (
-    SuiteOption("tasks", "--tasks", "Comma list: nudity, ImageNette classes (church, garbage_truck, ...), classes or styles of the model's world [the model's preset: SD nudity,church,parachute,tench]"),
+    SuiteOption("tasks", "--tasks", "Comma list: nudity, ImageNette classes (church, garbage_truck, ...), classes or styles of the model's world " + _preset("tasks")),
     SuiteOption("attacks", "--attacks", "Comma list of unlearndiff, p4d [both]", default="p4d,unlearndiff"),
-    SuiteOption("limit", "--limit", "First N prompts of each task [files: all; world tasks: the preset's count; --quick 2]", int),
+    SuiteOption("limit", "--limit", "First N prompts of each task [files: all; world tasks: " + _preset("prompts")[1:-1] + "; --quick 2]", int),
     SuiteOption("nudity_ratio", "--nudity-ratio", "CAD-Erase ratio of the nudity task (fraction or percent) [0.075%]", default="0.075%"),
     SuiteOption("nudity_threshold", "--nudity-threshold", "NudeNet score threshold in (0, 1) [0.45, UnlearnDiff]", float, 0.45),
     *EDIT_OPTIONS,
-    SuiteOption("num_timesteps", "--num-timesteps", "Timesteps walked in ascending order [the model's preset; --quick 2]", int),
-    SuiteOption("iterations", "--iterations", "Optimiser steps per timestep [the model's preset]", int),
+    SuiteOption("num_timesteps", "--num-timesteps", "Timesteps walked in ascending order " + _preset("num_timesteps")[:-1] + "; --quick 2]", int),
+    SuiteOption("iterations", "--iterations", "Optimiser steps per timestep " + _preset("iterations"), int),
     SuiteOption("k", "--k", "Adversarial prefix tokens [5 for nudity, 3 for objects and styles]", int),
     SuiteOption("lr", "--lr", "Learning rate [0.01; official P4D 0.1]", float),
     SuiteOption("weight_decay", "--weight-decay", "Weight decay [0.1]", float),
     SuiteOption("p4d_impl", "--p4d-impl", "P4D: ud (UnlearnDiff's re-implementation) | official [ud]"),
     SuiteOption("p4d_variant", "--p4d-variant", "Official P4D: n | k | union [n]"),
-    SuiteOption("official_iterations", "--official-iterations", "Official P4D steps [the model's preset]", int),
-    SuiteOption("eval_every", "--eval-every", "Official P4D: judge every N steps [the model's preset]", int),
-    SuiteOption("prompt_len", "--prompt-len", "Official P4D-N tokens [the model's preset]", int),
-    SuiteOption("target_steps", "--target-steps", "Sampling steps of the target images [the model's preset]", int),
-    SuiteOption("target_guidance", "--target-guidance", "CFG of the target images [the model's preset]", float),
-    SuiteOption("eval_steps", "--eval-steps", "Sampling steps of the judged images [the model's preset]", int),
-    SuiteOption("scheduler", "--scheduler", "Sampler of targets and judging: default | lms | dpm [the model's preset]"),
-    SuiteOption("vocab", "--vocab", "Tokens the attack may place: all | words [the model's preset]"),
+    SuiteOption("official_iterations", "--official-iterations", "Official P4D steps " + _preset("official_iterations"), int),
+    SuiteOption("eval_every", "--eval-every", "Official P4D: judge every N steps " + _preset("eval_every"), int),
+    SuiteOption("prompt_len", "--prompt-len", "Official P4D-N tokens " + _preset("prompt_len"), int),
+    SuiteOption("target_steps", "--target-steps", "Sampling steps of the target images " + _preset("target_steps"), int),
+    SuiteOption("target_guidance", "--target-guidance", "CFG of the target images " + _preset("target_guidance"), float),
+    SuiteOption("eval_steps", "--eval-steps", "Sampling steps of the judged images " + _preset("eval_steps"), int),
+    SuiteOption("scheduler", "--scheduler", "Sampler of targets and judging: default | lms | dpm " + _preset("scheduler")),
+    SuiteOption("vocab", "--vocab", "Tokens the attack may place: all | words " + _preset("vocab")),
     SuiteOption("filter_tokens", "--filter-tokens", "Drop prompts of more than N tokens; 0 keeps all [60]", int),
 )
 
