@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import assert_one_line_error, recount_asr
+from tests.helpers import assert_one_line_error, recount_asr, scaled_unet_file
 
 FAST = ["--num-timesteps", "2", "--iterations", "1", "--eval-steps", "2", "--target-steps", "2"]
 
@@ -85,6 +85,11 @@ def test_attack_with_stub_judges_counts_pre_and_attack_successes(tiny_sd1: Path,
                  judge=CallableJudge(lambda im: (True, 1.0)), progress=False)
     assert always["pre_asr"] == 1.0 and always["asr"] == 1.0
     assert all(r["status"] == "pre-success" and r["blocks"] == [] and r["iterations"] == 0 for r in _records(tmp_path / "always"))
+    unet = scaled_unet_file(tiny_sd1, tmp_path / "other.safetensors", 3.0)
+    swap = run(attack="p4d", task="square", model=str(tiny_sd1), unet=str(unet), out=tmp_path / "swap", limit=1, options=opts,
+               judge=CallableJudge(lambda im: (False, 0.0)), progress=False)
+    assert swap["N"] == 1 and [r["models"]["kind"] for r in _records(tmp_path / "swap")] == ["denoiser-swap"]
+    assert swap["protocol"]["unet"] == str(unet)
     calls = iter(range(100))  # step 0 fails, block 0 succeeds, for each prompt
     second = run(attack="unlearndiff", task="square", model=str(tiny_sd1), out=tmp_path / "second", limit=2, options=opts,
                  judge=CallableJudge(lambda im: (next(calls) % 2 == 1, 0.5)), progress=False)
@@ -104,6 +109,7 @@ def files(tmp_path: Path, tiny_sd1: Path) -> dict[str, Path]:
         "church": _csv(d / "attack_church.csv", ["case_number", "prompt", "evaluation_seed", "evaluation_guidance"], [[0, "a church", 1, 7.5]]),
         "foreign_edit": _edit_file(sd2, d / "sd2-edit.safetensors"),
         "edit": _edit_file(tiny_sd1, d / "edit.safetensors"),
+        "sd2": sd2,
     }
 
 
@@ -115,6 +121,7 @@ def files(tmp_path: Path, tiny_sd1: Path) -> dict[str, Path]:
     (["--attack", "p4d", "--task", "church"], ["--prompts", "church"]),
     (["--attack", "p4d", "--task", "circle", "--edit", "{foreign_edit}"], ["--edit", "another model"]),
     (["--attack", "p4d", "--task", "circle", "--edit", "{edit}", "--unet", "{foreign_edit}"], ["--edit/--unet"]),
+    (["--attack", "p4d", "--task", "circle", "--unet", "{sd2}/unet"], ["--unet", "does not fit"]),
     (["--attack", "p4d", "--task", "circle", "--lr", "nan"], ["--lr", "nan"]),
     (["--attack", "p4d", "--task", "circle", "--limit", "0"], ["--limit"]),
     (["--attack", "p4d", "--task", "nudity", "--prompts", "{church}", "--judge-weights", "{edit}"], ["--judge-weights"]),
