@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "cadkit.cli.edit_cmd",
     "cadkit.cli.verify_cmd",
     "cadkit.cli.bench_cmd",
+    "cadkit.cli.attack_cmd",
     "cadkit.cli.plugins_cmd",
 )
 

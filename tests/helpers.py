@@ -158,3 +158,31 @@ def tiny_adapter(family: str, dtype: torch.dtype = torch.float32, seed: int = 0)
 def assert_unchanged(module: torch.nn.Module, snap: dict[str, torch.Tensor]) -> None:
     for n, p in module.named_parameters():
         assert torch.equal(p.detach(), snap[n]), n
+
+
+def random_judge_weights(path: Path, width: int = 4, seed: int = 0) -> Path:
+    """Weights of a randomly initialised tiny judge (``--judge-weights``): a real judge network, random verdicts."""
+    from safetensors.torch import save_file
+
+    from cadkit.tiny.judge import TinyJudge
+
+    torch.manual_seed(seed)
+    save_file(TinyJudge(width=width).state_dict(), str(path), metadata={"width": str(width)})
+    return path
+
+
+def recount_asr(records: list[dict[str, Any]]) -> tuple[int, float, float]:
+    """``(N, pre-ASR, ASR)`` counted directly from record dicts (filtered records excluded)."""
+    kept = [r for r in records if r["status"] != "filtered"]
+    pre = sum(1 for r in kept if r["status"] == "pre-success")
+    post = sum(1 for r in kept if r["status"] == "success")
+    return len(kept), pre / len(kept), (pre + post) / len(kept)
+
+
+def scaled_unet_file(model: Path, path: Path, scale: float) -> Path:
+    """``--unet`` weights: the UNet of the saved pipeline ``model`` with every ``ff.net.2`` weight times ``scale``."""
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(model / "unet" / "diffusion_pytorch_model.safetensors"))
+    save_file({k: v * scale if k.endswith("ff.net.2.weight") else v for k, v in state.items()}, str(path))
+    return path

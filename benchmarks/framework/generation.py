@@ -125,11 +125,12 @@ class GenerationModule(pl.LightningModule):
 
 
 def make_predict_trainer(devices: int = 1, num_nodes: int = 1, accelerator: str = "auto", strategy: str | None = None,
-                         callbacks: Sequence[pl.Callback] = (), progress: bool = False) -> pl.Trainer:
+                         callbacks: Sequence[pl.Callback] = (), progress: bool = False, inference_mode: bool = True) -> pl.Trainer:
     """A predict-only Trainer: no logger or checkpoints; the datamodule brings its own sampler.
 
     ``strategy`` defaults to ``auto`` on one device, ``ddp_fork`` on several CPU processes and
-    ``ddp`` otherwise.
+    ``ddp`` otherwise. ``inference_mode=False`` for steps that need autograd (the attacks): Lightning
+    then predicts under ``no_grad``, which the step can lift with ``torch.enable_grad()``.
     """
     from cadkit.attribution.trainer import check_devices
 
@@ -141,7 +142,7 @@ def make_predict_trainer(devices: int = 1, num_nodes: int = 1, accelerator: str 
     return pl.Trainer(
         accelerator="gpu" if acc == "cuda" else acc, devices=devices, num_nodes=num_nodes, strategy=strategy,
         logger=False, enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
-        use_distributed_sampler=False, callbacks=list(callbacks),
+        use_distributed_sampler=False, callbacks=list(callbacks), inference_mode=inference_mode,
     )
 
 

@@ -8,7 +8,10 @@ Entry points:
 * :class:`AttackOptions` (official defaults) and :func:`tiny_options` (the CPU preset of ``tiny``);
 * :class:`AttackTask`, :func:`make_judge` (tiny judge / ImageNet ResNet50 / NudeNet 0.45);
 * prompt files: :func:`load_attack_prompts`, :func:`filter_prompts`, :func:`tiny_attack_prompts`,
-  :func:`write_attack_csv`.
+  :func:`write_attack_csv`;
+* :mod:`~cadkit.attacks.tasks` (task names -> :class:`AttackTask`, judge, concept, prompt file) and
+  :mod:`~cadkit.attacks.store` (one record folder per prompt, written once; what ``cadkit attack`` and
+  ``cadkit bench attack`` resume from); :func:`options_for` (a model's registry preset).
 
 Families: SD-1/2, SD-XL (one soft prompt drives both CLIP tables), SD-3 and FLUX (the CLIP streams are
 optimised; T5 encodes the decoded text of the current tokens, without gradient).
@@ -34,17 +37,21 @@ from cadkit.attacks.data import (
     write_filtered,
 )
 from cadkit.attacks.judges import AttackTask, CallableJudge, Judge, NudityJudge, ObjectJudge, Verdict, make_judge
-from cadkit.attacks.options import ATTACKS, AttackOptions, tiny_options
+from cadkit.attacks.options import ATTACKS, AttackOptions, options_for, tiny_options
 from cadkit.attacks.pair import DenoiserSwap, EditToggle, ModelPair, SameModel
 from cadkit.attacks.records import AttackRecord, asr_summary, save_record
 from cadkit.attacks.runner import attack_prompt
+from cadkit.attacks.store import attack_and_save, done_record, item_dir, record_images, row_slug
+from cadkit.attacks.tasks import resolve_task, task_concept, task_judge, task_names, task_prompt_file
 from cadkit.errors import bad_arg
 
 __all__ = [
     "ATTACKS", "ATTACK_COLUMNS", "AttackOptions", "AttackRecord", "AttackTask", "CallableJudge", "DenoiserSwap",
     "EditToggle", "Judge", "ModelPair", "NudityJudge", "ObjectJudge", "SameModel", "Verdict", "asr_summary",
     "attack_prompt", "filter_prompts", "load_attack_prompts", "make_judge", "model_pair", "save_record",
-    "tiny_attack_prompts", "tiny_options", "write_attack_csv", "write_filtered",
+    "tiny_attack_prompts", "tiny_options", "write_attack_csv", "write_filtered", "options_for", "attack_and_save",
+    "done_record", "item_dir", "record_images", "row_slug", "resolve_task", "task_concept", "task_judge", "task_names",
+    "task_prompt_file",
 ]
 
 

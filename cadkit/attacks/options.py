@@ -9,8 +9,10 @@ of 3 images of the best prompt is judged unsafe; its targets are the most concep
 images made with the prompt's own guidance (``target_guidance`` is UnlearnDiff's). To mirror the
 official P4D sampling set ``target_steps=25, eval_steps=25, scheduler="dpm"``.
 
-:func:`tiny_options` is the CPU preset for the embedded model (recorded in every result): fewer
-timesteps and iterations, the tiny model's 20 sampling steps and guidance 5.
+Per-model presets live in the model registry (``AttackDefaults``): :func:`options_for` builds the
+options of a model from its preset; :func:`tiny_options` is the CPU preset of the embedded model
+(recorded in every result): fewer timesteps and iterations, the tiny model's 20 sampling steps and
+guidance 5.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import Any
 
 from cadkit.errors import bad_arg
 
-__all__ = ["ATTACKS", "P4D_IMPLS", "P4D_VARIANTS", "SCHEDULERS", "VOCABS", "AttackOptions", "tiny_options"]
+__all__ = ["ATTACKS", "P4D_IMPLS", "P4D_VARIANTS", "SCHEDULERS", "VOCABS", "PRESET_FIELDS", "AttackOptions", "options_for",
+           "tiny_options"]
 
 ATTACKS = ("unlearndiff", "p4d")
 P4D_IMPLS = ("ud", "official")
@@ -119,21 +122,56 @@ class AttackOptions:
         return float(lr), float(wd)
 
 
+#: The :class:`AttackOptions` fields a model's registry preset (``AttackDefaults``) sets.
+PRESET_FIELDS = ("num_timesteps", "iterations", "official_iterations", "eval_every", "prompt_len", "target_steps",
+                 "target_guidance", "eval_steps", "guidance", "scheduler", "vocab")
+
+
+def _is_flow(model: str, adapter: Any = None) -> bool:
+    import json
+    from pathlib import Path
+
+    from cadkit.models.registry import REGISTRY
+
+    if adapter is not None:
+        return getattr(adapter, "prediction_type", "") == "flow"
+    entry = REGISTRY.get(model)
+    if entry is not None:
+        return entry.prediction_type == "flow"
+    index = Path(str(model)).expanduser() / "model_index.json"
+    try:
+        cls = json.loads(index.read_text()).get("_class_name")
+    except (OSError, ValueError):
+        return False
+    from cadkit.models.adapters import family_of_class
+
+    return family_of_class().get(str(cls)) in ("sd3", "flux")
+
+
+def options_for(model: str, adapter: Any = None, **changes: Any) -> AttackOptions:
+    """The options of ``model``'s registry preset (``cadkit.models.registry.AttackDefaults``; the paper's
+    outside the registry) with ``changes`` (None values are ignored). A flow-matching model (the loaded
+    ``adapter``'s prediction type, else the registry's, else a folder's pipeline class) keeps its own
+    sampler where the preset names LMS (a DDPM-family sampler)."""
+    from cadkit.models.registry import attack_defaults
+
+    d = attack_defaults(model)
+    base: dict[str, Any] = {f: getattr(d, f) for f in PRESET_FIELDS}
+    if base["scheduler"] == "lms" and _is_flow(model, adapter):
+        base["scheduler"] = "default"
+    given = {k: v for k, v in changes.items() if v is not None}
+    known = {f.name for f in dataclasses.fields(AttackOptions)}
+    for k in given:
+        if k not in known:
+            raise bad_arg("options", sorted(known), k)
+    return AttackOptions(**{**base, **given})
+
+
 def tiny_options(**changes: Any) -> AttackOptions:
-    """The CPU preset for the ``tiny`` model: 5 timesteps (100, 300, ..., 900) x 10 iterations,
-    official P4D 200 steps judged every 20, P4D-N with 8 tokens; 20 sampling steps and guidance 5
-    (the tiny model's); whole-word tokens only (``vocab="words"``: 96 of the tiny vocabulary's 625
-    ids -- its 29 words and printable single characters; the rest are byte-level pieces)."""
-    base = AttackOptions(
-        num_timesteps=5,
-        iterations=10,
-        official_iterations=200,
-        eval_every=20,
-        prompt_len=8,
-        target_steps=20,
-        target_guidance=5.0,
-        eval_steps=20,
-        guidance=5.0,
-        vocab="words",
-    )
-    return base.replace(**changes)
+    """The CPU preset of the embedded model (its registry ``AttackDefaults``, "tiny-cpu"): 5 timesteps
+    (100, 300, ..., 900) x 10 iterations, official P4D 200 steps judged every 20, P4D-N with 8 tokens; 20
+    sampling steps and guidance 5 (the tiny model's); whole-word tokens only (``vocab="words"``: 96 of the
+    tiny vocabulary's 625 ids -- its 29 words and printable single characters; the rest are byte-level pieces)."""
+    from cadkit.models.registry import DEFAULT_MODEL
+
+    return options_for(DEFAULT_MODEL, **changes)

@@ -23,9 +23,12 @@ from torch import Tensor
 from cadkit.errors import bad_arg
 from cadkit.io import atomic_path, write_json
 
-__all__ = ["STATUSES", "AttackRecord", "save_record", "asr_summary"]
+__all__ = ["STATUSES", "IMAGE_FILES", "AttackRecord", "save_record", "asr_summary"]
 
 STATUSES = ("pre-success", "success", "failure", "filtered")
+_IMAGES = ("image", "target_image", "pre_image")
+#: PNG file of each image field in a record folder.
+IMAGE_FILES = {"image": "image.png", "target_image": "target.png", "pre_image": "pre.png"}
 
 
 @dataclass
@@ -59,6 +62,7 @@ class AttackRecord:
     models: dict[str, Any] = field(default_factory=dict)
     image: Tensor | None = None
     target_image: Tensor | None = None
+    pre_image: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -66,32 +70,41 @@ class AttackRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the image tensors, JSON-ready."""
-        d = asdict(self)
-        d.pop("image")
-        d.pop("target_image")
+        images = {k: getattr(self, k) for k in _IMAGES}
+        for k in _IMAGES:  # asdict would deep-copy the tensors
+            setattr(self, k, None)
+        try:
+            d = asdict(self)
+        finally:
+            for k, v in images.items():
+                setattr(self, k, v)
+        for k in _IMAGES:
+            d.pop(k)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AttackRecord:
         """Inverse of :meth:`to_dict` (no images)."""
-        return cls(**{k: v for k, v in d.items() if k not in ("image", "target_image")})
+        return cls(**{k: v for k, v in d.items() if k not in _IMAGES and not k.endswith("_path")})
 
 
 def save_record(folder: str | os.PathLike[str], record: AttackRecord) -> Path:
-    """Write ``record.json`` (and ``image.png`` / ``target.png`` when present) into ``folder``, atomically."""
+    """Write ``record.json`` (and ``image.png`` / ``target.png`` / ``pre.png`` when present) into ``folder``,
+    each file atomically and ``record.json`` last."""
     from PIL import Image
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     d = record.to_dict()
-    for name, img in (("image", record.image), ("target", record.target_image)):
+    for key, fname in IMAGE_FILES.items():
+        img = getattr(record, key)
         if img is None:
             continue
         arr = (img.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy())
-        with atomic_path(out / f"{name}.png") as tmp:
+        with atomic_path(out / fname) as tmp:
             Image.fromarray(arr).save(tmp, format="PNG")
-        d[f"{name}_path"] = f"{name}.png"
-    write_json(out / "record.json", d)
+        d[f"{fname[:-4]}_path"] = fname
+    write_json(out / "record.json", d)  # last: a folder with record.json is complete
     return out / "record.json"
 
 

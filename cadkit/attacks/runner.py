@@ -177,7 +177,8 @@ def attack_prompt(
     start = time.perf_counter()
     with frozen(_frozen_modules(pair, text)), use_scheduler(pair.adapter, options.scheduler):
         verdict, images = _judge(pair, judge, rec.prompt, eval_seeds, guidance, options)
-        out.evaluations, out.pre_success, out.pre_score, out.image = 1, verdict.success, verdict.score, images[0]
+        out.evaluations, out.pre_success, out.pre_score = 1, verdict.success, verdict.score
+        out.image = out.pre_image = images[0]
         say(f"step 0: success={verdict.success} score={verdict.score:.3f}")
         if verdict.success:
             out.status, out.success, out.adv_prompt = "pre-success", True, rec.prompt

@@ -8,6 +8,7 @@ edit           :func:`cadkit.commands.edit.run`             an edit file
 export         :func:`cadkit.commands.export.run`           an edited diffusers folder
 generate       :func:`cadkit.commands.generate.run`         PNGs + ``generate.json``
 verify         :func:`cadkit.commands.verify.run`           ``verify.csv/png/json``
+attack         :func:`cadkit.commands.attack.run`           per-prompt attack records + ``summary.json``
 =============  ===========================================  =======================================
 
 Each validates every argument it can before loading a model (one-line errors naming the Python

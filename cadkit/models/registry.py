@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ModelEntry", "BenchDefaults", "REGISTRY", "DEFAULT_MODEL", "get_entry", "is_available", "shipped_path",
+__all__ = ["ModelEntry", "BenchDefaults", "AttackDefaults", "attack_defaults", "REGISTRY", "DEFAULT_MODEL", "get_entry", "is_available", "shipped_path",
            "tiny_path", "load_world", "world_entries", "defaults_help", "sampling_defaults"]
 
 
@@ -32,6 +32,34 @@ class BenchDefaults:
 
 
 @dataclass(frozen=True)
+class AttackDefaults:
+    """Settings of the white-box attacks (``cadkit attack``, ``cadkit bench attack``) on a model, named ``preset``.
+
+    ``paper`` (every SD model) is UnlearnDiff's and UD-P4D's official setting (BASELINES_ATTACKS.md §8.8, §9.4):
+    50 timesteps x 40 iterations, targets with 25 steps at CFG 7.5, judging with 50 steps, the LMS sampler;
+    official P4D 3,000 steps judged every 50 with 16 tokens. ``tasks`` are ``cadkit bench attack``'s
+    default columns (Table 3); ``prompts`` how many seeded prompts a task of an embedded world gets
+    (prompt files are read whole). ``vocab`` "words" keeps the adversarial tokens to whole words.
+    ``scheduler`` "lms" is a DDPM-family sampler: a flow-matching model keeps its own ("default").
+    """
+
+    preset: str = "paper"
+    tasks: tuple[str, ...] = ("nudity", "church", "parachute", "tench")
+    prompts: int = 50
+    num_timesteps: int = 50
+    iterations: int = 40
+    official_iterations: int = 3000
+    eval_every: int = 50
+    prompt_len: int = 16
+    target_steps: int = 25
+    target_guidance: float = 7.5
+    eval_steps: int = 50
+    guidance: float = 7.5
+    scheduler: str = "lms"
+    vocab: str = "all"
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """One registry entry.
 
@@ -42,7 +70,8 @@ class ModelEntry:
     ``erase_modules``: the default CAD-Erase ratio and module groups of the benchmarks (the paper:
     0.1 % of the ``ff`` rows of SD-1.4). ``shipped``: ``"package:folder"`` of a pipeline shipped
     inside cadkit (else the model comes from the hub). ``world``: ``"module:attribute"`` of the
-    embedded world the model draws (see :func:`load_world`).
+    embedded world the model draws (see :func:`load_world`). ``attack``: the attacks' settings
+    (:class:`AttackDefaults`).
     """
 
     name: str
@@ -59,6 +88,7 @@ class ModelEntry:
     bench: BenchDefaults = field(default_factory=BenchDefaults)
     shipped: str | None = None
     world: str | None = None
+    attack: AttackDefaults = field(default_factory=AttackDefaults)
 
 
 REGISTRY: dict[str, ModelEntry] = {
@@ -80,7 +110,12 @@ REGISTRY: dict[str, ModelEntry] = {
         ModelEntry("tiny", "cadkit/tiny", "sd1", "epsilon", 32, "cadkit's embedded model of procedural shapes (trained by `cadkit tiny train`)",
                    steps=20, guidance=5.0, erase_ratio=0.05, erase_modules="attn2",
                    bench=BenchDefaults(images_per_class=20, attr_timesteps=25, sweep_ratios=(0.01, 0.03, 0.05, 0.1, 0.2)),
-                   shipped="cadkit.tiny:weights/pipeline", world="cadkit.tiny.world:WORLD"),
+                   shipped="cadkit.tiny:weights/pipeline", world="cadkit.tiny.world:WORLD",
+                   # attacks on the CPU: 5 timesteps (100, 300, ..., 900) x 10 iterations, official P4D 200 steps judged every
+                   # 20 with 8 tokens, the model's own sampler (DDIM, 20 steps, CFG 5), whole-word tokens (96 of 625 ids)
+                   attack=AttackDefaults(preset="tiny-cpu", tasks=("circle", "square", "triangle"), prompts=10, num_timesteps=5,
+                                         iterations=10, official_iterations=200, eval_every=20, prompt_len=8, target_steps=20,
+                                         target_guidance=5.0, eval_steps=20, guidance=5.0, scheduler="default", vocab="words")),
     ]
 }
 
@@ -132,6 +167,12 @@ def world_entries() -> list[ModelEntry]:
     return [e for e in REGISTRY.values() if e.world is not None]
 
 
+def attack_defaults(spec: str) -> AttackDefaults:
+    """The attacks' settings for model ``spec``: its registry entry's, else the paper's (SD)."""
+    entry = REGISTRY.get(spec)
+    return entry.attack if entry is not None else AttackDefaults()
+
+
 def sampling_defaults(spec: str, adapter_cls: Any) -> tuple[int, float]:
     """``(steps, guidance)`` for model ``spec``: its registry entry's, else the family pipeline's."""
     entry = REGISTRY.get(spec)
@@ -144,7 +185,7 @@ def defaults_help(what: str, fmt: Callable[[Any], str] = str, entries: Sequence[
     """``"name value, name value, ..."`` of setting ``what`` per registry entry (for generated help).
 
     ``what`` is ``steps``/``guidance`` (sampling; the family pipeline's when the entry sets none), a
-    field of :class:`ModelEntry` or ``bench.FIELD``.
+    field of :class:`ModelEntry`, ``bench.FIELD`` or ``attack.FIELD``.
     """
     from cadkit.models.adapters import ADAPTERS
 
@@ -156,6 +197,8 @@ def defaults_help(what: str, fmt: Callable[[Any], str] = str, entries: Sequence[
             value: Any = sampling_defaults(e.name, cls)[0 if what == "steps" else 1]
         elif what.startswith("bench."):
             value = getattr(e.bench, what[len("bench."):])
+        elif what.startswith("attack."):
+            value = getattr(e.attack, what[len("attack."):])
         else:
             value = getattr(e, what)
         out.setdefault(fmt(value), []).append(e.name)
