@@ -102,14 +102,24 @@ class ImageSource(PairSource):
         return self.adapter.add_noise(x0, noise, t), t, self.adapter.target(x0, noise, t)
 
 
-def check_image_folder(folder: str | Path, arg: str = "images") -> list[Path]:
-    """The image files of ``folder`` (sorted by name); one-line errors naming ``arg`` otherwise."""
+def check_image_folder(folder: str | Path, arg: str = "images", limit: int | None = None) -> list[Path]:
+    """The image files of ``folder`` (sorted by name; the first ``limit``), each checked to be a readable
+    image before any work starts; one-line errors naming ``arg`` otherwise. Files without an image
+    suffix are ignored."""
+    from PIL import Image
+
     p = Path(folder)
     if not p.is_dir():
         raise bad_arg(arg, "a folder of images", str(p))
-    files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file())
+    files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file())[:limit]
     if not files:
         raise bad_arg(arg, "a folder with at least one image (" + ", ".join(IMAGE_EXTS) + ")", f"{p} (no images)")
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im.verify()
+        except Exception as exc:  # PIL raises many types for a file that is not an image
+            raise bad_arg(arg, "a folder of readable images", f"{f} ({type(exc).__name__})") from None
     return files
 
 
@@ -122,7 +132,7 @@ def load_image_folder(folder: str | Path, resolution: int, arg: str = "images") 
         try:
             with Image.open(f) as raw:
                 im = raw.convert("RGB")
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             raise bad_arg(arg, "a folder of readable images", f"{f} ({type(exc).__name__})") from None
         side = min(im.size)
         left, top = (im.width - side) // 2, (im.height - side) // 2

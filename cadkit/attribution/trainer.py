@@ -14,7 +14,8 @@ import torch
 
 from cadkit.errors import bad_arg
 
-__all__ = ["PRECISIONS", "ACCELERATORS", "STRATEGIES", "TrainerSettings", "make_trainer", "check_devices", "keep_device"]
+__all__ = ["PRECISIONS", "ACCELERATORS", "STRATEGIES", "TrainerSettings", "make_trainer", "check_devices", "keep_device",
+           "lightning_interrupts"]
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -86,6 +87,29 @@ def keep_device(module: torch.nn.Module) -> Iterator[None]:
             dev = next(iter(devices))
             if any(t.device != dev for t in module.parameters()):
                 module.to(dev)
+
+
+@contextlib.contextmanager
+def lightning_interrupts() -> Iterator[None]:
+    """Give Ctrl-C inside a Lightning stage back to the caller as :class:`KeyboardInterrupt`.
+
+    Lightning catches ``KeyboardInterrupt`` in ``fit``/``validate``/``predict``, sets SIGINT to be
+    ignored and calls ``sys.exit(1)``: the command would exit 1 with no message and stop answering
+    Ctrl-C. Inside this block that exit becomes a ``KeyboardInterrupt`` again (the handler restored),
+    so the command line reports "aborted" with code 130 as everywhere else.
+    """
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        yield
+    except SystemExit as exc:
+        if main and exc.code == 1 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN and before is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, before if before is not None else signal.default_int_handler)
+            raise KeyboardInterrupt from None
+        raise
 
 
 def make_trainer(devices: TrainerSettings | int = 1, num_nodes: int = 1, accelerator: str = "auto", precision: str = "32",
