@@ -82,7 +82,7 @@ def _create_exclusive(tmp: Path, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike[str], check: Callable[[Path], None] | None = None) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike[str], check: Callable[[Path], object] | None = None) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; it replaces ``path`` if the block succeeds.
 
     ``check(path)`` runs again just before the swap, under a lock on the parent folder that every

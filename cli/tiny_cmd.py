@@ -39,7 +39,6 @@ def render(out: str, n: int, seed: int) -> None:
 @click.option("--resume", is_flag=True, help="Resume from OUT/checkpoints/last.ckpt.")
 def train(out: str, steps: int | None, batch_size: int | None, seed: int, preset: str, resume: bool) -> None:
     """Train the tiny model (VAE, then UNet + text encoder) with Lightning, into OUT (never into the installed package)."""
-    from cadkit.attribution.trainer import lightning_interrupts
     from cadkit.commands.tiny import check_train_folder
     from cadkit.tiny.model import get_config
     from cadkit.tiny.train import train_tiny
@@ -51,8 +50,7 @@ def train(out: str, steps: int | None, batch_size: int | None, seed: int, preset
         cfg.batch_size = batch_size
     cfg.seed = seed
     check_train_folder(out, resume)
-    with lightning_interrupts():
-        pipe = train_tiny(out, cfg, resume=resume)
+    pipe = train_tiny(out, cfg, resume=resume)  # Ctrl-C inside Lightning: see cadkit.cli.main
     click.echo(f"pipeline: {pipe}  (use it with --model {pipe})")
 
 

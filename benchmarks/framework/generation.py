@@ -180,7 +180,7 @@ def generate_missing(
             callbacks.append(ConceptEditing(edit, denoiser="denoiser"))
         trainer = make_predict_trainer(devices, num_nodes, accelerator, strategy, callbacks, progress)
         module = GenerationModule(adapter, cache, model, ekey, protocol)
-        with keep_device(module), lightning_interrupts():
+        with keep_device(module), lightning_interrupts(trainer):
             trainer.predict(module, datamodule=PromptDataModule(missing, batch_size=batch_size), return_predictions=False)
         _barrier()
     return len(missing)

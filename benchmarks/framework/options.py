@@ -47,6 +47,8 @@ def judge_names() -> tuple[str, ...]:
 
     return ("auto", IMAGENET_JUDGE, *(e.name for e in world_entries()))
 DEFAULT_TEMPLATE = "an image of a {class}"
+#: Most values a list option (``--ratios``, ``--scales``) may hold.
+MAX_LIST = 1000
 #: Sizes of ``--quick`` (reduced smoke-test runs).
 QUICK: dict[str, Any] = {"classes": 3, "images_per_class": 4, "steps": 10, "attr_timesteps": 10, "amplify_images": 2}
 # Options that do not change any number: never part of the protocol.
@@ -69,6 +71,8 @@ def parse_float_list(value: str | Sequence[float | str] | None, arg: str, ratio:
     from cadkit.editing.masks import parse_ratio
 
     items = value.split(",") if isinstance(value, str) else list(value)
+    if len(items) > MAX_LIST:  # each value is a benchmark condition: a longer list is a typo, not a plan
+        raise bad_arg(arg, f"at most {MAX_LIST} values", f"{len(items)} values")
     out: list[float] = []
     for v in items:
         if isinstance(v, str) and not v.strip():
@@ -289,6 +293,9 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: boo
         o.ratios = tuple(parse_ratio(r, "ratios") for r in o.ratios)
     if isinstance(o.scales, str):
         o.scales = parse_float_list(o.scales, "scales") or o.scales
+    for name in ("ratios", "scales"):
+        if len(getattr(o, name) or ()) > MAX_LIST:
+            raise bad_arg(name, f"at most {MAX_LIST} values", f"{len(getattr(o, name))} values")
     if adapter is not None:
         from cadkit.models.registry import sampling_defaults
 

@@ -127,6 +127,7 @@ def _check_images_root(o: BenchOptions) -> BenchOptions:
         for c in o.classes or ():
             if not (root / c).is_dir():
                 raise bad_arg("images_root", f"a folder with a sub-folder of images per class (missing {root / c})", str(root))
+        for c in o.classes or ():
             check_image_folder(root / c, "images_root", limit=o.amplify_images)  # every image it will read opens
     return o
 

@@ -156,7 +156,7 @@ class CAD:
         result_path = os.path.join(tmp, "result.safetensors") if tmp else None
         module = AttributionModule(self.adapter, source, params, objective, spec.concept, spec.base_prompt, spec.batch_size, result_path)
         try:
-            with keep_device(module), lightning_interrupts():
+            with keep_device(module), lightning_interrupts(trainer):
                 trainer.validate(module, verbose=False)
             if module.scores is None and result_path:  # spawned workers: rank 0 left the result on disk
                 module.load_result(result_path)

@@ -90,24 +90,20 @@ def keep_device(module: torch.nn.Module) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def lightning_interrupts() -> Iterator[None]:
-    """Give Ctrl-C inside a Lightning stage back to the caller as :class:`KeyboardInterrupt`.
+def lightning_interrupts(trainer: Any) -> Iterator[None]:
+    """Give Ctrl-C inside a stage of ``trainer`` back to the caller as :class:`KeyboardInterrupt`.
 
-    Lightning catches ``KeyboardInterrupt`` in ``fit``/``validate``/``predict``, sets SIGINT to be
-    ignored and calls ``sys.exit(1)``: the command would exit 1 with no message and stop answering
-    Ctrl-C. Inside this block that exit becomes a ``KeyboardInterrupt`` again (the handler restored),
-    so the command line reports "aborted" with code 130 as everywhere else.
+    Lightning catches ``KeyboardInterrupt`` in ``fit``/``validate``/``predict``, marks the trainer
+    interrupted, tears down and calls ``sys.exit(1)``: a command would exit 1 with no message. Inside
+    this block that exit becomes a ``KeyboardInterrupt`` again, so callers (and the command line:
+    "aborted", code 130) see an interruption as an interruption.
     """
-    import signal
-    import threading
-
-    main = threading.current_thread() is threading.main_thread()
-    before = signal.getsignal(signal.SIGINT) if main else None
     try:
         yield
     except SystemExit as exc:
-        if main and exc.code == 1 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN and before is not signal.SIG_IGN:
-            signal.signal(signal.SIGINT, before if before is not None else signal.default_int_handler)
+        from lightning.pytorch.trainer.states import TrainerStatus
+
+        if exc.code == 1 and getattr(getattr(trainer, "state", None), "status", None) == TrainerStatus.INTERRUPTED:
             raise KeyboardInterrupt from None
         raise
 
