@@ -291,8 +291,7 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: boo
         o.ratios = parse_float_list(o.ratios, "ratios", ratio=True)
     elif o.ratios is not None:
         o.ratios = tuple(parse_ratio(r, "ratios") for r in o.ratios)
-    if isinstance(o.scales, str):
-        o.scales = parse_float_list(o.scales, "scales") or o.scales
+    o.scales = parse_float_list(o.scales, "scales") or o.scales  # a string or a sequence: each finite and > 0
     for name in ("ratios", "scales"):
         if len(getattr(o, name) or ()) > MAX_LIST:
             raise bad_arg(name, f"at most {MAX_LIST} values", f"{len(getattr(o, name))} values")
