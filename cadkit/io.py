@@ -14,7 +14,7 @@ from typing import Any
 from cadkit.errors import bad_arg, usage_error
 
 __all__ = ["hf_offline", "atomic_path", "atomic_dir", "write_json", "check_writable_dir", "check_writable_file", "check_not_input",
-           "same_or_inside", "apply_umask", "dumps_strict", "check_output_folder", "check_replaceable", "listed_files", "local_folder"]
+           "same_or_inside", "apply_umask", "dumps_strict", "check_image_files", "check_output_folder", "check_replaceable", "listed_files", "local_folder"]
 
 
 def _current_umask() -> int:
@@ -241,3 +241,16 @@ def check_replaceable(path: str | os.PathLike[str], is_own: Callable[[Path], boo
     if p.exists() and not is_own(p):
         raise usage_error(arg, f"{p} exists and is not {what}; cadkit replaces only its own {what}s: choose another name")
     return p
+
+
+def check_image_files(files: Iterable[str | os.PathLike[str]], arg: str) -> None:
+    """Open every image file (header and integrity check, no decoding) before any work needs it; one
+    line naming ``arg`` and the first file that is not a readable image."""
+    from PIL import Image
+
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im.verify()
+        except Exception as exc:  # PIL raises many types for a file that is not an image
+            raise bad_arg(arg, "readable images", f"{f} ({type(exc).__name__})") from None

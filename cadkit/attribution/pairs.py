@@ -106,7 +106,7 @@ def check_image_folder(folder: str | Path, arg: str = "images", limit: int | Non
     """The image files of ``folder`` (sorted by name; the first ``limit``), each checked to be a readable
     image before any work starts; one-line errors naming ``arg`` otherwise. Files without an image
     suffix are ignored."""
-    from PIL import Image
+    from cadkit.io import check_image_files
 
     p = Path(folder)
     if not p.is_dir():
@@ -114,12 +114,7 @@ def check_image_folder(folder: str | Path, arg: str = "images", limit: int | Non
     files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file())[:limit]
     if not files:
         raise bad_arg(arg, "a folder with at least one image (" + ", ".join(IMAGE_EXTS) + ")", f"{p} (no images)")
-    for f in files:
-        try:
-            with Image.open(f) as im:
-                im.verify()
-        except Exception as exc:  # PIL raises many types for a file that is not an image
-            raise bad_arg(arg, "a folder of readable images", f"{f} ({type(exc).__name__})") from None
+    check_image_files(files, arg)
     return files
 
 

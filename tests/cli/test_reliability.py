@@ -40,6 +40,8 @@ def _files(root: Path) -> dict[str, Path]:
     f["unterminated1"].write_text('prompt\n"hello\nworld\n')  # one column: once swallowed the rest silently
     f["notjudge"].write_text("this is not a judge")
     f["bom"].write_bytes("\ufeffcase_number,prompt,class,evaluation_seed\n0,an image of a circle,circle,3\n".encode())
+    f["coco"] = root / "coco.csv"
+    f["coco"].write_text("image_id,source,prompt,evaluation_seed\n5,coco,a cat on a mat,1\n")
     for c in ("circle", "square"):
         (f["imgs"] / c).mkdir(parents=True)
         (f["imgs"] / c / "a.png").write_text("a text file with an image's name")
@@ -198,6 +200,8 @@ def test_no_tracebacks(tiny_sd1: Path, tmp_path: Path, run_cli: Any, monkeypatch
         ("non-image in --images", ["attribute", "--model", "{model}", "--concept", "x", "--objective", "amplify", "--images",
                                    "{imgs}/circle"], ["--images", "a.png"], 2),
         ("unwritable --plot", ["scores", "show", "{notjudge}", "--plot", "{tmp}/afile/map.png"], ["--plot"], 2),
+        ("non-image in --real-images", ["bench", "retain-coco", "--model", "{model}", "--prompts", "{coco}", "--real-images", "{imgs}"],
+         ["--real-images", "a.png"], 2),
         ("judge weights", ["bench", "erase-objects", "--model", "{model}", *BENCH, "--judge-weights", "{notjudge}"],
          ["--judge-weights", "notjudge.safetensors"], 2),
         ("unreadable checkpoint", ["tiny", "train", "--config", "test", "--resume", "--out", str(run_dir)], ["--resume", "last.ckpt"], 2),
