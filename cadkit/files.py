@@ -20,7 +20,7 @@ from torch import Tensor
 from cadkit.errors import UsageError
 from cadkit.io import atomic_path
 
-__all__ = ["param_set_hash", "encode_metadata", "read_metadata", "read_tensors", "write_tensors"]
+__all__ = ["param_set_hash", "encode_metadata", "read_metadata", "read_tensors", "write_tensors", "has_format", "check_out_file"]
 
 
 def param_set_hash(shapes: Iterable[tuple[str, tuple[int, ...] | torch.Size]]) -> str:
@@ -52,6 +52,23 @@ def read_metadata(path: str | os.PathLike[str], param: str, expect: str) -> dict
     if meta.get("format") != expect:
         raise UsageError(param, f"{p} is not a {expect} file (format={meta.get('format')!r})")
     return meta
+
+
+def has_format(path: str | os.PathLike[str], expect: str) -> bool:
+    """True when ``path`` is a readable cadkit file of format ``expect``."""
+    try:
+        read_metadata(path, "path", expect)
+    except UsageError:
+        return False
+    return True
+
+
+def check_out_file(path: str | os.PathLike[str], expect: str, arg: str = "out") -> Path:
+    """Check that ``path`` can be written and, if it exists, is a ``expect`` file (an earlier output of
+    the same kind): a score file is never turned into an edit file, nor any other file replaced."""
+    from cadkit.io import check_replaceable
+
+    return check_replaceable(path, lambda p: has_format(p, expect), f"a {expect} file", arg)
 
 
 def read_tensors(path: str | os.PathLike[str], param: str) -> dict[str, Tensor]:

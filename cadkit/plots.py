@@ -17,7 +17,16 @@ from torch import Tensor
 
 from cadkit.io import atomic_path
 
-__all__ = ["bar_chart", "curve_chart", "image_grid", "localization_map", "verify_scatter", "write_png"]
+__all__ = ["bar_chart", "curve_chart", "image_grid", "localization_map", "verify_scatter", "write_png", "is_png"]
+
+
+def is_png(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` starts with the PNG signature (a plot an output may replace)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89PNG\r\n\x1a\n"
+    except OSError:
+        return False
 
 
 def write_png(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -54,12 +54,12 @@ def show(file: str, plot: str | None) -> None:
     """Print sizes and positive/negative mass per group and block; write a localization map PNG."""
     from cadkit.attribution.scores import load_scores
     from cadkit.attribution.summary import format_summary, summarize
-    from cadkit.io import check_not_input, check_writable_file
-    from cadkit.plots import localization_map, write_png
+    from cadkit.io import check_not_input, check_replaceable
+    from cadkit.plots import is_png, localization_map, write_png
 
     png = Path(plot) if plot else Path(file).with_suffix(".png")
-    check_writable_file(png, "plot")
     check_not_input(png, {"file": file}, "plot")
+    check_replaceable(png, is_png, "a PNG image", "plot")
     s, meta = load_scores(file, arg="file")
     click.echo(format_summary(s, meta))
     blocks = {k: (m.positive, m.negative) for k, m in summarize(s)["blocks"].items()}

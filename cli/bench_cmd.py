@@ -73,8 +73,15 @@ def _command(suite: Any) -> click.Command:
         if o.is_flag:
             params.append(click.Option([o.flag, o.name], is_flag=True, default=bool(o.default), help=o.help))
         else:
-            params.append(click.Option([o.flag, o.name], type=o.type, default=o.default, help=o.help))
+            params.append(click.Option([o.flag, o.name], type=_parse_type(o.type), default=o.default, help=o.help))
     return CadkitCommand(suite.name, callback=callback, params=params, help=suite.help, short_help=suite.help)
+
+
+def _parse_type(t: Any) -> Any:
+    """A suite option's type, checked as the line is read: counts are bounded, numbers finite."""
+    from cadkit.cli.core import MAX_COUNT, count, finite_float
+
+    return count(1, MAX_COUNT) if t is int else finite_float() if t is float else t
 
 
 class BenchGroup(click.Group):

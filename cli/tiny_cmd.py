@@ -39,7 +39,7 @@ def render(out: str, n: int, seed: int) -> None:
 @click.option("--resume", is_flag=True, help="Resume from OUT/checkpoints/last.ckpt.")
 def train(out: str, steps: int | None, batch_size: int | None, seed: int, preset: str, resume: bool) -> None:
     """Train the tiny model (VAE, then UNet + text encoder) with Lightning, into OUT (never into the installed package)."""
-    from cadkit.io import check_writable_dir
+    from cadkit.commands.tiny import check_train_folder
     from cadkit.tiny.model import get_config
     from cadkit.tiny.train import train_tiny
 
@@ -49,8 +49,8 @@ def train(out: str, steps: int | None, batch_size: int | None, seed: int, preset
     if batch_size is not None:
         cfg.batch_size = batch_size
     cfg.seed = seed
-    check_writable_dir(out, "out")
-    pipe = train_tiny(out, cfg, resume=resume)
+    check_train_folder(out, resume)
+    pipe = train_tiny(out, cfg, resume=resume)  # Ctrl-C inside Lightning: see cadkit.cli.main
     click.echo(f"pipeline: {pipe}  (use it with --model {pipe})")
 
 
@@ -61,11 +61,11 @@ def train(out: str, steps: int | None, batch_size: int | None, seed: int, preset
 @click.option("--seed", type=SEED, default=0, show_default=True)
 def train_judge_cmd(out: str | None, n_train: int, epochs: int, seed: int) -> None:
     """Train the judge (object + style CNN) on fresh renders and save it as safetensors."""
-    from cadkit.io import check_writable_file
+    from cadkit.commands.tiny import check_judge_out
     from cadkit.tiny.judge import judge_path, train_judge
 
     path = Path(out) if out else judge_path()
-    check_writable_file(path, "out")
+    check_judge_out(path, "out")
     _, m = train_judge(path, n_train=n_train, epochs=epochs, seed=seed)
     click.echo(f"judge: {path} object_accuracy={m['object_accuracy']:.4f} style_accuracy={m['style_accuracy']:.4f}")
 
@@ -79,21 +79,14 @@ def train_judge_cmd(out: str | None, n_train: int, epochs: int, seed: int) -> No
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for grid.png.")
 def evaluate(images_per_class: int, steps: int | None, guidance: float | None, seed: int, model: str, out: str | None) -> None:
     """Sample every object class and style, judge them, print the accuracies."""
-    from cadkit.io import check_writable_dir
-    from cadkit.tiny.evaluate import DEFAULT_GUIDANCE, DEFAULT_STEPS, evaluate_tiny
-
-    if out is not None:
-        check_writable_dir(out, "out")
+    import cadkit.tiny.evaluate as ev
     from cadkit.models import load_adapter
 
-    report = evaluate_tiny(
-        load_adapter(model),
-        images_per_class,
-        steps or DEFAULT_STEPS,
-        DEFAULT_GUIDANCE if guidance is None else guidance,
-        seed,
-        out,
-    )
+    steps, guidance = steps or ev.DEFAULT_STEPS, ev.DEFAULT_GUIDANCE if guidance is None else guidance
+    ev.check_evaluate_args(images_per_class, steps, guidance, seed)
+    if out is not None:
+        ev.check_evaluate_folder(out)  # before the model loads
+    report = ev.evaluate_tiny(load_adapter(model), images_per_class, steps, guidance, seed, out)
     for line in report.lines():
         click.echo(line)
 

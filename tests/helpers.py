@@ -186,3 +186,26 @@ def scaled_unet_file(model: Path, path: Path, scale: float) -> Path:
     state = load_file(str(model / "unet" / "diffusion_pytorch_model.safetensors"))
     save_file({k: v * scale if k.endswith("ff.net.2.weight") else v for k, v in state.items()}, str(path))
     return path
+
+
+def tree_state(root: Path) -> dict[str, str]:
+    """Every entry under ``root`` (``root`` included): relative path -> ``dir``, or a SHA-256 of the file's
+    bytes and its mode; what a command must leave as it found when it refuses an input."""
+    import hashlib
+
+    out: dict[str, str] = {}
+    if not root.exists():
+        return out
+    for p in [root, *sorted(root.rglob("*"))]:
+        rel = str(p.relative_to(root))
+        out[rel] = "dir" if p.is_dir() else f"{hashlib.sha256(p.read_bytes()).hexdigest()}:{oct(p.stat().st_mode)}"
+    return out
+
+
+def strict_json(path: Path) -> Any:
+    """Parse ``path`` refusing NaN and Infinity (strict JSON, as RFC 8259 and most parsers want)."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{path}: non-standard JSON constant {name}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)

@@ -153,26 +153,32 @@ def generate_missing(
 ) -> int:
     """Generate the records whose image is not cached yet; returns how many were missing.
 
-    ``edit`` (an :class:`~cadkit.editing.Edit` or None) is applied during the loop only.
+    ``edit`` (an :class:`~cadkit.editing.Edit` or None) is applied during the loop only. Processes
+    sharing the cache take turns (a lock on its folder): one that waited finds the other's images and
+    generates only what is still missing, so shared work is done once and no write is clobbered.
     """
-    from cadkit.attribution.trainer import keep_device
+    from cadkit.attribution.trainer import keep_device, lightning_interrupts
     from cadkit.data import PromptDataModule
+    from cadkit.locking import folder_lock
 
     ekey = edit_key(edit)
-    missing = cache.missing(records, model, ekey, protocol)
-    if not missing:
+    if not cache.missing(records, model, ekey, protocol):
         return 0
-    cache.clean_temporary()
-    callbacks: list[pl.Callback] = []
-    if edit is not None:
-        from cadkit.editing.callback import ConceptEditing
+    with folder_lock(cache.root):
+        missing = cache.missing(records, model, ekey, protocol)  # again: another process may have made them
+        if not missing:
+            return 0
+        cache.clean_temporary()
+        callbacks: list[pl.Callback] = []
+        if edit is not None:
+            from cadkit.editing.callback import ConceptEditing
 
-        callbacks.append(ConceptEditing(edit, denoiser="denoiser"))
-    trainer = make_predict_trainer(devices, num_nodes, accelerator, strategy, callbacks, progress)
-    module = GenerationModule(adapter, cache, model, ekey, protocol)
-    with keep_device(module):
-        trainer.predict(module, datamodule=PromptDataModule(missing, batch_size=batch_size), return_predictions=False)
-    _barrier()
+            callbacks.append(ConceptEditing(edit, denoiser="denoiser"))
+        trainer = make_predict_trainer(devices, num_nodes, accelerator, strategy, callbacks, progress)
+        module = GenerationModule(adapter, cache, model, ekey, protocol)
+        with keep_device(module), lightning_interrupts(trainer):
+            trainer.predict(module, datamodule=PromptDataModule(missing, batch_size=batch_size), return_predictions=False)
+        _barrier()
     return len(missing)
 
 

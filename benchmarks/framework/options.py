@@ -47,6 +47,8 @@ def judge_names() -> tuple[str, ...]:
 
     return ("auto", IMAGENET_JUDGE, *(e.name for e in world_entries()))
 DEFAULT_TEMPLATE = "an image of a {class}"
+#: Most values a list option (``--ratios``, ``--scales``) may hold.
+MAX_LIST = 1000
 #: Sizes of ``--quick`` (reduced smoke-test runs).
 QUICK: dict[str, Any] = {"classes": 3, "images_per_class": 4, "steps": 10, "attr_timesteps": 10, "amplify_images": 2}
 # Options that do not change any number: never part of the protocol.
@@ -69,6 +71,8 @@ def parse_float_list(value: str | Sequence[float | str] | None, arg: str, ratio:
     from cadkit.editing.masks import parse_ratio
 
     items = value.split(",") if isinstance(value, str) else list(value)
+    if len(items) > MAX_LIST:  # each value is a benchmark condition: a longer list is a typo, not a plan
+        raise bad_arg(arg, f"at most {MAX_LIST} values", f"{len(items)} values")
     out: list[float] = []
     for v in items:
         if isinstance(v, str) and not v.strip():
@@ -159,9 +163,43 @@ class BenchOptions:
         return {k: getattr(self, k) for k in _EXECUTION if k not in ("judge_network", "networks")}
 
 
-def _positive_int(arg: str, v: int | None) -> None:
-    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
-        raise bad_arg(arg, "a positive integer", v)
+def _positive_int(arg: str, v: int | None, hi: int | None = None) -> None:
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0 or (hi is not None and v > hi)):
+        raise bad_arg(arg, "a positive integer" if hi is None else f"an integer from 1 to {hi:,}", v)
+
+
+def _finite(arg: str, v: float | None) -> None:
+    import math
+
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0):
+        raise bad_arg(arg, "a finite number >= 0", v)
+
+
+def _check_sizes(o: BenchOptions) -> None:
+    """Every count has an upper bound and every number is finite, checked before anything is planned."""
+    from cadkit.attribution.cad import MAX_BATCH, MAX_SAMPLES, MAX_TIMESTEPS
+    from cadkit.attribution.trainer import check_devices
+    from cadkit.generation import MAX_IMAGES, MAX_STEPS
+
+    for arg, hi in (("images_per_class", MAX_IMAGES), ("batch_size", MAX_BATCH), ("devices", 4096), ("num_nodes", 4096),
+                    ("amplify_images", MAX_SAMPLES), ("attr_samples", MAX_SAMPLES), ("attr_timesteps", MAX_TIMESTEPS),
+                    ("steps", MAX_STEPS)):
+        _positive_int(arg, getattr(o, arg), hi)
+    _finite("guidance", o.guidance)
+    _finite("attr_guidance", o.attr_guidance)
+    if isinstance(o.seed, bool) or not isinstance(o.seed, int) or not 0 <= o.seed <= 2**63 - 1:
+        raise bad_arg("seed", "an integer from 0 to 2**63 - 1", o.seed)
+    check_devices(o.devices, o.accelerator, o.num_nodes)  # the machine: before protocol.json is written
+
+
+def _check_total(o: BenchOptions) -> None:
+    """The images one condition plans (classes x images per class) stay within ``MAX_IMAGES``."""
+    from cadkit.generation import MAX_IMAGES
+
+    n = len(o.classes or ())
+    if n and o.images_per_class is not None and n * o.images_per_class > MAX_IMAGES:
+        raise bad_arg("images_per_class", f"at most {MAX_IMAGES // n:,} with {n} classes (at most {MAX_IMAGES:,} images per condition)",
+                      o.images_per_class)
 
 
 def bench_defaults(o: BenchOptions, sweep: bool = False) -> Any:
@@ -209,19 +247,12 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: boo
     if o.prompts_format != "auto" and o.prompts_format not in allowed:
         raise bad_arg("prompts_format", ("auto", *allowed), o.prompts_format)
     if isinstance(o.classes, str):
-        o.classes = parse_list(o.classes)
+        given = o.classes
+        o.classes = parse_list(given)
+        if o.classes is None:  # "--classes ''" is not "every class"
+            raise bad_arg("classes", "a comma list of class names (omit the option for the default classes)", given)
     o.metrics = tuple(o.metrics)
-    _positive_int("images_per_class", o.images_per_class)
-    _positive_int("batch_size", o.batch_size)
-    _positive_int("devices", o.devices)
-    _positive_int("num_nodes", o.num_nodes)
-    _positive_int("amplify_images", o.amplify_images)
-    _positive_int("attr_samples", o.attr_samples)
-    _positive_int("attr_timesteps", o.attr_timesteps)
-    if o.steps is not None:
-        _positive_int("steps", o.steps)
-    if o.guidance is not None and (o.guidance != o.guidance or o.guidance < 0):
-        raise bad_arg("guidance", "a number >= 0", o.guidance)
+    _check_sizes(o)
     if o.granularity not in GRANULARITIES:
         raise bad_arg("granularity", GRANULARITIES, o.granularity)
     if "{class}" not in o.template:
@@ -238,6 +269,12 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: boo
         _resolve_objects(o)
     if o.judge_weights is not None and not Path(o.judge_weights).is_file():
         raise bad_arg("judge_weights", "a world judge's weights file (safetensors)", o.judge_weights)
+    if o.judge_weights is not None and objects:
+        world = judge_world(o)
+        try:  # a file that is no judge's weights fails here, not after the first images
+            world.object_judge(o.judge_weights)
+        except CadkitError as exc:
+            raise (exc.renamed("judge_weights") if exc.param == "path" else exc) from None
     if o.modules is None:
         o.modules = entry.erase_modules if entry is not None else "ff"
     if o.images_per_class is None:
@@ -248,12 +285,16 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: boo
         o.attr_timesteps = QUICK["attr_timesteps"] if o.quick else bench.attr_timesteps
     if o.ratio is None:
         o.ratio = float(entry.erase_ratio) if entry is not None else 0.001
+    _check_sizes(o)
+    _check_total(o)
     if isinstance(o.ratios, str):
         o.ratios = parse_float_list(o.ratios, "ratios", ratio=True)
     elif o.ratios is not None:
         o.ratios = tuple(parse_ratio(r, "ratios") for r in o.ratios)
-    if isinstance(o.scales, str):
-        o.scales = parse_float_list(o.scales, "scales") or o.scales
+    o.scales = parse_float_list(o.scales, "scales") or o.scales  # a string or a sequence: each finite and > 0
+    for name in ("ratios", "scales"):
+        if len(getattr(o, name) or ()) > MAX_LIST:
+            raise bad_arg(name, f"at most {MAX_LIST} values", f"{len(getattr(o, name))} values")
     if adapter is not None:
         from cadkit.models.registry import sampling_defaults
 
@@ -266,6 +307,11 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: boo
         from cadkit.models.adapters.base import parse_modules
 
         parse_modules(o.modules, adapter.groups)
+        max_t = int(adapter.scheduler.config.get("num_train_timesteps", 1000))
+        if o.attr_timesteps is not None and o.attr_timesteps > max_t:  # named here, not as "timesteps" after the base images
+            raise bad_arg("attr_timesteps", f"an integer from 1 to {max_t} (the scheduler's training steps)", o.attr_timesteps)
+        if o.steps > max_t:
+            raise bad_arg("steps", f"an integer from 1 to {max_t} (the scheduler's training steps)", o.steps)
     if o.metrics:
         from cadkit.metrics import metric_names
 

@@ -19,7 +19,6 @@ from typing import Any
 
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.generation import edit_key, model_fingerprint, model_key
-from cadkit.benchmarks.framework.judging import judge_records
 from cadkit.benchmarks.framework.options import BenchOptions
 from cadkit.benchmarks.framework.registry import SuiteOption
 from cadkit.benchmarks.framework.report import image_grid
@@ -77,9 +76,16 @@ def _defaults(options: Sequence[SuiteOption]) -> dict[str, Any]:
 def prepare_options(o: BenchOptions, options: Sequence[SuiteOption]) -> BenchOptions:
     """Common ``check`` of these suites: fill every suite option's default into ``extra`` (so that the CLI
     and the Python API record the same protocol) and apply ``--quick`` to ``--limit``."""
+    from cadkit.generation import MAX_IMAGES
+
     extra = {**_defaults(options), **{k: v for k, v in o.extra.items() if v is not None}}
-    if extra.get("limit") is not None and (isinstance(extra["limit"], bool) or int(extra["limit"]) <= 0):
-        raise bad_arg("limit", "a positive integer", extra["limit"])
+    lim = extra.get("limit")
+    if lim is not None and (isinstance(lim, bool) or not isinstance(lim, int) or not 1 <= lim <= MAX_IMAGES):
+        raise bad_arg("limit", f"an integer from 1 to {MAX_IMAGES:,}", lim)
+    for name in ("categories", "artists"):  # a list option given empty is a mistake, not "all"
+        v = extra.get(name)
+        if isinstance(v, str) and not [x for x in v.split(",") if x.strip()]:
+            raise bad_arg(name, "a comma list of names (omit the option for all)", v)
     if o.quick:
         extra["limit"] = min(int(extra.get("limit") or QUICK_LIMIT), QUICK_LIMIT)
     return dataclasses.replace(o, extra=extra)
@@ -170,13 +176,13 @@ def evaluate_variant(ctx: BenchContext, v: Variant, name: str, records: Sequence
     plugins = ctx.plugins()
     with using(ctx, v):
         ctx.generate(records, v.edit)
-        got = judge_records(ctx.cache, records, ctx.model_key, edit_key(v.edit), ctx.gen_protocol, {**metrics, **plugins})
+        got, digest = ctx.judge_cached(records, v.edit, {**metrics, **plugins})
         mk = ctx.model_key
     values = {k: got[k] for k in metrics}
     ctx.conditions[name] = {
         "model": v.label, "model_key": mk, "edit": getattr(v.edit, "source", None) if v.edit is not None else None,
         "edit_key": edit_key(v.edit), "selected_entries": v.edit.num_selected() if v.edit is not None else 0,
-        "images": len(records), "values": values, "metrics": {k: got[k] for k in plugins}, **v.meta, **meta,
+        "images": len(records), "images_sha256": digest, "values": values, "metrics": {k: got[k] for k in plugins}, **v.meta, **meta,
     }
     return values
 

@@ -30,7 +30,8 @@ from cadkit.errors import bad_arg
 
 OBJECT_PROMPTS_HELP = "ImageNette CSV (case_number, prompt, class, evaluation_seed) [generated rows]"
 
-__all__ = ["OBJECT_PROMPTS_HELP", "OBJECT_PROTOCOL_KEYS", "SuiteOption", "Suite", "SUITES", "register_suite", "load_suites", "get_suite", "run_suite", "prepare"]
+__all__ = ["OBJECT_PROMPTS_HELP", "OBJECT_PROTOCOL_KEYS", "SuiteOption", "Suite", "SUITES", "register_suite", "load_suites", "get_suite", "run_suite", "prepare",
+           "check_outputs"]
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, 
     o = resolve(o, name, objects=suite.objects, prompt_formats=suite.prompt_formats)  # everything that needs no model: fails before loading it
     if suite.check is not None:
         o = suite.check(o)
+    check_outputs(name, o)
     if adapter is None:
         from cadkit.models import load_adapter
 
@@ -126,6 +128,20 @@ def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, 
             adapter.pipe.to(dev)
     o = resolve(o, name, adapter, objects=suite.objects, prompt_formats=suite.prompt_formats)
     return suite, o, adapter
+
+
+def check_outputs(name: str, o: BenchOptions) -> None:
+    """An output is never an input: ``--out`` and ``--cache`` may not be, hold or lie inside the model's
+    folder, a prompt file, judge weights, an image folder or any other path an option names."""
+    from cadkit.io import check_not_input, local_folder
+
+    inputs: dict[str, Any] = {"model": local_folder(o.model), "prompts": o.prompts, "judge_weights": o.judge_weights,
+                              "images_root": o.images_root}
+    inputs.update({k: v for k, v in o.extra.items() if isinstance(v, str) and v and Path(v).exists()})
+    inputs = {k: v for k, v in inputs.items() if v is not None and Path(v).exists()}
+    check_not_input(Path(o.out) if o.out else default_out(name, o.model), inputs, "out")
+    if o.cache:
+        check_not_input(o.cache, inputs, "cache")
 
 
 def run_suite(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[SuiteResult, Path]:
@@ -148,16 +164,20 @@ def run_suite(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite
     classes = list(o.classes or [])
     judge = object_judge(o.judge, classes, o.judge_weights, o.judge_network).to(adapter.device) if suite.objects else None
     plugins = build_metrics(o.metrics, classes=classes, device=str(adapter.device), out_dir=str(out), model=o.model, suite=name)
-    resumed = run.start(protocol)
-    ctx = BenchContext(o, adapter, run, model_key(o.model, fp), gen, judge=judge, plugins=plugins)
-    result = suite.run(ctx)
-    info = {
-        "protocol": protocol, "protocol_keys": list(suite.protocol_keys), "execution": o.execution(),
-        **({"judge_info": judge_protocol(o.judge, o.judge_weights, o.judge_network)} if suite.objects else {}),
-        "model_info": adapter.model_info(), "resumed": resumed, "generated": ctx.generated,
-        "wall_time_s": round(time.time() - t0, 2), **run_info(),
-    }
-    if ctx.is_main:
-        result.conditions = {**ctx.conditions, **result.conditions}
-        write_report(out, result, info)
+    with run.lock():  # a second run on this folder waits here, then resumes this one's work
+        resumed = run.start(protocol)
+        ctx = BenchContext(o, adapter, run, model_key(o.model, fp), gen, judge=judge, plugins=plugins)
+        result = suite.run(ctx)
+        info = {
+            "protocol": protocol, "protocol_keys": list(suite.protocol_keys), "execution": o.execution(),
+            **({"judge_info": judge_protocol(o.judge, o.judge_weights, o.judge_network)} if suite.objects else {}),
+            "model_info": adapter.model_info(), "resumed": resumed, "generated": ctx.generated,
+            "cache_repaired": ctx.repaired, "wall_time_s": round(time.time() - t0, 2), **run_info(),
+        }
+        if ctx.repaired:
+            result.notes.append(f"image cache: {len(ctx.repaired)} damaged image(s) were discarded and regenerated "
+                                f"(first: {ctx.repaired[0]}); see results.json")
+        if ctx.is_main:
+            result.conditions = {**ctx.conditions, **result.conditions}
+            write_report(out, result, info)
     return result, out

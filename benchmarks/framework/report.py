@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cadkit.io import atomic_path
+from cadkit.io import atomic_path, dumps_strict
 from cadkit.plots import bar_chart, curve_chart, image_grid
 
 __all__ = ["Table", "SuiteResult", "write_report", "metrics_table", "bar_chart", "curve_chart", "image_grid", "fmt", "markdown_table"]
@@ -82,16 +81,6 @@ def _csv(tables: Sequence[Table]) -> str:
     return buf.getvalue()
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return v
-
-
 #: The settings on the "Protocol:" line of the object suites' reports (suites may name others).
 OBJECT_PROTOCOL_KEYS = ("model", "classes", "images_per_class", "steps", "guidance", "ratio", "modules", "granularity", "judge", "seed")
 
@@ -106,7 +95,7 @@ def _markdown(result: SuiteResult, info: Mapping[str, Any]) -> str:
 
     lines.append("Protocol: " + "; ".join(f"{k.removeprefix('extra.')} = {show(p[k])}" for k in keys if p.get(k) is not None))
     if "judge_info" in info:
-        lines.append(f"Judge: {json.dumps(info['judge_info'])}")
+        lines.append(f"Judge: {dumps_strict(info['judge_info'])}")
     lines.append(f"Wall time: {info.get('wall_time_s', 0):.1f} s; images generated this run: {info.get('generated', 0)}")
     lines.append("")
     for t in result.tables:
@@ -159,11 +148,11 @@ def write_report(root: str | Path, result: SuiteResult, info: Mapping[str, Any])
     payload: dict[str, bytes] = {
         "report.md": _markdown(result, info).encode(),
         "results.csv": _csv(result.tables).encode(),
-        "results.json": (json.dumps(_jsonable({
+        "results.json": (dumps_strict({
             **info, "suite": result.suite,
             "tables": [{"name": t.name, "title": t.title, "columns": t.columns, "rows": t.rows} for t in result.tables],
             "conditions": result.conditions, "notes": result.notes,
-        }), indent=2, default=str) + "\n").encode(),
+        }, indent=2) + "\n").encode(),
     }
     payload.update(result.files)
     written = []

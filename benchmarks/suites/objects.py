@@ -121,10 +121,14 @@ def class_images(ctx: BenchContext, cls: str) -> Tensor | None:
 
 def _check_images_root(o: BenchOptions) -> BenchOptions:
     if o.images_root is not None:
+        from cadkit.attribution.pairs import check_image_folder
+
         root = Path(o.images_root)
         for c in o.classes or ():
             if not (root / c).is_dir():
                 raise bad_arg("images_root", f"a folder with a sub-folder of images per class (missing {root / c})", str(root))
+        for c in o.classes or ():
+            check_image_folder(root / c, "images_root", limit=o.amplify_images)  # every image it will read opens
     return o
 
 

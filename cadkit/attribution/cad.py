@@ -25,7 +25,7 @@ from cadkit.attribution.module import AttributionModule
 from cadkit.attribution.objectives import OBJECTIVES, Objective, get_objective
 from cadkit.attribution.pairs import PairSource
 from cadkit.attribution.scores import SIGN_CONVENTION
-from cadkit.attribution.trainer import TrainerSettings, keep_device, make_trainer
+from cadkit.attribution.trainer import TrainerSettings, keep_device, lightning_interrupts, make_trainer
 from cadkit.errors import bad_arg
 from cadkit.files import param_set_hash
 from cadkit.models.adapters.base import DiffusionAdapter, parse_modules
@@ -156,7 +156,7 @@ class CAD:
         result_path = os.path.join(tmp, "result.safetensors") if tmp else None
         module = AttributionModule(self.adapter, source, params, objective, spec.concept, spec.base_prompt, spec.batch_size, result_path)
         try:
-            with keep_device(module):
+            with keep_device(module), lightning_interrupts(trainer):
                 trainer.validate(module, verbose=False)
             if module.scores is None and result_path:  # spawned workers: rank 0 left the result on disk
                 module.load_result(result_path)

@@ -102,14 +102,19 @@ class ImageSource(PairSource):
         return self.adapter.add_noise(x0, noise, t), t, self.adapter.target(x0, noise, t)
 
 
-def check_image_folder(folder: str | Path, arg: str = "images") -> list[Path]:
-    """The image files of ``folder`` (sorted by name); one-line errors naming ``arg`` otherwise."""
+def check_image_folder(folder: str | Path, arg: str = "images", limit: int | None = None) -> list[Path]:
+    """The image files of ``folder`` (sorted by name; the first ``limit``), each checked to be a readable
+    image before any work starts; one-line errors naming ``arg`` otherwise. Files without an image
+    suffix are ignored."""
+    from cadkit.io import check_image_files
+
     p = Path(folder)
     if not p.is_dir():
         raise bad_arg(arg, "a folder of images", str(p))
-    files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file())
+    files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file())[:limit]
     if not files:
         raise bad_arg(arg, "a folder with at least one image (" + ", ".join(IMAGE_EXTS) + ")", f"{p} (no images)")
+    check_image_files(files, arg)
     return files
 
 
@@ -122,7 +127,7 @@ def load_image_folder(folder: str | Path, resolution: int, arg: str = "images") 
         try:
             with Image.open(f) as raw:
                 im = raw.convert("RGB")
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             raise bad_arg(arg, "a folder of readable images", f"{f} ({type(exc).__name__})") from None
         side = min(im.size)
         left, top = (im.width - side) // 2, (im.height - side) // 2

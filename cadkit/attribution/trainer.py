@@ -14,7 +14,8 @@ import torch
 
 from cadkit.errors import bad_arg
 
-__all__ = ["PRECISIONS", "ACCELERATORS", "STRATEGIES", "TrainerSettings", "make_trainer", "check_devices", "keep_device"]
+__all__ = ["PRECISIONS", "ACCELERATORS", "STRATEGIES", "TrainerSettings", "make_trainer", "check_devices", "keep_device",
+           "lightning_interrupts"]
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -86,6 +87,25 @@ def keep_device(module: torch.nn.Module) -> Iterator[None]:
             dev = next(iter(devices))
             if any(t.device != dev for t in module.parameters()):
                 module.to(dev)
+
+
+@contextlib.contextmanager
+def lightning_interrupts(trainer: Any) -> Iterator[None]:
+    """Give Ctrl-C inside a stage of ``trainer`` back to the caller as :class:`KeyboardInterrupt`.
+
+    Lightning catches ``KeyboardInterrupt`` in ``fit``/``validate``/``predict``, marks the trainer
+    interrupted, tears down and calls ``sys.exit(1)``: a command would exit 1 with no message. Inside
+    this block that exit becomes a ``KeyboardInterrupt`` again, so callers (and the command line:
+    "aborted", code 130) see an interruption as an interruption.
+    """
+    try:
+        yield
+    except SystemExit as exc:
+        from lightning.pytorch.trainer.states import TrainerStatus
+
+        if exc.code == 1 and getattr(getattr(trainer, "state", None), "status", None) == TrainerStatus.INTERRUPTED:
+            raise KeyboardInterrupt from None
+        raise
 
 
 def make_trainer(devices: TrainerSettings | int = 1, num_nodes: int = 1, accelerator: str = "auto", precision: str = "32",

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from cadkit.attribution.cad import CAD, AttributionResult, AttributionSpec
+from cadkit.attribution.scores import FORMAT as SCORES_FORMAT
 from cadkit.attribution.scores import save_scores
 from cadkit.attribution.trainer import TrainerSettings, check_devices
-from cadkit.io import check_writable_file
+from cadkit.files import check_out_file
+from cadkit.io import check_not_input, local_folder
 from cadkit.models.loading import load_adapter, resolve_model, torch_dtype
 from cadkit.models.registry import DEFAULT_MODEL
 
@@ -43,8 +45,9 @@ def run(
     if images is not None:
         check_image_folder(images, "images")
     path = Path(out) if out else default_out(model, concept, objective)
-    check_writable_file(path, "out")
     resolved = resolve_model(model)
+    check_not_input(path, {"images": images, "model": local_folder(resolved.source)}, "out")
+    check_out_file(path, SCORES_FORMAT, "out")
     cls = adapter_class(resolved.pipeline_class)
     if cls is not None:
         parse_modules(modules, cls.groups, "modules")

@@ -8,33 +8,24 @@ one of the inputs (the model's folder, an edit file).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cadkit.editing.edits import Edit, apply_edits, load_edit
-from cadkit.errors import UsageError, bad_arg
-from cadkit.io import atomic_dir, check_not_input, check_writable_dir, write_json
+from cadkit.errors import bad_arg
+from cadkit.io import atomic_dir, check_not_input, check_output_folder, check_writable_dir, local_folder, write_json
 
 __all__ = ["run", "MANIFEST", "check_export_target"]
 
 MANIFEST = "cadkit_export.json"
 
 
-def check_export_target(out: Path) -> None:
-    """Refuse (one line) an ``out`` folder that holds anything cadkit did not write there."""
-    if not out.exists() or not any(out.iterdir()):
-        return
-    manifest = out / MANIFEST
-    try:
-        listed = set(json.loads(manifest.read_text()).get("files", []))
-    except (OSError, ValueError, AttributeError):
-        raise UsageError("out", f"{out} is a non-empty folder that is not a cadkit export; use a new or empty folder") from None
-    foreign = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and str(p.relative_to(out)) not in listed | {MANIFEST})
-    if foreign:
-        raise UsageError("out", f"{out} holds files cadkit did not write (first: {foreign[0]}); use a new or empty folder")
+def check_export_target(out: str | os.PathLike[str]) -> Path:
+    """Refuse (one line) an ``out`` folder that holds anything cadkit did not write there (see
+    :func:`cadkit.io.check_output_folder`)."""
+    return check_output_folder(out, MANIFEST, "out")
 
 
 def run(
@@ -55,8 +46,7 @@ def run(
         raise bad_arg("dtype", DTYPES, dtype)
     out_dir = check_writable_dir(out, "out")
     resolved = resolve_model(model)
-    local_model = resolved.source if Path(resolved.source).is_dir() else None
-    check_not_input(out_dir, {"model": local_model, **{f"edit {e}": e for e in edits}}, "out")
+    check_not_input(out_dir, {"model": local_folder(resolved.source), **{f"edit {e}": e for e in edits}}, "out")
     check_export_target(out_dir)
     loaded: list[Edit] = [load_edit(e, "edits") for e in edits]
     dev = pick_device(device)
@@ -73,7 +63,7 @@ def run(
         "dtype": dtype,
         **run_info(),
     }
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, check=check_export_target) as tmp:
         pipe.save_pretrained(str(tmp), safe_serialization=True)
         info["files"] = sorted(str(p.relative_to(tmp)) for p in Path(tmp).rglob("*") if p.is_file())
         write_json(Path(tmp) / MANIFEST, info)

@@ -61,13 +61,17 @@ def read_text(path: Path) -> str:
 def read_csv(text: str, path: object) -> tuple[list[str], list[dict[str, str]]]:
     """``(header, rows)``: the normalised header and one ``{column: text}`` dict per non-blank row.
 
-    Quoted fields may span lines; a row with a different number of fields than the header is an error.
+    Quoted fields may span lines; a row with a different number of fields than the header, a quote
+    that never closes (which would swallow the rest of the file into one field) or text after a
+    closing quote is an error naming the line.
     """
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     out: list[dict[str, str]] = []
     header: list[str] | None = None
+    start = 1  # line on which the row being read starts
     try:
         for row in reader:
+            start_of_row, start = start, reader.line_num + 1
             if header is None:
                 header = normalise_header(row)
                 continue
@@ -77,11 +81,12 @@ def read_csv(text: str, path: object) -> tuple[list[str], list[dict[str, str]]]:
                 raise bad_arg(
                     "prompts",
                     f"{len(header)} fields in every row",
-                    f"{path} line {reader.line_num}: {len(row)} fields",
+                    f"{path} line {start_of_row}: {len(row)} fields",
                 )
             out.append(dict(zip(header, row)))
     except csv.Error as exc:
-        raise bad_arg("prompts", "a well-formed CSV file", f"{path} line {reader.line_num} ({exc})") from None
+        why = f"a quote opened on line {start} is never closed" if "end of data" in str(exc) else str(exc)
+        raise bad_arg("prompts", "a well-formed CSV file", f"{path} line {reader.line_num} ({why})") from None
     if header is None:
         raise bad_arg("prompts", "a prompt file with a header and rows", f"{path} (empty)")
     return header, out

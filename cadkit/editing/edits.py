@@ -34,7 +34,7 @@ from cadkit.editing.dense import apply_replacement, check_replacement, edit_cont
 from cadkit.editing.masks import GRANULARITIES, LayerCount, parse_ratio, select, selection_report
 from cadkit.errors import UsageError, bad_arg
 from cadkit.files import param_set_hash, read_metadata
-from cadkit.io import atomic_path
+from cadkit.io import atomic_path, dumps_strict
 
 __all__ = [
     "FORMAT",
@@ -287,22 +287,22 @@ def save_edit(path: str | os.PathLike[str], edit: Edit) -> Path:
         "mode": edit.mode,
         "selection": edit.selection,
         "intervention": edit.intervention,
-        "scale": json.dumps(edit.scale),
+        "scale": dumps_strict(edit.scale),
         "ratio": repr(edit.ratio),
         "granularity": edit.granularity,
-        "modules": json.dumps(edit.modules),
+        "modules": dumps_strict(edit.modules),
         "param_hash": edit.param_hash,
-        "param_shapes": json.dumps({n: list(s) for n, s in edit.param_shapes.items()}),
-        "counts": json.dumps(edit.counts),
-        "scores_metadata": json.dumps(edit.scores_metadata),
-        "model": json.dumps(edit.model, default=str),
+        "param_shapes": dumps_strict({n: list(s) for n, s in edit.param_shapes.items()}),
+        "counts": dumps_strict(edit.counts),
+        "scores_metadata": dumps_strict(edit.scores_metadata),
+        "model": dumps_strict(edit.model, default=str),
         "num_selected": str(edit.num_selected()),
     }
     if edit.dense:
-        meta["dense_hashes"] = json.dumps(edit.dense_hashes)
+        meta["dense_hashes"] = dumps_strict(edit.dense_hashes)
     if edit.method is not None:
         meta["method"] = edit.method
-        meta["config"] = json.dumps(edit.config, default=str)
+        meta["config"] = dumps_strict(edit.config, default=str)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
     return Path(path)
