@@ -3,7 +3,7 @@ options, seed) into an edit of the denoiser plus a cost record.
 
 A method is a subclass of :class:`ErasureMethod` that declares
 
-* ``name``, ``description`` (one line) and ``Options``: a frozen dataclass of typed options made with
+* ``name``, ``label`` (its row in benchmark tables; default: ``name``), ``description`` (one line) and ``Options``: a frozen dataclass of typed options made with
   :mod:`cadkit.methods.options` (their defaults are the paper's settings);
 * ``families``: adapter families it edits with a reference implementation (``sd`` = SD-1/2,
   ``sdxl``, ``sd3``, ``flux``) and ``extension_families``: families cadkit supports without one
@@ -75,6 +75,7 @@ class ErasureMethod(abc.ABC):
     """Base class of erasure methods (see the module docstring)."""
 
     name: ClassVar[str] = ""
+    label: ClassVar[str] = ""
     description: ClassVar[str] = ""
     Options: ClassVar[type]
     families: ClassVar[tuple[str, ...]] = ()

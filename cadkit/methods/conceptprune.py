@@ -162,6 +162,7 @@ class ConceptPrune(ErasureMethod):
     """ConceptPrune: zero the FFN output weights that fire for the concept over the first timesteps."""
 
     name = "conceptprune"
+    label = "ConceptPrune"
     description = "ConceptPrune: prune skilled FFN output neurons' weights (WANDA scores, early timesteps)"
     Options = ConceptPruneOptions
     families = ("sd", "sdxl")

@@ -236,6 +236,7 @@ class ESDU(_ESD):
     """ESD-u: fine-tunes everything but cross-attention (the CAD paper's ESD)."""
 
     name = "esd-u"
+    label = "ESD-u"
     description = "ESD-u: negative-guidance fine-tuning of the non-cross-attention weights"
     which = "esd-u"
 
@@ -244,5 +245,6 @@ class ESDX(_ESD):
     """ESD-x: fine-tunes the cross-attention only."""
 
     name = "esd-x"
+    label = "ESD-x"
     description = "ESD-x: negative-guidance fine-tuning of the cross-attention weights"
     which = "esd-x"

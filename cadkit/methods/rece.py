@@ -76,6 +76,7 @@ class RECE(ErasureMethod):
     """RECE: UCE followed by closed-form adversarial-embedding erasure rounds."""
 
     name = "rece"
+    label = "RECE"
     description = "RECE: UCE, then closed-form rounds erasing the embedding that regenerates the concept"
     Options = RECEOptions
     families = ("sd", "sdxl")

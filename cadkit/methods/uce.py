@@ -101,6 +101,7 @@ class UCE(ErasureMethod):
     """UCE: closed-form rewrite of the cross-attention keys/values (text-side projections on FLUX/SD-3)."""
 
     name = "uce"
+    label = "UCE"
     description = "UCE: closed-form edit of the text-side projections (attn2 to_k/to_v; FLUX context_embedder)"
     Options = UCEOptions
     families = ("sd", "sdxl", "flux")
