@@ -29,9 +29,9 @@ from typing import Any
 
 from cadkit.benchmarks.framework.concepts import slug
 
-from cadkit.errors import UsageError, bad_arg
+from cadkit.errors import CadkitError, UsageError, bad_arg
 
-__all__ = ["DEFAULT_METHODS", "CAD_METHOD", "parse_methods", "parse_method_options", "method_label", "method_options", "method_edit", "method_variant",
+__all__ = ["DEFAULT_METHODS", "CAD_METHOD", "parse_methods", "parse_method_options", "check_methods", "method_label", "method_options", "method_edit", "method_variant",
            "method_variants", "methods_note", "METHODS_HELP"]
 
 #: The method the bench options configure (its edits are the run's own CAD-Erase edits).
@@ -102,6 +102,26 @@ def parse_method_options(value: Mapping[str, Mapping[str, Any]] | Sequence[str] 
     return out
 
 
+def check_methods(methods: Sequence[str] | None, adapter: Any) -> None:
+    """Every method in ``methods`` edits ``adapter``'s family (checked before anything is written)."""
+    from cadkit.methods import get_method, method_names
+
+    family = str(getattr(adapter, "family", ""))
+
+    def edits(name: str) -> bool:
+        try:
+            m = get_method(name)
+        except CadkitError:  # a plug-in that does not load edits nothing
+            return False
+        return family in tuple(m.families) + tuple(m.extension_families)
+
+    for name in methods or ():
+        m = get_method(name)  # a plug-in that does not load fails here, with its own message
+        if family not in tuple(m.families) + tuple(m.extension_families):
+            able = [n for n in method_names() if edits(n)]
+            raise bad_arg("methods", f"methods that edit {family} models ({', '.join(able)})", name)
+
+
 def method_label(name: str) -> str:
     """The table row of method ``name`` (its ``label``, else its name)."""
     from cadkit.methods import get_method
@@ -170,14 +190,15 @@ def _show(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def methods_note(o: Any, concept_type: str, concept: str = "{concept}") -> str:
+def methods_note(o: Any, concept_type: str, concept: str = "{concept}", cad_bench: bool = True) -> str:
     """The report's "Methods:" line: per method, the settings its row used besides the method's paper
-    defaults (CAD-Erase: the bench options; others: the registry's values for ``concept_type``)."""
+    defaults (CAD-Erase: the bench options unless ``cad_bench`` is False; others: the registry's values for
+    ``concept_type`` and ``--method-option``)."""
     from cadkit.models.registry import fill_concept, method_defaults
 
     parts = []
     for m in o.methods or DEFAULT_METHODS:
-        if m == CAD_METHOD:
+        if m == CAD_METHOD and cad_bench:
             parts.append(f"{m} (bench options: modules {o.modules}, ratio {o.ratio:g}, granularity {o.granularity}, attribution "
                          f"{o.attr_samples} x {o.attr_timesteps} timesteps, CFG {o.attr_guidance:g})")
             continue

@@ -233,10 +233,6 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: boo
         from cadkit.benchmarks.framework.methods import parse_methods
 
         o.methods = parse_methods(o.methods)
-    if o.method_options:
-        from cadkit.benchmarks.framework.methods import parse_method_options
-
-        o.method_options = parse_method_options(o.method_options, o.methods)
     if o.granularity not in GRANULARITIES:
         raise bad_arg("granularity", GRANULARITIES, o.granularity)
     if "{class}" not in o.template:

@@ -120,6 +120,10 @@ def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, 
     o = resolve(o, name, objects=suite.objects, prompt_formats=suite.prompt_formats)  # everything that needs no model: fails before loading it
     if suite.check is not None:
         o = suite.check(o)
+    if o.method_options:  # after the suite's check, which may choose the methods
+        from cadkit.benchmarks.framework.methods import parse_method_options
+
+        o = dataclasses.replace(o, method_options=parse_method_options(o.method_options, o.methods))
     if adapter is None:
         from cadkit.models import load_adapter
 
@@ -130,6 +134,10 @@ def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, 
             dev = pick_device(None)
             adapter.pipe.to(dev)
     o = resolve(o, name, adapter, objects=suite.objects, prompt_formats=suite.prompt_formats)
+    if o.methods:
+        from cadkit.benchmarks.framework.methods import check_methods
+
+        check_methods(o.methods, adapter)
     return suite, o, adapter
 
 

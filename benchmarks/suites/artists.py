@@ -251,7 +251,7 @@ def erase_artists(ctx: BenchContext) -> SuiteResult:
     metrics: dict[str, Any] = dict(base_metrics)
     if net is not None:
         metrics["lpips"] = get_metric("lpips", groups=list(names), base_image=partial(_base_image, ctx.cache, keys), lpips_net=net)
-    rows_of = _variants(ctx, names)
+    keys_of, rows_of = _variants(ctx, names)
     lp: dict[str, dict[str, Any]] = {}
     acc: dict[str, dict[str, Any]] = {}
     changed: list[str] = []
@@ -269,7 +269,7 @@ def erase_artists(ctx: BenchContext) -> SuiteResult:
     tables = [methods_table(names, lp, acc_base, acc if style_m is not None else None)]
     for label in rows_of:
         t = artist_table(names, lp[label], acc_base, acc[label] if style_m is not None else None)
-        t.name, t.title = f"erase-artists-{_slug(label)}", f"{label}: {t.title}"
+        t.name, t.title = f"erase-artists-{keys_of[label]}", f"{label}: {t.title}"
         tables.append(t)
     notes = [f"LPIPS: {lp_desc}",
              (f"artists: the {_world(o).name} world's styles, prompt and attribution concept style_prompt(style) = "
@@ -286,14 +286,9 @@ def erase_artists(ctx: BenchContext) -> SuiteResult:
     return SuiteResult("erase-artists", tables, files=files, notes=notes, protocol_notes=methods)
 
 
-def _slug(label: str) -> str:
-    from cadkit.benchmarks.framework.concepts import slug
-
-    return slug(label)
-
-
-def _variants(ctx: BenchContext, names: Sequence[str]) -> dict[str, dict[str, Callable[[], Variant]]]:
-    """Row label -> erased artist -> a function giving its variant (edits are made, or read back, on demand)."""
+def _variants(ctx: BenchContext, names: Sequence[str]) -> tuple[dict[str, str], dict[str, dict[str, Callable[[], Variant]]]]:
+    """``(row label -> table key, row label -> erased artist -> a function giving its variant)``; edits are
+    made, or read back, on demand; keys are method names (``unet`` for ``--unet``)."""
     o, x = ctx.opts, ctx.opts.extra
     if x.get("unet"):
         from cadkit.models.override import describe_override, load_override
@@ -301,11 +296,11 @@ def _variants(ctx: BenchContext, names: Sequence[str]) -> dict[str, dict[str, Ca
         state = load_override(x["unet"], ctx.adapter.denoiser)
         label = str(x.get("method") or f"--unet {x['unet']}")
         v = Variant(label, override=state, meta={"unet": describe_override(x["unet"])})
-        return {label: {str(x["target"]): lambda: v}}
+        return {label: "unet"}, {label: {str(x["target"]): lambda: v}}
     out: dict[str, dict[str, Callable[[], Variant]]] = {}
     for m in o.methods or DEFAULT_METHODS:
         out[method_label(m)] = {a: partial(method_variant, ctx, m, a, "artist", concept_of(o, a)) for a in names}
-    return out
+    return {method_label(m): m for m in o.methods or DEFAULT_METHODS}, out
 
 
 def _grid(ctx: BenchContext, names: Sequence[str], recs: Sequence[PromptRecord], base: Variant,
