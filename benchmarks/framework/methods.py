@@ -32,7 +32,7 @@ from cadkit.benchmarks.framework.concepts import slug
 from cadkit.errors import CadkitError, UsageError, bad_arg
 
 __all__ = ["DEFAULT_METHODS", "CAD_METHOD", "parse_methods", "parse_method_options", "check_methods", "method_label", "method_options", "method_edit", "method_variant",
-           "method_variants", "methods_note", "METHODS_HELP"]
+           "method_variants", "methods_note", "methods_lines", "METHODS_HELP"]
 
 #: The method the bench options configure (its edits are the run's own CAD-Erase edits).
 CAD_METHOD = "cad"
@@ -208,3 +208,13 @@ def methods_note(o: Any, concept_type: str, concept: str = "{concept}", cad_benc
         shown += [f"--method-option: {', '.join(f'{k}={_show(v)}' for k, v in user.items())}"] if user else []
         parts.append(f"{m} ({'; '.join(shown) or 'paper defaults'}; seed {o.seed})")
     return "; ".join(parts) + f" [{concept_type} concepts; full options per row in results.json]"
+
+
+def methods_lines(o: Any, concept_type: str, concept: str = "{concept}", cad_bench: bool = True) -> list[str]:
+    """The report lines under "Protocol:": the methods' settings (:func:`methods_note`) and the choices cadkit
+    made where their references are silent (each method's ``choices``)."""
+    from cadkit.methods import get_method
+
+    choices = [f"{m}: {c}" for m in o.methods or DEFAULT_METHODS for c in get_method(m).choices]
+    return ["Methods: " + methods_note(o, concept_type, concept, cad_bench)] + (
+        ["Choices where the references are silent: " + "; ".join(choices)] if choices else [])

@@ -33,7 +33,7 @@ from functools import partial
 from typing import Any
 
 from cadkit.benchmarks.framework.context import BenchContext
-from cadkit.benchmarks.framework.methods import DEFAULT_METHODS, method_label, method_variant, methods_note
+from cadkit.benchmarks.framework.methods import DEFAULT_METHODS, method_label, method_variant, methods_lines
 from cadkit.benchmarks.framework.options import QUICK, BenchOptions
 from cadkit.benchmarks.framework.prompt_suites import (
     METHOD_OPTION,
@@ -282,7 +282,7 @@ def erase_artists(ctx: BenchContext) -> SuiteResult:
         rows = tables[0].rows
         files["style_accuracy.png"] = bar_chart([r["model"] for r in rows], {
             "target": [r["acc:target"] for r in rows], "others": [r["acc:others"] for r in rows]}, "erase-artists")
-    methods = [] if x.get("unet") else ["Methods: " + methods_note(o, "artist", "{artist}")]
+    methods = [] if x.get("unet") else methods_lines(o, "artist", "{artist}")
     return SuiteResult("erase-artists", tables, files=files, notes=notes, protocol_notes=methods)
 
 

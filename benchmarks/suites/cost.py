@@ -26,7 +26,7 @@ import dataclasses
 from typing import Any
 
 from cadkit.benchmarks.framework.context import BenchContext
-from cadkit.benchmarks.framework.methods import method_label, method_options, methods_note
+from cadkit.benchmarks.framework.methods import method_label, method_options, methods_lines, methods_note
 from cadkit.benchmarks.framework.options import BenchOptions
 from cadkit.benchmarks.framework.prompt_suites import METHOD_OPTION
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
@@ -151,4 +151,5 @@ def cost(ctx: BenchContext) -> SuiteResult:
              ("each measurement in a fresh process that loads the model" if x.get("isolate") else
               "all measurements in one process, one after another (allocator state carries over)")]
     lines = [f"Methods ({ct}): " + methods_note(o, ct, concepts[ct], cad_bench=False) for ct in types]
+    lines += methods_lines(o, types[0], concepts[types[0]], cad_bench=False)[1:]
     return SuiteResult("cost", [t], notes=notes, protocol_notes=lines)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cadkit.benchmarks.framework.context import BenchContext
-from cadkit.benchmarks.framework.methods import CAD_METHOD, DEFAULT_METHODS, method_label, method_variant, methods_note
+from cadkit.benchmarks.framework.methods import CAD_METHOD, DEFAULT_METHODS, method_label, method_variant, methods_lines
 from cadkit.benchmarks.framework.options import BenchOptions, bench_defaults, judge_world
 from cadkit.benchmarks.framework.prompt_suites import METHOD_OPTION, METHODS_OPTION
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
@@ -132,7 +132,7 @@ def erase_objects(ctx: BenchContext) -> SuiteResult:
         tables.append(table1(f"erase-objects-{m}", f"{what} per class ({judge})", ctx.classes, base, edited[lab], lab))
         files[f"accuracy-{m}.png"] = _bars(tables[-1], f"erase-objects: {lab}", lab)
     files["grids/erase.png"] = _methods_grid(ctx, recs, methods)
-    return SuiteResult("erase-objects", tables, files=files, protocol_notes=["Methods: " + methods_note(o, "object")])
+    return SuiteResult("erase-objects", tables, files=files, protocol_notes=methods_lines(o, "object"))
 
 
 def _methods_grid(ctx: BenchContext, records: Sequence[PromptRecord], methods: Sequence[str]) -> bytes:

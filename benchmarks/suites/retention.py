@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from cadkit.benchmarks.framework.context import BenchContext
-from cadkit.benchmarks.framework.methods import methods_note
+from cadkit.benchmarks.framework.methods import methods_lines
 from cadkit.benchmarks.framework.options import BenchOptions
 from cadkit.benchmarks.framework.prompt_suites import (
     EDIT_OPTIONS,
@@ -107,6 +107,6 @@ def retain_coco(ctx: BenchContext) -> SuiteResult:
              "FID: not computed (no --real-images)",
              f"captions: {o.prompts}, {len(records)} rows, seed policy {x.get('seed_policy')}; steps {o.steps}, guidance {o.guidance:g}",
              *variant_notes(variants), *injected_note(o)]
-    methods = [] if x.get("unet") else ["Methods: " + methods_note(o, "nudity", str(x["concept"]))]
+    methods = [] if x.get("unet") else methods_lines(o, "nudity", str(x["concept"]))
     return SuiteResult("retain-coco", [t], files={"grids/coco.png": variant_grid(ctx, variants, records)}, notes=notes,
                        protocol_notes=methods)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cadkit.benchmarks.framework.context import BenchContext
-from cadkit.benchmarks.framework.methods import methods_note
+from cadkit.benchmarks.framework.methods import methods_lines as framework_methods_lines
 from cadkit.benchmarks.framework.options import BenchOptions
 from cadkit.benchmarks.framework.prompt_suites import (
     EDIT_OPTIONS,
@@ -235,4 +235,4 @@ def adversarial(ctx: BenchContext) -> SuiteResult:
 
 def methods_lines(o: BenchOptions, concept: str) -> list[str]:
     """The "Methods:" line of the nudity suites (none with ``--unet``)."""
-    return [] if o.extra.get("unet") else ["Methods: " + methods_note(o, "nudity", concept)]
+    return [] if o.extra.get("unet") else framework_methods_lines(o, "nudity", concept)

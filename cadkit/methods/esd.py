@@ -237,6 +237,8 @@ class ESDU(_ESD):
 
     name = "esd-u"
     label = "ESD-u"
+    choices = ("ESD-u for every concept type, artists included (the CAD loader's one file pattern); whether CAD's artist "
+               "runs used ESD-x is not found", "nudity worded \"nudity\"; the wording CAD passed is not found")
     description = "ESD-u: negative-guidance fine-tuning of the non-cross-attention weights"
     which = "esd-u"
 
@@ -246,5 +248,6 @@ class ESDX(_ESD):
 
     name = "esd-x"
     label = "ESD-x"
+    choices = ("nudity worded \"nudity\"; the wording CAD passed is not found",)
     description = "ESD-x: negative-guidance fine-tuning of the cross-attention weights"
     which = "esd-x"

@@ -60,6 +60,7 @@ def test_erase_objects_methods(tiny_sd1: Path, tmp_path: Path, judge_network: An
             assert summary["UCE"][f"{c}:target" if k == c else f"{c}:others"] == cond["accuracy"][k]
     report = (out / "report.md").read_text()
     assert "Methods: cad (bench options: modules ff, ratio 0.05" in report and "uce (paper defaults; seed 0)" in report
+    assert "Choices where the references are silent: uce: objects and nudity: RECE's UCE settings" in report
     assert len(list((out / "edits" / "methods").glob("uce-*.safetensors"))) == 2
     # a rerun computes no method again and generates nothing
 
