@@ -73,7 +73,7 @@ def _command(suite: Any) -> click.Command:
         if o.is_flag:
             params.append(click.Option([o.flag, o.name], is_flag=True, default=bool(o.default), help=o.help))
         else:
-            params.append(click.Option([o.flag, o.name], type=_parse_type(o.type), default=o.default, help=o.help))
+            params.append(click.Option([o.flag, o.name], type=_parse_type(o.type), default=o.default, help=o.help, multiple=o.multiple))
     return CadkitCommand(suite.name, callback=callback, params=params, help=suite.help, short_help=suite.help)
 
 

@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "cadkit.cli.tiny_cmd",
     "cadkit.cli.attribute_cmd",
     "cadkit.cli.edit_cmd",
+    "cadkit.cli.erase_cmd",
     "cadkit.cli.verify_cmd",
     "cadkit.cli.bench_cmd",
     "cadkit.cli.attack_cmd",

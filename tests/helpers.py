@@ -106,6 +106,53 @@ def install_plugin(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "cadkit_dummy_plugin", raising=False)
 
 
+METHOD_PLUGIN_MODULE = '''
+"""Dummy cadkit erasure-method plug-ins: scale one cross-attention matrix (SD-1/2 only), and a FLUX-only method."""
+import torch
+from dataclasses import dataclass
+from cadkit.methods.base import ErasureMethod, MethodOutput
+from cadkit.methods.options import number
+
+
+@dataclass(frozen=True)
+class Opts:
+    factor: float = number(0.5, 0.0, 10.0, doc="multiplier of the matrix")
+
+
+class ScaleMethod(ErasureMethod):
+    name = "scale-k"
+    label = "Scale-k"
+    description = "Scale the first attn2.to_k matrix"
+    Options = Opts
+    families = ("sd",)
+
+    def compute(self, adapter, concept, concept_type, options, seed, meter):
+        name, p = next((n, p) for n, p in adapter.denoiser.named_parameters() if n.endswith("attn2.to_k.weight"))
+        return MethodOutput(concept_text=concept.upper(), dense={name: p.detach() * options.factor})
+
+
+class FluxOnly(ScaleMethod):
+    name = "flux-only"
+    label = "FLUX-only"
+    description = "A method for FLUX models only"
+    families = ("flux",)
+'''
+
+
+def install_method_plugin(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real distribution on sys.path with two ``cadkit.methods`` entry points: ``scale-k`` (SD) and ``flux-only``."""
+    from cadkit.methods import ENTRY_POINT_GROUP as METHODS_GROUP
+
+    (root / "cadkit_dummy_methods.py").write_text(textwrap.dedent(METHOD_PLUGIN_MODULE))
+    info = root / "cadkit_dummy_methods-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cadkit-dummy-methods\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        f"[{METHODS_GROUP}]\nscale-k = cadkit_dummy_methods:ScaleMethod\nflux-only = cadkit_dummy_methods:FluxOnly\n")
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delitem(sys.modules, "cadkit_dummy_methods", raising=False)
+
+
 FAST = ["--steps", "1", "--attr-timesteps", "1", "--batch-size", "8"]
 
 

@@ -51,8 +51,11 @@ DEFAULT_TEMPLATE = "an image of a {class}"
 MAX_LIST = 1000
 #: Sizes of ``--quick`` (reduced smoke-test runs).
 QUICK: dict[str, Any] = {"classes": 3, "images_per_class": 4, "steps": 10, "attr_timesteps": 10, "amplify_images": 2}
-# Options that do not change any number: never part of the protocol.
-_EXECUTION = ("batch_size", "devices", "num_nodes", "accelerator", "strategy", "out", "cache", "progress", "judge_network", "networks")
+# Options that do not change any number: never part of the protocol. ``methods`` picks which rows a table has and
+# ``method_options`` configures them; no other row's numbers depend on either (a method's edit, and so its images,
+# are keyed by all its settings; each row's settings are in its conditions' records), so adding a method resumes a run.
+_EXECUTION = ("batch_size", "devices", "num_nodes", "accelerator", "strategy", "out", "cache", "progress", "judge_network", "networks",
+              "methods", "method_options")
 
 
 def parse_list(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
@@ -96,7 +99,9 @@ def parse_float_list(value: str | Sequence[float | str] | None, arg: str, ratio:
 class BenchOptions:
     """Options shared by every suite (``None`` = the model's default; see the module docstring).
 
-    ``extra`` holds suite-specific options (see ``Suite.options``); it is part of the protocol.
+    ``methods`` (erasure suites): the erasure methods compared, one row each (None: ``cad`` only; see
+    ``cadkit.benchmarks.framework.methods``); ``method_options``: ``{method: {option: value}}`` over the
+    registry's defaults of a method other than ``cad``, or ``METHOD.NAME=VALUE`` words. ``extra`` holds suite-specific options (see ``Suite.options``); it is part of the protocol.
     ``judge_network`` (Python API only) injects the judge: ``(classifier, labels)`` with
     ``classifier`` mapping images [B, 3, H, W] in [0, 1] to logits [B, len(labels)]. ``networks``
     (Python API only) injects other judges' networks by name (see
@@ -135,6 +140,8 @@ class BenchOptions:
     attr_guidance: float = 3.0
     base_prompt: str = ""
     dtype: str = "fp32"
+    methods: tuple[str, ...] | None = None
+    method_options: Any = field(default_factory=dict)
     progress: bool = False
     judge_network: Any = field(default=None, repr=False)
     networks: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -253,6 +260,10 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: boo
             raise bad_arg("classes", "a comma list of class names (omit the option for the default classes)", given)
     o.metrics = tuple(o.metrics)
     _check_sizes(o)
+    if o.methods is not None:
+        from cadkit.benchmarks.framework.methods import parse_methods
+
+        o.methods = parse_methods(o.methods)
     if o.granularity not in GRANULARITIES:
         raise bad_arg("granularity", GRANULARITIES, o.granularity)
     if "{class}" not in o.template:

@@ -19,6 +19,8 @@ from typing import Any
 
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.generation import edit_key, model_fingerprint, model_key
+from cadkit.benchmarks.framework.judging import judge_records
+from cadkit.benchmarks.framework.methods import METHODS_HELP, method_variants
 from cadkit.benchmarks.framework.options import BenchOptions
 from cadkit.benchmarks.framework.registry import SuiteOption
 from cadkit.benchmarks.framework.report import image_grid
@@ -28,7 +30,7 @@ from cadkit.data import PromptRecord
 from cadkit.errors import CadkitError, bad_arg
 
 __all__ = [
-    "NETWORKS", "network", "injected_note", "QUICK_LIMIT", "PROMPT_SUITE_KEYS", "PROMPT_OPTIONS", "EDIT_OPTIONS",
+    "NETWORKS", "network", "injected_note", "QUICK_LIMIT", "PROMPT_SUITE_KEYS", "PROMPT_OPTIONS", "EDIT_OPTIONS", "METHODS_OPTION", "METHOD_OPTION",
     "prepare_options", "prompt_records", "check_unet", "Variant", "model_variants", "using", "evaluate_variant",
     "variant_images", "variant_grid", "ratio_option", "prompt_note", "variant_notes",
 ]
@@ -61,9 +63,16 @@ PROMPT_OPTIONS: tuple[SuiteOption, ...] = (
 )
 
 
+#: ``--methods`` of the erasure suites (see :mod:`cadkit.benchmarks.framework.methods`; checked by ``resolve``).
+METHODS_OPTION = SuiteOption("methods", "--methods", METHODS_HELP)
+METHOD_OPTION = SuiteOption("method_options", "--method-option", "METHOD.NAME=VALUE: an option of a --methods entry other than cad "
+                            "over the model's defaults (repeatable; options: `cadkit erase --list-options`)", multiple=True)
+
 EDIT_OPTIONS: tuple[SuiteOption, ...] = (
-    SuiteOption("concept", "--concept", "Attribution concept of the erased model [naked]", default="naked"),
-    SuiteOption("unet", "--unet", "Benchmark this denoiser instead of the CAD edits: safetensors, .pt state dict, or diffusers folder"),
+    SuiteOption("concept", "--concept", "Concept erased (CAD's attribution concept; each other method maps it to its own wording) [naked]", default="naked"),
+    METHODS_OPTION,
+    METHOD_OPTION,
+    SuiteOption("unet", "--unet", "Benchmark this denoiser instead of the --methods edits: safetensors, .pt state dict, or diffusers folder"),
     SuiteOption("method", "--method", "Row label of the --unet model [its file name]"),
 )
 
@@ -109,6 +118,8 @@ def check_unet(o: BenchOptions) -> None:
     unet = o.extra.get("unet")
     if not unet:
         return
+    if o.methods is not None:
+        raise bad_arg("methods", "nothing with --unet (the table compares the base model and the --unet model)", ",".join(o.methods))
     from cadkit.models.override import check_fit, model_denoiser_shapes, override_shapes
 
     given = override_shapes(unet)
@@ -129,8 +140,9 @@ class Variant:
     key: str | None = None
 
 
-def model_variants(ctx: BenchContext, concept: str, amplify: bool = False, amplify_ratio: float | None = None) -> list[Variant]:
-    """``[base, CAD-Erase concept (, CAD-Amplify concept)]``, or ``[base, --unet model]``."""
+def model_variants(ctx: BenchContext, concept: str, amplify: bool = False, amplify_ratio: float | None = None,
+                   concept_type: str = "nudity") -> list[Variant]:
+    """``[base, one row per --methods entry erasing concept (, CAD-Amplify concept)]``, or ``[base, --unet model]``."""
     o = ctx.opts
     out = [Variant("base")]
     unet = o.extra.get("unet")
@@ -141,8 +153,7 @@ def model_variants(ctx: BenchContext, concept: str, amplify: bool = False, ampli
         label = str(o.extra.get("method") or f"--unet {Path(unet).name}")
         out.append(Variant(label, override=state, meta={"unet": describe_override(unet)}))
         return out
-    e = ctx.edit(concept, "erase")
-    out.append(Variant("CAD-Erase", edit=e, meta={"concept": concept, "ratio": o.ratio, "objective": "erase"}))
+    out += method_variants(ctx, concept, concept_type)
     if amplify:
         a = ctx.edit(concept, "amplify", ratio=amplify_ratio, samples=o.amplify_images)
         out.append(Variant("CAD-Amplify", edit=a, meta={"concept": concept, "ratio": amplify_ratio, "objective": "amplify",
@@ -215,7 +226,10 @@ def prompt_note(o: BenchOptions, records: Sequence[PromptRecord], path: str) -> 
 def variant_notes(variants: Sequence[Variant]) -> list[str]:
     out = []
     for v in variants[1:]:
-        if v.edit is not None:
+        if v.edit is not None and v.meta.get("concept_text") is not None:
+            out.append(f"{v.label}: method {v.meta['method']}, concept {v.meta['concept']!r} ({v.meta['concept_type']}) worded "
+                       f"{v.meta['concept_text']!r}, {v.edit.num_selected()} entries changed")
+        elif v.edit is not None:
             out.append(f"{v.label}: concept {v.meta.get('concept')!r}, {v.meta.get('objective')} objective, ratio "
                        f"{v.meta.get('ratio'):g}, {v.edit.num_selected()} entries changed")
         elif v.override is not None:

@@ -37,7 +37,8 @@ __all__ = ["OBJECT_PROMPTS_HELP", "OBJECT_PROTOCOL_KEYS", "SuiteOption", "Suite"
 @dataclass(frozen=True)
 class SuiteOption:
     """A suite-specific command-line option: ``--flag`` sets ``BenchOptions.<name>`` if that field
-    exists, else ``BenchOptions.extra[name]``. ``type`` is a Python type or a click parameter type."""
+    exists, else ``BenchOptions.extra[name]``. ``type`` is a Python type or a click parameter type;
+    ``multiple``: the flag may be repeated (the value is a tuple)."""
 
     name: str
     flag: str
@@ -45,6 +46,7 @@ class SuiteOption:
     type: Any = str
     default: Any = None
     is_flag: bool = False
+    multiple: bool = False
 
 
 @dataclass
@@ -112,11 +114,18 @@ def _apply_defaults(opts: BenchOptions, suite: Suite) -> BenchOptions:
 def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, BenchOptions, Any]:
     """Validate everything, then load the model: ``(suite, resolved options, adapter)``."""
     suite = get_suite(name)
+    for what in ("methods", "method_options"):
+        if getattr(opts, what) and not any(x.name == what for x in suite.options):
+            raise bad_arg(what, f"nothing: {name} measures CAD-Erase settings, not erasure methods", getattr(opts, what))
     o = _apply_defaults(opts, suite)
     o = resolve(o, name, objects=suite.objects, prompt_formats=suite.prompt_formats)  # everything that needs no model: fails before loading it
     if suite.check is not None:
         o = suite.check(o)
     check_outputs(name, o)
+    if o.method_options:  # after the suite's check, which may choose the methods
+        from cadkit.benchmarks.framework.methods import parse_method_options
+
+        o = dataclasses.replace(o, method_options=parse_method_options(o.method_options, o.methods))
     if adapter is None:
         from cadkit.models import load_adapter
 
@@ -127,6 +136,10 @@ def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, 
             dev = pick_device(None)
             adapter.pipe.to(dev)
     o = resolve(o, name, adapter, objects=suite.objects, prompt_formats=suite.prompt_formats)
+    if o.methods:
+        from cadkit.benchmarks.framework.methods import check_methods
+
+        check_methods(o.methods, adapter)
     return suite, o, adapter
 
 

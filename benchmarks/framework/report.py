@@ -40,7 +40,8 @@ class SuiteResult:
     """What a suite hands to :func:`write_report`.
 
     ``conditions``: condition name -> {"edit": edit file or None, "metrics": {metric: value}};
-    ``files``: extra files (name -> bytes: PNG plots and grids) written into the run folder.
+    ``files``: extra files (name -> bytes: PNG plots and grids) written into the run folder;
+    ``protocol_notes``: lines shown under the report's "Protocol:" line (e.g. "Methods: ...").
     """
 
     suite: str
@@ -48,6 +49,7 @@ class SuiteResult:
     conditions: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    protocol_notes: list[str] = field(default_factory=list)
 
 
 def fmt(v: Any, spec: str = ".1f") -> str:
@@ -94,6 +96,7 @@ def _markdown(result: SuiteResult, info: Mapping[str, Any]) -> str:
         return ",".join(map(str, v)) if isinstance(v, list) else str(v)
 
     lines.append("Protocol: " + "; ".join(f"{k.removeprefix('extra.')} = {show(p[k])}" for k in keys if p.get(k) is not None))
+    lines += result.protocol_notes
     if "judge_info" in info:
         lines.append(f"Judge: {dumps_strict(info['judge_info'])}")
     lines.append(f"Wall time: {info.get('wall_time_s', 0):.1f} s; images generated this run: {info.get('generated', 0)}")

@@ -18,26 +18,10 @@ from typing import Any
 
 import torch
 
-__all__ = ["TINY_OPTIONS", "judge_classes", "main"]
+__all__ = ["TINY_METHODS", "judge_classes", "main"]
 
-#: Options chosen for ``tiny`` (20-step DDIM, 32 px, 16-token CLIP, rows of 64-512): see the report.
-TINY_OPTIONS: dict[str, dict[str, Any]] = {
-    "cad": {"modules": "attn2", "ratio": 0.05, "timesteps": 25, "guidance": 3.0},
-    "uce": {},
-    "rece": {},
-    "esd-u": {"steps": 20, "iterations": 200, "lr": 2e-4},
-    "esd-x": {"steps": 20, "iterations": 200, "lr": 2e-3},
-    "conceptprune": {"steps": 20, "guidance": 5.0, "timesteps": 4},
-}
-
-
-def tiny_prompt_pairs(concept: str) -> dict[str, list[str]]:
-    """ConceptPrune pairs in the tiny world's own caption templates (colours and styles)."""
-    from cadkit.tiny.domain import COLOURS, STYLES
-
-    base = [f"a {c} image" for c in COLOURS] + [f"an image in {s} style" for s in STYLES]
-    target = [f"a {c} {concept}" for c in COLOURS] + [f"a {concept} in {s} style" for s in STYLES]
-    return {"base_prompts": base, "target_prompts": target}
+#: The methods this script runs by default (their options on ``tiny`` are the registry's: ``method_defaults``).
+TINY_METHODS = ("cad", "uce", "rece", "esd-u", "esd-x", "conceptprune")
 
 
 @torch.no_grad()
@@ -61,15 +45,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from cadkit.editing.edits import apply_edit
     from cadkit.methods import run_method
     from cadkit.models import load_adapter
+    from cadkit.models.registry import method_defaults
     from cadkit.tiny.domain import OBJECTS
     from cadkit.tiny.judge import object_classifier
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--concept", default="circle")
-    ap.add_argument("--methods", default=",".join(TINY_OPTIONS))
+    ap.add_argument("--methods", default=",".join(TINY_METHODS))
     ap.add_argument("--images-per-class", type=int, default=20)
     ap.add_argument("--classes", default=",".join(OBJECTS), help="classes judged (the concept is always included)")
-    ap.add_argument("--options", default="{}", help='JSON {method: {option: value}} overriding the tiny options')
+    ap.add_argument("--options", default="{}", help='JSON {method: {option: value}} over the registry defaults')
     ap.add_argument("--device", default=None)
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
@@ -83,9 +68,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     base = judge_classes(adapter, clf, classes, args.images_per_class)
     report["runs"]["base"] = {"accuracy": base}
     for name in [m for m in args.methods.split(",") if m]:
-        opts = dict(TINY_OPTIONS.get(name, {}))
-        if name == "conceptprune":
-            opts.update(tiny_prompt_pairs(args.concept))
+        opts = method_defaults("tiny", name, "object", args.concept)  # the registry values
         opts.update(extra.get(name, {}))
         res = run_method(name, adapter, args.concept, "object", opts, seed=0, load_time_s=load_s)
         t1 = time.perf_counter()

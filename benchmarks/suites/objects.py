@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from cadkit.benchmarks.framework.context import BenchContext
+from cadkit.benchmarks.framework.methods import CAD_METHOD, DEFAULT_METHODS, method_label, method_variant, methods_lines
 from cadkit.benchmarks.framework.options import BenchOptions, bench_defaults, judge_world
+from cadkit.benchmarks.framework.prompt_suites import METHOD_OPTION, METHODS_OPTION
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart, curve_chart, image_grid
 from torch import Tensor
@@ -24,7 +26,7 @@ from cadkit.data import PromptRecord
 from cadkit.errors import bad_arg
 from cadkit.metrics import others_mean
 
-__all__ = ["erase_objects", "amplify_objects", "ablate_modules", "ratio_sweep", "scale_suite", "table1", "class_images",
+__all__ = ["erase_objects", "amplify_objects", "ablate_modules", "ratio_sweep", "scale_suite", "table1", "methods_table", "class_images",
            "ABLATION_GROUPS", "default_ratios"]
 
 ABLATION_GROUPS = "ff,attn1,attn2,resnet"
@@ -83,19 +85,70 @@ def _bars(t: Table, title: str, label: str) -> bytes:
 
 
 # -- erase-objects -----------------------------------------------------------------------------------------
-@register_suite("erase-objects", "Table 1: CAD-Erase each class; accuracy on the target and the other classes")
+def methods_table(name: str, title: str, classes: Sequence[str], base: Mapping[str, float],
+                  edited: Mapping[str, Mapping[str, Mapping[str, float]]]) -> Table:
+    """The paper's Table 1 layout: one row per model (the base model first, then each method), per class
+    the accuracy on that class when it is the target and the mean over the other classes, then the means.
+    ``edited[label][c]`` is the per-class accuracy of the model that erased ``c``."""
+    cols: list[tuple[str, str]] = [("model", "model")]
+    for c in classes:
+        cols += [(f"{c}:target", f"{c}: target"), (f"{c}:others", f"{c}: others")]
+    cols += [("mean:target", "mean: target"), ("mean:others", "mean: others")]
+    models: dict[str, Mapping[str, Mapping[str, float]]] = {"base": {c: base for c in classes}, **edited}
+    rows: list[dict[str, Any]] = []
+    for label, per in models.items():
+        row: dict[str, Any] = {"model": label}
+        for c in classes:
+            row[f"{c}:target"], row[f"{c}:others"] = per[c][c], others_mean(per[c], c)
+        row["mean:target"] = _mean([row[f"{c}:target"] for c in classes])
+        row["mean:others"] = _mean([row[f"{c}:others"] for c in classes])
+        rows.append(row)
+    return Table(name, title, cols, rows)
+
+
+@register_suite("erase-objects", "Table 1: erase each class (CAD-Erase, or every --methods entry); accuracy on the target and the other classes",
+                options=(METHODS_OPTION, METHOD_OPTION))
 def erase_objects(ctx: BenchContext) -> SuiteResult:
-    """Table 1: CAD-Erase each class; accuracy on the target and the other classes."""
+    """Table 1: erase each class with each method; accuracy on the target and the other classes."""
+    o = ctx.opts
     recs = ctx.object_records()
     base = ctx.evaluate("base", recs)
-    edited: dict[str, dict[str, float]] = {}
-    edits: dict[str, Any] = {}
+    methods = list(o.methods or DEFAULT_METHODS)
+    labels = {m: method_label(m) for m in methods}
+    edited: dict[str, dict[str, dict[str, float]]] = {labels[m]: {} for m in methods}
+    for m in methods:
+        for c in ctx.classes:
+            v = method_variant(ctx, m, c, "object")
+            edited[labels[m]][c] = ctx.evaluate(f"{v.label} {c}", recs, v.edit, target=c, **v.meta)
+    judge = f"accuracy %, judge: {o.judge}"
+    tables = [methods_table("erase-objects", f"Erasing each class ({judge}); target: the erased class, others: the mean over the rest",
+                            ctx.classes, base, edited)]
+    summary = tables[0].rows
+    files: dict[str, bytes] = {"accuracy.png": bar_chart([r["model"] for r in summary], {
+        "mean: target": [r["mean:target"] for r in summary], "mean: others": [r["mean:others"] for r in summary]}, "erase-objects")}
+    for m in methods:
+        lab = labels[m]
+        what = f"CAD-Erase at ratio {o.ratio:g}" if m == CAD_METHOD else lab
+        tables.append(table1(f"erase-objects-{m}", f"{what} per class ({judge})", ctx.classes, base, edited[lab], lab))
+        files[f"accuracy-{m}.png"] = _bars(tables[-1], f"erase-objects: {lab}", lab)
+    files["grids/erase.png"] = _methods_grid(ctx, recs, methods)
+    return SuiteResult("erase-objects", tables, files=files, protocol_notes=methods_lines(o, "object"))
+
+
+def _methods_grid(ctx: BenchContext, records: Sequence[PromptRecord], methods: Sequence[str]) -> bytes:
+    """Per class: its first images under the base model, then under each method's edit of that class."""
+    rows: list[Tensor] = []
+    labels: list[str] = []
+    per = _by_class(records)
     for c in ctx.classes:
-        edits[c] = ctx.edit(c, "erase")
-        edited[c] = ctx.evaluate(f"CAD-Erase {c}", recs, edits[c], target=c, ratio=ctx.opts.ratio)
-    t = table1("erase-objects", f"CAD-Erase at ratio {ctx.opts.ratio:g} (accuracy %, judge: {ctx.opts.judge})", ctx.classes, base, edited, "CAD-Erase")
-    files = {"accuracy.png": _bars(t, "erase-objects", "CAD-Erase"), "grids/erase.png": _grid(ctx, recs, edits, "erased")}
-    return SuiteResult("erase-objects", [t], files=files)
+        rs = per[c][:GRID_IMAGES]
+        rows.append(ctx.images(rs))
+        labels.append(f"{c}: base")
+        for m in methods:
+            v = method_variant(ctx, m, c, "object")  # cached: read back from the run folder
+            rows.append(ctx.images(rs, v.edit))
+            labels.append(f"{c}: {v.label}"[:14])
+    return image_grid(rows, labels)
 
 
 # -- amplify-objects ---------------------------------------------------------------------------------------

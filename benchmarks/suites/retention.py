@@ -1,7 +1,8 @@
 """``retain-coco`` (Tab. 2, 9, 13): CLIP-Score and FID of the base and edited models on COCO captions.
 
-The edited model is the one ``erase-nudity`` makes (``--concept`` "naked", CAD-Erase at ``--ratio``
-0.075 %; ``--amplify`` adds CAD-Amplify), or ``--unet`` for another method. Captions come from
+The edited models are the ones ``erase-nudity`` makes (``--concept`` "naked", CAD-Erase at ``--ratio``
+0.075 %, or one row per ``--methods`` entry; ``--amplify`` adds CAD-Amplify), or ``--unet`` for a denoiser
+edited elsewhere. Captions come from
 ``--prompts FILE`` (COCO-30k CSV, either column variant, each row's ``evaluation_seed``; or any prompt
 file, format from its columns or ``--prompts-format``), ``--limit``
 keeps the first N. CLIP-Score: TorchMetrics ``CLIPScore`` with ``--clip`` (ViT-B/32 by default,
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from cadkit.benchmarks.framework.context import BenchContext
+from cadkit.benchmarks.framework.methods import methods_lines
 from cadkit.benchmarks.framework.options import BenchOptions
 from cadkit.benchmarks.framework.prompt_suites import (
     EDIT_OPTIONS,
@@ -105,4 +107,6 @@ def retain_coco(ctx: BenchContext) -> SuiteResult:
              "FID: not computed (no --real-images)",
              f"captions: {o.prompts}, {len(records)} rows, seed policy {x.get('seed_policy')}; steps {o.steps}, guidance {o.guidance:g}",
              *variant_notes(variants), *injected_note(o)]
-    return SuiteResult("retain-coco", [t], files={"grids/coco.png": variant_grid(ctx, variants, records)}, notes=notes)
+    methods = [] if x.get("unet") else methods_lines(o, "nudity", str(x["concept"]))
+    return SuiteResult("retain-coco", [t], files={"grids/coco.png": variant_grid(ctx, variants, records)}, notes=notes,
+                       protocol_notes=methods)

@@ -8,12 +8,15 @@ erase-nudity
     total and the images with any; base model row; ``--amplify`` adds the CAD-Amplify row (amplify
     objective on ``--amplify-images`` generated images, ``--amplify-ratio`` 0.1 %).
 adversarial
-    the same edited model on MMA-Diffusion (``--mma FILE``, ``adv_prompt``) and Ring-A-Bell
+    the same edited models on MMA-Diffusion (``--mma FILE``, ``adv_prompt``) and Ring-A-Bell
     (``--ring-a-bell FILE``) prompts, and/or one more prompt file ``--prompts FILE`` (named by its
-    format): totals and the percentage drop from the base model.
+    format): one row per model, per prompt set the total, the percentage drop from the base model and the
+    images with any detection (the paper's Table 4 layout).
 
-``--unet FILE|DIR`` (see :mod:`cadkit.models.override`) benchmarks a denoiser edited by another method
-instead of the CAD rows: the table then has the base row and that model's row.
+``--methods cad,uce,esd-u,conceptprune,rece`` gives one row per erasure method (default: CAD-Erase), each
+erasing ``--concept`` as a nudity concept in its own wording (see :mod:`cadkit.benchmarks.framework.methods`).
+``--unet FILE|DIR`` (see :mod:`cadkit.models.override`) benchmarks a denoiser edited elsewhere
+instead of the method rows: the table then has the base row and that model's row.
 
 These suites are registered with ``objects=False``: no object classes and no object judge; they read
 ``--prompts`` themselves (``PROMPT_SUITE_KEYS`` are their report's protocol line). The NudeNet detector
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cadkit.benchmarks.framework.context import BenchContext
+from cadkit.benchmarks.framework.methods import methods_lines as framework_methods_lines
 from cadkit.benchmarks.framework.options import BenchOptions
 from cadkit.benchmarks.framework.prompt_suites import (
     EDIT_OPTIONS,
@@ -51,7 +55,7 @@ from cadkit.data import PromptRecord
 from cadkit.errors import bad_arg
 
 __all__ = ["NUDITY_OPTIONS", "LABEL_NAMES", "nudity_table", "nudity_metric", "erase_nudity", "adversarial", "drop_percent",
-           "check_threshold"]
+           "check_threshold", "methods_lines"]
 
 LABEL_NAMES: dict[str, str] = {
     "ARMPITS_EXPOSED": "armpits", "BELLY_EXPOSED": "belly", "BUTTOCKS_EXPOSED": "buttocks", "FEET_EXPOSED": "feet",
@@ -148,7 +152,8 @@ def erase_nudity(ctx: BenchContext) -> SuiteResult:
     title = f"NudeNet detections on {len(records)} prompts ({Path(str(o.prompts)).name})"
     t = nudity_table("erase-nudity", title, rows)
     notes = [nudity_note(metric), prompt_note(o, records, str(o.prompts)), *variant_notes(variants), *injected_note(o)]
-    return SuiteResult("erase-nudity", [t], files={"grids/nudity.png": variant_grid(ctx, variants, records)}, notes=notes)
+    return SuiteResult("erase-nudity", [t], files={"grids/nudity.png": variant_grid(ctx, variants, records)}, notes=notes,
+                       protocol_notes=methods_lines(o, str(x["concept"])))
 
 
 # -- adversarial ---------------------------------------------------------------------------------------------------
@@ -197,25 +202,37 @@ def drop_percent(base: float, edited: float) -> float:
                 protocol_keys=(*PROMPT_SUITE_KEYS, "extra.mma", "extra.ring_a_bell"),
                 prompts_help="One more adversarial prompt file besides --mma/--ring-a-bell (any prompt format; named by it)")
 def adversarial(ctx: BenchContext) -> SuiteResult:
-    """Table 4: the erased model on MMA-Diffusion and Ring-A-Bell prompts: totals and % drop."""
+    """Table 4: the erased models on MMA-Diffusion and Ring-A-Bell prompts: totals and % drop."""
     o, x = ctx.opts, ctx.opts.extra
     sets = _adv_sets(o)
     metric = nudity_metric(o, check_threshold(o))
     variants = model_variants(ctx, str(x["concept"]))
-    base, edited = variants
-    rows: list[dict[str, Any]] = []
     detail: dict[str, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    base_totals: dict[str, float] = {}
+    for v in variants:
+        row: dict[str, Any] = {"model": v.label}
+        for name, recs in sets.items():
+            got = evaluate_variant(ctx, v, f"{v.label} {name}", recs, {"nudity": metric}, prompt_set=name)["nudity"]
+            detail[f"{name}: {v.label}"] = got
+            base_totals.setdefault(name, got["total"])
+            row.update({f"{name}:total": got["total"], f"{name}:any": got["images_with_any"],
+                        f"{name}:drop": None if v is variants[0] else drop_percent(base_totals[name], got["total"])})
+        rows.append(row)
+    cols: list[tuple[str, str]] = [("model", "model")]
     for name, recs in sets.items():
-        b = evaluate_variant(ctx, base, f"base {name}", recs, {"nudity": metric}, prompt_set=name)["nudity"]
-        e = evaluate_variant(ctx, edited, f"{edited.label} {name}", recs, {"nudity": metric}, prompt_set=name)["nudity"]
-        detail[f"{name}: base"], detail[f"{name}: {edited.label}"] = b, e
-        rows.append({"prompts": name, "n": len(recs), "base_total": b["total"], "edited_total": e["total"],
-                     "drop": drop_percent(b["total"], e["total"]), "base_any": b["images_with_any"], "edited_any": e["images_with_any"]})
-    cols = [("prompts", "prompt set"), ("n", "prompts"), ("base_total", "base: total"), ("edited_total", f"{edited.label}: total"),
-            ("drop", "drop (%)"), ("base_any", "base: images with any"), ("edited_any", f"{edited.label}: images with any")]
-    t = Table("adversarial", "NudeNet detections on adversarial prompts (total over the 9 labels)", cols, rows,
-              formats={"n": "d", "base_total": "d", "edited_total": "d", "base_any": "d", "edited_any": "d"})
+        cols += [(f"{name}:total", f"{name} ({len(recs)}): total"), (f"{name}:drop", f"{name}: drop (%)"),
+                 (f"{name}:any", f"{name}: images with any")]
+    fm = {k: "d" for k, _ in cols if k.endswith((":total", ":any"))}
+    t = Table("adversarial", "NudeNet detections on adversarial prompts (total over the 9 labels; drop from the base model)", cols, rows,
+              formats=fm)
     per_label = nudity_table("adversarial-labels", "Detections per label", detail)
     first = next(iter(sets.values()))
     notes = [nudity_note(metric), *[prompt_note(o, r, n) for n, r in sets.items()], *variant_notes(variants), *injected_note(o)]
-    return SuiteResult("adversarial", [t, per_label], files={"grids/adversarial.png": variant_grid(ctx, variants, first)}, notes=notes)
+    return SuiteResult("adversarial", [t, per_label], files={"grids/adversarial.png": variant_grid(ctx, variants, first)}, notes=notes,
+                       protocol_notes=methods_lines(o, str(x["concept"])))
+
+
+def methods_lines(o: BenchOptions, concept: str) -> list[str]:
+    """The "Methods:" line of the nudity suites (none with ``--unet``)."""
+    return [] if o.extra.get("unet") else framework_methods_lines(o, "nudity", concept)

@@ -5,6 +5,7 @@ step           function                                     writes
 =============  ===========================================  =======================================
 attribute      :func:`cadkit.commands.attribute.run`        a score file (safetensors + provenance)
 edit           :func:`cadkit.commands.edit.run`             an edit file
+erase          :func:`cadkit.commands.erase.run`            an edit file of one erasure method (+ cost)
 export         :func:`cadkit.commands.export.run`           an edited diffusers folder
 generate       :func:`cadkit.commands.generate.run`         PNGs + ``generate.json``
 verify         :func:`cadkit.commands.verify.run`           ``verify.csv/png/json``

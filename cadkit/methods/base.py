@@ -3,8 +3,10 @@ options, seed) into an edit of the denoiser plus a cost record.
 
 A method is a subclass of :class:`ErasureMethod` that declares
 
-* ``name``, ``description`` (one line) and ``Options``: a frozen dataclass of typed options made with
+* ``name``, ``label`` (its row in benchmark tables; default: ``name``), ``description`` (one line) and ``Options``: a frozen dataclass of typed options made with
   :mod:`cadkit.methods.options` (their defaults are the paper's settings);
+* ``choices``: the settings cadkit chose where the method's reference code and the CAD paper leave them
+  open (the specification's "not found"), one line each; benchmark reports print them;
 * ``families``: adapter families it edits with a reference implementation (``sd`` = SD-1/2,
   ``sdxl``, ``sd3``, ``flux``) and ``extension_families``: families cadkit supports without one
   (results are marked ``extension`` in the record);
@@ -75,8 +77,10 @@ class ErasureMethod(abc.ABC):
     """Base class of erasure methods (see the module docstring)."""
 
     name: ClassVar[str] = ""
+    label: ClassVar[str] = ""
     description: ClassVar[str] = ""
     Options: ClassVar[type]
+    choices: ClassVar[tuple[str, ...]] = ()
     families: ClassVar[tuple[str, ...]] = ()
     extension_families: ClassVar[tuple[str, ...]] = ()
 

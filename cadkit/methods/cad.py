@@ -48,6 +48,7 @@ class CADErase(ErasureMethod):
     """CAD-Erase: zero the top positive attribution scores of each row."""
 
     name = "cad"
+    label = "CAD-Erase"
     description = "CAD-Erase: attribution w * dJ/dw, zero the top positive components per row"
     Options = CADOptions
     families = ("sd", "sdxl", "sd3", "flux")

@@ -162,6 +162,11 @@ class ConceptPrune(ErasureMethod):
     """ConceptPrune: zero the FFN output weights that fire for the concept over the first timesteps."""
 
     name = "conceptprune"
+    label = "ConceptPrune"
+    choices = (
+        "artists take the object setting (tau 10, k 2 %); the paper's \"same parameters\" is ambiguous",
+        "prompt pairs over cadkit's word lists or the model's registry pairs (the reference's lists are not shipped)",
+    )
     description = "ConceptPrune: prune skilled FFN output neurons' weights (WANDA scores, early timesteps)"
     Options = ConceptPruneOptions
     families = ("sd", "sdxl")

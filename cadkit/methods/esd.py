@@ -236,6 +236,9 @@ class ESDU(_ESD):
     """ESD-u: fine-tunes everything but cross-attention (the CAD paper's ESD)."""
 
     name = "esd-u"
+    label = "ESD-u"
+    choices = ("ESD-u for every concept type, artists included (the CAD loader's one file pattern); whether CAD's artist "
+               "runs used ESD-x is not found", "nudity worded \"nudity\"; the wording CAD passed is not found")
     description = "ESD-u: negative-guidance fine-tuning of the non-cross-attention weights"
     which = "esd-u"
 
@@ -244,5 +247,7 @@ class ESDX(_ESD):
     """ESD-x: fine-tunes the cross-attention only."""
 
     name = "esd-x"
+    label = "ESD-x"
+    choices = ("nudity worded \"nudity\"; the wording CAD passed is not found",)
     description = "ESD-x: negative-guidance fine-tuning of the cross-attention weights"
     which = "esd-x"

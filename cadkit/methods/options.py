@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from cadkit.errors import bad_arg
 
-__all__ = ["number", "count", "choice", "text", "texts", "flag", "parse_options", "options_dict"]
+__all__ = ["number", "count", "choice", "text", "texts", "flag", "parse_options", "options_dict", "parse_option_text", "describe_options"]
 
 T = TypeVar("T")
 _MISSING: Any = dataclasses.MISSING
@@ -156,3 +156,57 @@ def options_dict(options: Any) -> dict[str, Any]:
         v = getattr(options, f.name)
         out[f.name] = list(v) if isinstance(v, tuple) else v
     return out
+
+
+def parse_option_text(cls: type, item: str) -> tuple[str, Any]:
+    """``"NAME=VALUE"`` (a command-line word) -> ``(name, value)`` checked against option ``NAME`` of ``cls``.
+
+    VALUE is read by the option's kind: numbers, counts, choices and flags as written; a text as it is;
+    a text list as a JSON list (``["a", "b"]``) or a comma list; ``none`` for an optional option.
+    Raises ``bad_arg("options", ...)`` for a malformed word or an unknown name, ``bad_arg(NAME, ...)``
+    for a value of the wrong type or out of range.
+    """
+    import json
+
+    name, sep, raw = str(item).partition("=")
+    name = name.strip()
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if not sep or not name:
+        raise bad_arg("options", "NAME=VALUE", item)
+    if name not in fields:
+        raise bad_arg("options", f"an option of {cls.__name__} ({', '.join(sorted(fields))})", name)
+    meta = fields[name].metadata
+    value: Any = raw
+    if meta.get("optional") and raw.strip().lower() in ("none", "null"):
+        value = None
+    elif meta.get("kind") == "texts":
+        if raw.lstrip().startswith("["):
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                raise bad_arg(name, "a JSON list of texts or a comma list", raw) from None
+        else:
+            value = [t.strip() for t in raw.split(",") if t.strip()]
+    return name, (_coerce(name, meta, value) if meta.get("kind") else value)
+
+
+def describe_options(cls: type) -> list[tuple[str, str, str, str]]:
+    """``(name, kind and range, default, doc)`` per option of ``cls`` (for generated help)."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        m = f.metadata
+        kind = m.get("kind", "value")
+        if kind == "number":
+            lo, hi = m["lo"], m["hi"]
+            kind = f"number {'(' if m['lo_open'] else '['}{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
+        elif kind == "count":
+            kind = f"integer [{m['lo']}, {m['hi']}]"
+        elif kind == "choice":
+            kind = "|".join(m["choices"])
+        elif kind == "texts":
+            kind = "text list"
+        default = f.default if f.default is not _MISSING else "required"
+        if isinstance(default, tuple):
+            default = f"[{', '.join(map(repr, default))}]" if len(default) <= 3 else f"{len(default)} texts"
+        rows.append((f.name, kind + (" or none" if m.get("optional") else ""), str(default), str(m.get("doc", ""))))
+    return rows

@@ -76,6 +76,12 @@ class RECE(ErasureMethod):
     """RECE: UCE followed by closed-form adversarial-embedding erasure rounds."""
 
     name = "rece"
+    label = "RECE"
+    choices = (
+        "epochs and lambda_r from the RECE README (nudity 3 / 0.1, objects 1 / 1e-3, artists 1 / 1e-3); the epochs of the "
+        "public checkpoints CAD used are not found (its SD-2.1 appendix says 10 and 5)",
+        "no model selection by validation: the last epoch's edit is used",
+    )
     description = "RECE: UCE, then closed-form rounds erasing the embedding that regenerates the concept"
     Options = RECEOptions
     families = ("sd", "sdxl")

@@ -101,6 +101,13 @@ class UCE(ErasureMethod):
     """UCE: closed-form rewrite of the cross-attention keys/values (text-side projections on FLUX/SD-3)."""
 
     name = "uce"
+    label = "UCE"
+    choices = (
+        "objects and nudity: RECE's UCE settings (guide \" \", retain [\"\"], s_e 1, s_p 1.0, lambda 0.5, legacy tokens); the "
+        "settings behind CAD's UCE checkpoints are not found (its loader's file name says guide \"art\" with preserve)",
+        "nudity worded \"nudity\" (the UCE/RECE scripts); the wording CAD passed is not found",
+        "artists: guide \"art\", preserve only the given names (the reference's 1,734 artist names are not shipped)",
+    )
     description = "UCE: closed-form edit of the text-side projections (attn2 to_k/to_v; FLUX context_embedder)"
     Options = UCEOptions
     families = ("sd", "sdxl", "flux")

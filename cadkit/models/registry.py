@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 __all__ = ["ModelEntry", "BenchDefaults", "AttackDefaults", "attack_defaults", "REGISTRY", "DEFAULT_MODEL", "get_entry", "is_available", "shipped_path",
-           "tiny_path", "load_world", "world_entries", "defaults_help", "sampling_defaults"]
+           "tiny_path", "load_world", "world_entries", "defaults_help", "sampling_defaults",
+           "MethodDefaults", "method_defaults", "fill_concept", "CONCEPT_PLACEHOLDER"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,23 @@ class BenchDefaults:
     images_per_class: int = 500
     attr_timesteps: int = 50
     sweep_ratios: tuple[float, ...] = (0.0005, 0.001, 0.002, 0.005, 0.01)
+
+
+#: Text in a method default replaced by the concept being erased (e.g. ConceptPrune's prompt pairs).
+CONCEPT_PLACEHOLDER = "{concept}"
+
+
+@dataclass(frozen=True)
+class MethodDefaults:
+    """Options of one erasure method on one model where the method's paper defaults do not fit it.
+
+    ``options`` apply to every concept type, ``by_type[concept_type]`` on top of them; both are
+    layered over the method's own defaults (its ``Options`` and per-concept-type defaults) and under
+    what the caller gives. Texts (and text lists) may hold :data:`CONCEPT_PLACEHOLDER`.
+    """
+
+    options: Mapping[str, Any] = field(default_factory=dict)
+    by_type: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -71,7 +89,8 @@ class ModelEntry:
     0.1 % of the ``ff`` rows of SD-1.4). ``shipped``: ``"package:folder"`` of a pipeline shipped
     inside cadkit (else the model comes from the hub). ``world``: ``"module:attribute"`` of the
     embedded world the model draws (see :func:`load_world`). ``attack``: the attacks' settings
-    (:class:`AttackDefaults`).
+    (:class:`AttackDefaults`). ``method_defaults``: method name ->
+    :class:`MethodDefaults` of the erasure methods (``cadkit erase``, ``--methods``) on this model.
     """
 
     name: str
@@ -89,7 +108,33 @@ class ModelEntry:
     shipped: str | None = None
     world: str | None = None
     attack: AttackDefaults = field(default_factory=AttackDefaults)
+    method_defaults: Mapping[str, MethodDefaults] = field(default_factory=dict)
 
+
+# The embedded model's words (its captions: "a {colour} {object}", "a {object} in {style} style", "a {colour} image",
+# "an image in {style} style"); a test checks them against cadkit.tiny.domain.
+_TINY_COLOURS = ("red", "orange", "green", "teal", "blue", "purple", "pink", "black")
+_TINY_STYLES = ("solid", "outline", "striped", "dotted", "checkered")
+_TINY_OBJECTS = ("circle", "square", "triangle", "star", "plus", "cross", "diamond", "hexagon", "ring", "heart")
+# Erasure methods on the embedded model (32 px, 20 DDIM steps, a 16-token CLIP, rows of 64-512), measured with
+# benchmarks/perf/methods_tiny.py: CAD-Erase as the benchmarks' defaults below; UCE and RECE at their paper defaults;
+# ESD at the model's 20 sampling steps, 200 iterations (paper: 1,000) and larger Adam steps (paper: 1e-5), ESD-x's 10x
+# ESD-u's; ConceptPrune over 4 of the 20 steps (tau 10 of 50 in the paper) at CFG 5, with prompt pairs
+# in the model's own caption templates (the reference's "a {scene}" / "a {object} in a {scene}" words are unknown to it).
+_TINY_METHODS: dict[str, MethodDefaults] = {
+    "cad": MethodDefaults({"modules": "attn2", "ratio": 0.05, "timesteps": 25, "guidance": 3.0}),
+    "esd-u": MethodDefaults({"steps": 20, "iterations": 200, "lr": 2e-4}),
+    "esd-x": MethodDefaults({"steps": 20, "iterations": 200, "lr": 2e-3}),
+    "conceptprune": MethodDefaults({"steps": 20, "guidance": 5.0, "timesteps": 4}, by_type={
+        "object": {"skill_ratio": 0.02, "select_ratio": 0.5,
+                   "base_prompts": tuple(f"a {c} image" for c in _TINY_COLOURS) + tuple(f"an image in {s} style" for s in _TINY_STYLES),
+                   "target_prompts": tuple(f"a {c} {{concept}}" for c in _TINY_COLOURS)
+                   + tuple(f"a {{concept}} in {s} style" for s in _TINY_STYLES)},
+        "artist": {"skill_ratio": 0.02, "select_ratio": 0.5,
+                   "base_prompts": tuple(f"a {o}" for o in _TINY_OBJECTS),
+                   "target_prompts": tuple(f"a {o} in {{concept}} style" for o in _TINY_OBJECTS)},
+    }),
+}
 
 REGISTRY: dict[str, ModelEntry] = {
     e.name: e
@@ -115,7 +160,8 @@ REGISTRY: dict[str, ModelEntry] = {
                    # 20 with 8 tokens, the model's own sampler (DDIM, 20 steps, CFG 5), whole-word tokens (96 of 625 ids)
                    attack=AttackDefaults(preset="tiny-cpu", tasks=("circle", "square", "triangle"), prompts=10, num_timesteps=5,
                                          iterations=10, official_iterations=200, eval_every=20, prompt_len=8, target_steps=20,
-                                         target_guidance=5.0, eval_steps=20, guidance=5.0, scheduler="default", vocab="words")),
+                                         target_guidance=5.0, eval_steps=20, guidance=5.0, scheduler="default", vocab="words"),
+                   method_defaults=_TINY_METHODS),
     ]
 }
 
@@ -179,6 +225,32 @@ def sampling_defaults(spec: str, adapter_cls: Any) -> tuple[int, float]:
     steps = entry.steps if entry is not None and entry.steps is not None else int(adapter_cls.default_steps)
     guidance = entry.guidance if entry is not None and entry.guidance is not None else float(adapter_cls.default_guidance)
     return int(steps), float(guidance)
+
+
+def method_defaults(spec: str, method: str, concept_type: str, concept: str | None = None) -> dict[str, Any]:
+    """Options of erasure method ``method`` for ``concept_type`` on model ``spec`` from its registry entry
+    (``{}`` for models outside the registry or without values for the method): the entry's
+    :class:`MethodDefaults` ``options``, then ``by_type[concept_type]``; with ``concept``, every
+    :data:`CONCEPT_PLACEHOLDER` in a text or text list is replaced by it."""
+    entry = REGISTRY.get(spec)
+    d = entry.method_defaults.get(method) if entry is not None else None
+    if d is None:
+        return {}
+    out = {**d.options, **d.by_type.get(concept_type, {})}
+    return out if concept is None else fill_concept(out, concept)
+
+
+def fill_concept(options: Mapping[str, Any], concept: str) -> dict[str, Any]:
+    """``options`` with every :data:`CONCEPT_PLACEHOLDER` in a text or text list replaced by ``concept``."""
+
+    def fill(v: Any) -> Any:
+        if isinstance(v, str):
+            return v.replace(CONCEPT_PLACEHOLDER, concept)
+        if isinstance(v, (tuple, list)) and all(isinstance(x, str) for x in v):
+            return tuple(x.replace(CONCEPT_PLACEHOLDER, concept) for x in v)
+        return v
+
+    return {k: fill(v) for k, v in options.items()}
 
 
 def defaults_help(what: str, fmt: Callable[[Any], str] = str, entries: Sequence[ModelEntry] | None = None) -> str:

@@ -48,7 +48,9 @@ def test_cli_styles_mode_end_to_end(run_cli: Any, tiny_sd1: Path, judge_weights:
                   "--ratio", "5%", "--judge", "tiny", "--judge-weights", judge_weights, *FAST, "--out", out)
     assert res.code == 0, res
     data = json.loads((out / "results.json").read_text())
-    rows = {r["target"]: r for r in data["tables"][0]["rows"]}
+    assert [t["name"] for t in data["tables"]] == ["erase-artists", "erase-artists-cad"]
+    assert [r["model"] for r in data["tables"][0]["rows"]] == ["base", "CAD-Erase"]
+    rows = {r["target"]: r for r in data["tables"][1]["rows"]}
     assert list(rows) == ["solid", "striped", "mean"]
     assert all(r["lpips_target"] is None and r["lpips_others"] is None for r in rows.values())
     report = (out / "report.md").read_text()
@@ -83,8 +85,10 @@ def test_lpips_per_artist_equals_direct(tiny_sd1: Path, tmp_path: Path) -> None:
                         prompts=str(prompts), extra=dict(artists="Pablo Picasso,vincent van gogh", limit=2),
                         networks=dict(lpips_net=net))
     res, out = run_suite("erase-artists", opts)
-    rows = {r["target"]: r for r in res.tables[0].rows}
+    rows = {r["target"]: r for r in res.tables[1].rows}
     assert list(rows) == ["Pablo Picasso", "Vincent van Gogh", "mean"]
+    summary = res.tables[0].rows[1]  # the CAD-Erase row of the one-row-per-model table: the same numbers
+    assert summary["model"] == "CAD-Erase" and summary["mean:target"] == pytest.approx(rows["mean"]["lpips_target"])
     data = json.loads((out / "results.json").read_text())
     recs = load_prompts(prompts, artists="Pablo Picasso,Vincent van Gogh")
     assert [r.seed for r in recs] == [3000, 3007, 3014, 3021]

@@ -132,11 +132,13 @@ def test_adversarial_identity_unet(tiny_sd1: Path, tmp_path: Path) -> None:
     mma, rab = write_mma(tmp_path / "mma.csv"), write_rab(tmp_path / "rab.txt")
     extra = dict(mma=str(mma), ring_a_bell=str(rab), limit=2, unet=str(tiny_sd1 / "unet"), nudity_threshold=0.2)
     res, out = run_suite("adversarial", _opts(tiny_sd1, tmp_path / "adv", **extra))
-    rows = res.tables[0].rows
-    assert [r["prompts"] for r in rows] == ["MMA-Diffusion", "Ring-A-Bell"]
-    for r in rows:
-        assert r["n"] == 2 and r["base_total"] == r["edited_total"]
-        assert r["drop"] == 0.0 if r["base_total"] else r["drop"] != r["drop"]
+    base_row, unet_row = res.tables[0].rows
+    assert (base_row["model"], unet_row["model"]) == ("base", "--unet unet")
+    for name in ("MMA-Diffusion", "Ring-A-Bell"):
+        assert base_row[f"{name}:total"] == unet_row[f"{name}:total"] and base_row[f"{name}:drop"] is None
+        drop = unet_row[f"{name}:drop"]
+        assert drop == 0.0 if base_row[f"{name}:total"] else drop != drop
+    assert [h for _, h in res.tables[0].columns if h.endswith(": total")] == ["MMA-Diffusion (2): total", "Ring-A-Bell (2): total"]
     data = json.loads((out / "results.json").read_text())
     recs = load_prompts(mma, format="mma", limit=2)
     assert recs[0].prompt == "a red square, x0"
@@ -153,7 +155,7 @@ def test_adversarial_prompts_file_is_named_by_its_format(tiny_sd1: Path, tmp_pat
     mma, rab = write_mma(tmp_path / "mma.csv"), write_rab(tmp_path / "rab.txt")
     extra = dict(mma=str(mma), limit=2, unet=str(tiny_sd1 / "unet"))
     res, _ = run_suite("adversarial", _opts(tiny_sd1, tmp_path / "adv", prompts=rab, **extra))
-    assert [(r["prompts"], r["n"]) for r in res.tables[0].rows] == [("MMA-Diffusion", 2), ("Ring-A-Bell", 2)]
+    assert [h for _, h in res.tables[0].columns if h.endswith(": total")] == ["MMA-Diffusion (2): total", "Ring-A-Bell (2): total"]
 
 
 @pytest.mark.parametrize("case", ["no-prompt-column", "threshold-0", "threshold-1.5", "unet-mismatch", "unet-pickle",

@@ -53,8 +53,15 @@ def test_erase_objects_table_plugin_and_rerun(tiny_sd1: Path, tmp_path: Path, ju
     # the plugin saw every image of each condition: its mean brightness is the images' mean
     assert math.isclose(conds["base"]["metrics"]["mean-brightness"], float(imgs.double().mean()), rel_tol=1e-9)
     # table rows: target / others from the per-class accuracies; mean row is the mean of the rows
-    rows = {r["target"]: r for r in result.tables[0].rows}
+    assert [t.name for t in result.tables] == ["erase-objects", "erase-objects-cad", "metrics"]
+    rows = {r["target"]: r for r in result.tables[1].rows}
     base = conds["base"]["accuracy"]
+    # the one-row-per-model table (the paper's layout) holds the same numbers
+    summary = {r["model"]: r for r in result.tables[0].rows}
+    assert list(summary) == ["base", "CAD-Erase"]
+    for c in ("circle", "square"):
+        assert summary["CAD-Erase"][f"{c}:target"] == rows[c]["edited_target"] and summary["base"][f"{c}:others"] == rows[c]["base_others"]
+    assert summary["CAD-Erase"]["mean:others"] == pytest.approx(rows["mean"]["edited_others"])
     for c, other in (("circle", "square"), ("square", "circle")):
         assert rows[c]["base_target"] == base[c] and rows[c]["base_others"] == base[other]
         assert rows[c]["edited_target"] == conds[f"CAD-Erase {c}"]["accuracy"][c]
