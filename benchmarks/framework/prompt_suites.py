@@ -19,7 +19,6 @@ from typing import Any
 
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.generation import edit_key, model_fingerprint, model_key
-from cadkit.benchmarks.framework.judging import judge_records
 from cadkit.benchmarks.framework.methods import METHODS_HELP, method_variants
 from cadkit.benchmarks.framework.options import BenchOptions
 from cadkit.benchmarks.framework.registry import SuiteOption

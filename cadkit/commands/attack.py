@@ -40,7 +40,7 @@ from cadkit.attacks.tasks import (
 )
 from cadkit.data.prompts import PromptRecord
 from cadkit.errors import UsageError, bad_arg
-from cadkit.io import check_writable_dir, write_json
+from cadkit.io import check_not_input, check_writable_dir, local_folder, write_json
 from cadkit.models.registry import DEFAULT_MODEL
 
 __all__ = ["run", "PROTOCOL_FILE", "SUMMARY_FILE"]
@@ -132,6 +132,8 @@ def run(
             check_fit(override_shapes(unet), expected, str(unet))
     out_dir = check_writable_dir(out, "out")
     resolved = resolve_model(model)
+    check_not_input(out_dir, {"model": local_folder(resolved.source), "prompts": prompts, "unet": unet,
+                              **{f"edits[{i}]": e for i, e in enumerate(edits)}, "judge_weights": judge_weights}, "out")
     adapter = load_adapter(resolved, device=pick_device(device))
     opts = options_for(model, adapter, **dict(options or {}))
     pair = _pair(adapter, loaded, unet)  # an edit made for another model fails here (usage error), before any write

@@ -101,8 +101,11 @@ def test_two_processes_give_the_one_process_table(tiny_sd1: Path, judge_weights:
         for attack in ("p4d", "unlearndiff"):
             a, b = _records(o1, row, "circle", attack), _records(o2, row, "circle", attack)
             assert len(a) == len(b) == 3
-            assert [(r["status"], r["adv_prompt"], r["blocks"] and r["blocks"][-1]["losses"]) for r in a] == \
-                   [(r["status"], r["adv_prompt"], r["blocks"] and r["blocks"][-1]["losses"]) for r in b]
+            assert [(r["status"], r["adv_prompt"]) for r in a] == [(r["status"], r["adv_prompt"]) for r in b]
+            # the same losses up to float summation order (one process runs 2 intra-op threads, each DDP rank 1)
+            for ra, rb in zip(a, b):
+                la, lb = (ra["blocks"] and ra["blocks"][-1]["losses"]), (rb["blocks"] and rb["blocks"][-1]["losses"])
+                assert la == pytest.approx(lb, rel=1e-5, abs=1e-9)
     assert {r["models"]["kind"] for r in _records(o1, "other", "circle", "p4d")} == {"denoiser-swap"}
     ranks = [r["models"]["rank"] for row in ("base", "other") for a in ("p4d", "unlearndiff") for r in _records(o2, row, "circle", a)]
     assert sorted(ranks) == [0] * 6 + [1] * 6  # 12 items, strided over 2 ranks: each attacked by exactly one

@@ -154,3 +154,15 @@ def test_unavailable_judges_are_runtime_failures(files: dict[str, Path], run_cli
                   "--out", tmp_path / "b", "--no-progress")
     assert_one_line_error(res, "nudenet", code=1)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_attack_output_is_never_an_input(files: dict[str, Path], run_cli: Any, tiny_sd1: Path, tmp_path: Path) -> None:
+    """``--out`` inside the model folder or holding the prompt file: one line naming it, exit 2, nothing written."""
+    from tests.helpers import tree_state
+
+    before = tree_state(tiny_sd1)
+    for out, needle in ((tiny_sd1 / "attack", "model"), (files["church"].parent, "prompts")):
+        res = run_cli("attack", "--attack", "unlearndiff", "--model", tiny_sd1, "--task", "circle", "--prompts", files["church"],
+                      "--out", out, "--no-progress")
+        assert_one_line_error(res, "--out", needle)
+    assert tree_state(tiny_sd1) == before and files["church"].is_file()
