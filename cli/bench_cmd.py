@@ -11,7 +11,7 @@ import click
 
 _COMMON: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--model",), dict(default="tiny", show_default=True, help="Registry name, hub id or diffusers folder.")),
-    (("--classes",), dict(default=None, help="Comma list [tiny: all objects; SD: the 10 ImageNette classes; --quick: first 3].")),
+    (("--classes",), dict(default=None, help="Comma list [tiny: the 10 common objects (rare ones by name); SD: the 10 ImageNette classes; --quick: first 3].")),
     (("--prompts",), dict(default=None, help="")),  # help: the suite's prompts_help
     (("--prompts-format",), dict(default="auto", show_default=True, help="")),
     (("--template",), dict(default="an image of a {class}", show_default=True, help="Prompt template of generated rows.")),

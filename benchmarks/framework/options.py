@@ -11,7 +11,7 @@ Defaults (recorded in every report):
 ========================  ==========================================  ==================================
 option                    ``tiny``                                    SD models
 ========================  ==========================================  ==================================
-classes                   all ``cadkit.tiny.domain.OBJECTS``           the 10 ImageNette classes
+classes                   ``cadkit.tiny.domain.COMMON_OBJECTS`` (10)   the 10 ImageNette classes
 images_per_class          20                                          500 (the paper's ImageNette CSV)
 steps / guidance          registry ``tiny`` defaults (20, 5)           pipeline defaults (50, 7.5)
 ratio (erase)             ``REGISTRY[model].erase_ratio``              0.1 % (paper Table 1)
@@ -263,7 +263,7 @@ def _resolve_objects(o: BenchOptions, tiny: bool) -> None:
             o.classes = tuple(names[: QUICK["classes"]] if o.quick else names)
     else:
         if o.classes is None:
-            o.classes = tuple(known)
+            o.classes = tuple(default_classes(o))
             if o.quick:
                 o.classes = o.classes[: QUICK["classes"]]
         for c in o.classes:
@@ -271,6 +271,16 @@ def _resolve_objects(o: BenchOptions, tiny: bool) -> None:
                 raise bad_arg("--classes", known, c)
         if len(set(o.classes)) != len(o.classes):
             raise bad_arg("--classes", "class names without repeats", ",".join(o.classes))
+
+
+def default_classes(o: BenchOptions) -> list[str]:
+    """The default ``--classes``: the tiny judge's common classes (its rare ones only when named), else
+    every class the judge can name."""
+    if o.judge_network is None and o.judge == "tiny":
+        from cadkit.tiny.domain import COMMON_OBJECTS
+
+        return list(COMMON_OBJECTS)
+    return judge_classes(o)
 
 
 def judge_classes(o: BenchOptions) -> list[str]:
@@ -300,4 +310,4 @@ def check_not_none(value: Any, name: str) -> Any:
     return value
 
 
-__all__ += ["judge_classes", "default_out", "is_tiny"]
+__all__ += ["judge_classes", "default_classes", "default_out", "is_tiny"]

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from cadkit.errors import bad_arg
 from cadkit.io import atomic_dir, atomic_path, check_writable_dir, write_json
-from cadkit.tiny.domain import render_set
+from cadkit.tiny.domain import render_set, training_object_p
 from cadkit.tiny.model import (
     MAX_TOKENS,
     TinyConfig,
@@ -49,7 +49,9 @@ def _log(msg: str) -> None:
 
 
 def load_dataset(out: Path, cfg: TinyConfig) -> tuple[np.ndarray, list[str]]:
-    """Images uint8 ``[N, 32, 32, 3]`` and captions of the run's dataset (rendered once, cached)."""
+    """Images uint8 ``[N, 32, 32, 3]`` and captions of the run's dataset (rendered once, cached).
+
+    Object classes follow the long tail :func:`~cadkit.tiny.domain.training_object_p`."""
     cache = out / "cache"
     img_p, cap_p = cache / "images.npy", cache / "captions.json"
     if img_p.exists() and cap_p.exists():
@@ -58,7 +60,7 @@ def load_dataset(out: Path, cfg: TinyConfig) -> tuple[np.ndarray, list[str]]:
         if len(caps) == cfg.dataset_size:
             return imgs, caps
     cache.mkdir(parents=True, exist_ok=True)
-    imgs, _, caps = render_set(cfg.dataset_size, cfg.seed)
+    imgs, _, caps = render_set(cfg.dataset_size, cfg.seed, object_p=training_object_p())
     with atomic_path(img_p) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, imgs)
