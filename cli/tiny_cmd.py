@@ -66,7 +66,7 @@ def train(out: str, steps: int | None, batch_size: int | None, seed: int, preset
 @tiny.command()
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (config, checkpoints, snapshots/, pipeline/).")
 @click.option("--base", default=None, type=click.Path(file_okay=False), help="Pipeline folder to start from (default: the shipped tiny).")
-@click.option("--steps", type=int, default=None, help="Fine-tuning steps (default 1500).")
+@click.option("--steps", type=int, default=None, help="Fine-tuning steps (default 3000).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--snapshot-every", type=int, default=0, show_default=True, help="Export the EMA pipeline every N steps (0: never).")
 @click.option("--resume", is_flag=True, help="Resume from OUT/checkpoints/last.ckpt.")
