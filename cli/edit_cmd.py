@@ -3,41 +3,46 @@
 from __future__ import annotations
 
 import click
+from cadkit.cli.core import RATIO, CadkitCommand, choice, finite_float, model_help, modules_type
+
+from cadkit.editing.edits import EDIT_MODES
+from cadkit.editing.masks import GRANULARITIES
+from cadkit.models.loading import DTYPES
 
 
-@click.command("edit")
+@click.command("edit", cls=CadkitCommand)
 @click.option("--scores", required=True, type=click.Path(dir_okay=False), help="Score file from `cadkit attribute`.")
-@click.option("--mode", required=True, help="erase (zero top positive) | amplify (zero bottom negative) | scale (multiply bottom negative by --scale).")
-@click.option("--ratio", default="0.1%", show_default=True, help="r as a fraction or percent (0.001 or 0.1%): of each row's fan-in, each matrix or all entries (by --granularity); counts are floored.")
-@click.option("--granularity", default="row", show_default=True, help="row (the paper's) | matrix | global.")
-@click.option("--modules", default=None, help="Module groups to edit, comma list [default: every scored parameter].")
-@click.option("--scale", default=None, help="Factor for --mode scale [default: 2.0].")
-@click.option("--model", default=None, help="The model the scores are for [default: the one the score file names].")
+@click.option("--mode", required=True, type=choice(EDIT_MODES), help="erase (zero top positive) | amplify (zero bottom negative) | scale (multiply bottom negative by --scale).")
+@click.option("--ratio", type=RATIO, default="0.1%", show_default=True, help="r as a fraction or percent (0.001 or 0.1%): of each row's fan-in, each matrix or all entries (by --granularity); counts are floored.")
+@click.option("--granularity", type=choice(GRANULARITIES), default="row", show_default=True, help="row is the paper's.")
+@click.option("--modules", type=modules_type(), default=None, help="Module groups to edit, comma list [default: every scored parameter].")
+@click.option("--scale", type=finite_float(0, open_lo=True), default=None, help="Factor for --mode scale [default: 2.0].")
+@click.option("--model", default=None, help="The model the scores are for [default: the one the score file names]. " + model_help())
 @click.option("--device", default=None, help="cpu, cuda, cuda:N [default: cuda if available].")
 @click.option("--show-layers", is_flag=True, help="Print how many entries each parameter loses (zeros included).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Edit file to write (.safetensors).")
-def edit(scores: str, mode: str, ratio: str, granularity: str, modules: str | None, scale: str | None, model: str | None,
+def edit(scores: str, mode: str, ratio: float, granularity: str, modules: str | None, scale: float | None, model: str | None,
          device: str | None, show_layers: bool, out: str) -> None:
     """Turn a score file into a sparse, reversible edit file."""
-    from cadkit.editing.commands import run_edit
+    from cadkit.commands.edit import run
 
-    e, table = run_edit(scores=scores, mode=mode, ratio=ratio, granularity=granularity, modules=modules, scale=scale,
-                        model=model, device=device, out=out)
+    e, table = run(scores=scores, mode=mode, ratio=ratio, granularity=granularity, modules=modules, scale=scale,
+                   model=model, device=device, out=out)
     click.echo(table if show_layers else table.splitlines()[-1])
     click.echo(f"wrote {out} ({e.mode}, r={e.ratio:g}, {e.granularity})")
 
 
-@click.command("export")
-@click.option("--model", required=True, help="Registry name, hub id or diffusers folder.")
+@click.command("export", cls=CadkitCommand)
+@click.option("--model", required=True, help=model_help())
 @click.option("--edit", "edits", multiple=True, required=True, type=click.Path(dir_okay=False), help="Edit file (repeatable; applied in order).")
-@click.option("--dtype", default="fp32", show_default=True, help="fp32 | fp16 | bf16.")
+@click.option("--dtype", type=choice(DTYPES), default="fp32", show_default=True)
 @click.option("--device", default=None, help="cpu, cuda, cuda:N [default: cuda if available].")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the edited diffusers pipeline.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="New folder (or an earlier export) for the edited diffusers pipeline.")
 def export(model: str, edits: tuple[str, ...], dtype: str, device: str | None, out: str) -> None:
     """Write the model with the edits applied as a diffusers folder that plain diffusers loads."""
-    from cadkit.editing.commands import run_export
+    from cadkit.commands.export import run
 
-    path = run_export(model=model, edits=list(edits), out=out, dtype=dtype, device=device)
+    path = run(model=model, edits=list(edits), out=out, dtype=dtype, device=device)
     click.echo(f"wrote {path}")
 
 

@@ -1,31 +1,38 @@
 """Entry point of the ``cadkit`` command: one click group; each sub-command lives in its own module.
 
-Every user error (a :class:`cadkit.errors.CadkitError` or a click usage error) is printed as one
-line on stderr and exits with code 2, without a traceback.
+Every error meant for the user is printed as one line on stderr, without a traceback: usage errors
+(a click usage error or a :class:`cadkit.errors.UsageError`: a bad value, a missing or foreign file)
+exit with code 2, runtime failures (a :class:`cadkit.errors.CadkitError`: a model not cached, NaN, an
+unavailable network; an ``OSError`` such as a full disk) with code 1, an interruption with 130.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
 import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
+from cadkit.cli.core import CadkitCommand, CadkitSubGroup
 
-from cadkit.errors import CadkitError
+from cadkit.errors import EXIT_RUNTIME, EXIT_USAGE, CadkitError
 
 # Sub-command modules; each defines ``register(group)``.
 _COMMAND_MODULES = (
-    "cli.models_cmd",
-    "cli.generate_cmd",
-    "cli.tiny_cmd",
-    "cli.attribute_cmd",
-    "cli.edit_cmd",
-    "cli.verify_cmd",
-    "cli.bench_cmd",
-    "cli.plugins_cmd",
+    "cadkit.cli.models_cmd",
+    "cadkit.cli.generate_cmd",
+    "cadkit.cli.tiny_cmd",
+    "cadkit.cli.attribute_cmd",
+    "cadkit.cli.edit_cmd",
+    "cadkit.cli.erase_cmd",
+    "cadkit.cli.verify_cmd",
+    "cadkit.cli.bench_cmd",
+    "cadkit.cli.attack_cmd",
+    "cadkit.cli.plugins_cmd",
 )
 
 
@@ -34,34 +41,76 @@ def _one_line(msg: str) -> str:
 
 
 class CadkitGroup(click.Group):
-    """A click group that turns user errors into one line on stderr and exit code 2."""
+    """The ``cadkit`` group: one-line errors with the exit code of their kind (see the module docstring)."""
+
+    command_class = CadkitCommand
+    group_class = CadkitSubGroup
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
+        with warnings.catch_warnings(record=True) as caught, _watch_sigint() as interrupted:  # warnings held back: an error stays one line
+            code = self._run(interrupted, *args, **kwargs)
+        if code == 0:  # a run that worked shows each distinct library warning once, on one line
+            for line in dict.fromkeys(f"warning: {w.category.__name__}: {_one_line(str(w.message))}" for w in caught):
+                click.echo(line, err=True)
+        sys.exit(code)
+
+    def _run(self, interrupted: Callable[[], bool], *args: Any, **kwargs: Any) -> int:
+        """Run the command; print its error, if any, as one line; return the exit code."""
         try:
             rv = super().main(*args, **kwargs)
         except click.exceptions.NoArgsIsHelpError as exc:
             click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
-            sys.exit(0)
+            return 0
         except click.UsageError as exc:
             ctx = exc.ctx
             where = f"{ctx.command_path}: " if ctx is not None else ""
             click.echo(f"error: {where}{_one_line(exc.format_message())}", err=True)
-            sys.exit(2)
+            return EXIT_USAGE
         except CadkitError as exc:
             click.echo(f"error: {_one_line(str(exc))}", err=True)
-            sys.exit(2)
-        except click.exceptions.Abort:
+            return exc.exit_code
+        except (click.exceptions.Abort, KeyboardInterrupt):
             click.echo("aborted", err=True)
-            sys.exit(130)
+            return 130
+        except OSError as exc:  # a full disk, a folder that vanished: a runtime failure
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            click.echo(f"error: {_one_line(exc.strerror or str(exc))}{where}", err=True)
+            return EXIT_RUNTIME
         except click.exceptions.Exit as exc:
-            sys.exit(exc.exit_code)
+            return int(exc.exit_code)
         except click.ClickException as exc:
             click.echo(f"error: {_one_line(exc.format_message())}", err=True)
-            sys.exit(exc.exit_code)
-        if isinstance(rv, int):
-            sys.exit(rv)
-        sys.exit(0)
+            return int(exc.exit_code)
+        except SystemExit as exc:  # Lightning turns Ctrl-C inside a stage into exit(1) (see lightning_interrupts)
+            if exc.code == 1 and interrupted():
+                click.echo("aborted", err=True)
+                return 130
+            raise
+        return rv if isinstance(rv, int) else 0
+
+
+@contextlib.contextmanager
+def _watch_sigint() -> Iterator[Callable[[], bool]]:
+    """While a command runs, remember whether Ctrl-C was pressed (then interrupt as Python does)."""
+    import signal
+    import threading
+
+    seen: list[int] = []
+    prev = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if not callable(prev):  # not the main thread, or SIGINT ignored / left to the system: leave it so
+        yield lambda: False
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        prev(signum, frame)  # type: ignore[misc, operator]
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(seen)
+    finally:
+        signal.signal(signal.SIGINT, prev)
 
 
 @click.group(cls=CadkitGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import click
+from cadkit.cli.core import CadkitCommand
 
 from cadkit.models.registry import REGISTRY, is_available
 
 
-@click.command("models")
+@click.command("models", cls=CadkitCommand)
 def models() -> None:
     """List the model registry and whether each model is available on this machine."""
     click.echo(f"{'name':<11} {'family':<6} {'prediction':<13} {'res':>5}  {'available':<9} hub id / where")

@@ -1,21 +1,30 @@
-"""``cadkit plugins``: the built-in metrics and the installed ``cadkit.metrics`` plugins."""
+"""``cadkit plugins``: the built-in and installed metrics (``cadkit.metrics``) and erasure methods (``cadkit.methods``)."""
 
 from __future__ import annotations
 
 import click
+from cadkit.cli.core import CadkitCommand
 
 
-@click.command("plugins")
-def plugins() -> None:
-    """List metrics usable with `cadkit bench ... --metric NAME` (built-in and installed plugins)."""
-    from cadkit.metrics import list_metrics
-
-    rows = list_metrics()
+def _table(title: str, rows: list[tuple[str, str, str]]) -> None:
     w1 = max([len(r[0]) for r in rows] + [4])
     w2 = max([len(r[1]) for r in rows] + [6])
+    click.echo(title)
     click.echo(f"{'name':<{w1}}  {'source':<{w2}}  description")
     for name, source, desc in rows:
         click.echo(f"{name:<{w1}}  {source:<{w2}}  {desc}")
+
+
+@click.command("plugins", cls=CadkitCommand)
+def plugins() -> None:
+    """List metrics (`cadkit bench ... --metric NAME`) and erasure methods (`cadkit erase --method NAME`,
+    `--methods`), built-in and installed plug-ins."""
+    from cadkit.methods import list_methods
+    from cadkit.metrics import list_metrics
+
+    _table("# metrics (entry points: cadkit.metrics)", list_metrics())
+    click.echo("")
+    _table("# erasure methods (entry points: cadkit.methods)", list_methods())
 
 
 def register(group: click.Group) -> None:

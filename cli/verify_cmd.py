@@ -3,28 +3,39 @@
 from __future__ import annotations
 
 import click
+from cadkit.cli.core import RATIO, SEED, CadkitCommand, choice, count, finite_float, model_help, modules_type
+
+from cadkit.attribution.cad import MAX_SAMPLES, MAX_TIMESTEPS
+from cadkit.attribution.objectives import OBJECTIVES
+from cadkit.attribution.verify import MAX_TRIALS
+from cadkit.models.registry import DEFAULT_MODEL
 
 
-@click.command("verify")
-@click.option("--model", default="tiny", show_default=True)
+@click.command("verify", cls=CadkitCommand)
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help=model_help())
 @click.option("--concept", required=True)
-@click.option("--objective", type=click.Choice(["erase", "amplify"]), default="erase", show_default=True)
-@click.option("--trials", type=int, default=100, show_default=True, help="Random subsets S.")
-@click.option("--fraction", type=float, default=1e-3, show_default=True, help="Size of each S, as a fraction of the attributed weights.")
-@click.option("--modules", default="ff", show_default=True)
+@click.option("--objective", type=choice(tuple(OBJECTIVES)), default="erase", show_default=True)
+@click.option("--trials", type=count(1, MAX_TRIALS), default=100, show_default=True, help="Random subsets S.")
+@click.option("--fraction", type=finite_float(0, 1, open_lo=True), default=1e-3, show_default=True, help="Size of each S, as a fraction of the attributed weights.")
+@click.option("--modules", type=modules_type(), default="ff", show_default=True)
 @click.option("--top", "top", is_flag=True, help="Also ablate the top-k positive set CAD-Erase removes (at --ratio).")
-@click.option("--ratio", default=None, help="Ratio of --top [default: the model's erase ratio].")
-@click.option("--samples", type=int, default=1, show_default=True)
-@click.option("--timesteps", type=int, default=50, show_default=True)
-@click.option("--guidance", type=float, default=3.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--ratio", type=RATIO, default=None, help="Ratio of --top [default: the model's erase ratio].")
+@click.option("--samples", type=count(1, MAX_SAMPLES), default=1, show_default=True)
+@click.option("--timesteps", type=count(1, MAX_TIMESTEPS), default=50, show_default=True)
+@click.option("--guidance", type=finite_float(0), default=3.0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--recompute/--no-recompute", default=True, show_default=True,
+              help="Also measure J with the base-prompt reference recomputed under each ablation (one more forward pass per pair).")
 @click.option("--out", default="outputs/verify", show_default=True, help="Folder for verify.csv, verify.png, verify.json.")
 def verify(**kw: object) -> None:
     """Check that scores predict the change of J when weights are zeroed."""
-    from cadkit.api import run_verify
+    from cadkit.commands.verify import run
 
-    res = run_verify(**kw)  # type: ignore[arg-type]
-    click.echo(f"pearson_r={res.pearson_r:.4f} slope={res.slope:.4f} trials={sum(t.kind == 'random' for t in res.trials)}")
+    res = run(**kw)  # type: ignore[arg-type]
+    n = sum(t.kind == "random" for t in res.trials)
+    click.echo(f"pearson_r={res.pearson_r:.4f} slope={res.slope:.4f} trials={n}  (reference held: the function the scores differentiate)")
+    if res.pearson_r_recomputed == res.pearson_r_recomputed:
+        click.echo(f"pearson_r_recomputed={res.pearson_r_recomputed:.4f} slope_recomputed={res.slope_recomputed:.4f}  (reference recomputed under each ablation)")
     for t in res.trials:
         if t.kind == "top":
             click.echo(f"top-k set: {t.size} weights, predicted {t.predicted:.6g}, actual {t.actual:.6g}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,8 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from tests.helpers import CliResult  # noqa: E402  (after the offline switches: hub clients read them at import)
 
 _real_connect = socket.socket.connect
 
@@ -43,18 +44,10 @@ def tiny_sd2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_pipeline("sd2", tmp_path_factory.mktemp("tiny_sd2") / "pipe")
 
 
-class CliResult:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    def __repr__(self) -> str:
-        return f"CliResult(code={self.code}, out={self.out[-500:]!r}, err={self.err[-800:]!r})"
-
-
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str]) -> Iterator[object]:
     """Run ``cadkit ARGS`` in-process; returns a CliResult with exit code, stdout and stderr."""
-    from cli.main import cli
+    from cadkit.cli.main import cli
 
     def run(*args: str) -> CliResult:
         capsys.readouterr()
@@ -68,15 +61,3 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Iterator[object]:
 
     yield run
 
-
-def assert_one_line_error(res: CliResult, *needles: str) -> None:
-    """Exit 2, exactly one line on stderr (ignoring progress bars), no traceback, naming ``needles``."""
-    assert res.code == 2, res
-    lines = [ln for ln in res.err.replace("\r", "\n").splitlines() if ln.startswith("error:")]
-    assert len(lines) == 1, res
-    assert "Traceback" not in res.err, res
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-
-
-sys.modules.setdefault("cadkit_test_helpers", sys.modules[__name__])

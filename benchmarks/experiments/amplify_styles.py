@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     imgs, _, _ = render_set(a.renders, 1000, styles=[STYLES.index(a.style)] * a.renders)
     x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     scores = CAD(adapter, "ff").attribute(style_prompt(a.style), objective="amplify", images=x, timesteps=25, guidance=3.0,
-                                          batch_size=8, progress=False)
+                                          batch_size=8)
     for r in (parse_ratio(v.strip(), "--ratios") for v in a.ratios.split(",") if v.strip()):
         edit = make_edit(scores, scores.metadata, "amplify", r, "row", "ff", model=adapter)
         acc = {st: style_accuracy(adapter, judge, st, a.images, a.steps, a.guidance, edit) for st in STYLES}

@@ -37,17 +37,16 @@ def get_scores(
     if path.is_file():
         s, meta = load_scores(path)
         return s, meta, path
-    res = CAD(adapter, modules).attribute(
+    res = CAD(adapter, modules, devices=devices, num_nodes=num_nodes, accelerator=accelerator, progress=progress).attribute(
         concept, objective=objective, base_prompt=base_prompt, samples=samples if images is None else len(images),
-        timesteps=timesteps, guidance=guidance, seed=seed, images=images, batch_size=batch_size, devices=devices,
-        num_nodes=num_nodes, accelerator=accelerator, progress=progress,
+        timesteps=timesteps, guidance=guidance, seed=seed, images=images, batch_size=batch_size,
     )
     meta = dict(res.metadata)
     if _rank() == 0:
         save_scores(path, res, meta)
-    import json
+    from cadkit.files import encode_metadata
 
-    return dict(res), {k: v if isinstance(v, str) else json.dumps(v, default=str) for k, v in meta.items()}, path
+    return dict(res), encode_metadata(meta), path
 
 
 def edit_name(concept: str, mode: str, ratio: float, modules: str, granularity: str, scale: float | None = None) -> str:

@@ -13,20 +13,30 @@ context gives it, with everything cached so that reruns resume:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from cadkit.benchmarks.framework.concepts import get_edit, get_scores
+from cadkit.benchmarks.framework.generation import edit_key, generate_missing
+from cadkit.benchmarks.framework.judging import (
+    DamagedImages,
+    build_metrics,
+    image_shape,
+    judge_condition,
+    load_images,
+    object_judge,
+)
+from cadkit.benchmarks.framework.options import BenchOptions
+from cadkit.benchmarks.framework.runfolder import RunFolder
 from torch import Tensor
 
-from benchmarks.framework.concepts import get_edit, get_scores
-from benchmarks.framework.generation import edit_key, generate_missing
-from benchmarks.framework.judging import build_metrics, judge_records, load_images, object_judge
-from benchmarks.framework.options import BenchOptions
-from benchmarks.framework.runfolder import RunFolder
 from cadkit.data import ImageCache, PromptRecord
 
 __all__ = ["BenchContext", "object_records"]
+
+_T = TypeVar("_T")
 
 
 def object_records(o: BenchOptions) -> list[PromptRecord]:
@@ -56,6 +66,7 @@ class BenchContext:
         self.gen_protocol = gen_protocol
         self.conditions: dict[str, dict[str, Any]] = {}
         self.generated = 0
+        self.repaired: list[str] = []  # cache entries found damaged, discarded and regenerated
         self._judge: Any = judge
         self._plugins: dict[str, Any] | None = plugins
 
@@ -82,8 +93,26 @@ class BenchContext:
         return [self.cache.key_for(r, self.model_key, ek, self.gen_protocol) for r in records]
 
     def images(self, records: Sequence[PromptRecord], edit: Any = None) -> Tensor:
-        """Cached images of ``records`` ``[N, 3, H, W]`` in [0, 1]."""
-        return load_images(self.cache, self.keys(records, edit))
+        """Cached images of ``records`` ``[N, 3, H, W]`` in [0, 1] (damaged ones regenerated first)."""
+        return self._repairing(records, edit, lambda: load_images(self.cache, self.keys(records, edit), image_shape(self.gen_protocol)))
+
+    def judge_cached(self, records: Sequence[PromptRecord], edit: Any, metrics: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """Judge the cached images of ``records`` under ``edit`` with ``metrics`` (see ``judge_condition``):
+        ``(values, sha256 of the pixels)``. Damaged cache entries are discarded, regenerated and judged
+        again, and the run says so; they are never used."""
+        return self._repairing(records, edit, lambda: judge_condition(self.cache, records, self.model_key, edit_key(edit),
+                                                                      self.gen_protocol, metrics))
+
+    def _repairing(self, records: Sequence[PromptRecord], edit: Any, read: Callable[[], _T]) -> _T:
+        try:
+            return read()
+        except DamagedImages as exc:
+            for d in exc.entries:
+                self.cache.discard(d.key)
+                self.repaired.append(f"{d.path.name}: {d.reason}")
+            print(f"cadkit: {exc.message}: discarded and regenerated", file=sys.stderr, flush=True)
+            self.generate(records, edit)
+        return read()  # a second failure is reported as it is
 
     # -- judging -----------------------------------------------------------------------------------------
     def metric_context(self) -> dict[str, Any]:
@@ -109,12 +138,12 @@ class BenchContext:
         """
         self.generate(records, edit)
         metrics = {"object-accuracy": self.judge(), **self.plugins()}
-        got = judge_records(self.cache, records, self.model_key, edit_key(edit), self.gen_protocol, metrics)
+        got, digest = self.judge_cached(records, edit, metrics)
         acc = {str(k): float(v) for k, v in got.pop("object-accuracy").items()}
         self.conditions[name] = {
             "edit": getattr(edit, "source", None) if edit is not None else None,
             "edit_key": edit_key(edit), "selected_entries": edit.num_selected() if edit is not None else 0,
-            "images": len(records), "accuracy": acc, "metrics": got, **meta,
+            "images": len(records), "images_sha256": digest, "accuracy": acc, "metrics": got, **meta,
         }
         return acc
 

@@ -48,15 +48,11 @@ def model_key(spec: str, fingerprint: str) -> str:
 
 
 def edit_key(edit: Any) -> str | None:
-    """None for the base model; else a hash of the edit's selected entries and intervention."""
+    """None for the base model; else the edit's :meth:`~cadkit.editing.Edit.content_hash` (sparse
+    indices and intervention, plus the values of any dense part)."""
     if edit is None:
         return None
-    h = hashlib.sha256()
-    h.update(f"{edit.intervention}:{edit.scale}:{edit.param_hash};".encode())
-    for n in sorted(edit.indices):
-        h.update(n.encode())
-        h.update(edit.indices[n].to(torch.int64).contiguous().numpy().tobytes())
-    return h.hexdigest()[:24]
+    return str(edit.content_hash())
 
 
 def generation_protocol(adapter: Any, steps: int, guidance: float, dtype: str = "fp32", negative_prompt: str = "") -> dict[str, Any]:
@@ -113,32 +109,28 @@ class GenerationModule(pl.LightningModule):
         self._pending.append(self._pool.submit(self.cache.put, key, image))
         self._drain(256)  # bounded memory
     def predict_step(self, batch: list[dict[str, Any]], batch_idx: int = 0, dataloader_idx: int = 0) -> int:
-        """Generate ``batch`` (record dicts), write the images; returns how many were written."""
-        from cadkit.data import record_protocol
+        """Generate ``batch`` (record dicts) with :func:`cadkit.generation.sample_records` (the sampling path of
+        ``cadkit generate`` too; a row's own guidance overrides the protocol's), write the images; returns how
+        many were written."""
+        from cadkit.generation import sample_records
 
         records = [PromptRecord.from_dict(d) for d in batch]
-        groups: dict[float, list[PromptRecord]] = {}
-        for r in records:  # a row's own guidance (per-row seed policy) overrides the protocol's
-            g = float(record_protocol(r, self.gen_protocol)["guidance"])
-            groups.setdefault(g, []).append(r)
-        for g, rs in groups.items():
-            res = self.adapter.sample(
-                [r.prompt for r in rs], [r.seed for r in rs], steps=int(self.gen_protocol["steps"]), guidance=g,
-                negative_prompt=str(self.gen_protocol.get("negative_prompt", "")),
-            )
-            assert res.images is not None
-            for r, img in zip(rs, res.images):
-                self._put(self.cache.key_for(r, self.model_id, self.edit_id, self.gen_protocol), img.detach().float().cpu())
+        images = sample_records(self.adapter, records, steps=int(self.gen_protocol["steps"]),
+                                guidance=float(self.gen_protocol["guidance"]),
+                                negative_prompt=str(self.gen_protocol.get("negative_prompt", "")))
+        for r, img in zip(records, images):
+            self._put(self.cache.key_for(r, self.model_id, self.edit_id, self.gen_protocol), img)
         self.written += len(records)
         return len(records)
 
 
 def make_predict_trainer(devices: int = 1, num_nodes: int = 1, accelerator: str = "auto", strategy: str | None = None,
-                         callbacks: Sequence[pl.Callback] = (), progress: bool = False) -> pl.Trainer:
+                         callbacks: Sequence[pl.Callback] = (), progress: bool = False, inference_mode: bool = True) -> pl.Trainer:
     """A predict-only Trainer: no logger or checkpoints; the datamodule brings its own sampler.
 
     ``strategy`` defaults to ``auto`` on one device, ``ddp_fork`` on several CPU processes and
-    ``ddp`` otherwise.
+    ``ddp`` otherwise. ``inference_mode=False`` for steps that need autograd (the attacks): Lightning
+    then predicts under ``no_grad``, which the step can lift with ``torch.enable_grad()``.
     """
     from cadkit.attribution.trainer import check_devices
 
@@ -150,7 +142,7 @@ def make_predict_trainer(devices: int = 1, num_nodes: int = 1, accelerator: str 
     return pl.Trainer(
         accelerator="gpu" if acc == "cuda" else acc, devices=devices, num_nodes=num_nodes, strategy=strategy,
         logger=False, enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
-        use_distributed_sampler=False, callbacks=list(callbacks),
+        use_distributed_sampler=False, callbacks=list(callbacks), inference_mode=inference_mode,
     )
 
 
@@ -161,26 +153,32 @@ def generate_missing(
 ) -> int:
     """Generate the records whose image is not cached yet; returns how many were missing.
 
-    ``edit`` (an :class:`~cadkit.editing.Edit` or None) is applied during the loop only.
+    ``edit`` (an :class:`~cadkit.editing.Edit` or None) is applied during the loop only. Processes
+    sharing the cache take turns (a lock on its folder): one that waited finds the other's images and
+    generates only what is still missing, so shared work is done once and no write is clobbered.
     """
-    from cadkit.attribution.trainer import keep_device
+    from cadkit.attribution.trainer import keep_device, lightning_interrupts
     from cadkit.data import PromptDataModule
+    from cadkit.locking import folder_lock
 
     ekey = edit_key(edit)
-    missing = cache.missing(records, model, ekey, protocol)
-    if not missing:
+    if not cache.missing(records, model, ekey, protocol):
         return 0
-    cache.clean_temporary()
-    callbacks: list[pl.Callback] = []
-    if edit is not None:
-        from cadkit.editing.callback import ConceptEditing
+    with folder_lock(cache.root):
+        missing = cache.missing(records, model, ekey, protocol)  # again: another process may have made them
+        if not missing:
+            return 0
+        cache.clean_temporary()
+        callbacks: list[pl.Callback] = []
+        if edit is not None:
+            from cadkit.editing.callback import ConceptEditing
 
-        callbacks.append(ConceptEditing(edit, denoiser="denoiser"))
-    trainer = make_predict_trainer(devices, num_nodes, accelerator, strategy, callbacks, progress)
-    module = GenerationModule(adapter, cache, model, ekey, protocol)
-    with keep_device(module):
-        trainer.predict(module, datamodule=PromptDataModule(missing, batch_size=batch_size), return_predictions=False)
-    _barrier()
+            callbacks.append(ConceptEditing(edit, denoiser="denoiser"))
+        trainer = make_predict_trainer(devices, num_nodes, accelerator, strategy, callbacks, progress)
+        module = GenerationModule(adapter, cache, model, ekey, protocol)
+        with keep_device(module), lightning_interrupts(trainer):
+            trainer.predict(module, datamodule=PromptDataModule(missing, batch_size=batch_size), return_predictions=False)
+        _barrier()
     return len(missing)
 
 

@@ -6,9 +6,9 @@ before any file is written) and returns a new ``BenchOptions`` with no ``None`` 
 default exists. :meth:`BenchOptions.protocol` is the part of the options that decides the numbers;
 it goes into the run folder's ``protocol.json``.
 
-Defaults (recorded in every report):
+Every per-model default comes from the model's registry entry (``cadkit.models.registry``; a model
+outside the registry gets the SD defaults), and is recorded in every report:
 
-========================  ==========================================  ==================================
 option                    ``tiny``                                    SD models
 ========================  ==========================================  ==================================
 classes                   ``cadkit.tiny.domain.COMMON_OBJECTS`` (10)   the 10 ImageNette classes
@@ -21,6 +21,20 @@ attribution               1 sample, 25 timesteps, CFG 3, c_base ""    1 sample, 
 amplify images            5 renders per class                         5 per class (``--images-root``)
 ``--quick``               3 classes, 4 images, 10 steps, 10 attr. t.  same
 ========================  ==========================================  ==================================
+=======
+========================  ====================================================================
+option                    default
+========================  ====================================================================
+classes                   the world's default objects (tiny: its 10 common ones), else the 10 ImageNette classes
+images_per_class          ``entry.bench.images_per_class`` (SD: 500, the paper's ImageNette CSV)
+steps / guidance          ``entry.steps`` / ``entry.guidance``, else the family pipeline's (SD: 50, 7.5)
+ratio (erase)             ``entry.erase_ratio`` (SD: 0.1 %, paper Table 1)
+modules                   ``entry.erase_modules`` (SD: ``ff``, paper)
+judge                     the world's judge when the model has a world, else ImageNet ResNet50 (tv2_in1k)
+attribution               1 sample, ``entry.bench.attr_timesteps`` timesteps (SD: 50), CFG 3, c_base ""
+amplify images            5 per class: world renders, ``--images-root``, or generated
+``--quick``               3 classes, 4 images, 10 steps, 10 attribution timesteps
+========================  ====================================================================
 """
 
 from __future__ import annotations
@@ -32,15 +46,29 @@ from pathlib import Path
 from typing import Any
 
 from cadkit.errors import CadkitError, bad_arg
+from cadkit.models.registry import DEFAULT_MODEL
 
-__all__ = ["BenchOptions", "resolve", "JUDGES", "QUICK", "parse_list", "parse_float_list", "DEFAULT_TEMPLATE"]
+__all__ = ["BenchOptions", "resolve", "judge_names", "QUICK", "parse_list", "parse_float_list", "DEFAULT_TEMPLATE", "model_world",
+           "judge_world", "bench_defaults", "IMAGENET_JUDGE"]
 
-JUDGES = ("auto", "tiny", "imagenet")
+IMAGENET_JUDGE = "imagenet"
+
+
+def judge_names() -> tuple[str, ...]:
+    """``--judge`` values: ``auto``, ``imagenet`` and the name of every embedded world (from the registry)."""
+    from cadkit.models.registry import world_entries
+
+    return ("auto", IMAGENET_JUDGE, *(e.name for e in world_entries()))
 DEFAULT_TEMPLATE = "an image of a {class}"
+#: Most values a list option (``--ratios``, ``--scales``) may hold.
+MAX_LIST = 1000
 #: Sizes of ``--quick`` (reduced smoke-test runs).
 QUICK: dict[str, Any] = {"classes": 3, "images_per_class": 4, "steps": 10, "attr_timesteps": 10, "amplify_images": 2}
-# Options that do not change any number: never part of the protocol.
-_EXECUTION = ("batch_size", "devices", "num_nodes", "accelerator", "strategy", "out", "cache", "progress", "judge_network")
+# Options that do not change any number: never part of the protocol. ``methods`` picks which rows a table has and
+# ``method_options`` configures them; no other row's numbers depend on either (a method's edit, and so its images,
+# are keyed by all its settings; each row's settings are in its conditions' records), so adding a method resumes a run.
+_EXECUTION = ("batch_size", "devices", "num_nodes", "accelerator", "strategy", "out", "cache", "progress", "judge_network", "networks",
+              "methods", "method_options")
 
 
 def parse_list(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
@@ -59,6 +87,8 @@ def parse_float_list(value: str | Sequence[float | str] | None, arg: str, ratio:
     from cadkit.editing.masks import parse_ratio
 
     items = value.split(",") if isinstance(value, str) else list(value)
+    if len(items) > MAX_LIST:  # each value is a benchmark condition: a longer list is a typo, not a plan
+        raise bad_arg(arg, f"at most {MAX_LIST} values", f"{len(items)} values")
     out: list[float] = []
     for v in items:
         if isinstance(v, str) and not v.strip():
@@ -82,12 +112,16 @@ def parse_float_list(value: str | Sequence[float | str] | None, arg: str, ratio:
 class BenchOptions:
     """Options shared by every suite (``None`` = the model's default; see the module docstring).
 
-    ``extra`` holds suite-specific options (see ``Suite.options``); it is part of the protocol.
+    ``methods`` (erasure suites): the erasure methods compared, one row each (None: ``cad`` only; see
+    ``cadkit.benchmarks.framework.methods``); ``method_options``: ``{method: {option: value}}`` over the
+    registry's defaults of a method other than ``cad``, or ``METHOD.NAME=VALUE`` words. ``extra`` holds suite-specific options (see ``Suite.options``); it is part of the protocol.
     ``judge_network`` (Python API only) injects the judge: ``(classifier, labels)`` with
-    ``classifier`` mapping images [B, 3, H, W] in [0, 1] to logits [B, len(labels)].
+    ``classifier`` mapping images [B, 3, H, W] in [0, 1] to logits [B, len(labels)]. ``networks``
+    (Python API only) injects other judges' networks by name (see
+    ``cadkit.benchmarks.framework.prompt_suites.NETWORKS``); the report names them.
     """
 
-    model: str = "tiny"
+    model: str = DEFAULT_MODEL
     classes: tuple[str, ...] | None = None
     ratio: float | None = None
     ratios: tuple[float, ...] | None = None
@@ -119,8 +153,11 @@ class BenchOptions:
     attr_guidance: float = 3.0
     base_prompt: str = ""
     dtype: str = "fp32"
+    methods: tuple[str, ...] | None = None
+    method_options: Any = field(default_factory=dict)
     progress: bool = False
     judge_network: Any = field(default=None, repr=False)
+    networks: dict[str, Any] = field(default_factory=dict, repr=False)
     suite: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -137,20 +174,79 @@ class BenchOptions:
             out[f.name] = list(v) if isinstance(v, tuple) else v
         if self.judge_network is not None:
             out["judge"] = f"injected:{type(self.judge_network[0]).__name__}"
+        if self.networks:
+            out["injected_networks"] = sorted(self.networks)
         return out
 
     def execution(self) -> dict[str, Any]:
         """The execution settings (recorded, not compared)."""
-        return {k: getattr(self, k) for k in _EXECUTION if k != "judge_network"}
+        return {k: getattr(self, k) for k in _EXECUTION if k not in ("judge_network", "networks")}
 
 
-def _positive_int(arg: str, v: int | None) -> None:
-    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
-        raise bad_arg(arg, "a positive integer", v)
+def _positive_int(arg: str, v: int | None, hi: int | None = None) -> None:
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0 or (hi is not None and v > hi)):
+        raise bad_arg(arg, "a positive integer" if hi is None else f"an integer from 1 to {hi:,}", v)
 
 
-def is_tiny(model: str) -> bool:
-    return model == "tiny"
+def _finite(arg: str, v: float | None) -> None:
+    import math
+
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0):
+        raise bad_arg(arg, "a finite number >= 0", v)
+
+
+def _check_sizes(o: BenchOptions) -> None:
+    """Every count has an upper bound and every number is finite, checked before anything is planned."""
+    from cadkit.attribution.cad import MAX_BATCH, MAX_SAMPLES, MAX_TIMESTEPS
+    from cadkit.attribution.trainer import check_devices
+    from cadkit.generation import MAX_IMAGES, MAX_STEPS
+
+    for arg, hi in (("images_per_class", MAX_IMAGES), ("batch_size", MAX_BATCH), ("devices", 4096), ("num_nodes", 4096),
+                    ("amplify_images", MAX_SAMPLES), ("attr_samples", MAX_SAMPLES), ("attr_timesteps", MAX_TIMESTEPS),
+                    ("steps", MAX_STEPS)):
+        _positive_int(arg, getattr(o, arg), hi)
+    _finite("guidance", o.guidance)
+    _finite("attr_guidance", o.attr_guidance)
+    if isinstance(o.seed, bool) or not isinstance(o.seed, int) or not 0 <= o.seed <= 2**63 - 1:
+        raise bad_arg("seed", "an integer from 0 to 2**63 - 1", o.seed)
+    check_devices(o.devices, o.accelerator, o.num_nodes)  # the machine: before protocol.json is written
+
+
+def _check_total(o: BenchOptions) -> None:
+    """The images one condition plans (classes x images per class) stay within ``MAX_IMAGES``."""
+    from cadkit.generation import MAX_IMAGES
+
+    n = len(o.classes or ())
+    if n and o.images_per_class is not None and n * o.images_per_class > MAX_IMAGES:
+        raise bad_arg("images_per_class", f"at most {MAX_IMAGES // n:,} with {n} classes (at most {MAX_IMAGES:,} images per condition)",
+                      o.images_per_class)
+
+
+def bench_defaults(o: BenchOptions, sweep: bool = False) -> Any:
+    """The model's :class:`~cadkit.models.registry.BenchDefaults` (SD defaults outside the registry); with
+    ``sweep``, a model outside the registry judged by a world's judge takes that world's model's sweep."""
+    from cadkit.models.registry import REGISTRY, BenchDefaults
+
+    entry = REGISTRY.get(o.model)
+    if entry is None and sweep and o.judge in REGISTRY:
+        entry = REGISTRY[o.judge]
+    return entry.bench if entry is not None else BenchDefaults()
+
+
+def judge_world(o: BenchOptions) -> Any:
+    """The embedded world whose judge ``o.judge`` names, or None (``imagenet``, ``none``, an injected judge)."""
+    from cadkit.models.registry import load_world, world_entries
+
+    names = {e.name for e in world_entries()}
+    return load_world(o.judge) if o.judge in names else None
+
+
+def model_world(o: BenchOptions) -> Any:
+    """The world of the benchmarked model: its registry entry's, else the judge's, else the default model's."""
+    from cadkit.models.registry import DEFAULT_MODEL as default
+    from cadkit.models.registry import load_world
+
+    return load_world(o.model) or judge_world(o) or load_world(default)
 
 
 def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: bool = True,
@@ -169,83 +265,101 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: boo
     o = dataclasses.replace(opts, suite=suite)
     allowed = tuple(prompt_formats) if prompt_formats is not None else FORMATS
     if o.prompts_format != "auto" and o.prompts_format not in allowed:
-        raise bad_arg("--prompts-format", ("auto", *allowed), o.prompts_format)
+        raise bad_arg("prompts_format", ("auto", *allowed), o.prompts_format)
     if isinstance(o.classes, str):
-        o.classes = parse_list(o.classes)
+        given = o.classes
+        o.classes = parse_list(given)
+        if o.classes is None:  # "--classes ''" is not "every class"
+            raise bad_arg("classes", "a comma list of class names (omit the option for the default classes)", given)
     o.metrics = tuple(o.metrics)
-    _positive_int("--images-per-class", o.images_per_class)
-    _positive_int("--batch-size", o.batch_size)
-    _positive_int("--devices", o.devices)
-    _positive_int("--num-nodes", o.num_nodes)
-    _positive_int("--amplify-images", o.amplify_images)
-    _positive_int("--attr-samples", o.attr_samples)
-    _positive_int("--attr-timesteps", o.attr_timesteps)
-    if o.steps is not None:
-        _positive_int("--steps", o.steps)
-    if o.guidance is not None and (o.guidance != o.guidance or o.guidance < 0):
-        raise bad_arg("--guidance", "a number >= 0", o.guidance)
+    _check_sizes(o)
+    if o.methods is not None:
+        from cadkit.benchmarks.framework.methods import parse_methods
+
+        o.methods = parse_methods(o.methods)
     if o.granularity not in GRANULARITIES:
-        raise bad_arg("--granularity", GRANULARITIES, o.granularity)
+        raise bad_arg("granularity", GRANULARITIES, o.granularity)
     if "{class}" not in o.template:
-        raise bad_arg("--template", "a prompt template containing '{class}'", o.template)
+        raise bad_arg("template", "a prompt template containing '{class}'", o.template)
     if o.ratio is not None:
         o.ratio = parse_ratio(o.ratio)
-    tiny = is_tiny(o.model)
     entry = REGISTRY.get(o.model)
+    bench = bench_defaults(o)
     if not objects:  # the suite reads --prompts itself and has no object classes or object judge
         if o.classes:
-            raise bad_arg("--classes", f"nothing: {o.suite} has no object classes", ",".join(o.classes))
+            raise bad_arg("classes", f"nothing: {o.suite} has no object classes", ",".join(o.classes))
         o.classes, o.judge, o.judge_network = (), "none", None
     else:
-        _resolve_objects(o, tiny)
+        _resolve_objects(o)
     if o.judge_weights is not None and not Path(o.judge_weights).is_file():
-        raise bad_arg("--judge-weights", "a tiny judge weights file (safetensors)", o.judge_weights)
+        raise bad_arg("judge_weights", "a world judge's weights file (safetensors)", o.judge_weights)
+    if o.judge_weights is not None and objects:
+        world = judge_world(o)
+        try:  # a file that is no judge's weights fails here, not after the first images
+            world.object_judge(o.judge_weights)
+        except CadkitError as exc:
+            raise (exc.renamed("judge_weights") if exc.param == "path" else exc) from None
     if o.modules is None:
         o.modules = entry.erase_modules if entry is not None else "ff"
     if o.images_per_class is None:
-        o.images_per_class = QUICK["images_per_class"] if o.quick else (20 if tiny else 500)
+        o.images_per_class = QUICK["images_per_class"] if o.quick else bench.images_per_class
     if o.amplify_images is None:
         o.amplify_images = QUICK["amplify_images"] if o.quick else 5
     if o.attr_timesteps is None:
-        o.attr_timesteps = QUICK["attr_timesteps"] if o.quick else (25 if tiny else 50)
+        o.attr_timesteps = QUICK["attr_timesteps"] if o.quick else bench.attr_timesteps
     if o.ratio is None:
         o.ratio = float(entry.erase_ratio) if entry is not None else 0.001
+    _check_sizes(o)
+    _check_total(o)
     if isinstance(o.ratios, str):
-        o.ratios = parse_float_list(o.ratios, "--ratios", ratio=True)
+        o.ratios = parse_float_list(o.ratios, "ratios", ratio=True)
     elif o.ratios is not None:
-        o.ratios = tuple(parse_ratio(r, "--ratios") for r in o.ratios)
-    if isinstance(o.scales, str):
-        o.scales = parse_float_list(o.scales, "--scales") or o.scales
+        o.ratios = tuple(parse_ratio(r, "ratios") for r in o.ratios)
+    o.scales = parse_float_list(o.scales, "scales") or o.scales  # a string or a sequence: each finite and > 0
+    for name in ("ratios", "scales"):
+        if len(getattr(o, name) or ()) > MAX_LIST:
+            raise bad_arg(name, f"at most {MAX_LIST} values", f"{len(getattr(o, name))} values")
     if adapter is not None:
-        from cadkit.api import default_sampling
+        from cadkit.models.registry import sampling_defaults
 
-        steps, guidance = default_sampling(o.model, o.steps, o.guidance, adapter)
+        d_steps, d_guidance = sampling_defaults(o.model, type(adapter))
+        steps = o.steps if o.steps is not None else d_steps
+        guidance = o.guidance if o.guidance is not None else d_guidance
         if o.quick and o.steps is None:
             steps = min(steps, QUICK["steps"])
         o.steps, o.guidance = steps, guidance
         from cadkit.models.adapters.base import parse_modules
 
         parse_modules(o.modules, adapter.groups)
+        max_t = int(adapter.scheduler.config.get("num_train_timesteps", 1000))
+        if o.attr_timesteps is not None and o.attr_timesteps > max_t:  # named here, not as "timesteps" after the base images
+            raise bad_arg("attr_timesteps", f"an integer from 1 to {max_t} (the scheduler's training steps)", o.attr_timesteps)
+        if o.steps > max_t:
+            raise bad_arg("steps", f"an integer from 1 to {max_t} (the scheduler's training steps)", o.steps)
     if o.metrics:
         from cadkit.metrics import metric_names
 
         names = metric_names()
         for m in o.metrics:
             if m not in names:
-                raise bad_arg("--metric", names, m)
+                raise bad_arg("metric", names, m)
     if o.images_root is not None and not Path(o.images_root).is_dir():
-        raise bad_arg("--images-root", "a folder with one sub-folder of images per class", o.images_root)
+        raise bad_arg("images_root", "a folder with one sub-folder of images per class", o.images_root)
     return o
 
 
-def _resolve_objects(o: BenchOptions, tiny: bool) -> None:
+def _resolve_objects(o: BenchOptions) -> None:
     """The object suites' part of :func:`resolve`: judge, ``--judge-weights``, ``--classes`` and ``--prompts``."""
-    if o.judge not in JUDGES:
-        raise bad_arg("--judge", JUDGES, o.judge)
+    from cadkit.models.registry import REGISTRY
+
+    judges = judge_names()
+    if o.judge not in judges:
+        raise bad_arg("judge", judges, o.judge)
     if o.judge == "auto":
-        o.judge = "tiny" if tiny else "imagenet"
-    if o.judge_weights is not None and o.judge != "tiny":
-        raise bad_arg("--judge-weights", "only with --judge tiny", o.judge_weights)
+        entry = REGISTRY.get(o.model)
+        o.judge = entry.name if entry is not None and entry.world is not None else IMAGENET_JUDGE
+    if o.judge_weights is not None and judge_world(o) is None:
+        raise bad_arg("judge_weights", f"weights only with the judge of an embedded world ({', '.join(judges[2:])})", o.judge_weights)
     known = judge_classes(o)
     if o.prompts is not None:
         from cadkit.data import load_prompts
@@ -253,13 +367,13 @@ def _resolve_objects(o: BenchOptions, tiny: bool) -> None:
         if o.classes is not None:
             for c in o.classes:
                 if c not in known:
-                    raise bad_arg("--classes", known, c)
+                    raise bad_arg("classes", known, c)
         recs = load_prompts(o.prompts, format="imagenette", classes=list(o.classes) if o.classes else None)
         if o.classes is None:
             names = list(dict.fromkeys(str(r.cls) for r in recs))
             for c in names:
                 if c not in known:
-                    raise bad_arg("--prompts", f"a CSV whose classes the judge knows ({', '.join(known)})", f"{o.prompts} (class {c!r})")
+                    raise bad_arg("prompts", f"a CSV whose classes the judge knows ({', '.join(known)})", f"{o.prompts} (class {c!r})")
             o.classes = tuple(names[: QUICK["classes"]] if o.quick else names)
     else:
         if o.classes is None:
@@ -268,18 +382,17 @@ def _resolve_objects(o: BenchOptions, tiny: bool) -> None:
                 o.classes = o.classes[: QUICK["classes"]]
         for c in o.classes:
             if c not in known:
-                raise bad_arg("--classes", known, c)
+                raise bad_arg("classes", known, c)
         if len(set(o.classes)) != len(o.classes):
-            raise bad_arg("--classes", "class names without repeats", ",".join(o.classes))
+            raise bad_arg("classes", "class names without repeats", ",".join(o.classes))
 
 
 def default_classes(o: BenchOptions) -> list[str]:
-    """The default ``--classes``: the tiny judge's common classes (its rare ones only when named), else
-    every class the judge can name."""
-    if o.judge_network is None and o.judge == "tiny":
-        from cadkit.tiny.domain import COMMON_OBJECTS
-
-        return list(COMMON_OBJECTS)
+    """The default ``--classes``: the judge's world's ``default_objects`` (tiny: its common classes; rare
+    ones only when named), else every class the judge can name."""
+    world = judge_world(o) if o.judge_network is None else None
+    if world is not None:
+        return list(getattr(world, "default_objects", world.objects))
     return judge_classes(o)
 
 
@@ -287,10 +400,9 @@ def judge_classes(o: BenchOptions) -> list[str]:
     """The class names the judge can name (the allowed ``--classes``)."""
     if o.judge_network is not None:
         return list(o.judge_network[1])
-    if o.judge == "tiny":
-        from cadkit.tiny.domain import OBJECTS
-
-        return list(OBJECTS)
+    world = judge_world(o)
+    if world is not None:
+        return list(world.objects)
     from cadkit.metrics.accuracy import IMAGENETTE_CLASSES
 
     return list(IMAGENETTE_CLASSES)
@@ -310,4 +422,4 @@ def check_not_none(value: Any, name: str) -> Any:
     return value
 
 
-__all__ += ["judge_classes", "default_classes", "default_out", "is_tiny"]
+__all__ += ["judge_classes", "default_classes", "default_out"]

@@ -5,7 +5,7 @@ A suite is registered with :func:`register_suite`::
     @register_suite("erase-objects", "Table 1: CAD-Erase per class -> target / other accuracy")
     def erase_objects(ctx: BenchContext) -> SuiteResult: ...
 
-Every module in the ``benchmarks.suites`` package is imported by :func:`load_suites`, so a new
+Every module in the ``cadkit.benchmarks.suites`` package is imported by :func:`load_suites`, so a new
 suite only needs a new module there. :func:`run_suite` validates the options (one-line errors,
 nothing written), loads the model, checks or writes ``protocol.json``, runs the suite and writes
 the report (rank 0), all-or-nothing.
@@ -22,20 +22,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.framework.options import BenchOptions, default_out, resolve
-from benchmarks.framework.report import OBJECT_PROTOCOL_KEYS, SuiteResult, write_report
-from benchmarks.framework.runfolder import RunFolder
+from cadkit.benchmarks.framework.options import BenchOptions, default_out, resolve
+from cadkit.benchmarks.framework.report import OBJECT_PROTOCOL_KEYS, SuiteResult, write_report
+from cadkit.benchmarks.framework.runfolder import RunFolder
+
 from cadkit.errors import bad_arg
 
 OBJECT_PROMPTS_HELP = "ImageNette CSV (case_number, prompt, class, evaluation_seed) [generated rows]"
 
-__all__ = ["OBJECT_PROMPTS_HELP", "OBJECT_PROTOCOL_KEYS", "SuiteOption", "Suite", "SUITES", "register_suite", "load_suites", "get_suite", "run_suite", "prepare"]
+__all__ = ["OBJECT_PROMPTS_HELP", "OBJECT_PROTOCOL_KEYS", "SuiteOption", "Suite", "SUITES", "register_suite", "load_suites", "get_suite", "run_suite", "prepare",
+           "check_outputs"]
 
 
 @dataclass(frozen=True)
 class SuiteOption:
     """A suite-specific command-line option: ``--flag`` sets ``BenchOptions.<name>`` if that field
-    exists, else ``BenchOptions.extra[name]``. ``type`` is a Python type or a click parameter type."""
+    exists, else ``BenchOptions.extra[name]``. ``type`` is a Python type or a click parameter type;
+    ``multiple``: the flag may be repeated (the value is a tuple)."""
 
     name: str
     flag: str
@@ -43,6 +46,7 @@ class SuiteOption:
     type: Any = str
     default: Any = None
     is_flag: bool = False
+    multiple: bool = False
 
 
 @dataclass
@@ -87,8 +91,8 @@ def register_suite(name: str, help: str = "", check: Callable[[BenchOptions], Be
 
 
 def load_suites() -> dict[str, Suite]:
-    """Import every module of ``benchmarks.suites`` (each registers its suites); returns the registry."""
-    import benchmarks.suites as pkg
+    """Import every module of ``cadkit.benchmarks.suites`` (each registers its suites); returns the registry."""
+    import cadkit.benchmarks.suites as pkg
 
     for info in pkgutil.iter_modules(pkg.__path__):
         importlib.import_module(f"{pkg.__name__}.{info.name}")
@@ -110,10 +114,18 @@ def _apply_defaults(opts: BenchOptions, suite: Suite) -> BenchOptions:
 def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, BenchOptions, Any]:
     """Validate everything, then load the model: ``(suite, resolved options, adapter)``."""
     suite = get_suite(name)
+    for what in ("methods", "method_options"):
+        if getattr(opts, what) and not any(x.name == what for x in suite.options):
+            raise bad_arg(what, f"nothing: {name} measures CAD-Erase settings, not erasure methods", getattr(opts, what))
     o = _apply_defaults(opts, suite)
     o = resolve(o, name, objects=suite.objects, prompt_formats=suite.prompt_formats)  # everything that needs no model: fails before loading it
     if suite.check is not None:
         o = suite.check(o)
+    check_outputs(name, o)
+    if o.method_options:  # after the suite's check, which may choose the methods
+        from cadkit.benchmarks.framework.methods import parse_method_options
+
+        o = dataclasses.replace(o, method_options=parse_method_options(o.method_options, o.methods))
     if adapter is None:
         from cadkit.models import load_adapter
 
@@ -124,14 +136,33 @@ def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, 
             dev = pick_device(None)
             adapter.pipe.to(dev)
     o = resolve(o, name, adapter, objects=suite.objects, prompt_formats=suite.prompt_formats)
+    if o.methods:
+        from cadkit.benchmarks.framework.methods import check_methods
+
+        check_methods(o.methods, adapter)
     return suite, o, adapter
+
+
+def check_outputs(name: str, o: BenchOptions) -> None:
+    """An output is never an input: ``--out`` and ``--cache`` may not be, hold or lie inside the model's
+    folder, a prompt file, judge weights, an image folder or any other path an option names."""
+    from cadkit.io import check_not_input, local_folder
+
+    inputs: dict[str, Any] = {"model": local_folder(o.model), "prompts": o.prompts, "judge_weights": o.judge_weights,
+                              "images_root": o.images_root}
+    inputs.update({k: v for k, v in o.extra.items() if isinstance(v, str) and v and Path(v).exists()})
+    inputs = {k: v for k, v in inputs.items() if v is not None and Path(v).exists()}
+    check_not_input(Path(o.out) if o.out else default_out(name, o.model), inputs, "out")
+    if o.cache:
+        check_not_input(o.cache, inputs, "cache")
 
 
 def run_suite(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[SuiteResult, Path]:
     """Run suite ``name``: returns its result and the run folder (report written there by rank 0)."""
-    from benchmarks.framework.context import BenchContext
-    from benchmarks.framework.generation import generation_protocol, model_fingerprint, model_key
-    from benchmarks.framework.judging import build_metrics, judge_protocol, object_judge
+    from cadkit.benchmarks.framework.context import BenchContext
+    from cadkit.benchmarks.framework.generation import generation_protocol, model_fingerprint, model_key
+    from cadkit.benchmarks.framework.judging import build_metrics, judge_protocol, object_judge
+
     from cadkit.provenance import run_info
 
     t0 = time.time()
@@ -146,16 +177,20 @@ def run_suite(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite
     classes = list(o.classes or [])
     judge = object_judge(o.judge, classes, o.judge_weights, o.judge_network).to(adapter.device) if suite.objects else None
     plugins = build_metrics(o.metrics, classes=classes, device=str(adapter.device), out_dir=str(out), model=o.model, suite=name)
-    resumed = run.start(protocol)
-    ctx = BenchContext(o, adapter, run, model_key(o.model, fp), gen, judge=judge, plugins=plugins)
-    result = suite.run(ctx)
-    info = {
-        "protocol": protocol, "protocol_keys": list(suite.protocol_keys), "execution": o.execution(),
-        **({"judge_info": judge_protocol(o.judge, o.judge_weights, o.judge_network)} if suite.objects else {}),
-        "model_info": adapter.model_info(), "resumed": resumed, "generated": ctx.generated,
-        "wall_time_s": round(time.time() - t0, 2), **run_info(),
-    }
-    if ctx.is_main:
-        result.conditions = {**ctx.conditions, **result.conditions}
-        write_report(out, result, info)
+    with run.lock():  # a second run on this folder waits here, then resumes this one's work
+        resumed = run.start(protocol)
+        ctx = BenchContext(o, adapter, run, model_key(o.model, fp), gen, judge=judge, plugins=plugins)
+        result = suite.run(ctx)
+        info = {
+            "protocol": protocol, "protocol_keys": list(suite.protocol_keys), "execution": o.execution(),
+            **({"judge_info": judge_protocol(o.judge, o.judge_weights, o.judge_network)} if suite.objects else {}),
+            "model_info": adapter.model_info(), "resumed": resumed, "generated": ctx.generated,
+            "cache_repaired": ctx.repaired, "wall_time_s": round(time.time() - t0, 2), **run_info(),
+        }
+        if ctx.repaired:
+            result.notes.append(f"image cache: {len(ctx.repaired)} damaged image(s) were discarded and regenerated "
+                                f"(first: {ctx.repaired[0]}); see results.json")
+        if ctx.is_main:
+            result.conditions = {**ctx.conditions, **result.conditions}
+            write_report(out, result, info)
     return result, out

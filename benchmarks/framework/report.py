@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import Tensor
-
-from cadkit.io import atomic_path
+from cadkit.io import atomic_path, dumps_strict
+from cadkit.plots import bar_chart, curve_chart, image_grid
 
 __all__ = ["Table", "SuiteResult", "write_report", "metrics_table", "bar_chart", "curve_chart", "image_grid", "fmt", "markdown_table"]
+
+# the drawings live in cadkit.plots (one plotting module); re-exported here for the suites
 
 
 @dataclass
@@ -41,7 +40,8 @@ class SuiteResult:
     """What a suite hands to :func:`write_report`.
 
     ``conditions``: condition name -> {"edit": edit file or None, "metrics": {metric: value}};
-    ``files``: extra files (name -> bytes: PNG plots and grids) written into the run folder.
+    ``files``: extra files (name -> bytes: PNG plots and grids) written into the run folder;
+    ``protocol_notes``: lines shown under the report's "Protocol:" line (e.g. "Methods: ...").
     """
 
     suite: str
@@ -49,6 +49,7 @@ class SuiteResult:
     conditions: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    protocol_notes: list[str] = field(default_factory=list)
 
 
 def fmt(v: Any, spec: str = ".1f") -> str:
@@ -82,16 +83,6 @@ def _csv(tables: Sequence[Table]) -> str:
     return buf.getvalue()
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return v
-
-
 #: The settings on the "Protocol:" line of the object suites' reports (suites may name others).
 OBJECT_PROTOCOL_KEYS = ("model", "classes", "images_per_class", "steps", "guidance", "ratio", "modules", "granularity", "judge", "seed")
 
@@ -105,8 +96,9 @@ def _markdown(result: SuiteResult, info: Mapping[str, Any]) -> str:
         return ",".join(map(str, v)) if isinstance(v, list) else str(v)
 
     lines.append("Protocol: " + "; ".join(f"{k.removeprefix('extra.')} = {show(p[k])}" for k in keys if p.get(k) is not None))
+    lines += result.protocol_notes
     if "judge_info" in info:
-        lines.append(f"Judge: {json.dumps(info['judge_info'])}")
+        lines.append(f"Judge: {dumps_strict(info['judge_info'])}")
     lines.append(f"Wall time: {info.get('wall_time_s', 0):.1f} s; images generated this run: {info.get('generated', 0)}")
     lines.append("")
     for t in result.tables:
@@ -159,11 +151,11 @@ def write_report(root: str | Path, result: SuiteResult, info: Mapping[str, Any])
     payload: dict[str, bytes] = {
         "report.md": _markdown(result, info).encode(),
         "results.csv": _csv(result.tables).encode(),
-        "results.json": (json.dumps(_jsonable({
+        "results.json": (dumps_strict({
             **info, "suite": result.suite,
             "tables": [{"name": t.name, "title": t.title, "columns": t.columns, "rows": t.rows} for t in result.tables],
             "conditions": result.conditions, "notes": result.notes,
-        }), indent=2, default=str) + "\n").encode(),
+        }, indent=2) + "\n").encode(),
     }
     payload.update(result.files)
     written = []
@@ -172,77 +164,3 @@ def write_report(root: str | Path, result: SuiteResult, info: Mapping[str, Any])
             tmp.write_bytes(data)
         written.append(root / name)
     return written
-
-
-def _png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def bar_chart(labels: Sequence[str], series: Mapping[str, Sequence[float]], title: str, ylabel: str = "accuracy (%)") -> bytes:
-    """Grouped bars: one group per label, one bar per series; PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = max(1, len(series))
-    width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(labels) + 2), 3.6))
-    for i, (name, vals) in enumerate(series.items()):
-        xs = [j + (i - (n - 1) / 2) * width for j in range(len(labels))]
-        ax.bar(xs, [0 if (v is None or v != v) else v for v in vals], width=width, label=name)
-    ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=30, ha="right")
-    ax.set_ylabel(ylabel)
-    ax.set_ylim(0, 105)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    return _png(fig)
-
-
-def curve_chart(xs: Sequence[float], series: Mapping[str, Sequence[float]], title: str, xlabel: str, ylabel: str = "accuracy (%)", logx: bool = True) -> bytes:
-    """Lines over ``xs`` (log x by default); PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for name, ys in series.items():
-        ax.plot(list(xs), list(ys), marker="o", label=name)
-    if logx and all(x > 0 for x in xs):
-        ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_ylim(0, 105)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    return _png(fig)
-
-
-def image_grid(rows: Sequence[Tensor], labels: Sequence[str] | None = None, cell: int = 96, pad: int = 2) -> bytes:
-    """PNG bytes of a grid: row ``i`` shows images ``rows[i]`` ``[N_i, 3, H, W]`` in [0, 1] (same seeds across rows)."""
-    from PIL import Image, ImageDraw
-
-    ncol = max((len(r) for r in rows), default=1)
-    label_w = 90 if labels else 0
-    W = label_w + ncol * (cell + pad) + pad
-    H = len(rows) * (cell + pad) + pad
-    canvas = Image.new("RGB", (W, H), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for i, r in enumerate(rows):
-        y = pad + i * (cell + pad)
-        if labels:
-            draw.text((4, y + cell // 2 - 6), str(labels[i])[:14], fill=(0, 0, 0))
-        for j, img in enumerate(r):
-            arr = torch.round(img.detach().float().clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-            tile = Image.fromarray(arr).resize((cell, cell), Image.Resampling.NEAREST)
-            canvas.paste(tile, (label_w + pad + j * (cell + pad), y))
-    buf = io.BytesIO()
-    canvas.save(buf, format="PNG")
-    return buf.getvalue()

@@ -9,19 +9,24 @@ Layout of ``--out DIR``::
     report.md results.csv results.json *.png grids/   written last, atomically
 
 A run folder made with another protocol is refused with one line naming the first setting that
-differs, so numbers of two protocols never mix.
+differs, so numbers of two protocols never mix. A run holds the folder's lock (``.cadkit.lock``,
+see :mod:`cadkit.locking`) from ``protocol.json`` to the report: a second run on the same folder
+waits, then resumes the first one's work (generating nothing twice); ``protocol.json`` is created
+exclusively, never replaced.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from cadkit.errors import CadkitError
+from cadkit.errors import UsageError
 from cadkit.io import check_writable_dir, write_json
+from cadkit.locking import LOCK_NAME, folder_lock
 
 __all__ = ["RunFolder", "first_difference", "PROTOCOL_FILE"]
 
@@ -72,34 +77,44 @@ class RunFolder:
 
     def check(self, protocol: Mapping[str, Any]) -> None:
         """Refuse (one line) a folder that is not writable or was made with another protocol; write nothing."""
-        check_writable_dir(self.root, "--out")
+        check_writable_dir(self.root, "out")
         p = self.root / PROTOCOL_FILE
         if p.exists():
             try:
                 old = json.loads(p.read_text())
             except (OSError, json.JSONDecodeError) as exc:
-                raise CadkitError(f"--out: {p} is not a readable protocol file ({type(exc).__name__}); use another --out") from None
+                raise UsageError("out", f"{p} is not a readable protocol file ({type(exc).__name__}); use another run folder") from None
             diff = first_difference(old, protocol)
             if diff is not None:
                 k, a, b = diff
-                raise CadkitError(
-                    f"--out: {self.root} holds a run with another protocol ({k}: {a!r} there, {b!r} now); "
-                    "use another --out or delete that folder"
+                raise UsageError(
+                    "out", f"{self.root} holds a run with another protocol ({k}: {a!r} there, {b!r} now); "
+                    "use another run folder or delete that one"
                 )
-        elif self.root.is_dir() and any(self.root.iterdir()):
-            raise CadkitError(f"--out: {self.root} is not empty and has no {PROTOCOL_FILE}; use an empty or new folder")
+        elif self.root.is_dir() and any(f.name != LOCK_NAME for f in self.root.iterdir()):
+            raise UsageError("out", f"{self.root} is not empty and has no {PROTOCOL_FILE}; use an empty or new folder")
         if self.cache_root != self.root / "cache":
-            check_writable_dir(self.cache_root, "--cache")
+            check_writable_dir(self.cache_root, "cache")
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the folder's lock for the block (a second run waits; see the module docstring)."""
+        with folder_lock(self.root):
+            yield
 
     def start(self, protocol: Mapping[str, Any]) -> bool:
-        """Check, then write ``protocol.json`` if it is not there; True when resuming an earlier run."""
+        """Check, then create ``protocol.json`` if it is not there; True when resuming an earlier run."""
         self.check(protocol)
         p = self.root / PROTOCOL_FILE
-        resumed = p.exists()
-        if not resumed:
-            self.root.mkdir(parents=True, exist_ok=True)
-            write_json(p, protocol)
-        return resumed
+        if p.exists():
+            return True
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            write_json(p, protocol, exclusive=True)
+        except FileExistsError:  # another process made it meanwhile: it must be the same protocol
+            self.check(protocol)
+            return True
+        return False
 
     def protocol(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads((self.root / PROTOCOL_FILE).read_text())

@@ -115,7 +115,7 @@ def run_method(method: str, model: str, args: argparse.Namespace) -> tuple[float
     t0 = time.perf_counter()
     if method == "cadkit":
         CAD(a, args.modules).attribute(args.concept, samples=args.samples, timesteps=args.timesteps,
-                                       guidance=args.guidance, batch_size=args.batch_size, progress=False)
+                                       guidance=args.guidance, batch_size=args.batch_size)
     elif method == "bare":
         bare_loop(a, args.concept, args.samples, args.timesteps, args.guidance, args.modules, args.batch_size)
     else:

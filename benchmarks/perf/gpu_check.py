@@ -61,7 +61,7 @@ def build_sd15_folder(folder: Path, size: str = "full", dtype: torch.dtype = tor
     ))
     sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                           set_alpha_to_one=False, steps_offset=1)
-    pipe = StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=text, tokenizer=tok, scheduler=sched,
+    pipe: Any = StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=text, tokenizer=tok, scheduler=sched,
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.to(dtype=dtype)
     pipe.save_pretrained(str(folder), safe_serialization=True)
@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", default=None, help="JSON file for the results.")
     a = ap.parse_args(argv)
 
-    from benchmarks.perf.generation import measure
+    from cadkit.benchmarks.perf.generation import measure
+
     from cadkit.models.loading import pick_device
 
     device = pick_device(a.device)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -109,7 +110,7 @@ def encoders_params(kind: str) -> int:
     lat = 16 if kind in ("sd35", "sd35-large", "flux-dev") else 4
     vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), latent_channels=lat, layers_per_block=2,
                         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
-    mods = [vae]
+    mods: list[Any] = [vae]
     L, G, H = (768, 12, 12, 3072), (1280, 32, 20, 5120), (1024, 23, 16, 4096)
     if kind == "sd14":
         mods += [clip(*L)]
@@ -154,7 +155,7 @@ def measure(kind: str, model, preds, group: str) -> dict[str, float]:
         if preds[group](n, p):
             p.requires_grad_(True)
     seen: set[int] = set()
-    state = {"unit": None, "outside": 0, "unit_inputs": 0}
+    state: dict[str, Any] = {"unit": None, "outside": 0, "unit_inputs": 0}
     per_unit: dict[str, int] = {}
 
     def key(t: torch.Tensor) -> int:
@@ -191,8 +192,13 @@ def measure(kind: str, model, preds, group: str) -> dict[str, float]:
             hooks.append(m.register_forward_hook(post, with_kwargs=True))
     with torch.device("meta"):
         args, kw = inputs(kind, model)
-    keep = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: (keep.append(t), pack(t))[1], lambda t: t):
+    keep: list[Any] = []
+
+    def save(t: torch.Tensor) -> Any:
+        keep.append(t)
+        return pack(t)
+
+    with torch.autograd.graph.saved_tensors_hooks(save, lambda t: t):
         out = model(*args, **kw, return_dict=False)[0]
     for h in hooks:
         h.remove()

@@ -8,59 +8,65 @@ artists (``--prompts FILE``, the artists CSV ``prompt, evaluation_seed, artist``
     ``c_base = ""``; ``--artists`` picks artists of the file (default all; ``--quick``: the first 3);
     ``--limit N`` keeps each artist's first N prompts; every row keeps its own seed. LPIPS is the
     ``lpips`` package's AlexNet LPIPS v0.1; without its weights offline the run stops with one line.
-styles (no ``--prompts``: the embedded ``tiny`` world)
-    the 5 styles of ``cadkit.tiny.domain.STYLES`` play the artists: the prompt and the attribution
-    concept of a style are ``style_prompt(style)`` ("an image in {style} style"), with
-    ``--images-per-class`` seeded rows per style (default 20, ``--quick`` 4). Besides LPIPS the table
-    has the style accuracy of the tiny judge's style head (target style: base -> edited, higher base
+styles (no ``--prompts``: the model's embedded world, see ``cadkit.models.registry``)
+    the world's styles play the artists: the prompt and the attribution concept of a style are the
+    world's ``style_prompt(style)`` ("an image in {style} style"), with ``--images-per-class`` seeded
+    rows per style (default 20, ``--quick`` 4). Besides LPIPS the table has the style accuracy of the
+    world judge's style head (target style: base -> edited, higher base
     and lower edited = erased; other styles: base -> edited, equal = kept). LPIPS needs the AlexNet
     backbone weights; when they are not available offline the LPIPS columns are left empty and the
     report says so: a random backbone would give numbers without meaning, so none is used.
 
 Every condition generates the prompts of all the artists, so each edit is judged on its target and on
-the others. With ``--unet`` (another method's model) the table has one row, for ``--target``.
+the others. ``--methods`` gives one row per erasure method (default CAD-Erase; CAD attributes the
+concept template, every other method erases the artist's name in its own wording, as an ``artist``
+concept); the first table has one row per model (the base model first), then one table per method
+gives its numbers per erased artist. With ``--unet`` (a model edited elsewhere) the tables have one
+row, for ``--target``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from torch import Tensor
-
-from benchmarks.framework.context import BenchContext
-from benchmarks.framework.options import QUICK, BenchOptions
-from benchmarks.framework.registry import SuiteOption, register_suite
-from benchmarks.framework.report import SuiteResult, Table, bar_chart, image_grid
-from benchmarks.suites.safety import (
-    INJECTED,
+from cadkit.benchmarks.framework.context import BenchContext
+from cadkit.benchmarks.framework.methods import DEFAULT_METHODS, method_label, method_variant, methods_lines
+from cadkit.benchmarks.framework.options import QUICK, BenchOptions
+from cadkit.benchmarks.framework.prompt_suites import (
+    METHOD_OPTION,
+    METHODS_OPTION,
     PROMPT_OPTIONS,
     Variant,
     check_unet,
     evaluate_variant,
     injected_note,
+    network,
     prepare_options,
     prompt_records,
     using,
 )
+from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
+from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart, image_grid
+from torch import Tensor
+
 from cadkit.data import ImageCache, PromptRecord
 from cadkit.errors import CadkitError, bad_arg
 from cadkit.metrics import others_mean
-from cadkit.tiny.domain import style_prompt
 
-__all__ = ["erase_artists", "ARTIST_OPTIONS", "DEFAULT_CONCEPT", "artist_records", "artist_table", "STYLE_TEMPLATE"]
+__all__ = ["erase_artists", "ARTIST_OPTIONS", "DEFAULT_CONCEPT", "artist_records", "artist_table", "methods_table"]
 
 DEFAULT_CONCEPT = "a photo in the style of {artist}"
-STYLE_TEMPLATE = "an image in {class} style"
-"""``style_prompt(style)`` as a ``class_prompts`` template (styles mode)."""
 
 ARTIST_OPTIONS: tuple[SuiteOption, ...] = (
-    SuiteOption("artists", "--artists", "Comma list of artists (or tiny styles) to erase [all; --quick: first 3]"),
+    SuiteOption("artists", "--artists", "Comma list of artists (or the model world's styles) to erase [all; --quick: first 3]"),
     SuiteOption("concept_template", "--concept-template", "Attribution concept of an artist [a photo in the style of {artist}; styles: style_prompt(style)]", default=DEFAULT_CONCEPT),
     *PROMPT_OPTIONS,
-    SuiteOption("unet", "--unet", "Benchmark this denoiser (one erased artist, --target) instead of the CAD edits"),
+    METHODS_OPTION,
+    METHOD_OPTION,
+    SuiteOption("unet", "--unet", "Benchmark this denoiser (one erased artist, --target) instead of the --methods edits"),
     SuiteOption("method", "--method", "Row label of the --unet model [its file name]"),
     SuiteOption("target", "--target", "The artist the --unet model erased"),
 )
@@ -70,25 +76,31 @@ def _styles_mode(o: BenchOptions) -> bool:
     return not o.prompts
 
 
+def _world(o: BenchOptions) -> Any:
+    from cadkit.benchmarks.framework.options import model_world
+
+    return model_world(o)
+
+
 def artist_records(o: BenchOptions) -> tuple[list[str], list[PromptRecord]]:
     """``(artists, records)``: the erased artists and the prompts of all of them (see the module docstring)."""
     x = o.extra
     wanted = [a.strip() for a in str(x.get("artists") or "").split(",") if a.strip()] or None
     if _styles_mode(o):
         from cadkit.data import class_prompts
-        from cadkit.tiny.domain import STYLES
 
+        world = _world(o)
         for a in wanted or ():
-            if a not in STYLES:
-                raise bad_arg("--artists", f"styles of the tiny world ({', '.join(STYLES)}) or --prompts FILE", a)
-        names = wanted or list(STYLES)
+            if a not in world.styles:
+                raise bad_arg("artists", f"styles of the {world.name} world ({', '.join(world.styles)}) or a prompt file", a)
+        names = wanted or list(world.styles)
         per = int(o.images_per_class or 20)
-        recs = class_prompts(names, per, STYLE_TEMPLATE, base_seed=o.seed)
+        recs = class_prompts(names, per, world.style_template, base_seed=o.seed)
         for r in recs:
             r.artist, r.cls = r.cls, None
     else:
         limit = x.get("limit")
-        recs = prompt_records(dataclasses.replace(o, extra={**x, "limit": None}), str(o.prompts), "--prompts",
+        recs = prompt_records(dataclasses.replace(o, extra={**x, "limit": None}), str(o.prompts), "prompts",
                               "artists", artists=wanted)
         names = list(dict.fromkeys(str(r.artist) for r in recs))
         if limit:
@@ -111,17 +123,17 @@ def _check(o: BenchOptions) -> BenchOptions:
         per = int(o.extra.get("limit") or o.images_per_class or 20)
         o = dataclasses.replace(o, images_per_class=min(per, QUICK["images_per_class"]) if o.quick else per)
         if o.extra["concept_template"] == DEFAULT_CONCEPT:  # styles are attributed with their own prompt
-            o.extra["concept_template"] = style_prompt("{artist}")
+            o.extra["concept_template"] = _world(o).style_prompt("{artist}")
     if "{artist}" not in str(o.extra["concept_template"]):
-        raise bad_arg("--concept-template", "a template containing '{artist}'", o.extra["concept_template"])
+        raise bad_arg("concept_template", "a template containing '{artist}'", o.extra["concept_template"])
     names, _ = artist_records(o)
     if o.extra.get("unet"):
         t = o.extra.get("target")
         if t not in names:
-            raise bad_arg("--target", f"the artist the --unet model erased (one of {', '.join(names)})", t)
+            raise bad_arg("target", f"the artist the --unet model erased (one of {', '.join(names)})", t)
     check_unet(o)
     if not _styles_mode(o):
-        _lpips_net(False)  # a missing LPIPS network fails before anything is written
+        _lpips_net(o, False)  # a missing LPIPS network fails before anything is written
     return o
 
 
@@ -135,10 +147,10 @@ def _base_image(cache: ImageCache, keys: Mapping[int, str], row: Mapping[str, An
     return cache.get(keys[int(row["index"])])
 
 
-def _lpips_net(styles: bool) -> tuple[Any, str]:
+def _lpips_net(o: BenchOptions, styles: bool) -> tuple[Any, str]:
     """(network or None, description)."""
-    if "lpips_net" in INJECTED:
-        return INJECTED["lpips_net"], "injected network"
+    if network(o, "lpips_net") is not None:
+        return network(o, "lpips_net"), "injected network"
     from cadkit.metrics.lpips import lpips_alex
 
     try:
@@ -152,11 +164,9 @@ def _lpips_net(styles: bool) -> tuple[Any, str]:
 def _style_metric(o: BenchOptions, names: Sequence[str]) -> Any:
     from cadkit.metrics import get_metric
 
-    net: Any = INJECTED.get("style_classifier")
+    net: Any = network(o, "style_classifier")
     if net is None:
-        from cadkit.tiny.judge import style_classifier
-
-        net = style_classifier(o.judge_weights)
+        net = _world(o).style_judge(o.judge_weights)
     return get_metric("object-accuracy", classes=list(names), classifier=net, labels=list(net.classes), class_key="artist")
 
 
@@ -183,22 +193,55 @@ def artist_table(names: Sequence[str], lp: Mapping[str, Mapping[str, float] | No
                  ("base_acc_others", "style acc others: base"), ("acc_others", "style acc others: edited")]
     fm = {"lpips_target": ".3f", "lpips_others": ".3f"}
     return Table("erase-artists", "LPIPS between base and edited images of the same prompt and seed"
-                 + (" (+ style accuracy %, tiny judge)" if acc is not None else ""), cols, rows, formats=fm)
+                 + (" (+ style accuracy %, world judge)" if acc is not None else ""), cols, rows, formats=fm)
 
 
-@register_suite("erase-artists", "Table 5: CAD-Erase each artist's style; LPIPS on the target and the other artists",
+def methods_table(names: Sequence[str], lp: Mapping[str, Mapping[str, Mapping[str, float] | None]],
+                  acc_base: Mapping[str, float] | None, acc: Mapping[str, Mapping[str, Mapping[str, float]]] | None) -> Table:
+    """One row per model (base first, then each method; ``lp[label][artist]`` per erased artist): per artist the
+    LPIPS on the target and the mean over the others, then the means (+ mean style accuracy, styles mode)."""
+    cols: list[tuple[str, str]] = [("model", "model")]
+    for a in names:
+        cols += [(f"{a}:target", f"{a}: LPIPS target"), (f"{a}:others", f"{a}: LPIPS others")]
+    cols += [("mean:target", "mean LPIPS target"), ("mean:others", "mean LPIPS others")]
+    if acc is not None:
+        cols += [("acc:target", "style acc target"), ("acc:others", "style acc others")]
+
+    def avg(vals: Sequence[float | None]) -> float | None:
+        v = [x for x in vals if x is not None and x == x]
+        return sum(v) / len(v) if v else None
+
+    rows: list[dict[str, Any]] = [{"model": "base"}]
+    if acc is not None and acc_base is not None:
+        rows[0].update({"acc:target": avg([acc_base[a] for a in names]), "acc:others": avg([others_mean(acc_base, a) for a in names])})
+    for label, per in lp.items():
+        row: dict[str, Any] = {"model": label}
+        for a, d in per.items():
+            row[f"{a}:target"], row[f"{a}:others"] = (d[a], others_mean(d, a)) if d else (None, None)
+        row["mean:target"] = avg([row.get(f"{a}:target") for a in per])
+        row["mean:others"] = avg([row.get(f"{a}:others") for a in per])
+        if acc is not None:
+            row["acc:target"] = avg([acc[label][a][a] for a in per])
+            row["acc:others"] = avg([others_mean(acc[label][a], a) for a in per])
+        rows.append(row)
+    fm = {k: ".3f" for k, _ in cols if k != "model" and not k.startswith("acc:")}
+    return Table("erase-artists", "Erasing each artist: LPIPS between base and edited images of the same prompt and seed"
+                 + (" (+ style accuracy %, world judge)" if acc is not None else ""), cols, rows, formats=fm)
+
+
+@register_suite("erase-artists", "Table 5: erase each artist's style (CAD-Erase, or every --methods entry); LPIPS on the target and the other artists",
                 check=_check, defaults={"images_per_class": 20}, options=ARTIST_OPTIONS, objects=False,
-                prompt_formats=("artists",), prompts_help="Artist prompt CSV (prompt, evaluation_seed, artist) [the tiny world's styles]",
+                prompt_formats=("artists",), prompts_help="Artist prompt CSV (prompt, evaluation_seed, artist) [the model world's styles]",
                 protocol_keys=("model", "prompts", "extra.artists", "images_per_class", "extra.limit", "extra.concept_template",
                                "steps", "guidance", "ratio", "modules", "granularity", "seed"))
 def erase_artists(ctx: BenchContext) -> SuiteResult:
-    """Table 5: CAD-Erase each artist's style; LPIPS on the target and the other artists."""
+    """Table 5: erase each artist's style; LPIPS on the target and the other artists."""
     from cadkit.metrics import get_metric
 
     o, x = ctx.opts, ctx.opts.extra
     styles = _styles_mode(o)
     names, recs = artist_records(o)
-    net, lp_desc = _lpips_net(styles)
+    net, lp_desc = _lpips_net(o, styles)
     style_m = _style_metric(o, names) if styles else None
     base = Variant("base")
     base_metrics = {"style-accuracy": style_m} if style_m is not None else {}
@@ -208,47 +251,71 @@ def erase_artists(ctx: BenchContext) -> SuiteResult:
     metrics: dict[str, Any] = dict(base_metrics)
     if net is not None:
         metrics["lpips"] = get_metric("lpips", groups=list(names), base_image=partial(_base_image, ctx.cache, keys), lpips_net=net)
+    keys_of, rows_of = _variants(ctx, names)
+    lp: dict[str, dict[str, Any]] = {}
+    acc: dict[str, dict[str, Any]] = {}
+    changed: list[str] = []
+    for label, per in rows_of.items():
+        lp[label], acc[label] = {}, {}
+        for a, make in per.items():
+            v = make()
+            got = evaluate_variant(ctx, v, v.label if x.get("unet") else f"{v.label} {a}", recs, metrics, target=a)
+            lp[label][a] = got.get("lpips")
+            if style_m is not None:
+                acc[label][a] = got["style-accuracy"]
+            if v.edit is not None:
+                changed.append(f"{v.label} {a}: {v.edit.num_selected()} entries changed")
+    acc_base = base_vals.get("style-accuracy")
+    tables = [methods_table(names, lp, acc_base, acc if style_m is not None else None)]
+    for label in rows_of:
+        t = artist_table(names, lp[label], acc_base, acc[label] if style_m is not None else None)
+        t.name, t.title = f"erase-artists-{keys_of[label]}", f"{label}: {t.title}"
+        tables.append(t)
+    notes = [f"LPIPS: {lp_desc}",
+             (f"artists: the {_world(o).name} world's styles, prompt and attribution concept style_prompt(style) = "
+              f"{_world(o).style_prompt('{style}')!r}, "
+              f"{o.images_per_class} seeded prompts per style" if styles else
+              f"artists: {', '.join(names)} from {o.prompts}, concept {x['concept_template']!r}, per-row seeds"),
+             f"steps {o.steps}, guidance {o.guidance:g}", *changed, *injected_note(o)]
+    files = {"grids/artists.png": _grid(ctx, names, recs, base, rows_of)}
+    if style_m is not None:
+        rows = tables[0].rows
+        files["style_accuracy.png"] = bar_chart([r["model"] for r in rows], {
+            "target": [r["acc:target"] for r in rows], "others": [r["acc:others"] for r in rows]}, "erase-artists")
+    methods = [] if x.get("unet") else methods_lines(o, "artist", "{artist}")
+    return SuiteResult("erase-artists", tables, files=files, notes=notes, protocol_notes=methods)
+
+
+def _variants(ctx: BenchContext, names: Sequence[str]) -> tuple[dict[str, str], dict[str, dict[str, Callable[[], Variant]]]]:
+    """``(row label -> table key, row label -> erased artist -> a function giving its variant)``; edits are
+    made, or read back, on demand; keys are method names (``unet`` for ``--unet``)."""
+    o, x = ctx.opts, ctx.opts.extra
     if x.get("unet"):
         from cadkit.models.override import describe_override, load_override
 
         state = load_override(x["unet"], ctx.adapter.denoiser)
         label = str(x.get("method") or f"--unet {x['unet']}")
-        targets = {str(x["target"]): Variant(label, override=state, meta={"unet": describe_override(x["unet"])})}
-    else:
-        targets = {a: Variant(f"CAD-Erase {a}", edit=ctx.edit(concept_of(o, a), "erase"),
-                              meta={"concept": concept_of(o, a), "ratio": o.ratio}) for a in names}
-    lp: dict[str, Any] = {}
-    acc: dict[str, Any] = {}
-    for a, v in targets.items():
-        got = evaluate_variant(ctx, v, v.label, recs, metrics, target=a)
-        lp[a] = got.get("lpips")
-        if style_m is not None:
-            acc[a] = got["style-accuracy"]
-    t = artist_table(names, lp, base_vals.get("style-accuracy"), acc if style_m is not None else None)
-    notes = [f"LPIPS: {lp_desc}",
-             ("artists: the tiny world's styles, prompt and attribution concept style_prompt(style) = 'an image in {style} style', "
-              f"{o.images_per_class} seeded prompts per style" if styles else
-              f"artists: {', '.join(names)} from {o.prompts}, concept {x['concept_template']!r}, per-row seeds"),
-             f"CAD-Erase ratio {o.ratio:g} on {o.modules}; steps {o.steps}, guidance {o.guidance:g}",
-             *[f"{v.label}: {v.edit.num_selected()} entries changed" for v in targets.values() if v.edit is not None],
-             *injected_note()]
-    files = {"grids/artists.png": _grid(ctx, names, recs, base, targets)}
-    rows = [r for r in t.rows if r["target"] != "mean"]
-    if style_m is not None:
-        files["style_accuracy.png"] = bar_chart([r["target"] for r in rows], {
-            "base: target": [r["base_acc_target"] for r in rows], "edited: target": [r["acc_target"] for r in rows],
-            "base: others": [r["base_acc_others"] for r in rows], "edited: others": [r["acc_others"] for r in rows]}, "erase-artists")
-    return SuiteResult("erase-artists", [t], files=files, notes=notes)
+        v = Variant(label, override=state, meta={"unet": describe_override(x["unet"])})
+        return {label: "unet"}, {label: {str(x["target"]): lambda: v}}
+    out: dict[str, dict[str, Callable[[], Variant]]] = {}
+    for m in o.methods or DEFAULT_METHODS:
+        out[method_label(m)] = {a: partial(method_variant, ctx, m, a, "artist", concept_of(o, a)) for a in names}
+    return {method_label(m): m for m in o.methods or DEFAULT_METHODS}, out
 
 
-def _grid(ctx: BenchContext, names: Sequence[str], recs: Sequence[PromptRecord], base: Variant, targets: Mapping[str, Variant]) -> bytes:
-    """Per erased artist: its first prompts under the base model, then under its edit (same seeds)."""
+def _grid(ctx: BenchContext, names: Sequence[str], recs: Sequence[PromptRecord], base: Variant,
+          rows_of: Mapping[str, Mapping[str, Callable[[], Variant]]]) -> bytes:
+    """Per erased artist: its first prompts under the base model, then under each row's edit (same seeds)."""
     rows: list[Tensor] = []
     labels: list[str] = []
-    for a, v in targets.items():
+    for a in names:
         rs = [r for r in recs if r.artist == a][:6]
-        for lab, var in ((f"{a[:7]} base", base), (f"{a[:7]} erased", v)):  # grid labels: 14 characters
-            with using(ctx, var):
-                rows.append(ctx.images(rs, var.edit))
+        makers = [(lab, per[a]) for lab, per in rows_of.items() if a in per]
+        if not makers:
+            continue
+        for lab, var in [(f"{a[:7]} base", lambda: base), *((f"{a[:7]} {lab}", mk) for lab, mk in makers)]:  # labels: 14 chars
+            v = var()
+            with using(ctx, v):
+                rows.append(ctx.images(rs, v.edit))
             labels.append(lab)
     return image_grid(rows, labels)

@@ -14,18 +14,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
+from cadkit.benchmarks.framework.context import BenchContext
+from cadkit.benchmarks.framework.methods import CAD_METHOD, DEFAULT_METHODS, method_label, method_variant, methods_lines
+from cadkit.benchmarks.framework.options import BenchOptions, bench_defaults, judge_world
+from cadkit.benchmarks.framework.prompt_suites import METHOD_OPTION, METHODS_OPTION
+from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
+from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart, curve_chart, image_grid
 from torch import Tensor
 
-from benchmarks.framework.context import BenchContext
-from benchmarks.framework.options import BenchOptions, is_tiny
-from benchmarks.framework.registry import SuiteOption, register_suite
-from benchmarks.framework.report import SuiteResult, Table, bar_chart, curve_chart, image_grid
 from cadkit.data import PromptRecord
 from cadkit.errors import bad_arg
 from cadkit.metrics import others_mean
 
-__all__ = ["erase_objects", "amplify_objects", "ablate_modules", "ratio_sweep", "scale_suite", "table1", "class_images",
+__all__ = ["erase_objects", "amplify_objects", "ablate_modules", "ratio_sweep", "scale_suite", "table1", "methods_table", "class_images",
            "ABLATION_GROUPS", "AMPLIFY_SOURCES", "default_ratios"]
 
 ABLATION_GROUPS = "ff,attn1,attn2,resnet"
@@ -84,27 +85,78 @@ def _bars(t: Table, title: str, label: str) -> bytes:
 
 
 # -- erase-objects -----------------------------------------------------------------------------------------
-@register_suite("erase-objects", "Table 1: CAD-Erase each class; accuracy on the target and the other classes")
+def methods_table(name: str, title: str, classes: Sequence[str], base: Mapping[str, float],
+                  edited: Mapping[str, Mapping[str, Mapping[str, float]]]) -> Table:
+    """The paper's Table 1 layout: one row per model (the base model first, then each method), per class
+    the accuracy on that class when it is the target and the mean over the other classes, then the means.
+    ``edited[label][c]`` is the per-class accuracy of the model that erased ``c``."""
+    cols: list[tuple[str, str]] = [("model", "model")]
+    for c in classes:
+        cols += [(f"{c}:target", f"{c}: target"), (f"{c}:others", f"{c}: others")]
+    cols += [("mean:target", "mean: target"), ("mean:others", "mean: others")]
+    models: dict[str, Mapping[str, Mapping[str, float]]] = {"base": {c: base for c in classes}, **edited}
+    rows: list[dict[str, Any]] = []
+    for label, per in models.items():
+        row: dict[str, Any] = {"model": label}
+        for c in classes:
+            row[f"{c}:target"], row[f"{c}:others"] = per[c][c], others_mean(per[c], c)
+        row["mean:target"] = _mean([row[f"{c}:target"] for c in classes])
+        row["mean:others"] = _mean([row[f"{c}:others"] for c in classes])
+        rows.append(row)
+    return Table(name, title, cols, rows)
+
+
+@register_suite("erase-objects", "Table 1: erase each class (CAD-Erase, or every --methods entry); accuracy on the target and the other classes",
+                options=(METHODS_OPTION, METHOD_OPTION))
 def erase_objects(ctx: BenchContext) -> SuiteResult:
-    """Table 1: CAD-Erase each class; accuracy on the target and the other classes."""
+    """Table 1: erase each class with each method; accuracy on the target and the other classes."""
+    o = ctx.opts
     recs = ctx.object_records()
     base = ctx.evaluate("base", recs)
-    edited: dict[str, dict[str, float]] = {}
-    edits: dict[str, Any] = {}
+    methods = list(o.methods or DEFAULT_METHODS)
+    labels = {m: method_label(m) for m in methods}
+    edited: dict[str, dict[str, dict[str, float]]] = {labels[m]: {} for m in methods}
+    for m in methods:
+        for c in ctx.classes:
+            v = method_variant(ctx, m, c, "object")
+            edited[labels[m]][c] = ctx.evaluate(f"{v.label} {c}", recs, v.edit, target=c, **v.meta)
+    judge = f"accuracy %, judge: {o.judge}"
+    tables = [methods_table("erase-objects", f"Erasing each class ({judge}); target: the erased class, others: the mean over the rest",
+                            ctx.classes, base, edited)]
+    summary = tables[0].rows
+    files: dict[str, bytes] = {"accuracy.png": bar_chart([r["model"] for r in summary], {
+        "mean: target": [r["mean:target"] for r in summary], "mean: others": [r["mean:others"] for r in summary]}, "erase-objects")}
+    for m in methods:
+        lab = labels[m]
+        what = f"CAD-Erase at ratio {o.ratio:g}" if m == CAD_METHOD else lab
+        tables.append(table1(f"erase-objects-{m}", f"{what} per class ({judge})", ctx.classes, base, edited[lab], lab))
+        files[f"accuracy-{m}.png"] = _bars(tables[-1], f"erase-objects: {lab}", lab)
+    files["grids/erase.png"] = _methods_grid(ctx, recs, methods)
+    return SuiteResult("erase-objects", tables, files=files, protocol_notes=methods_lines(o, "object"))
+
+
+def _methods_grid(ctx: BenchContext, records: Sequence[PromptRecord], methods: Sequence[str]) -> bytes:
+    """Per class: its first images under the base model, then under each method's edit of that class."""
+    rows: list[Tensor] = []
+    labels: list[str] = []
+    per = _by_class(records)
     for c in ctx.classes:
-        edits[c] = ctx.edit(c, "erase")
-        edited[c] = ctx.evaluate(f"CAD-Erase {c}", recs, edits[c], target=c, ratio=ctx.opts.ratio)
-    t = table1("erase-objects", f"CAD-Erase at ratio {ctx.opts.ratio:g} (accuracy %, judge: {ctx.opts.judge})", ctx.classes, base, edited, "CAD-Erase")
-    files = {"accuracy.png": _bars(t, "erase-objects", "CAD-Erase"), "grids/erase.png": _grid(ctx, recs, edits, "erased")}
-    return SuiteResult("erase-objects", [t], files=files)
+        rs = per[c][:GRID_IMAGES]
+        rows.append(ctx.images(rs))
+        labels.append(f"{c}: base")
+        for m in methods:
+            v = method_variant(ctx, m, c, "object")  # cached: read back from the run folder
+            rows.append(ctx.images(rs, v.edit))
+            labels.append(f"{c}: {v.label}"[:14])
+    return image_grid(rows, labels)
 
 
 # -- amplify-objects ---------------------------------------------------------------------------------------
 def class_images(ctx: BenchContext, cls: str) -> Tensor | None:
     """Real images of ``cls`` in [-1, 1] at the model's resolution: ``--images-root DIR/{cls}/`` (first
-    ``amplify_images``), procedural renders for ``tiny`` (item ``i`` of set ``1000 + seed``), else None
-    (the attribution then generates ``amplify_images`` images of the concept); always None with
-    ``--amplify-source generated``."""
+    ``amplify_images``), renders of the embedded world whose judge is used (``world.renders``: item
+    ``i`` of set ``1000 + seed``), else None (the attribution then generates ``amplify_images``
+    images of the concept); always None with ``--amplify-source generated``."""
     o = ctx.opts
     n = int(o.amplify_images or 5)
     res = int(ctx.adapter.default_resolution)
@@ -113,18 +165,13 @@ def class_images(ctx: BenchContext, cls: str) -> Tensor | None:
     if o.images_root is not None:
         from cadkit.attribution.pairs import load_image_folder
 
-        return load_image_folder(Path(o.images_root) / cls, res, "--images-root")[:n]
-    if o.judge == "tiny" or is_tiny(o.model):
-        from cadkit.tiny.domain import OBJECTS, render_set
+        return load_image_folder(Path(o.images_root) / cls, res, "images_root")[:n]
+    world = judge_world(o)
+    if world is None and o.judge_network is None:
+        from cadkit.models.registry import load_world
 
-        if cls not in OBJECTS:
-            return None
-        imgs, _, _ = render_set(n, 1000 + o.seed, objects=[OBJECTS.index(cls)] * n)
-        x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        if x.shape[-1] != res:
-            x = torch.nn.functional.interpolate(x, size=(res, res), mode="bilinear", antialias=True, align_corners=False)
-        return x
-    return None
+        world = load_world(o.model)
+    return None if world is None else world.renders(cls, n, o.seed, res)
 
 
 AMPLIFY_SOURCES = ("renders", "generated")
@@ -133,17 +180,23 @@ AMPLIFY_SOURCES = ("renders", "generated")
 def _check_images_root(o: BenchOptions) -> BenchOptions:
     src = o.extra.get("amplify_source")
     if src is not None:
+        from cadkit.models.registry import load_world
+
         if src not in AMPLIFY_SOURCES:
             raise bad_arg("amplify_source", AMPLIFY_SOURCES, src)
-        if src == "renders" and not (o.judge == "tiny" or is_tiny(o.model)):
-            raise bad_arg("amplify_source", "generated (procedural renders exist only for tiny)", src)
+        if src == "renders" and judge_world(o) is None and load_world(o.model) is None:
+            raise bad_arg("amplify_source", "generated (renders exist only for a model with an embedded world)", src)
         if src == "generated" and o.images_root is not None:
             raise bad_arg("amplify_source", "renders or unset together with images_root", src)
     if o.images_root is not None:
+        from cadkit.attribution.pairs import check_image_folder
+
         root = Path(o.images_root)
         for c in o.classes or ():
             if not (root / c).is_dir():
-                raise bad_arg("--images-root", f"a folder with a sub-folder of images per class (missing {root / c})", str(root))
+                raise bad_arg("images_root", f"a folder with a sub-folder of images per class (missing {root / c})", str(root))
+        for c in o.classes or ():
+            check_image_folder(root / c, "images_root", limit=o.amplify_images)  # every image it will read opens
     return o
 
 
@@ -199,10 +252,10 @@ def ablate_modules(ctx: BenchContext) -> SuiteResult:
 
 # -- ratio-sweep -------------------------------------------------------------------------------------------
 def default_ratios(o: BenchOptions) -> tuple[float, ...]:
-    """tiny: 1 % .. 20 % (around its registry default of 5 %: the rows of its narrow layers need far larger
-    fractions than SD's); SD models: 0.05 % .. 1 % (around the paper's 0.1 %); ``--quick``: 3 of them."""
-    full = (0.01, 0.03, 0.05, 0.1, 0.2) if is_tiny(o.model) or o.judge == "tiny" else (0.0005, 0.001, 0.002, 0.005, 0.01)
-    return (full[1], full[2], full[4]) if o.quick else full
+    """The model's ``bench.sweep_ratios`` from the registry (SD: 0.05 % .. 1 %, around the paper's 0.1 %; the
+    embedded model's narrow layers need far larger fractions); ``--quick``: 3 of them."""
+    full = tuple(bench_defaults(o, sweep=True).sweep_ratios)
+    return (full[1], full[2], full[4]) if o.quick and len(full) >= 5 else full
 
 
 def _check_ratios(o: BenchOptions) -> BenchOptions:

@@ -1,61 +1,117 @@
 """``CAD``: Captum-shaped entry point. ``CAD(adapter, modules="ff").attribute(concept)`` -> scores.
 
-Scores are a ``dict[str, Tensor]`` keyed by ``adapter.denoiser.named_parameters()`` names, fp32,
-each shaped like its parameter. ``attribute_with_metadata`` also returns the provenance written
-into score files.
+Scores are an :class:`AttributionResult`: a read-only mapping of ``adapter.denoiser.named_parameters()``
+names to fp32 tensors shaped like their parameters, carrying its provenance (``metadata``), the
+objective's total ``Σ J`` and the (sample, t) pairs it was computed on (``pairs``, reused by
+:func:`cadkit.attribution.verify.verify`). Trainer settings (devices, precision, ...) are given once,
+to :class:`CAD`; :meth:`CAD.attribute` takes what defines the attribution (:class:`AttributionSpec`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from cadkit.attribution.module import AttributionModule
-from cadkit.attribution.objectives import OBJECTIVES
-from cadkit.attribution.pairs import ImageSource, PairSource, TrajectorySource, load_image_folder
-from cadkit.attribution.scores import SIGN_CONVENTION, param_set_hash
-from cadkit.attribution.trainer import keep_device, make_trainer
+from cadkit.attribution.objectives import OBJECTIVES, Objective, get_objective
+from cadkit.attribution.pairs import PairSource
+from cadkit.attribution.scores import SIGN_CONVENTION
+from cadkit.attribution.trainer import TrainerSettings, keep_device, lightning_interrupts, make_trainer
 from cadkit.errors import bad_arg
+from cadkit.files import param_set_hash
 from cadkit.models.adapters.base import DiffusionAdapter, parse_modules
 from cadkit.provenance import run_info
 
-__all__ = ["CAD", "AttributionResult", "validate_attribution_args", "ERASE_DEFAULTS"]
+__all__ = ["CAD", "AttributionSpec", "AttributionResult", "validate_attribution_args", "ERASE_DEFAULTS", "MAX_TIMESTEPS", "MAX_SAMPLES"]
 
 ERASE_DEFAULTS = {"steps": 50, "guidance": 3.0, "base_prompt": "", "samples": 1}
+#: Upper bounds of the counts (beyond them a request is a typo, not a plan).
+MAX_SAMPLES = 100_000
+MAX_TIMESTEPS = 1000
+MAX_BATCH = 4096
 
 
-class AttributionResult(dict):  # type: ignore[type-arg]
-    """The score dict, with ``.metadata`` (provenance) and ``.objective_total`` (Σ J)."""
+@dataclass(frozen=True)
+class AttributionSpec:
+    """What defines an attribution; validated when it is made (one-line errors naming the field).
 
-    metadata: dict[str, Any]
-    objective_total: float
-    pair_counts: Tensor | None
+    ``images`` (amplify): a folder, a tensor ``[N, 3, H, W]`` in [-1, 1], or None for ``samples``
+    generated images. ``timesteps`` is checked against the scheduler's training steps by
+    :meth:`check_adapter` once the model is known.
+    """
+
+    concept: str
+    objective: str = "erase"
+    base_prompt: str = ""
+    samples: int = 1
+    timesteps: int = 50
+    guidance: float = 3.0
+    seed: int = 0
+    images: str | Path | Tensor | None = field(default=None, compare=False)
+    batch_size: int = 4
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.concept, str) or not self.concept.strip():
+            raise bad_arg("concept", "a non-empty text", self.concept)
+        get_objective(self.objective)
+        _int_in("samples", self.samples, 1, MAX_SAMPLES)
+        _int_in("timesteps", self.timesteps, 1, MAX_TIMESTEPS)
+        _int_in("batch_size", self.batch_size, 1, MAX_BATCH)
+        _int_in("seed", self.seed, 0, 2**63 - 1)
+        g = self.guidance
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
+            raise bad_arg("guidance", "a finite number >= 0", g)
+
+    def check_adapter(self, adapter: DiffusionAdapter) -> None:
+        """The checks that need the model: ``timesteps`` <= the scheduler's training steps."""
+        max_t = int(adapter.scheduler.config.get("num_train_timesteps", 1000))
+        if self.timesteps > max_t:
+            raise bad_arg("timesteps", f"an integer from 1 to {max_t} (the scheduler's training steps)", self.timesteps)
+
+
+def _int_in(name: str, v: object, lo: int, hi: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise bad_arg(name, f"an integer from {lo} to {hi:,}", v)
 
 
 def validate_attribution_args(adapter: DiffusionAdapter | None, concept: str, objective: str, samples: int,
-                              timesteps: int, guidance: float, batch_size: int = 1) -> None:
-    """One-line errors for bad attribution settings."""
-    if not concept or not concept.strip():
-        raise bad_arg("--concept", "a non-empty text", concept)
-    if objective not in OBJECTIVES:
-        raise bad_arg("--objective", OBJECTIVES, objective)
-    if samples <= 0:
-        raise bad_arg("--samples", "an integer >= 1", samples)
-    max_t = int(adapter.scheduler.config.get("num_train_timesteps", 1000)) if adapter is not None else 1000
-    if timesteps <= 0 or timesteps > max_t:
-        raise bad_arg("--timesteps", f"an integer from 1 to {max_t} (the scheduler's training steps)", timesteps)
-    if guidance != guidance or guidance < 0:
-        raise bad_arg("--guidance", "a number >= 0", guidance)
-    if batch_size <= 0:
-        raise bad_arg("--batch-size", "an integer >= 1", batch_size)
+                              timesteps: int, guidance: float, batch_size: int = 1) -> AttributionSpec:
+    """One-line errors for bad attribution settings; returns the validated :class:`AttributionSpec`."""
+    spec = AttributionSpec(concept, objective, samples=samples, timesteps=timesteps, guidance=guidance, batch_size=batch_size)
+    if adapter is not None:
+        spec.check_adapter(adapter)
+    return spec
+
+
+class AttributionResult(Mapping[str, Tensor]):
+    """Scores (name -> fp32 tensor) with ``metadata`` (provenance), ``objective_total`` (Σ J),
+    ``pair_counts`` (uses of each pair; all 1) and ``pairs`` (the pair source, on the caller's process)."""
+
+    def __init__(self, scores: Mapping[str, Tensor], metadata: dict[str, Any], objective_total: float,
+                 pair_counts: Tensor | None = None, pairs: PairSource | None = None) -> None:
+        self._scores = dict(scores)
+        self.metadata, self.objective_total, self.pair_counts, self.pairs = metadata, objective_total, pair_counts, pairs
+
+    def __getitem__(self, name: str) -> Tensor:
+        return self._scores[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._scores)
+
+    def __len__(self) -> int:
+        return len(self._scores)
+
+    def __repr__(self) -> str:
+        return f"AttributionResult({len(self)} tensors, J={self.objective_total:.6g}, concept={self.metadata.get('concept')!r})"
 
 
 class CAD:
@@ -64,66 +120,60 @@ class CAD:
     Args:
         adapter: a family adapter (``cadkit.models.load_adapter``).
         modules: module groups whose parameters are attributed (comma list or sequence; default ``ff``).
+        devices, num_nodes, accelerator, precision, strategy, progress: the Lightning Trainer's settings
+            (:class:`~cadkit.attribution.trainer.TrainerSettings`), validated here.
     """
 
-    def __init__(self, adapter: DiffusionAdapter, modules: str | Sequence[str] = "ff") -> None:
+    def __init__(self, adapter: DiffusionAdapter, modules: str | Sequence[str] = "ff", *, devices: int = 1, num_nodes: int = 1,
+                 accelerator: str = "auto", precision: str = "32", strategy: str | None = None, progress: bool = False) -> None:
         self.adapter = adapter
         self.modules = parse_modules(modules, adapter.groups)
+        self.trainer_settings = TrainerSettings(devices, num_nodes, accelerator, precision, strategy, progress)
 
-    def make_source(self, concept: str, objective: str, samples: int, timesteps: int, guidance: float,
+    def make_source(self, concept: str, objective: str | Objective, samples: int, timesteps: int, guidance: float,
                     seed: int, images: str | Path | Tensor | None, batch_size: int, negative_prompt: str = "") -> PairSource:
         """The (sample, t) pairs of ``objective``."""
-        a = self.adapter
-        if objective == "erase":
-            return TrajectorySource(a, concept, samples, timesteps, guidance, seed, batch_size, negative_prompt)
-        if images is None:  # generated concept images: their final latents are the clean x0
-            lat = []
-            for i in range(0, samples, batch_size):
-                n = min(batch_size, samples - i)
-                res = a.sample([concept] * n, [seed + i + k for k in range(n)], steps=timesteps, guidance=guidance,
-                               negative_prompt=negative_prompt, decode=False)
-                lat.append(res.latents)
-            x0 = torch.cat(lat)
-        else:
-            pix = images if isinstance(images, Tensor) else load_image_folder(images, a.default_resolution)
-            gen = torch.Generator().manual_seed(seed)
-            x0 = torch.cat([a.encode_images(pix[i : i + batch_size].to(a.device), generator=gen) for i in range(0, len(pix), batch_size)])
-        return ImageSource(a, x0.detach(), timesteps, seed)
+        return get_objective(objective).pairs(self.adapter, concept, samples=samples, timesteps=timesteps, guidance=guidance,
+                                              seed=seed, images=images, batch_size=batch_size, negative_prompt=negative_prompt)
 
     def attribute(self, concept: str, *, objective: str = "erase", base_prompt: str = "", samples: int = 1,
                   timesteps: int = 50, guidance: float = 3.0, seed: int = 0, images: str | Path | Tensor | None = None,
-                  batch_size: int = 4, devices: int = 1, num_nodes: int = 1, accelerator: str = "auto",
-                  precision: str = "32", strategy: str | None = None, progress: bool = False) -> AttributionResult:
+                  batch_size: int = 4) -> AttributionResult:
         """Scores ``w ⊙ Σ ∂J/∂w`` over all (sample, t) pairs; see :mod:`cadkit.attribution.objectives`."""
-        validate_attribution_args(self.adapter, concept, objective, samples, timesteps, guidance, batch_size)
+        return self.run(AttributionSpec(concept, objective, base_prompt, samples, timesteps, guidance, seed, images, batch_size))
+
+    def run(self, spec: AttributionSpec) -> AttributionResult:
+        """:meth:`attribute` for an already validated :class:`AttributionSpec`."""
+        spec.check_adapter(self.adapter)
         t0 = time.time()
-        trainer = make_trainer(devices, num_nodes, accelerator, precision, strategy, progress)
-        source = self.make_source(concept, objective, samples, timesteps, guidance, seed, images, batch_size)
+        trainer = make_trainer(self.trainer_settings)
+        objective = OBJECTIVES[spec.objective]
+        source = self.make_source(spec.concept, objective, spec.samples, spec.timesteps, spec.guidance, spec.seed, spec.images,
+                                  spec.batch_size)
         params = self.adapter.select_parameters(self.modules)
         # with spawned/forked workers the module in this process never sees the result: rank 0 saves it
         tmp = tempfile.mkdtemp(prefix="cadkit-attr-") if trainer.world_size > 1 else None
-        result_path = os.path.join(tmp, "result.pt") if tmp else None
-        module = AttributionModule(self.adapter, source, params, objective, concept, base_prompt, batch_size, result_path)
-        with keep_device(module):
-            trainer.validate(module, verbose=False)
-        if module.scores is None and result_path:  # spawned workers: rank 0 left the result on disk
-            got = torch.load(result_path, weights_only=True)
-            module.scores, module.total_objective, module.pair_counts = got["scores"], got["J"], got["counts"]
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+        result_path = os.path.join(tmp, "result.safetensors") if tmp else None
+        module = AttributionModule(self.adapter, source, params, objective, spec.concept, spec.base_prompt, spec.batch_size, result_path)
+        try:
+            with keep_device(module), lightning_interrupts(trainer):
+                trainer.validate(module, verbose=False)
+            if module.scores is None and result_path:  # spawned workers: rank 0 left the result on disk
+                module.load_result(result_path)
+        finally:
+            if tmp:
+                shutil.rmtree(tmp, ignore_errors=True)
         assert module.scores is not None
-        out = AttributionResult(module.scores)
-        out.objective_total = module.total_objective
-        out.pair_counts = module.pair_counts
-        out.metadata = {
+        images = spec.images
+        metadata = {
             "model": self.adapter.model_info(),
             "param_hash": param_set_hash((n, tuple(p.shape)) for n, p in params.items()),
-            "modules": self.modules, "concept": concept, "base_prompt": base_prompt, "objective": objective,
+            "modules": self.modules, "concept": spec.concept, "base_prompt": spec.base_prompt, "objective": spec.objective,
             "samples": int(source.n_samples), "timesteps": int(source.steps),
-            "timestep_values": [int(t) for t in source.timesteps], "guidance": guidance, "seed": seed,
+            "timestep_values": [int(t) for t in source.timesteps], "guidance": spec.guidance, "seed": spec.seed,
             "images": None if images is None or isinstance(images, Tensor) else str(images),
-            "batch_size": batch_size, "precision": precision, "world_size": trainer.world_size,
+            "batch_size": spec.batch_size, "precision": self.trainer_settings.precision, "world_size": trainer.world_size,
             "pairs": len(source), "objective_total": module.total_objective,
             "sign_convention": SIGN_CONVENTION, "wall_time_s": round(time.time() - t0, 3), **run_info(),
         }
-        return out
+        return AttributionResult(module.scores, metadata, module.total_objective, module.pair_counts, source)

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from cadkit.attribution.objectives import amplify_objective, erase_objective
+from cadkit.attribution.objectives import Objective, get_objective
 from cadkit.attribution.pairs import PairSource
 from cadkit.data.sampler import UnrepeatedDistributedSampler, rank_indices
 from cadkit.errors import CadkitError
@@ -47,10 +47,10 @@ class AttributionModule(pl.LightningModule):
     """
 
     def __init__(self, adapter: DiffusionAdapter, source: PairSource, params: dict[str, torch.nn.Parameter],
-                 objective: str, concept: str, base_prompt: str = "", batch_size: int = 4,
+                 objective: str | Objective, concept: str, base_prompt: str = "", batch_size: int = 4,
                  result_path: str | None = None) -> None:
         super().__init__()
-        self.adapter, self.source, self.objective = adapter, source, objective
+        self.adapter, self.source, self.objective = adapter, source, get_objective(objective)
         self.concept, self.base_prompt, self.batch_size = concept, base_prompt, batch_size
         self.result_path = result_path
         self.denoiser = adapter.denoiser  # registered so Lightning moves it with the module
@@ -101,11 +101,7 @@ class AttributionModule(pl.LightningModule):
         x_t, t, target = self.source.batch(pairs)
         cond: Condition = self._cond.expand(len(pairs))
         with torch.enable_grad():
-            if self.objective == "erase":
-                j = erase_objective(self.adapter, x_t, t, cond, self._base.expand(len(pairs)))
-            else:
-                assert target is not None
-                j = amplify_objective(self.adapter, x_t, t, cond, target)
+            j = self.objective(self.adapter, x_t, t, cond, self._base.expand(len(pairs)), target)
             bad = ~torch.isfinite(j.detach())
             if bool(bad.any()):
                 k = int(bad.nonzero()[0])
@@ -128,8 +124,20 @@ class AttributionModule(pl.LightningModule):
         for n, p in self.denoiser.named_parameters():
             p.requires_grad_(self._grad_flags.get(n, p.requires_grad))
         if self.result_path and self.trainer.global_rank == 0:
-            torch.save({"scores": self.scores, "J": self.total_objective, "counts": self.pair_counts}, self.result_path)
+            from safetensors.torch import save_file
+
+            extra = {"__J__": torch.tensor([self.total_objective], dtype=torch.float64), "__counts__": self.pair_counts}
+            save_file({**{n: s.contiguous() for n, s in self.scores.items()}, **extra}, self.result_path)
         del self._flat, self._acc
+
+    def load_result(self, path: str) -> None:
+        """Read what rank 0 wrote at the end of a spawned run (safetensors: nothing is unpickled)."""
+        from safetensors.torch import load_file
+
+        got = load_file(path)
+        self.total_objective = float(got.pop("__J__")[0])
+        self.pair_counts = got.pop("__counts__")
+        self.scores = got
 
     def configure_optimizers(self) -> Any:  # not used: attribution never trains
         return None

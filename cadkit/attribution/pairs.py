@@ -18,7 +18,7 @@ from torch import Tensor
 from cadkit.errors import bad_arg
 from cadkit.models.adapters.base import DiffusionAdapter
 
-__all__ = ["PairSource", "TrajectorySource", "ImageSource", "pair_seed", "load_image_folder", "IMAGE_EXTS"]
+__all__ = ["PairSource", "TrajectorySource", "ImageSource", "pair_seed", "check_image_folder", "load_image_folder", "IMAGE_EXTS"]
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -102,19 +102,33 @@ class ImageSource(PairSource):
         return self.adapter.add_noise(x0, noise, t), t, self.adapter.target(x0, noise, t)
 
 
-def load_image_folder(folder: str | Path, resolution: int, arg: str = "--images") -> Tensor:
-    """Images of ``folder`` (sorted by name), centre-cropped and resized to ``resolution``, in [-1, 1]."""
-    from PIL import Image
+def check_image_folder(folder: str | Path, arg: str = "images", limit: int | None = None) -> list[Path]:
+    """The image files of ``folder`` (sorted by name; the first ``limit``), each checked to be a readable
+    image before any work starts; one-line errors naming ``arg`` otherwise. Files without an image
+    suffix are ignored."""
+    from cadkit.io import check_image_files
 
     p = Path(folder)
     if not p.is_dir():
         raise bad_arg(arg, "a folder of images", str(p))
-    files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+    files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file())[:limit]
     if not files:
         raise bad_arg(arg, "a folder with at least one image (" + ", ".join(IMAGE_EXTS) + ")", f"{p} (no images)")
+    check_image_files(files, arg)
+    return files
+
+
+def load_image_folder(folder: str | Path, resolution: int, arg: str = "images") -> Tensor:
+    """Images of ``folder`` (sorted by name), centre-cropped and resized to ``resolution``, in [-1, 1]."""
+    from PIL import Image, UnidentifiedImageError
+
     out = []
-    for f in files:
-        im = Image.open(f).convert("RGB")
+    for f in check_image_folder(folder, arg):
+        try:
+            with Image.open(f) as raw:
+                im = raw.convert("RGB")
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise bad_arg(arg, "a folder of readable images", f"{f} ({type(exc).__name__})") from None
         side = min(im.size)
         left, top = (im.width - side) // 2, (im.height - side) // 2
         im = im.crop((left, top, left + side, top + side)).resize((resolution, resolution), Image.Resampling.BICUBIC)

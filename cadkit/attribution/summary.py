@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-import torch
 from torch import Tensor
 
-from cadkit.io import atomic_path
-
-__all__ = ["Mass", "block_of", "group_of", "summarize", "format_summary", "plot_localization"]
+__all__ = ["Mass", "block_of", "group_of", "summarize", "format_summary"]
 
 
 @dataclass
@@ -75,31 +70,3 @@ def format_summary(scores: Mapping[str, Tensor], metadata: Mapping[str, str] | N
         for k, m in summ[title].items():
             lines.append(f"{k:<28} {m.count:>12,} {m.positive:>12.4g} {m.negative:>12.4g}")
     return "\n".join(lines)
-
-
-def plot_localization(scores: Mapping[str, Tensor], path: str | os.PathLike[str], title: str = "") -> Path:
-    """Bar chart of positive and negative mass per block (a "localization map"), written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    blocks = summarize(scores)["blocks"]
-    names = list(blocks)
-    pos = [blocks[n].positive for n in names]
-    neg = [blocks[n].negative for n in names]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(names) + 2), 4))
-    x = torch.arange(len(names)).numpy()
-    ax.bar(x, pos, color="tab:red", label="positive mass (drives the concept)")
-    ax.bar(x, neg, color="tab:blue", label="negative mass (holds it back)")
-    ax.axhline(0, color="black", linewidth=0.6)
-    ax.set_xticks(x)
-    ax.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("Σ score")
-    ax.set_title(title or "CAD localization map")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return Path(path)

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
@@ -13,31 +14,58 @@ import torch
 
 from cadkit.errors import bad_arg
 
-__all__ = ["PRECISIONS", "ACCELERATORS", "make_trainer", "check_devices", "keep_device"]
+__all__ = ["PRECISIONS", "ACCELERATORS", "STRATEGIES", "TrainerSettings", "make_trainer", "check_devices", "keep_device",
+           "lightning_interrupts"]
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork")
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """How an attribution loop runs (not what it computes); validated when made, except ``devices``
+    against the machine, which :func:`check_devices` checks when the Trainer is built."""
+
+    devices: int = 1
+    num_nodes: int = 1
+    accelerator: str = "auto"
+    precision: str = "32"
+    strategy: str | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise bad_arg("precision", PRECISIONS, self.precision)
+        if self.accelerator not in ACCELERATORS:
+            raise bad_arg("accelerator", ACCELERATORS, self.accelerator)
+        if self.strategy is not None and self.strategy not in STRATEGIES:
+            raise bad_arg("strategy", STRATEGIES, self.strategy)
+        for name in ("devices", "num_nodes"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise bad_arg(name, "an integer >= 1", v)
 
 
 def check_devices(devices: int, accelerator: str = "auto", num_nodes: int = 1) -> str:
     """Validate ``--devices``/``--accelerator``/``--num-nodes``; returns the concrete accelerator."""
     if accelerator not in ACCELERATORS:
-        raise bad_arg("--accelerator", ACCELERATORS, accelerator)
+        raise bad_arg("accelerator", ACCELERATORS, accelerator)
     if num_nodes < 1:
-        raise bad_arg("--num-nodes", "an integer >= 1", num_nodes)
+        raise bad_arg("num_nodes", "an integer >= 1", num_nodes)
     acc = accelerator
     if acc == "auto":
         acc = "cuda" if torch.cuda.is_available() else "cpu"
     if acc in ("gpu", "cuda"):
         if not torch.cuda.is_available():
-            raise bad_arg("--accelerator", "cpu (no CUDA device here)", accelerator)
+            raise bad_arg("accelerator", "cpu (no CUDA device here)", accelerator)
         avail = torch.cuda.device_count()
     elif acc == "mps":
         avail = 1
     else:
         avail = os.cpu_count() or 1
     if devices < 1 or devices > avail:
-        raise bad_arg("--devices", f"an integer from 1 to {avail} (available on this {acc} machine)", devices)
+        raise bad_arg("devices", f"an integer from 1 to {avail} (available on this {acc} machine)", devices)
     return acc
 
 
@@ -61,31 +89,49 @@ def keep_device(module: torch.nn.Module) -> Iterator[None]:
                 module.to(dev)
 
 
-def make_trainer(devices: int = 1, num_nodes: int = 1, accelerator: str = "auto", precision: str = "32",
+@contextlib.contextmanager
+def lightning_interrupts(trainer: Any) -> Iterator[None]:
+    """Give Ctrl-C inside a stage of ``trainer`` back to the caller as :class:`KeyboardInterrupt`.
+
+    Lightning catches ``KeyboardInterrupt`` in ``fit``/``validate``/``predict``, marks the trainer
+    interrupted, tears down and calls ``sys.exit(1)``: a command would exit 1 with no message. Inside
+    this block that exit becomes a ``KeyboardInterrupt`` again, so callers (and the command line:
+    "aborted", code 130) see an interruption as an interruption.
+    """
+    try:
+        yield
+    except SystemExit as exc:
+        from lightning.pytorch.trainer.states import TrainerStatus
+
+        if exc.code == 1 and getattr(getattr(trainer, "state", None), "status", None) == TrainerStatus.INTERRUPTED:
+            raise KeyboardInterrupt from None
+        raise
+
+
+def make_trainer(devices: TrainerSettings | int = 1, num_nodes: int = 1, accelerator: str = "auto", precision: str = "32",
                  strategy: str | None = None, progress: bool = True, **kwargs: Any) -> pl.Trainer:
-    """A Trainer for attribution loops.
+    """A Trainer for attribution loops, from :class:`TrainerSettings` (or the same fields, ``devices`` first).
 
     ``inference_mode=False`` (Lightning validates under ``torch.inference_mode`` by default, which
     forbids autograd) and ``use_distributed_sampler=False`` (the module brings an unrepeated sampler).
     """
-    if precision not in PRECISIONS:
-        raise bad_arg("--precision", PRECISIONS, precision)
-    acc = check_devices(devices, accelerator, num_nodes)
-    if strategy is None:
-        strategy = "ddp" if devices * num_nodes > 1 else "auto"
+    settings = devices if isinstance(devices, TrainerSettings) else TrainerSettings(devices, num_nodes, accelerator, precision,
+                                                                                     strategy, progress)
+    acc = check_devices(settings.devices, settings.accelerator, settings.num_nodes)
+    strategy = settings.strategy or ("ddp" if settings.devices * settings.num_nodes > 1 else "auto")
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     return pl.Trainer(
         accelerator="gpu" if acc == "cuda" else acc,
-        devices=devices,
-        num_nodes=num_nodes,
-        precision=precision,  # type: ignore[arg-type]
+        devices=settings.devices,
+        num_nodes=settings.num_nodes,
+        precision=settings.precision,  # type: ignore[arg-type]
         strategy=strategy,
         inference_mode=False,
         use_distributed_sampler=False,
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
-        enable_progress_bar=progress,
+        enable_progress_bar=settings.progress,
         **kwargs,
     )

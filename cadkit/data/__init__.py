@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .cache import ImageCache, cache_key, canonical_image, record_protocol, to_uint8
+from .cache import DamagedEntry, ImageCache, cache_key, canonical_image, record_protocol, to_uint8
 from .prompts import (
     DEFAULT_SEED_POLICY,
     DEFAULT_TEMPLATE,
@@ -36,6 +36,7 @@ __all__ = [
     "UnrepeatedDistributedSampler",
     "rank_indices",
     "ImageCache",
+    "DamagedEntry",
     "cache_key",
     "canonical_image",
     "to_uint8",

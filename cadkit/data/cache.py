@@ -10,6 +10,13 @@ float image is therefore its uint8 quantisation ``round(clamp(x, 0, 1) * 255) / 
 (:func:`canonical_image`): a cached image and a freshly generated one compare equal once the
 fresh one is made canonical. Writes go to a temporary file in the same folder and are renamed
 into place, so a killed run never leaves a half-written image under a key.
+
+The cache does not trust its files: every PNG carries a text chunk ``cadkit`` recording its key, the
+SHA-256 of its pixels and its shape, checked on every read (:meth:`ImageCache.get`). A truncated or
+damaged file, another image copied under a key, an edited image or one of the wrong size raises
+:class:`DamagedEntry` and is never used; the benchmarks discard it, regenerate it and say so.
+Temporary files name the process writing them, so :meth:`ImageCache.clean_temporary` removes only
+leftovers of dead processes, never another live process's half-written image.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +38,25 @@ from cadkit.io import atomic_path
 
 from .prompts import PromptRecord
 
-__all__ = ["ImageCache", "cache_key", "canonical_image", "to_uint8", "record_protocol"]
+__all__ = ["ImageCache", "DamagedEntry", "cache_key", "canonical_image", "to_uint8", "record_protocol", "pixel_digest"]
+
+#: Name of the PNG text chunk holding an entry's content record.
+RECORD_CHUNK = "cadkit"
+
+
+class DamagedEntry(CadkitError):
+    """A cached image that cannot be used as it is (unreadable, or not what its record says)."""
+
+    def __init__(self, key: str, path: Path, reason: str) -> None:
+        self.key, self.path, self.reason = key, path, reason
+        super().__init__(f"image cache: {path} is damaged ({reason}); it is regenerated on the next run")
+
+
+def pixel_digest(arr: np.ndarray) -> str:
+    """SHA-256 of a uint8 ``[H, W, 3]`` image's shape and bytes (hex)."""
+    h = hashlib.sha256(f"{arr.shape}".encode())
+    h.update(np.ascontiguousarray(arr, dtype=np.uint8).tobytes())
+    return h.hexdigest()
 
 
 def _canon(value: Any) -> Any:
@@ -106,31 +131,77 @@ class ImageCache:
         """Whether an image is stored under ``key``."""
         return self.path(key).is_file()
 
-    def get(self, key: str) -> Tensor:
-        """The stored image, ``[3, H, W]`` float32 in [0, 1] (exact multiples of 1/255)."""
-        from PIL import Image
-
+    def get(self, key: str, shape: Sequence[int] | None = None) -> Tensor:
+        """The stored image, ``[3, H, W]`` float32 in [0, 1] (exact multiples of 1/255), checked against
+        its content record (and ``shape`` ``(3, H, W)`` when given); :class:`DamagedEntry` otherwise."""
         p = self.path(key)
         if not p.is_file():
             raise KeyError(key)
-        try:
-            with Image.open(p) as im:
-                arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-        except OSError as exc:
-            raise CadkitError(f"image cache: {p} is not a readable PNG ({exc}); delete it and rerun") from None
+        arr = self._read(key, p, shape)
         return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255.0
 
-    def put(self, key: str, image: Tensor) -> Path:
-        """Store ``image`` (``[3, H, W]`` float in [0, 1] or uint8) as PNG, atomically; returns its path."""
+    def _read(self, key: str, p: Path, shape: Sequence[int] | None) -> np.ndarray:
+        import zlib
+
         from PIL import Image
+
+        try:
+            with Image.open(p) as im:
+                im.load()
+                text = im.info.get(RECORD_CHUNK)
+                arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+        except (OSError, ValueError, SyntaxError, EOFError, zlib.error, Image.DecompressionBombError) as exc:
+            raise DamagedEntry(key, p, f"not a readable PNG: {type(exc).__name__}") from None
+        try:
+            rec = json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            rec = None
+        if not isinstance(rec, dict):
+            raise DamagedEntry(key, p, "no content record: not written by this cache")
+        got = [3, *arr.shape[:2]]
+        if rec.get("key") != key:
+            raise DamagedEntry(key, p, "it holds the image of another key")
+        if rec.get("shape") != got or (shape is not None and [int(d) for d in shape] != got):
+            want = list(shape) if shape is not None else rec.get("shape")
+            raise DamagedEntry(key, p, f"shape {got}, expected {want}")
+        if rec.get("sha256") != pixel_digest(arr):
+            raise DamagedEntry(key, p, "its pixels do not match their recorded hash")
+        return arr
+
+    def verify(self, key: str, shape: Sequence[int] | None = None) -> str | None:
+        """None when the entry of ``key`` is stored and sound; else why not (``"missing"`` or the damage)."""
+        p = self.path(key)
+        if not p.is_file():
+            return "missing"
+        try:
+            self._read(key, p, shape)
+        except DamagedEntry as exc:
+            return exc.reason
+        return None
+
+    def discard(self, key: str) -> bool:
+        """Delete the entry of ``key`` (a damaged one, before it is regenerated); True if there was one."""
+        try:
+            self.path(key).unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def put(self, key: str, image: Tensor) -> Path:
+        """Store ``image`` (``[3, H, W]`` float in [0, 1] or uint8) as PNG with its content record,
+        atomically; returns its path."""
+        from PIL import Image
+        from PIL.PngImagePlugin import PngInfo
 
         if image.ndim != 3 or image.shape[0] != 3:
             raise bad_arg("image", "a [3, H, W] tensor", tuple(image.shape))
         arr = to_uint8(image.cpu()).permute(1, 2, 0).contiguous().numpy()
+        info = PngInfo()
+        info.add_text(RECORD_CHUNK, json.dumps({"key": key, "sha256": pixel_digest(arr), "shape": [3, *arr.shape[:2]]}))
         p = self.path(key)
         with atomic_path(p) as tmp:
             with open(tmp, "wb") as fh:
-                Image.fromarray(arr).save(fh, format="PNG", compress_level=1)
+                Image.fromarray(arr).save(fh, format="PNG", compress_level=1, pnginfo=info)
                 fh.flush()
                 os.fsync(fh.fileno())
         return p
@@ -153,10 +224,14 @@ class ImageCache:
         return sum(1 for _ in self.root.glob("??/*.png")) if self.root.is_dir() else 0
 
     def clean_temporary(self) -> int:
-        """Delete leftovers of writes killed mid-way (``.<key>.png.*.tmp``); returns how many."""
+        """Delete leftovers of writes killed mid-way (``.<key>.png.*.tmp`` of processes that are gone;
+        another live process's half-written image is left alone); returns how many."""
+        from cadkit.locking import is_stale_temporary
+
         n = 0
         if self.root.is_dir():
-            for p in self.root.glob("??/.*.tmp"):
-                p.unlink(missing_ok=True)
-                n += 1
+            for p in self.root.glob("??/.*.png.*.tmp"):
+                if is_stale_temporary(p):
+                    p.unlink(missing_ok=True)
+                    n += 1
         return n

@@ -58,9 +58,9 @@ class PromptDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise bad_arg("--batch-size", "a positive integer", batch_size)
+            raise bad_arg("batch_size", "a positive integer", batch_size)
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise bad_arg("--num-workers", "an integer >= 0", num_workers)
+            raise bad_arg("num_workers", "an integer >= 0", num_workers)
         self.dataset = PromptDataset(records)
         self.batch_size = batch_size
         self.num_workers = num_workers

@@ -50,6 +50,7 @@ __all__ = [
     "PromptRecord",
     "FORMATS",
     "SEED_POLICIES",
+    "ROW_OR_FIXED",
     "DEFAULT_SEED_POLICY",
     "I2P_HUB_ID",
     "DEFAULT_TEMPLATE",
@@ -61,6 +62,8 @@ __all__ = [
 
 FORMATS: tuple[str, ...] = ("imagenette", "i2p", "mma", "ring-a-bell", "coco", "artists", "csv")
 SEED_POLICIES: tuple[str, ...] = ("fixed", "per-row")
+#: Seed policy of ``cadkit generate``: each row's ``evaluation_seed`` when the file has the column, else ``fixed_seed``.
+ROW_OR_FIXED = "per-row-or-fixed"
 # PROTOCOLS.md section 3: the nudity suites use seed 0 for every prompt; the others each row's seed.
 DEFAULT_SEED_POLICY: dict[str, str] = {
     "imagenette": "per-row",
@@ -142,7 +145,7 @@ def detect_format(columns: Sequence[str]) -> str | None:
 
 def _schema_error(path: object, need: str, columns: Sequence[str]) -> CadkitError:
     shown = ", ".join(repr(c) if _is_index_column(c) else c for c in columns) or "none"
-    return bad_arg("--prompts", f"a CSV with {need} (formats: {_FORMAT_HELP})", f"{path} (columns: {shown})")
+    return bad_arg("prompts", f"a CSV with {need} (formats: {_FORMAT_HELP})", f"{path} (columns: {shown})")
 
 
 def _case_number(value: str) -> int | str | None:
@@ -222,18 +225,20 @@ def _apply_seeds(
     fixed_seed: int,
     path: object,
 ) -> None:
+    if policy == ROW_OR_FIXED:
+        policy = "per-row" if rows is not None and "evaluation_seed" in header else "fixed"
     if policy == "fixed":
         for r in records:
             r.seed, r.guidance = fixed_seed, None
         return
     if rows is None or "evaluation_seed" not in header:
-        raise bad_arg("--seed-policy", "fixed for a prompt file without an 'evaluation_seed' column", policy)
+        raise bad_arg("seed_policy", "fixed for a prompt file without an 'evaluation_seed' column", policy)
     for r in records:
         row = rows[r.index]
         seed = parse_int(row["evaluation_seed"])
         if seed is None:
             raise bad_arg(
-                "--prompts",
+                "prompts",
                 "an integer 'evaluation_seed' in every row",
                 f"{path} row {r.index}: {row['evaluation_seed']!r}",
             )
@@ -242,7 +247,7 @@ def _apply_seeds(
         if g is not None and g.strip():
             gv = parse_float(g)
             if gv is None:
-                raise bad_arg("--prompts", "a number in 'evaluation_guidance'", f"{path} row {r.index}: {g!r}")
+                raise bad_arg("prompts", "a number in 'evaluation_guidance'", f"{path} row {r.index}: {g!r}")
             r.guidance = gv
         else:
             r.guidance = None
@@ -300,11 +305,11 @@ def load_prompts(
     file's order and their file row ``index``. Bad input raises a one-line :class:`CadkitError`.
     """
     if format != "auto" and format not in FORMATS:
-        raise bad_arg("--prompts-format", ("auto", *FORMATS), format)
-    if seed_policy != "auto" and seed_policy not in SEED_POLICIES:
-        raise bad_arg("--seed-policy", ("auto", *SEED_POLICIES), seed_policy)
-    _positive("--limit", limit)
-    _positive("--images-per-class", per_class)
+        raise bad_arg("prompts_format", ("auto", *FORMATS), format)
+    if seed_policy != "auto" and seed_policy not in (*SEED_POLICIES, ROW_OR_FIXED):
+        raise bad_arg("seed_policy", ("auto", *SEED_POLICIES), seed_policy)
+    _positive("limit", limit)
+    _positive("images_per_class", per_class)
     p = Path(path)
     rows: list[dict[str, str]] | None
     if _is_hub_i2p(path):
@@ -314,7 +319,7 @@ def load_prompts(
     else:
         text = read_text(p)
         if not text.strip():
-            raise bad_arg("--prompts", "a prompt file with at least one prompt", f"{path} (empty)")
+            raise bad_arg("prompts", "a prompt file with at least one prompt", f"{path} (empty)")
         first = next(csv.reader([text.splitlines()[0]]), [])
         fmt = _file_format(p, first, format)
         if fmt == "ring-a-bell" and "sensitive prompt" not in [h.strip() for h in first]:
@@ -324,18 +329,18 @@ def load_prompts(
             header, rows = read_csv(text, p)
             records = _records_from_rows(fmt, header, rows, p)
     if not records:
-        raise bad_arg("--prompts", "a prompt file with at least one prompt", f"{path} (no rows)")
+        raise bad_arg("prompts", "a prompt file with at least one prompt", f"{path} (no rows)")
     policy = DEFAULT_SEED_POLICY[fmt] if seed_policy == "auto" else seed_policy
     _apply_seeds(records, header, rows, policy, fixed_seed, path)
 
     wanted = _split_list(categories)
     if wanted:
         if "categories" not in header:
-            raise bad_arg("--categories", "a prompt file with a 'categories' column (I2P)", f"{path} ({fmt} format)")
+            raise bad_arg("categories", "a prompt file with a 'categories' column (I2P)", f"{path} ({fmt} format)")
         known = sorted({c for r in records for c in r.categories})
-        keep = _match_names("--categories", wanted, known)
+        keep = _match_names("categories", wanted, known)
         records = [r for r in records if keep.intersection(r.categories)]
-    for arg, col, attr, value in (("--classes", "class", "cls", classes), ("--artists", "artist", "artist", artists)):
+    for arg, col, attr, value in (("classes", "class", "cls", classes), ("artists", "artist", "artist", artists)):
         names = _split_list(value)
         if names:
             if col not in header:
@@ -345,7 +350,7 @@ def load_prompts(
             records = [r for r in records if getattr(r, attr) in keep]
     if per_class is not None:
         if "class" not in header:
-            raise bad_arg("--images-per-class", "a prompt file with a 'class' column", f"{path} ({fmt} format)")
+            raise bad_arg("images_per_class", "a prompt file with a 'class' column", f"{path} ({fmt} format)")
         seen: dict[str | None, int] = {}
         kept = []
         for r in records:
@@ -380,14 +385,14 @@ def class_prompts(
     """
     names = _split_list(classes) or []
     if not names:
-        raise bad_arg("--classes", "one or more class names", classes)
+        raise bad_arg("classes", "one or more class names", classes)
     if len(set(names)) != len(names):
-        raise bad_arg("--classes", "class names without repeats", ",".join(names))
-    _positive("--images-per-class", per_class)
+        raise bad_arg("classes", "class names without repeats", ",".join(names))
+    _positive("images_per_class", per_class)
     if "{class}" not in template:
-        raise bad_arg("--template", "a prompt template containing '{class}'", template)
+        raise bad_arg("template", "a prompt template containing '{class}'", template)
     if seed_policy not in SEED_POLICIES:
-        raise bad_arg("--seed-policy", SEED_POLICIES, seed_policy)
+        raise bad_arg("seed_policy", SEED_POLICIES, seed_policy)
     records: list[PromptRecord] = []
     for cls in names:
         used: set[int] = set()

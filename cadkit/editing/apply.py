@@ -9,7 +9,9 @@ order still restores the original weights once all are removed (a handle removed
 one still covers an entry hands its saved value to that later handle instead of writing it).
 
 Indices are flat, into the row-major flattened parameter, as :func:`cadkit.editing.masks.select`
-returns them.
+returns them. A *dense* intervention (:func:`cadkit.editing.dense.apply_replacement`) replaces whole tensors; its handle
+covers every entry of those parameters and keeps their previous values, so it composes with sparse
+interventions in any order under the same rules.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cadkit.errors import CadkitError, bad_arg
+from cadkit.errors import CadkitError, UsageError, bad_arg
 
-__all__ = ["INTERVENTIONS", "parse_scale", "EditHandle", "HandleGroup", "apply_intervention", "pristine_values"]
+__all__ = ["INTERVENTIONS", "parse_scale", "EditHandle", "HandleGroup", "apply_intervention", "pristine_values", "pristine_tensor"]
 
 INTERVENTIONS = ("zero", "scale")
 
@@ -32,7 +34,7 @@ INTERVENTIONS = ("zero", "scale")
 _LIVE: dict[int, list[EditHandle]] = {}
 
 
-def parse_scale(value: str | float | int, arg: str = "--scale") -> float:
+def parse_scale(value: str | float | int, arg: str = "scale") -> float:
     """Parse the scale factor ``s`` of the ``scale`` intervention: a finite number ``> 0``."""
     try:
         s = float(value) if not isinstance(value, bool) else math.nan
@@ -70,6 +72,7 @@ class EditHandle:
         self._params: dict[str, nn.Parameter | Tensor] = {}
         self._idx: dict[str, Tensor] = {}
         self._saved: dict[str, Tensor] = {}
+        self._dense: set[str] = set()  # names whose every entry this handle covers (``_saved`` is the flat tensor)
         self.active = False
 
     # -- bookkeeping ---------------------------------------------------------------------------------
@@ -93,7 +96,9 @@ class EditHandle:
 
     def num_edited(self) -> dict[str, int]:
         """Name -> number of entries this handle changed."""
-        return {n: int(i.numel()) for n, i in self._idx.items()}
+        out = {n: int(i.numel()) for n, i in self._idx.items()}
+        out.update({n: int(self._params[n].numel()) for n in self._dense})
+        return out
 
     # -- undo ------------------------------------------------------------------------------------------
     def remove(self) -> None:
@@ -102,26 +107,29 @@ class EditHandle:
             return
         with torch.no_grad():
             for name, p in self._params.items():
-                idx, saved = self._idx[name], self._saved[name]
-                if idx.numel() == 0:
+                dense = name in self._dense
+                idx = None if dense else self._idx[name]
+                saved = self._saved[name]
+                if saved.numel() == 0:
                     continue
                 live = _LIVE.get(id(p), [])
                 later = live[live.index(self) + 1 :] if self in live else []
-                write = torch.ones_like(idx, dtype=torch.bool)
+                write = torch.ones(saved.numel(), dtype=torch.bool, device=saved.device)
                 for h in later:  # the earliest later handle covering an entry inherits our value
-                    h_idx = h._idx.get(_name_of(h, p))
-                    if h_idx is None or h_idx.numel() == 0:
-                        continue
-                    h_idx_here = h_idx.to(idx.device)
-                    hit, pos = _positions(h_idx_here, idx)
-                    hit &= write
-                    if bool(hit.any()):
-                        hs = h._saved[_name_of(h, p)]
-                        hs[pos[hit].to(hs.device)] = saved[hit].to(device=hs.device, dtype=hs.dtype)
-                        write &= ~hit
+                    if not bool(write.any()):
+                        break
+                    _hand_over(h, _name_of(h, p), idx, saved, write)
                 flat = _flat(p)
-                sel = idx[write].to(flat.device)
-                flat[sel] = saved[write].to(device=flat.device, dtype=flat.dtype)
+                if dense:
+                    if bool(write.all()):
+                        flat.copy_(saved.to(device=flat.device, dtype=flat.dtype))
+                    else:
+                        w = write.to(flat.device)
+                        flat[w] = saved.to(flat.device)[w].to(flat.dtype)
+                else:
+                    assert idx is not None
+                    sel = idx[write.to(idx.device)].to(flat.device)
+                    flat[sel] = saved[write].to(device=flat.device, dtype=flat.dtype)
         self._unregister()
 
     def make_permanent(self) -> None:
@@ -140,8 +148,38 @@ class EditHandle:
         self.remove()
 
     def __repr__(self) -> str:
-        n = sum(int(i.numel()) for i in self._idx.values())
+        n = sum(self.num_edited().values())
         return f"EditHandle({self.label!r}, {len(self._params)} parameters, {n} entries, active={self.active})"
+
+
+def _hand_over(h: EditHandle, hname: str, idx: Tensor | None, saved: Tensor, write: Tensor) -> None:
+    """Give the values ``saved`` (at flat ``idx``, or every entry when None) still marked in ``write`` to
+    the later handle ``h`` where it covers them, and unmark those."""
+    hs = h._saved[hname]
+    if hname in h._dense:  # covers everything
+        if idx is None:
+            w = write.to(hs.device)
+            hs[w] = saved.to(hs.device)[w].to(hs.dtype)
+        else:
+            sel = write.to(idx.device)
+            hs[idx[sel].to(hs.device)] = saved[write].to(device=hs.device, dtype=hs.dtype)
+        write.zero_()
+        return
+    h_idx = h._idx[hname]
+    if h_idx.numel() == 0:
+        return
+    if idx is None:  # we are dense: h's entries are positions into our flat values
+        pos = h_idx.to(write.device)
+        hit = write[pos]
+        if bool(hit.any()):
+            hs[hit.to(hs.device)] = saved[pos[hit]].to(device=hs.device, dtype=hs.dtype)
+            write[pos[hit]] = False
+        return
+    hit, pos = _positions(h_idx.to(idx.device), idx)
+    hit = hit.to(write.device) & write
+    if bool(hit.any()):
+        hs[pos[hit.to(pos.device)].to(hs.device)] = saved[hit].to(device=hs.device, dtype=hs.dtype)
+        write &= ~hit
 
 
 def _name_of(h: EditHandle, p: Tensor) -> str:
@@ -188,11 +226,29 @@ def pristine_values(p: Tensor, idx: Tensor) -> Tensor:
     vals = flat[idx].clone()
     for h in reversed(_LIVE.get(id(p), [])):  # latest first, so the earliest handle's value wins
         name = _name_of(h, p)
+        saved = h._saved[name]
+        if name in h._dense:
+            vals = saved[idx.to(saved.device)].to(device=vals.device, dtype=vals.dtype)
+            continue
         h_idx = h._idx[name].to(flat.device)
         hit, pos = _positions(h_idx, idx)
         if bool(hit.any()):
-            vals[hit] = h._saved[name][pos[hit].to(h._saved[name].device)].to(device=vals.device, dtype=vals.dtype)
+            vals[hit] = saved[pos[hit].to(saved.device)].to(device=vals.device, dtype=vals.dtype)
     return vals
+
+
+def pristine_tensor(p: Tensor) -> Tensor:
+    """A copy of ``p`` (same shape, dtype and device) as it was before any live intervention changed it."""
+    flat = _flat(p)
+    vals = flat.clone()
+    for h in reversed(_LIVE.get(id(p), [])):
+        name = _name_of(h, p)
+        saved = h._saved[name]
+        if name in h._dense:
+            vals = saved.to(device=flat.device, dtype=flat.dtype).clone()
+        elif h._idx[name].numel():
+            vals[h._idx[name].to(flat.device)] = saved.to(device=flat.device, dtype=flat.dtype)
+    return vals.view(p.shape)
 
 
 def _values_match(expected: Tensor, current: Tensor) -> Tensor:
@@ -225,31 +281,31 @@ def apply_intervention(
         raise bad_arg("intervention", INTERVENTIONS, intervention)
     if intervention == "scale":
         if scale is None:
-            raise bad_arg("--scale", "a finite number > 0 for the scale intervention", scale)
+            raise bad_arg("scale", "a finite number > 0 for the scale intervention", scale)
         scale = parse_scale(scale)
     elif scale is not None:
-        raise bad_arg("--scale", "no scale with the zero intervention", scale)
+        raise bad_arg("scale", "no scale with the zero intervention", scale)
     params = dict(module.named_parameters(remove_duplicate=False))
     plan: list[tuple[str, Tensor, Tensor]] = []
     for name, idx in indices.items():
         found = params.get(name)
         if found is None:
-            raise CadkitError(f"{label}: the model has no parameter {name!r}")
+            raise UsageError("edits", f"{label}: the model has no parameter {name!r}")
         p: Tensor = found
         idx = idx.to(dtype=torch.int64)
         n = p.numel()
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n):
-            raise CadkitError(f"{label}: indices of {name!r} are out of range for its shape {tuple(p.shape)}")
+            raise UsageError("edits", f"{label}: indices of {name!r} are out of range for its shape {tuple(p.shape)}")
         if expected is not None:
             want = expected.get(name)
             if want is None or want.numel() != idx.numel():
-                raise CadkitError(f"{label}: no original values for {name!r}")
+                raise UsageError("edits", f"{label}: no original values for {name!r}")
             if idx.numel():
                 ok = _values_match(want, pristine_values(p, idx))
                 if not bool(ok.all()):
                     bad = int((~ok).sum())
-                    raise CadkitError(
-                        f"{label}: the weights of {name!r} differ from the model the edit was made for "
+                    raise UsageError(
+                        "edits", f"{label}: the weights of {name!r} differ from the model the edit was made for "
                         f"({bad} of {idx.numel()} edited entries)"
                     )
         plan.append((name, p, idx))
@@ -269,3 +325,4 @@ def apply_intervention(
             handle._saved[name] = old
     handle._register()
     return handle
+

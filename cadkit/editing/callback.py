@@ -26,7 +26,7 @@ from torch import nn
 
 from cadkit.editing.apply import HandleGroup
 from cadkit.editing.edits import Edit, apply_edits, load_edit
-from cadkit.errors import CadkitError, bad_arg
+from cadkit.errors import UsageError, bad_arg
 
 __all__ = ["ConceptEditing", "find_denoiser", "DENOISER_ATTRIBUTES"]
 
@@ -60,7 +60,7 @@ def find_denoiser(pl_module: pl.LightningModule, denoiser: DenoiserSpec = None) 
     if callable(denoiser):
         found = _as_module(denoiser(pl_module))
         if found is None:
-            raise CadkitError("ConceptEditing: the denoiser callable did not return a torch module or an adapter")
+            raise UsageError("denoiser", "the callable did not return a torch module or an adapter")
         return found
     if isinstance(denoiser, str):
         try:

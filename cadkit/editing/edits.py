@@ -8,6 +8,12 @@ from, and the (name, shape) set of the model's parameters with its :func:`param_
 On disk (``format = "cadkit-edit"``) it is a safetensors file with tensors ``idx/<name>`` and
 ``val/<name>`` per edited parameter and string metadata (JSON for structures); parameters the
 selection considered but left untouched appear only in the ``counts`` metadata.
+
+*Dense* parts (methods that rewrite whole matrices: UCE, RECE, ESD) are stored as ``new/<name>``,
+the replacement values, plus a digest of the original values per precision (``dense_hashes``
+metadata), so a file is no larger than the tensors it changes; applying checks the digest, removing
+restores the saved originals bit-exactly. ``method`` and ``config`` record the erasure method that
+made the edit and its resolved configuration (format version 2 when a dense part is present).
 """
 
 from __future__ import annotations
@@ -23,11 +29,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cadkit.attribution.scores import param_set_hash, read_metadata
 from cadkit.editing.apply import EditHandle, HandleGroup, apply_intervention, parse_scale, pristine_values
+from cadkit.editing.dense import apply_replacement, check_replacement, edit_content_hash
 from cadkit.editing.masks import GRANULARITIES, LayerCount, parse_ratio, select, selection_report
-from cadkit.errors import CadkitError, bad_arg
-from cadkit.io import atomic_path
+from cadkit.errors import UsageError, bad_arg
+from cadkit.files import param_set_hash, read_metadata
+from cadkit.io import atomic_path, dumps_strict
 
 __all__ = [
     "FORMAT",
@@ -39,10 +46,15 @@ __all__ = [
     "apply_edit",
     "apply_edits",
     "check_edit",
+    "EditSettings",
+    "check_edit_settings",
+    "build_edit",
 ]
 
 FORMAT = "cadkit-edit"
 FORMAT_VERSION = "1"
+#: Files with a dense part are version 2 (older readers would silently skip ``new/`` tensors).
+FORMAT_VERSION_DENSE = "2"
 #: ``erase``: zero the top positive entries; ``amplify``: zero the bottom negative entries;
 #: ``scale``: multiply the bottom negative entries by ``scale`` (paper Appendix G).
 EDIT_MODES = ("erase", "amplify", "scale")
@@ -57,6 +69,10 @@ class Edit:
     used; ``intervention`` is ``zero``/``scale`` with factor ``scale``. ``param_hash`` and
     ``param_shapes`` describe every parameter of the model the edit was made for; ``counts`` has the
     number of selected entries of every considered parameter (zeros included).
+
+    ``dense`` maps parameter names to whole replacement tensors (shaped like the parameter) and
+    ``dense_hashes`` to ``{dtype name: digest}`` of their original values; a name is in ``indices``
+    or in ``dense``, never both. ``method``/``config`` record the erasure method and its settings.
     """
 
     indices: dict[str, Tensor]
@@ -74,13 +90,31 @@ class Edit:
     scores_metadata: dict[str, str] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
+    dense: dict[str, Tensor] = field(default_factory=dict)
+    dense_hashes: dict[str, dict[str, str]] = field(default_factory=dict)
+    method: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
-        return f"--edit {self.source}" if self.source else "--edit"
+        return str(self.source) if self.source else "edit"
 
     def num_selected(self) -> int:
-        return sum(int(i.numel()) for i in self.indices.values())
+        """Entries the edit changes (sparse entries plus every entry of each dense tensor)."""
+        return sum(int(i.numel()) for i in self.indices.values()) + sum(int(v.numel()) for v in self.dense.values())
+
+    def content_hash(self) -> str:
+        """24 hex digits identifying what the edit does to a model (the image-cache key).
+
+        Sparse part: intervention, scale, parameter set and selected indices (the same key as before
+        dense edits existed); a dense part adds each replaced tensor's name, dtype, shape and values.
+        """
+        cached = self.__dict__.get("_content_hash")
+        if cached is not None:
+            return str(cached)
+        out = edit_content_hash(self.intervention, self.scale, self.param_hash, self.indices, self.dense)
+        self.__dict__["_content_hash"] = out
+        return out
 
     def report(self) -> list[LayerCount]:
         """Per considered parameter, how many entries the edit changes (zeros included)."""
@@ -116,8 +150,35 @@ def _names_for_modules(modules: str | Sequence[str] | None, adapter: Any, scores
     for n in ordered:
         if n not in scores:
             have = scores_meta.get("modules", "?")
-            raise CadkitError(f"--modules: the score file has no scores for {n!r} (group {','.join(wanted)}); it was computed for modules {have}")
+            raise UsageError("modules", f"the score file has no scores for {n!r} (group {','.join(wanted)}); it was computed for modules {have}")
     return ordered, wanted
+
+
+@dataclass(frozen=True)
+class EditSettings:
+    """Validated selection settings of an edit (see :func:`check_edit_settings`)."""
+
+    mode: str
+    ratio: float
+    granularity: str
+    scale: float | None
+
+
+def check_edit_settings(mode: str, ratio: str | float, granularity: str = "row", scale: float | str | None = None) -> EditSettings:
+    """Validate ``mode``, ``ratio``, ``granularity`` and ``scale`` (one-line errors naming them); the
+    ``scale`` mode defaults to :data:`DEFAULT_SCALE`."""
+    if mode not in EDIT_MODES:
+        raise bad_arg("mode", EDIT_MODES, mode)
+    r = parse_ratio(ratio)
+    if granularity not in GRANULARITIES:
+        raise bad_arg("granularity", GRANULARITIES, granularity)
+    if mode == "scale":
+        s: float | None = parse_scale(DEFAULT_SCALE if scale is None else scale)
+    elif scale is not None:
+        raise bad_arg("scale", "a factor only with mode 'scale'", scale)
+    else:
+        s = None
+    return EditSettings(mode, r, granularity, s)
 
 
 def make_edit(
@@ -146,17 +207,20 @@ def make_edit(
         model: the denoiser (``nn.Module``) or its adapter; supplies the original values.
         source: the score file's path (recorded).
     """
-    if mode not in EDIT_MODES:
-        raise bad_arg("--mode", EDIT_MODES, mode)
-    r = parse_ratio(ratio)
-    if granularity not in GRANULARITIES:
-        raise bad_arg("--granularity", GRANULARITIES, granularity)
-    if mode == "scale":
-        s: float | None = parse_scale(DEFAULT_SCALE if scale is None else scale)
-    elif scale is not None:
-        raise bad_arg("--scale", "only with --mode scale", scale)
-    else:
-        s = None
+    return build_edit(scores, metadata, check_edit_settings(mode, ratio, granularity, scale), modules, model, source=source)
+
+
+def build_edit(
+    scores: Mapping[str, Tensor],
+    metadata: Mapping[str, str] | None,
+    settings: EditSettings,
+    modules: str | Sequence[str] | None = None,
+    model: Any = None,
+    *,
+    source: str | None = None,
+) -> Edit:
+    """:func:`make_edit` with settings already validated by :func:`check_edit_settings`."""
+    mode, r, granularity, s = settings.mode, settings.ratio, settings.granularity, settings.scale
     if model is None:
         raise bad_arg("model", "the model the edit is for (a torch module or an adapter)", None)
     den, adapter = _resolve_model(model)
@@ -166,10 +230,10 @@ def make_edit(
     for n in scores:  # every scored parameter must exist here with its shape
         p = params.get(n)
         if p is None:
-            raise CadkitError(f"--scores: the score file is for another model: this model has no parameter {n!r}")
+            raise UsageError("scores", f"the score file is for another model: this model has no parameter {n!r}")
         if tuple(p.shape) != tuple(scores[n].shape):
-            raise CadkitError(
-                f"--scores: the score file is for another model: {n!r} has shape {tuple(scores[n].shape)} "
+            raise UsageError(
+                "scores", f"the score file is for another model: {n!r} has shape {tuple(scores[n].shape)} "
                 f"in the scores and {tuple(p.shape)} in the model"
             )
     selection = "erase" if mode == "erase" else "amplify"
@@ -215,30 +279,37 @@ def save_edit(path: str | os.PathLike[str], edit: Edit) -> Path:
     for n, idx in edit.indices.items():
         tensors[f"idx/{n}"] = idx.detach().to(device="cpu", dtype=torch.int64).contiguous()
         tensors[f"val/{n}"] = edit.originals[n].detach().to("cpu").contiguous()
+    for n, v in edit.dense.items():
+        tensors[f"new/{n}"] = v.detach().to("cpu").contiguous()
     meta = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION_DENSE if edit.dense else FORMAT_VERSION,
         "mode": edit.mode,
         "selection": edit.selection,
         "intervention": edit.intervention,
-        "scale": json.dumps(edit.scale),
+        "scale": dumps_strict(edit.scale),
         "ratio": repr(edit.ratio),
         "granularity": edit.granularity,
-        "modules": json.dumps(edit.modules),
+        "modules": dumps_strict(edit.modules),
         "param_hash": edit.param_hash,
-        "param_shapes": json.dumps({n: list(s) for n, s in edit.param_shapes.items()}),
-        "counts": json.dumps(edit.counts),
-        "scores_metadata": json.dumps(edit.scores_metadata),
-        "model": json.dumps(edit.model, default=str),
+        "param_shapes": dumps_strict({n: list(s) for n, s in edit.param_shapes.items()}),
+        "counts": dumps_strict(edit.counts),
+        "scores_metadata": dumps_strict(edit.scores_metadata),
+        "model": dumps_strict(edit.model, default=str),
         "num_selected": str(edit.num_selected()),
     }
+    if edit.dense:
+        meta["dense_hashes"] = dumps_strict(edit.dense_hashes)
+    if edit.method is not None:
+        meta["method"] = edit.method
+        meta["config"] = dumps_strict(edit.config, default=str)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
     return Path(path)
 
 
-def load_edit(path: str | os.PathLike[str], arg: str = "--edit") -> Edit:
-    """Read an edit file; one-line :class:`CadkitError` for missing, truncated or foreign files."""
+def load_edit(path: str | os.PathLike[str], arg: str = "edit") -> Edit:
+    """Read an edit file; one-line :class:`~cadkit.errors.UsageError` for missing, truncated or foreign files."""
     from safetensors.torch import load_file
 
     meta = read_metadata(path, arg, expect=FORMAT)
@@ -246,6 +317,9 @@ def load_edit(path: str | os.PathLike[str], arg: str = "--edit") -> Edit:
         tensors = load_file(str(path))
         idx = {k[4:]: v for k, v in tensors.items() if k.startswith("idx/")}
         val = {k[4:]: v for k, v in tensors.items() if k.startswith("val/")}
+        new = {k[4:]: v for k, v in tensors.items() if k.startswith("new/")}
+        if meta.get("format_version", FORMAT_VERSION) not in (FORMAT_VERSION, FORMAT_VERSION_DENSE):
+            raise ValueError(f"format version {meta.get('format_version')!r} is newer than this cadkit")
         scale = json.loads(meta["scale"])
         edit = Edit(
             indices=idx,
@@ -263,24 +337,32 @@ def load_edit(path: str | os.PathLike[str], arg: str = "--edit") -> Edit:
             scores_metadata=json.loads(meta["scores_metadata"]),
             model=json.loads(meta["model"]),
             source=str(path),
+            dense=new,
+            dense_hashes=json.loads(meta["dense_hashes"]) if new else {},
+            method=meta.get("method"),
+            config=json.loads(meta["config"]) if "config" in meta else {},
         )
     except (KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise CadkitError(f"{arg}: {path} is a damaged cadkit edit file ({type(exc).__name__}: {exc})") from None
+        raise UsageError(arg, f"{path} is a damaged cadkit edit file ({type(exc).__name__}: {exc})") from None
     except Exception as exc:
-        raise CadkitError(f"{arg}: {path} could not be read ({type(exc).__name__}: {exc})") from None
+        raise UsageError(arg, f"{path} could not be read ({type(exc).__name__}: {exc})") from None
     if set(idx) != set(val):
-        raise CadkitError(f"{arg}: {path} is a damaged cadkit edit file (indices and values do not pair up)")
+        raise UsageError(arg, f"{path} is a damaged cadkit edit file (indices and values do not pair up)")
     for n in idx:
         if idx[n].dtype != torch.int64 or idx[n].ndim != 1 or val[n].shape != idx[n].shape or n not in edit.param_shapes:
-            raise CadkitError(f"{arg}: {path} is a damaged cadkit edit file (entry {n!r})")
+            raise UsageError(arg, f"{path} is a damaged cadkit edit file (entry {n!r})")
+    for n, v in new.items():
+        shape = edit.param_shapes.get(n)
+        if n in idx or shape is None or tuple(v.shape) != tuple(shape) or not edit.dense_hashes.get(n):
+            raise UsageError(arg, f"{path} is a damaged cadkit edit file (dense entry {n!r})")
     if edit.intervention == "scale" and (edit.scale is None or not math.isfinite(edit.scale) or edit.scale <= 0):
-        raise CadkitError(f"{arg}: {path} is a damaged cadkit edit file (scale {edit.scale!r})")
+        raise UsageError(arg, f"{path} is a damaged cadkit edit file (scale {edit.scale!r})")
     return edit
 
 
 # -- applying ------------------------------------------------------------------------------------------
 def check_edit(module: nn.Module, edit: Edit) -> None:
-    """Raise a one-line :class:`CadkitError` naming the first difference between ``module``'s
+    """Raise a one-line :class:`~cadkit.errors.UsageError` naming the first difference between ``module``'s
     parameter set (names and shapes) and the one ``edit`` was made for."""
     shapes = {n: tuple(int(d) for d in p.shape) for n, p in module.named_parameters()}
     if param_set_hash(shapes.items()) == edit.param_hash:
@@ -288,12 +370,12 @@ def check_edit(module: nn.Module, edit: Edit) -> None:
     where = f"{edit.label}: the edit was made for another model (parameter set {edit.param_hash} vs {param_set_hash(shapes.items())})"
     for n in sorted(set(edit.param_shapes) | set(shapes)):
         if n not in shapes:
-            raise CadkitError(f"{where}: this model has no parameter {n!r}")
+            raise UsageError("edits", f"{where}: this model has no parameter {n!r}")
         if n not in edit.param_shapes:
-            raise CadkitError(f"{where}: this model has an extra parameter {n!r}")
+            raise UsageError("edits", f"{where}: this model has an extra parameter {n!r}")
         if shapes[n] != tuple(edit.param_shapes[n]):
-            raise CadkitError(f"{where}: {n!r} has shape {shapes[n]} here and {tuple(edit.param_shapes[n])} in the edit")
-    raise CadkitError(where)
+            raise UsageError("edits", f"{where}: {n!r} has shape {shapes[n]} here and {tuple(edit.param_shapes[n])} in the edit")
+    raise UsageError("edits", where)
 
 
 def apply_edit(module: nn.Module | Any, edit: Edit | str | os.PathLike[str], check: bool = True) -> EditHandle:
@@ -301,7 +383,7 @@ def apply_edit(module: nn.Module | Any, edit: Edit | str | os.PathLike[str], che
 
     With ``check`` (default) the module's parameter set must be the edit's and the edited entries
     must hold the edit's original values (before any edit still applied through cadkit); otherwise
-    a one-line :class:`CadkitError` names the first mismatch and nothing changes.
+    a one-line :class:`~cadkit.errors.UsageError` names the first mismatch and nothing changes.
     ``handle.remove()`` restores the weights bit-exactly.
     """
     if not isinstance(edit, Edit):
@@ -309,9 +391,19 @@ def apply_edit(module: nn.Module | Any, edit: Edit | str | os.PathLike[str], che
     den, _ = _resolve_model(module)
     if check:
         check_edit(den, edit)
-    return apply_intervention(
+    hashes = edit.dense_hashes if check else None
+    if edit.dense:  # validate the dense part before anything changes
+        check_replacement(den, edit.dense, hashes, label=edit.label)
+    handle = apply_intervention(
         den, edit.indices, edit.intervention, edit.scale, expected=edit.originals if check else None, label=edit.label
     )
+    if edit.dense:
+        try:
+            apply_replacement(den, edit.dense, expected=None, label=edit.label, into=handle)
+        except BaseException:
+            handle.remove()
+            raise
+    return handle
 
 
 def apply_edits(module: nn.Module | Any, edits: Sequence[Edit | str | os.PathLike[str]], check: bool = True) -> HandleGroup:

@@ -35,7 +35,7 @@ from decimal import Decimal, InvalidOperation
 import torch
 from torch import Tensor
 
-from cadkit.errors import CadkitError, bad_arg
+from cadkit.errors import UsageError, bad_arg
 
 __all__ = [
     "MODES",
@@ -53,7 +53,7 @@ GRANULARITIES = ("row", "matrix", "global")
 _RATIO_ALLOWED = "a fraction in (0, 1) such as 0.001, or a percent in (0%, 100%) such as 0.1%"
 
 
-def parse_ratio(value: str | float | int, arg: str = "--ratio") -> float:
+def parse_ratio(value: str | float | int, arg: str = "ratio") -> float:
     """Parse a ratio given as a fraction (``0.001``) or a percent string (``"0.1%"``).
 
     Percent strings are converted exactly (``"0.1%"`` gives the same float as ``"0.001"``).
@@ -129,13 +129,13 @@ def _as_rows(t: Tensor, granularity: str) -> Tensor:
 
 def _check_args(scores: Mapping[str, Tensor], mode: str, granularity: str, names: Sequence[str] | None) -> list[str]:
     if mode not in MODES:
-        raise bad_arg("--mode", MODES, mode)
+        raise bad_arg("mode", MODES, mode)
     if granularity not in GRANULARITIES:
-        raise bad_arg("--granularity", GRANULARITIES, granularity)
+        raise bad_arg("granularity", GRANULARITIES, granularity)
     chosen = list(scores) if names is None else list(dict.fromkeys(names))
     for n in chosen:
         if n not in scores:
-            raise CadkitError(f"--scores: the score file has no scores for parameter {n!r}")
+            raise UsageError("scores", f"the score file has no scores for parameter {n!r}")
     return chosen
 
 

@@ -252,7 +252,7 @@ def imagenette_accuracy(
     """``ClassifierAccuracy`` with the paper's judge on ImageNette classes (names as in ``imagenette.csv``)."""
     for c in classes:
         if c not in IMAGENETTE_TO_IMAGENET:
-            raise bad_arg("--classes", IMAGENETTE_CLASSES, c)
+            raise bad_arg("classes", IMAGENETTE_CLASSES, c)
     net = classifier if classifier is not None else imagenet_resnet50(pretrained=pretrained)
     return ClassifierAccuracy(
         net, imagenet_labels(), classes, label_of=IMAGENETTE_TO_IMAGENET, preprocess=imagenet_preprocess(), **kwargs

@@ -26,10 +26,11 @@ IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 _INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 
 
-def list_images(folder: str | os.PathLike[str], arg: str = "--real-images", minimum: int = 2) -> list[Path]:
+def list_images(folder: str | os.PathLike[str], arg: str = "real_images", minimum: int = 2) -> list[Path]:
     """Image files (``IMAGE_SUFFIXES``, searched recursively, sorted) under ``folder``.
 
-    Raises ``bad_arg(arg, ...)`` when ``folder`` is not a folder or holds fewer than ``minimum`` images.
+    Raises ``bad_arg(arg, ...)`` when ``folder`` is not a folder, holds fewer than ``minimum`` images or a
+    file that is not a readable image.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -38,6 +39,9 @@ def list_images(folder: str | os.PathLike[str], arg: str = "--real-images", mini
     if len(files) < minimum:
         kinds = ", ".join(IMAGE_SUFFIXES)
         raise bad_arg(arg, f"a folder with at least {minimum} images ({kinds})", f"{folder} ({len(files)} images)")
+    from cadkit.io import check_image_files
+
+    check_image_files(files, arg)  # a file that is not an image fails now, not after the generation
     return files
 
 

@@ -98,9 +98,9 @@ class NudityCounts(Metric):
         try:
             thr = float(threshold)
         except (TypeError, ValueError):
-            raise bad_arg("--nudity-threshold", "a number in (0, 1)", threshold) from None
+            raise bad_arg("nudity_threshold", "a number in (0, 1)", threshold) from None
         if not 0.0 < thr < 1.0:
-            raise bad_arg("--nudity-threshold", "a number in (0, 1)", threshold)
+            raise bad_arg("nudity_threshold", "a number in (0, 1)", threshold)
         self.threshold = thr
         self._detector = detector
         if detector_version is None:

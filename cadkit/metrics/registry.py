@@ -220,7 +220,7 @@ def _fid(
     from cadkit.metrics.fid import ImageFID, list_images
 
     if real_images is None:
-        raise bad_arg("--real-images", "a folder of real images for FID", None)
+        raise bad_arg("real_images", "a folder of real images for FID", None)
     list_images(real_images)  # validate now, load at compute time (each rank its shard)
     inner = ImageFID(fid_feature)
     prepare = partial(_add_real_folder, str(real_images), batch_size, real_image_size)
@@ -313,14 +313,14 @@ def metric_names() -> list[str]:
 def get_metric(name: str, **context: Any) -> Metric:
     """Build metric ``name`` with ``context``; the result has ``update(images, records)``.
 
-    Unknown names raise ``bad_arg("--metric", known names, name)``; a plugin that fails to load or
+    Unknown names raise ``bad_arg("metric", known names, name)``; a plugin that fails to load or
     does not return a ``torchmetrics.Metric`` raises a one-line :class:`CadkitError`.
     """
     if name in BUILTIN_METRICS:
         return BUILTIN_METRICS[name](**context)
     found, _ = _plugins()
     if name not in found:
-        raise bad_arg("--metric", list(BUILTIN_METRICS) + list(found), name)
+        raise bad_arg("metric", list(BUILTIN_METRICS) + list(found), name)
     plug = found[name]
     try:
         factory = plug.entry_point.load()

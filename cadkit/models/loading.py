@@ -10,19 +10,12 @@ from typing import Any
 
 import torch
 
-from cadkit.errors import CadkitError, bad_arg
+from cadkit.errors import CadkitError, UsageError, bad_arg
 from cadkit.io import hf_offline
-from cadkit.models.adapters import DiffusionAdapter, adapter_class
-from cadkit.models.registry import REGISTRY, ModelEntry, _hub_cached, tiny_path
+from cadkit.models.adapters import DiffusionAdapter, adapter_class, family_of_class
+from cadkit.models.registry import REGISTRY, ModelEntry, _hub_cached, shipped_path
 
-__all__ = ["ResolvedModel", "resolve_model", "load_pipeline", "load_adapter", "pick_device", "FAMILY_OF_CLASS"]
-
-FAMILY_OF_CLASS = {
-    "StableDiffusionPipeline": "sd",
-    "StableDiffusionXLPipeline": "sdxl",
-    "StableDiffusion3Pipeline": "sd3",
-    "FluxPipeline": "flux",
-}
+__all__ = ["ResolvedModel", "resolve_model", "load_pipeline", "load_adapter", "pick_device", "DTYPES", "torch_dtype"]
 
 
 @dataclass(frozen=True)
@@ -40,19 +33,20 @@ class ResolvedModel:
 def _read_index(folder: Path, spec: str) -> dict[str, Any]:
     index = folder / "model_index.json"
     if not index.is_file():
-        raise bad_arg("--model", "a registry name, a hub id, or a diffusers folder (with model_index.json)", spec)
+        raise bad_arg("model", "a registry name, a hub id, or a diffusers folder (with model_index.json)", spec)
     try:
         data: dict[str, Any] = json.loads(index.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise CadkitError(f"--model: {index} is not a readable model_index.json ({exc})") from None
+        raise UsageError("model", f"{index} is not a readable model_index.json ({exc})") from None
     return data
 
 
 def _family(index: dict[str, Any], spec: str) -> tuple[str, str]:
     cls = str(index.get("_class_name", ""))
-    fam = FAMILY_OF_CLASS.get(cls)
+    families = family_of_class()
+    fam = families.get(cls)
     if fam is None:
-        raise bad_arg("--model", "a pipeline of family " + ", ".join(f"{v} ({k})" for k, v in FAMILY_OF_CLASS.items()), f"{spec} ({cls or 'unknown class'})")
+        raise bad_arg("model", "a pipeline of family " + ", ".join(f"{v} ({k})" for k, v in families.items()), f"{spec} ({cls or 'unknown class'})")
     return cls, fam
 
 
@@ -60,9 +54,9 @@ def _not_available(spec: str, hub_id: str, why: str = "") -> CadkitError:
     cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
     extra = f" ({why})" if why else ""
     return CadkitError(
-        f"--model: {spec!r} ({hub_id}) is not available: not a local folder and not in the Hugging Face cache "
+        f"{spec!r} ({hub_id}) is not available: not a local folder and not in the Hugging Face cache "
         f"under {cache}, and the hub could not be reached{extra}; download it on a connected machine "
-        f"(`huggingface-cli download {hub_id}`) or pass a local diffusers folder with --model PATH"
+        f"(`huggingface-cli download {hub_id}`) or pass a local diffusers folder instead", param="model",
     )
 
 
@@ -70,22 +64,22 @@ def resolve_model(spec: str) -> ResolvedModel:
     """Resolve ``spec`` without loading weights; one-line errors for anything unusable."""
     spec = str(spec).strip()
     if not spec:
-        raise bad_arg("--model", "a registry name (" + ", ".join(REGISTRY) + "), a hub id or a folder", spec)
+        raise bad_arg("model", "a registry name (" + ", ".join(REGISTRY) + "), a hub id or a folder", spec)
     entry = REGISTRY.get(spec)
-    if entry is not None and entry.name == "tiny":
-        folder = tiny_path()
-        if not (folder / "model_index.json").exists():
-            raise CadkitError("--model: 'tiny' is not built yet in this install; run `cadkit tiny train` first")
+    if entry is not None and entry.shipped is not None:
+        folder = shipped_path(entry)
+        if folder is None or not (folder / "model_index.json").exists():
+            raise CadkitError(f"{spec!r} is not shipped in this install ({folder})", param="model")
         cls, fam = _family(_read_index(folder, spec), spec)
         return ResolvedModel(spec, str(folder), cls, fam, entry, True)
     path = Path(spec).expanduser()
     if entry is None and (path.exists() or spec.startswith((".", "/", "~"))):
         if not path.is_dir():
-            raise bad_arg("--model", "a diffusers pipeline folder (with model_index.json)", spec)
+            raise bad_arg("model", "a diffusers pipeline folder (with model_index.json)", spec)
         cls, fam = _family(_read_index(path, spec), spec)
         return ResolvedModel(spec, str(path), cls, fam, None, True)
     if entry is None and spec.count("/") != 1:
-        raise bad_arg("--model", "a registry name (" + ", ".join(REGISTRY) + "), a hub id (owner/name) or a diffusers folder", spec)
+        raise bad_arg("model", "a registry name (" + ", ".join(REGISTRY) + "), a hub id (owner/name) or a diffusers folder", spec)
     hub_id = entry.hub_id if entry else spec
     revision = entry.revision if entry else None
     cached = _hub_cached(hub_id, revision)
@@ -110,14 +104,25 @@ def pick_device(device: str | None = None) -> torch.device:
         try:
             dev = torch.device(device)
         except RuntimeError:
-            raise bad_arg("--device", "cpu, cuda, cuda:N or mps", device) from None
+            raise bad_arg("device", "cpu, cuda, cuda:N or mps", device) from None
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise bad_arg("--device", "a device present on this machine (cpu)", device)
+            raise bad_arg("device", "a device present on this machine (cpu)", device)
         return dev
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+#: Weight dtypes a command line may name.
+DTYPES = ("fp32", "fp16", "bf16")
 _DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+
+
+def torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """The torch dtype named ``dtype`` (one of :data:`DTYPES` or its long name)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise bad_arg("dtype", DTYPES, dtype)
+    return _DTYPES[dtype]
 
 
 def load_pipeline(spec: str | ResolvedModel, dtype: str | torch.dtype = "fp32", device: str | torch.device | None = None) -> Any:
@@ -125,8 +130,7 @@ def load_pipeline(spec: str | ResolvedModel, dtype: str | torch.dtype = "fp32", 
     from diffusers import DiffusionPipeline
 
     resolved = spec if isinstance(spec, ResolvedModel) else resolve_model(spec)
-    torch_dtype = _DTYPES[dtype] if isinstance(dtype, str) else dtype
-    kwargs: dict[str, Any] = {"torch_dtype": torch_dtype}
+    kwargs: dict[str, Any] = {"torch_dtype": torch_dtype(dtype)}
     if resolved.family == "sd":
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     if resolved.entry is not None and resolved.entry.revision and not Path(resolved.source).exists():
@@ -147,7 +151,7 @@ def load_pipeline(spec: str | ResolvedModel, dtype: str | torch.dtype = "fp32", 
     except Exception as exc:
         if not Path(resolved.source).exists():
             raise _not_available(resolved.spec, resolved.source, type(exc).__name__) from None
-        raise CadkitError(f"--model: could not load {resolved.spec!r} from {resolved.source}: {type(exc).__name__}: {exc}") from None
+        raise CadkitError(f"could not load {resolved.spec!r} from {resolved.source}: {type(exc).__name__}: {exc}", param="model") from None
     pipe.set_progress_bar_config(disable=True)
     pipe._cadkit_spec = resolved.spec
     pipe._cadkit_revision = kwargs.get("revision")
@@ -161,7 +165,7 @@ def load_adapter(spec: str | ResolvedModel, dtype: str | torch.dtype = "fp32", d
     resolved = spec if isinstance(spec, ResolvedModel) else resolve_model(spec)
     cls = adapter_class(resolved.pipeline_class)
     if cls is None:
-        raise bad_arg("--model", "a supported family (sd1, sd2, sdxl, sd3, flux)", f"{resolved.spec} ({resolved.pipeline_class})")
+        raise bad_arg("model", "a pipeline of family " + ", ".join(family_of_class().values()), f"{resolved.spec} ({resolved.pipeline_class})")
     pipe = load_pipeline(resolved, dtype=dtype, device=device)
     adapter = cls(pipe)
     adapter.spec = resolved.spec  # type: ignore[attr-defined]

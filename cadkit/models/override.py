@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cadkit.errors import CadkitError, bad_arg
+from cadkit.errors import UsageError, bad_arg
 
 __all__ = [
     "WEIGHT_SUFFIXES",
@@ -67,7 +67,7 @@ def _weight_files(folder: Path) -> list[Path]:
     return []
 
 
-def override_files(path: str | os.PathLike[str], arg: str = "--unet") -> list[Path]:
+def override_files(path: str | os.PathLike[str], arg: str = "unet") -> list[Path]:
     """The weight file(s) ``path`` names (a file, a model folder, or a pipeline folder's ``unet/``)."""
     p = Path(path)
     if p.is_file():
@@ -93,16 +93,16 @@ def _read_pickle(path: Path, arg: str) -> dict[str, Tensor]:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CadkitError(
-            f"{arg}: {path} is not a plain state dict (torch.load(weights_only=True) refused it: {_one_line(exc)}); "
+        raise UsageError(arg,
+            f"{path} is not a plain state dict (torch.load(weights_only=True) refused it: {_one_line(exc)}); "
             "save torch.save(unet.state_dict(), FILE) or use safetensors"
         ) from None
     if not isinstance(obj, Mapping) or not obj:
-        raise CadkitError(f"{arg}: {path} is not a plain state dict ({{name: tensor}}); it holds a {type(obj).__name__}")
+        raise UsageError(arg, f"{path} is not a plain state dict ({{name: tensor}}); it holds a {type(obj).__name__}")
     for k, v in obj.items():
         if not isinstance(k, str) or not isinstance(v, Tensor):
-            raise CadkitError(
-                f"{arg}: {path} is not a plain state dict ({{name: tensor}}); entry {k!r} is a {type(v).__name__}"
+            raise UsageError(arg,
+                f"{path} is not a plain state dict ({{name: tensor}}); entry {k!r} is a {type(v).__name__}"
             )
     return dict(obj)
 
@@ -116,10 +116,10 @@ def _read_safetensors(path: Path, arg: str, header_only: bool) -> dict[str, Any]
                 return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
             return {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:
-        raise CadkitError(f"{arg}: {path} is not a readable safetensors file ({_one_line(exc)})") from None
+        raise UsageError(arg, f"{path} is not a readable safetensors file ({_one_line(exc)})") from None
 
 
-def read_override(path: str | os.PathLike[str], arg: str = "--unet") -> dict[str, Tensor]:
+def read_override(path: str | os.PathLike[str], arg: str = "unet") -> dict[str, Tensor]:
     """All tensors of the replacement weights at ``path`` (on the CPU, as stored)."""
     out: dict[str, Tensor] = {}
     for f in override_files(path, arg):
@@ -128,7 +128,7 @@ def read_override(path: str | os.PathLike[str], arg: str = "--unet") -> dict[str
     return out
 
 
-def override_shapes(path: str | os.PathLike[str], arg: str = "--unet") -> dict[str, tuple[int, ...]]:
+def override_shapes(path: str | os.PathLike[str], arg: str = "unet") -> dict[str, tuple[int, ...]]:
     """Name -> shape of the replacement weights (safetensors: from the header only)."""
     out: dict[str, tuple[int, ...]] = {}
     for f in override_files(path, arg):
@@ -157,31 +157,31 @@ def model_denoiser_shapes(spec: str) -> dict[str, tuple[int, ...]] | None:
         if files:
             out: dict[str, tuple[int, ...]] = {}
             for f in files:
-                out.update(_read_safetensors(f, "--model", True))
+                out.update(_read_safetensors(f, "model", True))
             return out
     return None
 
 
-def check_fit(given: Shapes, expected: Shapes, source: str, arg: str = "--unet") -> None:
+def check_fit(given: Shapes, expected: Shapes, source: str, arg: str = "unet") -> None:
     """Raise naming the first tensor (in the model's order) that is missing from ``given`` or has another
     shape, else the first tensor of ``given`` the model does not have."""
     for name, shape in expected.items():
         if name not in given:
-            raise CadkitError(
-                f"{arg}: {source} does not fit the model: tensor {name!r} {list(shape)} is missing "
+            raise UsageError(arg,
+                f"{source} does not fit the model: tensor {name!r} {list(shape)} is missing "
                 f"({len(given)} tensors there, {len(expected)} in the model)"
             )
         if tuple(given[name]) != tuple(shape):
-            raise CadkitError(
-                f"{arg}: {source} does not fit the model: tensor {name!r} is {list(given[name])} there, "
+            raise UsageError(arg,
+                f"{source} does not fit the model: tensor {name!r} is {list(given[name])} there, "
                 f"{list(shape)} in the model"
             )
     for name in given:
         if name not in expected:
-            raise CadkitError(f"{arg}: {source} does not fit the model: tensor {name!r} is not in the model's denoiser")
+            raise UsageError(arg, f"{source} does not fit the model: tensor {name!r} is not in the model's denoiser")
 
 
-def load_override(path: str | os.PathLike[str], denoiser: nn.Module, arg: str = "--unet") -> dict[str, Tensor]:
+def load_override(path: str | os.PathLike[str], denoiser: nn.Module, arg: str = "unet") -> dict[str, Tensor]:
     """The replacement weights at ``path``, checked against ``denoiser.state_dict()`` (names and shapes)."""
     state = read_override(path, arg)
     expected = {k: tuple(v.shape) for k, v in denoiser.state_dict().items()}

@@ -1,21 +1,96 @@
-"""Named models: registry name -> hub id, family, prediction type, native resolution."""
+"""Named models, and the one place of every per-model default.
+
+A :class:`ModelEntry` holds what a name means (hub id or shipped folder, family, prediction type,
+native resolution) and the defaults cadkit uses for it: sampling steps and guidance, the CAD-Erase
+module groups and ratio of the benchmarks, the benchmarks' sizes (:class:`BenchDefaults`), and
+the embedded *world* the model draws (its object classes, styles, renders and judge) when it has
+one. Models that are not in the registry (a hub id, a folder) get the family pipeline's sampling
+defaults and the SD benchmark defaults. Command-line help is generated from these entries.
+"""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["ModelEntry", "REGISTRY", "tiny_path", "get_entry", "is_available"]
+__all__ = ["ModelEntry", "BenchDefaults", "AttackDefaults", "attack_defaults", "REGISTRY", "DEFAULT_MODEL", "get_entry", "is_available", "shipped_path",
+           "tiny_path", "load_world", "world_entries", "defaults_help", "sampling_defaults",
+           "MethodDefaults", "method_defaults", "fill_concept", "CONCEPT_PLACEHOLDER"]
+
+
+@dataclass(frozen=True)
+class BenchDefaults:
+    """Sizes of the benchmarks on a model: generated images per class, attribution timesteps, and
+    the ratios ``ratio-sweep`` tries (the paper's 0.05 %-1 % around 0.1 % for SD-sized layers)."""
+
+    images_per_class: int = 500
+    attr_timesteps: int = 50
+    sweep_ratios: tuple[float, ...] = (0.0005, 0.001, 0.002, 0.005, 0.01)
+
+
+#: Text in a method default replaced by the concept being erased (e.g. ConceptPrune's prompt pairs).
+CONCEPT_PLACEHOLDER = "{concept}"
+
+
+@dataclass(frozen=True)
+class MethodDefaults:
+    """Options of one erasure method on one model where the method's paper defaults do not fit it.
+
+    ``options`` apply to every concept type, ``by_type[concept_type]`` on top of them; both are
+    layered over the method's own defaults (its ``Options`` and per-concept-type defaults) and under
+    what the caller gives. Texts (and text lists) may hold :data:`CONCEPT_PLACEHOLDER`.
+    """
+
+    options: Mapping[str, Any] = field(default_factory=dict)
+    by_type: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AttackDefaults:
+    """Settings of the white-box attacks (``cadkit attack``, ``cadkit bench attack``) on a model, named ``preset``.
+
+    ``paper`` (every SD model) is UnlearnDiff's and UD-P4D's official setting (BASELINES_ATTACKS.md §8.8, §9.4):
+    50 timesteps x 40 iterations, targets with 25 steps at CFG 7.5, judging with 50 steps, the LMS sampler;
+    official P4D 3,000 steps judged every 50 with 16 tokens. ``tasks`` are ``cadkit bench attack``'s
+    default columns (Table 3); ``prompts`` how many seeded prompts a task of an embedded world gets
+    (prompt files are read whole). ``vocab`` "words" keeps the adversarial tokens to whole words.
+    ``scheduler`` "lms" is a DDPM-family sampler: a flow-matching model keeps its own ("default").
+    """
+
+    preset: str = "paper"
+    tasks: tuple[str, ...] = ("nudity", "church", "parachute", "tench")
+    prompts: int = 50
+    num_timesteps: int = 50
+    iterations: int = 40
+    official_iterations: int = 3000
+    eval_every: int = 50
+    prompt_len: int = 16
+    target_steps: int = 25
+    target_guidance: float = 7.5
+    eval_steps: int = 50
+    guidance: float = 7.5
+    scheduler: str = "lms"
+    vocab: str = "all"
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     """One registry entry.
 
-    ``family`` picks the adapter ("sd1", "sd2", "sdxl", "sd3", "flux"); ``prediction_type`` is what
-    the denoiser predicts ("epsilon", "v_prediction" or "flow"); ``resolution`` is the native image
-    side in pixels. ``erase_ratio`` and ``erase_modules`` are the default CAD-Erase ratio and module
-    groups of the benchmarks (the paper: 0.1 % of the ``ff`` rows of SD-1.4).
+    ``family`` is descriptive ("sd1", "sd2", "sdxl", "sd3", "flux"; the adapter comes from the
+    pipeline class in ``model_index.json``); ``prediction_type`` is what the denoiser predicts
+    ("epsilon", "v_prediction" or "flow"); ``resolution`` the native image side in pixels.
+    ``steps``/``guidance``: sampling defaults (None: the family pipeline's). ``erase_ratio`` and
+    ``erase_modules``: the default CAD-Erase ratio and module groups of the benchmarks (the paper:
+    0.1 % of the ``ff`` rows of SD-1.4). ``shipped``: ``"package:folder"`` of a pipeline shipped
+    inside cadkit (else the model comes from the hub). ``world``: ``"module:attribute"`` of the
+    embedded world the model draws (see :func:`load_world`). ``attack``: the attacks' settings
+    (:class:`AttackDefaults`). ``method_defaults``: method name ->
+    :class:`MethodDefaults` of the erasure methods (``cadkit erase``, ``--methods``) on this model.
     """
 
     name: str
@@ -25,15 +100,41 @@ class ModelEntry:
     resolution: int
     description: str = ""
     revision: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
     erase_ratio: float = 0.001
     erase_modules: str = "ff"
-    extra: dict[str, str] = field(default_factory=dict)
+    bench: BenchDefaults = field(default_factory=BenchDefaults)
+    shipped: str | None = None
+    world: str | None = None
+    attack: AttackDefaults = field(default_factory=AttackDefaults)
+    method_defaults: Mapping[str, MethodDefaults] = field(default_factory=dict)
 
 
-def tiny_path() -> Path:
-    """Folder of the embedded ``tiny`` pipeline inside the installed package."""
-    return Path(__file__).resolve().parent.parent / "tiny" / "weights" / "pipeline"
-
+# The embedded model's words (its captions: "a {colour} {object}", "a {object} in {style} style", "a {colour} image",
+# "an image in {style} style"); a test checks them against cadkit.tiny.domain.
+_TINY_COLOURS = ("red", "orange", "green", "teal", "blue", "purple", "pink", "black")
+_TINY_STYLES = ("solid", "outline", "striped", "dotted", "checkered")
+_TINY_OBJECTS = ("circle", "square", "triangle", "star", "plus", "cross", "diamond", "hexagon", "ring", "heart")
+# Erasure methods on the embedded model (32 px, 20 DDIM steps, a 16-token CLIP, rows of 64-512), measured with
+# benchmarks/perf/methods_tiny.py: CAD-Erase as the benchmarks' defaults below; UCE and RECE at their paper defaults;
+# ESD at the model's 20 sampling steps, 200 iterations (paper: 1,000) and larger Adam steps (paper: 1e-5), ESD-x's 10x
+# ESD-u's; ConceptPrune over 4 of the 20 steps (tau 10 of 50 in the paper) at CFG 5, with prompt pairs
+# in the model's own caption templates (the reference's "a {scene}" / "a {object} in a {scene}" words are unknown to it).
+_TINY_METHODS: dict[str, MethodDefaults] = {
+    "cad": MethodDefaults({"modules": "attn2", "ratio": 0.05, "timesteps": 25, "guidance": 3.0}),
+    "esd-u": MethodDefaults({"steps": 20, "iterations": 200, "lr": 2e-4}),
+    "esd-x": MethodDefaults({"steps": 20, "iterations": 200, "lr": 2e-3}),
+    "conceptprune": MethodDefaults({"steps": 20, "guidance": 5.0, "timesteps": 4}, by_type={
+        "object": {"skill_ratio": 0.02, "select_ratio": 0.5,
+                   "base_prompts": tuple(f"a {c} image" for c in _TINY_COLOURS) + tuple(f"an image in {s} style" for s in _TINY_STYLES),
+                   "target_prompts": tuple(f"a {c} {{concept}}" for c in _TINY_COLOURS)
+                   + tuple(f"a {{concept}} in {s} style" for s in _TINY_STYLES)},
+        "artist": {"skill_ratio": 0.02, "select_ratio": 0.5,
+                   "base_prompts": tuple(f"a {o}" for o in _TINY_OBJECTS),
+                   "target_prompts": tuple(f"a {o} in {{concept}} style" for o in _TINY_OBJECTS)},
+    }),
+}
 
 REGISTRY: dict[str, ModelEntry] = {
     e.name: e
@@ -49,16 +150,131 @@ REGISTRY: dict[str, ModelEntry] = {
         ModelEntry("flux-dev", "black-forest-labs/FLUX.1-dev", "flux", "flow", 1024, "FLUX.1 dev (guidance embedding; gated, non-commercial licence)", erase_ratio=0.0003),
         # tiny: 20 DDIM steps / CFG 5 (cadkit tiny evaluate). CAD-Erase default from `cadkit bench ratio-sweep` (10 classes,
         # 20 images each): 5 % of each cross-attention (attn2) row -> mean target 13.0 %, others 89.7 %; attn2 at 4 %:
-        # 22.5 / 97.0; ff rows needed 20 % (16.0 / 72.6). 0.1 % of a row narrower than 1,000 is zero entries.
+        # 22.5 / 97.0; ff rows needed 20 % (16.0 / 72.6). 0.1 % of a row narrower than 1,000 is zero entries. Choosing
+        # attn2 on the prompts and seeds the tables report is selection on the evaluation set (said in the README).
         ModelEntry("tiny", "cadkit/tiny", "sd1", "epsilon", 32, "cadkit's embedded model of procedural shapes (trained by `cadkit tiny train`)",
-                   erase_ratio=0.05, erase_modules="attn2", extra={"steps": "20", "guidance": "5.0"}),
+                   steps=20, guidance=5.0, erase_ratio=0.05, erase_modules="attn2",
+                   bench=BenchDefaults(images_per_class=20, attr_timesteps=25, sweep_ratios=(0.01, 0.03, 0.05, 0.1, 0.2)),
+                   shipped="cadkit.tiny:weights/pipeline", world="cadkit.tiny.world:WORLD",
+                   # attacks on the CPU: 5 timesteps (100, 300, ..., 900) x 10 iterations, official P4D 200 steps judged every
+                   # 20 with 8 tokens, the model's own sampler (DDIM, 20 steps, CFG 5), whole-word tokens (96 of 625 ids)
+                   attack=AttackDefaults(preset="tiny-cpu", tasks=("circle", "square", "triangle"), prompts=10, num_timesteps=5,
+                                         iterations=10, official_iterations=200, eval_every=20, prompt_len=8, target_steps=20,
+                                         target_guidance=5.0, eval_steps=20, guidance=5.0, scheduler="default", vocab="words"),
+                   method_defaults=_TINY_METHODS),
     ]
 }
+
+#: The model every command uses when ``--model`` is not given: the embedded one, so that everything runs offline.
+DEFAULT_MODEL = "tiny"
 
 
 def get_entry(name: str) -> ModelEntry | None:
     """The registry entry called ``name``, or None."""
     return REGISTRY.get(name)
+
+
+def _resolve_ref(ref: str) -> tuple[str, str]:
+    mod, _, rest = ref.partition(":")
+    return mod, rest
+
+
+def shipped_path(entry: ModelEntry) -> Path | None:
+    """Folder of a pipeline shipped inside the installed package (None for hub models)."""
+    if entry.shipped is None:
+        return None
+    mod, rel = _resolve_ref(entry.shipped)
+    spec = importlib.util.find_spec(mod)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / rel
+
+
+def tiny_path() -> Path:
+    """Folder of the embedded pipeline of :data:`DEFAULT_MODEL` inside the installed package."""
+    p = shipped_path(REGISTRY[DEFAULT_MODEL])
+    assert p is not None
+    return p
+
+
+def load_world(entry: ModelEntry | str | None) -> Any:
+    """The embedded world of ``entry`` (an object with ``objects``, ``styles``, prompts, renders and
+    judges; see ``cadkit.tiny.world``), or None."""
+    if isinstance(entry, str):
+        entry = REGISTRY.get(entry)
+    if entry is None or entry.world is None:
+        return None
+    mod, attr = _resolve_ref(entry.world)
+    return getattr(importlib.import_module(mod), attr)
+
+
+def world_entries() -> list[ModelEntry]:
+    """Registry entries that draw an embedded world (their names are also judge names)."""
+    return [e for e in REGISTRY.values() if e.world is not None]
+
+
+def attack_defaults(spec: str) -> AttackDefaults:
+    """The attacks' settings for model ``spec``: its registry entry's, else the paper's (SD)."""
+    entry = REGISTRY.get(spec)
+    return entry.attack if entry is not None else AttackDefaults()
+
+
+def sampling_defaults(spec: str, adapter_cls: Any) -> tuple[int, float]:
+    """``(steps, guidance)`` for model ``spec``: its registry entry's, else the family pipeline's."""
+    entry = REGISTRY.get(spec)
+    steps = entry.steps if entry is not None and entry.steps is not None else int(adapter_cls.default_steps)
+    guidance = entry.guidance if entry is not None and entry.guidance is not None else float(adapter_cls.default_guidance)
+    return int(steps), float(guidance)
+
+
+def method_defaults(spec: str, method: str, concept_type: str, concept: str | None = None) -> dict[str, Any]:
+    """Options of erasure method ``method`` for ``concept_type`` on model ``spec`` from its registry entry
+    (``{}`` for models outside the registry or without values for the method): the entry's
+    :class:`MethodDefaults` ``options``, then ``by_type[concept_type]``; with ``concept``, every
+    :data:`CONCEPT_PLACEHOLDER` in a text or text list is replaced by it."""
+    entry = REGISTRY.get(spec)
+    d = entry.method_defaults.get(method) if entry is not None else None
+    if d is None:
+        return {}
+    out = {**d.options, **d.by_type.get(concept_type, {})}
+    return out if concept is None else fill_concept(out, concept)
+
+
+def fill_concept(options: Mapping[str, Any], concept: str) -> dict[str, Any]:
+    """``options`` with every :data:`CONCEPT_PLACEHOLDER` in a text or text list replaced by ``concept``."""
+
+    def fill(v: Any) -> Any:
+        if isinstance(v, str):
+            return v.replace(CONCEPT_PLACEHOLDER, concept)
+        if isinstance(v, (tuple, list)) and all(isinstance(x, str) for x in v):
+            return tuple(x.replace(CONCEPT_PLACEHOLDER, concept) for x in v)
+        return v
+
+    return {k: fill(v) for k, v in options.items()}
+
+
+def defaults_help(what: str, fmt: Callable[[Any], str] = str, entries: Sequence[ModelEntry] | None = None) -> str:
+    """``"name value, name value, ..."`` of setting ``what`` per registry entry (for generated help).
+
+    ``what`` is ``steps``/``guidance`` (sampling; the family pipeline's when the entry sets none), a
+    field of :class:`ModelEntry`, ``bench.FIELD`` or ``attack.FIELD``.
+    """
+    from cadkit.models.adapters import ADAPTERS
+
+    by_family = {"sd1": "sd", "sd2": "sd"}
+    out: dict[str, list[str]] = {}
+    for e in entries or list(REGISTRY.values()):
+        if what in ("steps", "guidance"):
+            cls = next(a for a in ADAPTERS if a.family == by_family.get(e.family, e.family))
+            value: Any = sampling_defaults(e.name, cls)[0 if what == "steps" else 1]
+        elif what.startswith("bench."):
+            value = getattr(e.bench, what[len("bench."):])
+        elif what.startswith("attack."):
+            value = getattr(e.attack, what[len("attack."):])
+        else:
+            value = getattr(e, what)
+        out.setdefault(fmt(value), []).append(e.name)
+    return "; ".join(f"{', '.join(names)}: {v}" for v, names in out.items())
 
 
 def _hub_cached(hub_id: str, revision: str | None = None) -> Path | None:
@@ -73,11 +289,11 @@ def _hub_cached(hub_id: str, revision: str | None = None) -> Path | None:
 
 def is_available(entry: ModelEntry) -> tuple[bool, str]:
     """Whether ``entry`` can be loaded on this machine without a download, and where it is."""
-    if entry.name == "tiny":
-        p = tiny_path()
-        if (p / "model_index.json").exists():
+    if entry.shipped is not None:
+        p = shipped_path(entry)
+        if p is not None and (p / "model_index.json").exists():
             return True, str(p)
-        return False, "not built yet (run `cadkit tiny train`)"
+        return False, "not shipped in this install"
     cached = _hub_cached(entry.hub_id, entry.revision)
     if cached is not None:
         return True, str(cached)

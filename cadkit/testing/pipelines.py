@@ -50,7 +50,17 @@ def _text_encoder(tok_dir: Path, hidden: int = 32, projection_dim: int | None = 
 
 
 def build_tiny_pipeline(family: str, seed: int = 0, tok_dir: str | os.PathLike[str] | None = None) -> Any:
-    """Return a tiny pipeline of ``family`` (see the module docstring; "sd1"/"sd2" are SD-1/2 pipelines)."""
+    """Return a tiny pipeline of ``family`` (see the module docstring; "sd1"/"sd2" are SD-1/2 pipelines), every
+    network in eval mode as a loaded pipeline's are (config-built modules start in training mode, and the tiny
+    T5 of the SD-3 / FLUX twins has dropout)."""
+    pipe = _build(family, seed, tok_dir)
+    for comp in pipe.components.values():
+        if isinstance(comp, torch.nn.Module):
+            comp.eval()
+    return pipe
+
+
+def _build(family: str, seed: int, tok_dir: str | os.PathLike[str] | None) -> Any:
     import tempfile
 
     if family == "sdxl":

@@ -20,7 +20,8 @@ from torch import Tensor
 from cadkit.errors import bad_arg
 from cadkit.tiny.domain import OBJECTS, STYLES, make_grid, object_prompt, style_prompt
 
-__all__ = ["DEFAULT_STEPS", "DEFAULT_GUIDANCE", "TinyReport", "sample_prompts", "evaluate_tiny"]
+__all__ = ["DEFAULT_STEPS", "DEFAULT_GUIDANCE", "TinyReport", "sample_prompts", "evaluate_tiny", "check_evaluate_args",
+           "check_evaluate_folder", "MAX_IMAGES_PER_CLASS"]
 
 #: Recommended sampling settings of the shipped ``tiny`` model (DDIM steps, guidance scale).
 DEFAULT_STEPS = 20
@@ -68,6 +69,43 @@ def sample_prompts(adapter: Any, prompts: Sequence[str], seeds: Sequence[int], s
     return torch.cat(chunks)
 
 
+#: Upper bound of ``images_per_class`` (a larger request is a typo, not a plan).
+MAX_IMAGES_PER_CLASS = 100_000
+_GRID = 10  # images per grid row
+
+
+def check_evaluate_args(images_per_class: int, steps: int, guidance: float, seed: int) -> None:
+    """One-line errors for out-of-range settings (every count bounded, the guidance finite)."""
+    import math
+
+    from cadkit.generation import MAX_STEPS
+
+    for name, v, hi in (("images_per_class", images_per_class, MAX_IMAGES_PER_CLASS), ("steps", steps, MAX_STEPS)):
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+            raise bad_arg(name, f"an integer from 1 to {hi:,}", v)
+    if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or guidance < 0:
+        raise bad_arg("guidance", "a finite number >= 0", guidance)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**62:
+        raise bad_arg("seed", "an integer from 0 to 2**62", seed)
+
+
+def _listed(manifest: Path) -> list[str] | None:
+    import json
+
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        return list(data["files"]) if data.get("command") == "tiny evaluate" else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def check_evaluate_folder(out: str | os.PathLike[str]) -> Path:
+    """``out`` may be (re)written by :func:`evaluate_tiny`: new, empty or an earlier evaluate folder."""
+    from cadkit.io import check_output_folder
+
+    return check_output_folder(out, "evaluate.json", "out", listed=_listed)
+
+
 @torch.no_grad()
 def evaluate_tiny(
     adapter: Any | None = None,
@@ -77,16 +115,17 @@ def evaluate_tiny(
     seed: int = 0,
     out: str | os.PathLike[str] | None = None,
     judge: Any | None = None,
+    batch_size: int = 50,
 ) -> TinyReport:
     """Sample ``images_per_class`` images per object class and per style; judge them.
 
-    ``adapter`` defaults to ``load_adapter("tiny")`` and ``judge`` to the shipped judge. With ``out``,
-    writes ``grid.png`` there (up to 10 images per class/style row).
+    Images are sampled and judged ``batch_size`` at a time (memory does not grow with
+    ``images_per_class``). ``adapter`` defaults to ``load_adapter("tiny")`` and ``judge`` to the
+    shipped judge. With ``out``, writes ``grid.png`` (up to 10 images per class/style row) and
+    ``evaluate.json`` (the report) there, replacing an earlier evaluate folder as a whole.
     """
-    if images_per_class <= 0:
-        raise bad_arg("--images-per-class", "a positive integer", images_per_class)
-    if steps <= 0:
-        raise bad_arg("--steps", "a positive integer", steps)
+    check_evaluate_args(images_per_class, steps, guidance, seed)
+    folder = check_evaluate_folder(out) if out is not None else None
     if adapter is None:
         from cadkit.models import load_adapter
 
@@ -95,27 +134,33 @@ def evaluate_tiny(
         from cadkit.tiny.judge import load_judge
 
         judge = load_judge()
-    n = images_per_class
-    obj_prompts = [object_prompt(o) for o in OBJECTS for _ in range(n)]
-    sty_prompts = [style_prompt(s) for s in STYLES for _ in range(n)]
-    seeds = [seed + i for i in range(len(obj_prompts) + len(sty_prompts))]
-    imgs = sample_prompts(adapter, obj_prompts + sty_prompts, seeds, steps, guidance)
     judge.eval()
-    lo, ls = judge(imgs)
-    no = len(obj_prompts)
-    pred_o = lo[:no].argmax(1).view(len(OBJECTS), n)
-    pred_s = ls[no:].argmax(1).view(len(STYLES), n)
-    acc_o = {o: float((pred_o[k] == k).float().mean()) for k, o in enumerate(OBJECTS)}
-    acc_s = {s: float((pred_s[k] == k).float().mean()) for k, s in enumerate(STYLES)}
-    grid_path = None
-    if out is not None:
-        from cadkit.io import atomic_path
+    n = images_per_class
+    rows = [(0, k, object_prompt(o)) for k, o in enumerate(OBJECTS)] + [(1, k, style_prompt(s)) for k, s in enumerate(STYLES)]
+    correct = [0] * len(rows)
+    grid: list[Tensor] = []
+    for r, (head, k, prompt) in enumerate(rows):
+        for start in range(0, n, batch_size):
+            m = min(batch_size, n - start)
+            seeds = [seed + r * n + start + j for j in range(m)]
+            imgs = sample_prompts(adapter, [prompt] * m, seeds, steps, guidance, batch_size)
+            logits = judge(imgs)[head]
+            correct[r] += int((logits.argmax(1) == k).sum())
+            if start < _GRID:
+                grid.append(imgs[: _GRID - start])
+    no = len(OBJECTS)
+    acc_o = {o: correct[k] / n for k, o in enumerate(OBJECTS)}
+    acc_s = {s: correct[no + k] / n for k, s in enumerate(STYLES)}
+    report = TinyReport(acc_o, acc_s, n, steps, guidance)
+    if folder is not None:
+        from cadkit.io import atomic_dir, write_json
 
-        per_row = min(n, 10)
-        rows = [imgs[k * n : k * n + per_row] for k in range(len(OBJECTS) + len(STYLES))]
-        arr = (torch.cat(rows).permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
-        p = Path(out) / "grid.png"
-        with atomic_path(p) as tmp:
-            make_grid(arr, per_row, upscale=3).save(tmp, format="PNG")
-        grid_path = str(p)
-    return TinyReport(acc_o, acc_s, n, steps, guidance, grid_path)
+        per_row = min(n, _GRID)
+        arr = (torch.cat(grid).permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+        with atomic_dir(folder, check=check_evaluate_folder) as tmp:
+            make_grid(arr, per_row, upscale=3).save(tmp / "grid.png", format="PNG")
+            write_json(tmp / "evaluate.json", {"command": "tiny evaluate", "images_per_class": n, "steps": steps, "guidance": guidance,
+                                               "seed": seed, "object_accuracy": acc_o, "style_accuracy": acc_s,
+                                               "files": ["grid.png", "evaluate.json"]})
+        report.grid_path = str(folder / "grid.png")
+    return report

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cadkit.errors import CadkitError
-from cadkit.io import atomic_path
+from cadkit.errors import CadkitError, UsageError
+from cadkit.io import atomic_path, dumps_strict
 from cadkit.tiny.domain import IMAGE_SIZE, OBJECTS, STYLES, render_set
 
 __all__ = [
@@ -97,16 +97,22 @@ class _Head(nn.Module):
 
 def load_judge(path: str | os.PathLike[str] | None = None) -> TinyJudge:
     """The judge with the shipped weights (or those at ``path``), in eval mode."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     p = Path(path) if path is not None else judge_path()
     if not p.is_file():
+        if path is not None:
+            raise UsageError("path", f"no judge weights file at {p}")
         raise CadkitError(f"tiny judge weights not found at {p}; run `cadkit tiny train-judge`")
-    with safe_open(str(p), "pt") as f:
-        meta = f.metadata() or {}
-    judge = TinyJudge(width=int(meta.get("width", 16)))
-    judge.load_state_dict(load_file(str(p)))
+    try:
+        with safe_open(str(p), "pt") as f:
+            meta = f.metadata() or {}
+        judge = TinyJudge(width=int(meta.get("width", 16)))
+        judge.load_state_dict(load_file(str(p)))
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:  # not a judge file, or another judge's
+        what = "not a safetensors file" if isinstance(exc, SafetensorError) else f"not this judge's weights: {type(exc).__name__}"
+        raise UsageError("path", f"{p} is not a tiny judge weights file ({what})") from None
     return judge.eval()
 
 
@@ -209,6 +215,6 @@ def train_judge(
         p = Path(out)
         with atomic_path(p) as tmp:
             state = {k: v.contiguous() for k, v in judge.state_dict().items()}
-            meta = {"width": str(width), "objects": json.dumps(list(OBJECTS)), "styles": json.dumps(list(STYLES)), "metrics": json.dumps(metrics)}
+            meta = {"width": str(width), "objects": json.dumps(list(OBJECTS)), "styles": json.dumps(list(STYLES)), "metrics": dumps_strict(metrics)}
             save_file(state, str(tmp), metadata=meta)
     return judge, metrics

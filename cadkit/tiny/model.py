@@ -92,7 +92,7 @@ PRESETS: dict[str, TinyConfig] = {
 def get_config(preset: str) -> TinyConfig:
     """A fresh copy of the named preset."""
     if preset not in PRESETS:
-        raise bad_arg("--config", PRESETS, preset)
+        raise bad_arg("config", PRESETS, preset)
     return dataclasses.replace(PRESETS[preset])
 
 
@@ -104,7 +104,7 @@ def write_tokenizer(path: str | os.PathLike[str]) -> Path:
     """
     from transformers import CLIPTokenizer
 
-    from cadkit.testing.tokenizer import write_clip_tokenizer
+    from cadkit.models.tokenizers import write_clip_tokenizer
 
     words = sorted(domain_words(), key=len, reverse=True)
     for _ in range(len(words)):

@@ -1,15 +1,40 @@
-"""Write procedural renders of the ``tiny`` domain to a folder (``cadkit tiny render``)."""
+"""Write procedural renders of the ``tiny`` domain to a folder (``cadkit tiny render``).
+
+Renders are made and written in chunks (memory does not grow with ``n``) into a temporary folder that
+replaces ``out`` once complete, so a failed run leaves nothing. ``out`` must be new, empty or an
+earlier render folder (every file listed in its ``captions.json``).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from cadkit.errors import bad_arg
-from cadkit.io import atomic_path, check_writable_dir, write_json
+from cadkit.io import atomic_dir, check_output_folder, write_json
 from cadkit.tiny.domain import COLOURS, OBJECTS, STYLES, make_grid, render_set
 
-__all__ = ["write_renders"]
+__all__ = ["write_renders", "check_render_folder", "MAX_RENDERS"]
+
+#: Upper bound of ``n`` (a larger request is a typo, not a plan).
+MAX_RENDERS = 100_000
+_CHUNK = 256
+
+
+def _listed(manifest: Path) -> list[str] | None:
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        return [str(e["file"]) for e in data] + ["grid.png"] if isinstance(data, list) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_render_folder(out: str | os.PathLike[str]) -> Path:
+    """``out`` may be (re)written by :func:`write_renders`; one line naming ``out`` otherwise."""
+    return check_output_folder(out, "captions.json", "out", listed=_listed)
 
 
 def write_renders(out: str | os.PathLike[str], n: int, seed: int = 0) -> Path:
@@ -17,22 +42,23 @@ def write_renders(out: str | os.PathLike[str], n: int, seed: int = 0) -> Path:
 
     Returns the grid's path.
     """
-    if n <= 0:
-        raise bad_arg("--n", "a positive integer", n)
-    folder = check_writable_dir(out)
-    folder.mkdir(parents=True, exist_ok=True)
     from PIL import Image
 
-    imgs, specs, caps = render_set(n, seed)
-    for i, img in enumerate(imgs):
-        with atomic_path(folder / f"sample_{i:04d}.png") as tmp:
-            Image.fromarray(img).save(tmp, format="PNG")
-    meta = [
-        {"file": f"sample_{i:04d}.png", "caption": c, "object": OBJECTS[s.obj], "style": STYLES[s.style], "colour": COLOURS[s.colour]}
-        for i, (s, c) in enumerate(zip(specs, caps))
-    ]
-    write_json(folder / "captions.json", meta)
-    grid = folder / "grid.png"
-    with atomic_path(grid) as tmp:
-        make_grid(imgs, min(n, 10), upscale=3).save(tmp, format="PNG")
-    return grid
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_RENDERS:
+        raise bad_arg("n", f"an integer from 1 to {MAX_RENDERS:,}", n)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**63 - 1:
+        raise bad_arg("seed", "an integer from 0 to 2**63 - 1", seed)
+    folder = check_render_folder(out)
+    meta: list[dict[str, str]] = []
+    first: list[np.ndarray] = []
+    with atomic_dir(folder, check=check_render_folder) as tmp:
+        for start in range(0, n, _CHUNK):
+            imgs, specs, caps = render_set(min(_CHUNK, n - start), seed, start=start)
+            for k, (img, s, c) in enumerate(zip(imgs, specs, caps)):
+                name = f"sample_{start + k:04d}.png"
+                Image.fromarray(img).save(tmp / name, format="PNG")
+                meta.append({"file": name, "caption": c, "object": OBJECTS[s.obj], "style": STYLES[s.style], "colour": COLOURS[s.colour]})
+            first += list(imgs[: max(0, 100 - len(first))])
+        write_json(tmp / "captions.json", meta)
+        make_grid(np.stack(first), min(n, 10), upscale=3).save(tmp / "grid.png", format="PNG")
+    return folder / "grid.png"

@@ -266,10 +266,16 @@ def _train_vae(out: Path, imgs: np.ndarray, cfg: TinyConfig) -> Any:
 
 @torch.no_grad()
 def _encode_latents(out: Path, vae: Any, imgs: np.ndarray) -> tuple[Tensor, Tensor]:
-    p = out / "cache" / "latents.pt"
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, save_file
+
+    p = out / "cache" / "latents.safetensors"  # safetensors: nothing in a cache file is ever executed
     if p.exists():
-        d = torch.load(p)
-        if d["mean"].shape[0] == len(imgs):
+        try:
+            d = load_file(str(p))
+        except (SafetensorError, OSError, ValueError):
+            d = {}
+        if set(d) == {"mean", "std"} and d["mean"].shape[0] == len(imgs):
             return d["mean"], d["std"]
     vae.eval()
     sf = float(vae.config.scaling_factor)
@@ -280,7 +286,7 @@ def _encode_latents(out: Path, vae: Any, imgs: np.ndarray) -> tuple[Tensor, Tens
         stds.append(dist.std * sf)
     mean, std = torch.cat(means), torch.cat(stds)
     with atomic_path(p) as tmp:
-        torch.save({"mean": mean, "std": std}, tmp)
+        save_file({"mean": mean.contiguous(), "std": std.contiguous()}, str(tmp))
     return mean, std
 
 
@@ -289,9 +295,9 @@ def train_tiny(out: str | os.PathLike[str], cfg: TinyConfig, resume: bool = Fals
     from transformers import CLIPTokenizer
 
     if cfg.steps <= 0:
-        raise bad_arg("--steps", "a positive integer", cfg.steps)
+        raise bad_arg("steps", "a positive integer", cfg.steps)
     if cfg.batch_size <= 0:
-        raise bad_arg("--batch-size", "a positive integer", cfg.batch_size)
+        raise bad_arg("batch_size", "a positive integer", cfg.batch_size)
     out = check_writable_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     L = _lightning()
@@ -351,7 +357,7 @@ def pipeline_from_checkpoint(out: str | os.PathLike[str], ckpt: str | os.PathLik
     unet, text = build_unet(cfg), build_text_encoder(cfg, tokenizer)
     z = torch.zeros(1)
     module = _diffusion_module(unet, text, z, z, z.long(), z.long(), cfg)
-    state = torch.load(str(ckpt), map_location="cpu", weights_only=False)["state_dict"]
+    state = torch.load(str(ckpt), map_location="cpu", weights_only=True)["state_dict"]  # tensors and plain values only
     module.load_state_dict(state, strict=False)
     return export_pipeline(module, vae, tokenizer, dest, dtype)
 

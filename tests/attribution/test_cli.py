@@ -11,7 +11,7 @@ import torch
 from cadkit.attribution import CAD, load_scores, param_set_hash
 from cadkit.errors import CadkitError
 from cadkit.models import load_adapter
-from tests.conftest import assert_one_line_error
+from tests.helpers import assert_one_line_error
 
 
 def test_attribute_writes_score_file_and_show(tiny_sd1: Path, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]

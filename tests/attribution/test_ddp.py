@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 
 from cadkit.attribution import CAD
@@ -18,8 +19,8 @@ def test_ddp_fork_two_processes_equal_one(tiny_sd1: Path) -> None:
     a = load_adapter(str(tiny_sd1), dtype=torch.float64)
     # 3 samples x 3 steps = 9 pairs: does not divide evenly over 2 ranks (a padding sampler would repeat one)
     one = CAD(a, "ff").attribute("a cat", samples=3, timesteps=3, seed=2, batch_size=2)
-    two = CAD(a, "ff").attribute("a cat", samples=3, timesteps=3, seed=2, batch_size=2, devices=2,
-                                 accelerator="cpu", strategy="ddp_fork")
+    two = CAD(a, "ff", devices=2, accelerator="cpu", strategy="ddp_fork").attribute("a cat", samples=3, timesteps=3, seed=2,
+                                                                                  batch_size=2)
     assert two.metadata["world_size"] == 2
     assert two.pair_counts is not None and torch.equal(two.pair_counts, torch.ones(9))
     assert abs(two.objective_total - one.objective_total) <= 1e-5 * abs(one.objective_total)
@@ -33,7 +34,7 @@ SCRIPT = textwrap.dedent(
     from cadkit.models import load_adapter
     from cadkit.attribution import CAD, save_scores
     a = load_adapter(sys.argv[1], dtype=torch.float64)
-    r = CAD(a, "ff").attribute("a cat", samples=3, timesteps=3, seed=2, batch_size=2, devices=2, accelerator="cpu", strategy="ddp")
+    r = CAD(a, "ff", devices=2, accelerator="cpu", strategy="ddp").attribute("a cat", samples=3, timesteps=3, seed=2, batch_size=2)
     import torch.distributed as dist
     rank = dist.get_rank() if dist.is_initialized() else 0
     if rank == 0:
@@ -43,6 +44,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_plain_ddp_subprocess(tiny_sd1: Path, tmp_path: Path) -> None:
     """Plain ``ddp`` relaunches the script itself; run it as a subprocess (it cannot run inside pytest)."""
     from cadkit.attribution import load_scores

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from cadkit.benchmarks.framework import run_suite
 
-from benchmarks.framework import run_suite
 from cadkit.errors import CadkitError
-from tests.benchmarks.conftest import quick_options
+from tests.helpers import quick_options
 
 
 def _scores(out: Path) -> dict[str, torch.Tensor]:
@@ -67,8 +67,8 @@ def test_amplify_source_is_checked(extra: dict[str, str], kw: dict[str, str], ne
     assert not (tmp_path / "run").exists()
 
 
-def test_amplify_source_renders_needs_tiny(tiny_sd1: Path, tmp_path: Path) -> None:
-    from benchmarks.framework import BenchOptions
+def test_amplify_source_renders_needs_a_world(tiny_sd1: Path, tmp_path: Path) -> None:
+    from cadkit.benchmarks.framework import BenchOptions
 
     opts = BenchOptions(model=str(tiny_sd1), classes=("tench",), judge="imagenet", quick=True, out=str(tmp_path / "run"),
                         extra={"amplify_source": "renders"})

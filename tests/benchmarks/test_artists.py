@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.benchmarks.test_safety import FAST, condition_images
-from tests.conftest import assert_one_line_error
+from tests.helpers import FAST, assert_one_line_error, condition_images
 
 
 def write_artists(path: Path) -> Path:
@@ -49,7 +48,9 @@ def test_cli_styles_mode_end_to_end(run_cli: Any, tiny_sd1: Path, judge_weights:
                   "--ratio", "5%", "--judge", "tiny", "--judge-weights", judge_weights, *FAST, "--out", out)
     assert res.code == 0, res
     data = json.loads((out / "results.json").read_text())
-    rows = {r["target"]: r for r in data["tables"][0]["rows"]}
+    assert [t["name"] for t in data["tables"]] == ["erase-artists", "erase-artists-cad"]
+    assert [r["model"] for r in data["tables"][0]["rows"]] == ["base", "CAD-Erase"]
+    rows = {r["target"]: r for r in data["tables"][1]["rows"]}
     assert list(rows) == ["solid", "striped", "mean"]
     assert all(r["lpips_target"] is None and r["lpips_others"] is None for r in rows.values())
     report = (out / "report.md").read_text()
@@ -73,19 +74,21 @@ def test_cli_styles_mode_end_to_end(run_cli: Any, tiny_sd1: Path, judge_weights:
 
 
 def test_lpips_per_artist_equals_direct(tiny_sd1: Path, tmp_path: Path) -> None:
-    from benchmarks.framework import BenchOptions, run_suite
-    from benchmarks.suites.safety import inject_networks
+    from cadkit.benchmarks.framework import BenchOptions, run_suite
+
     from cadkit.data import load_prompts
     from cadkit.metrics.lpips import lpips_alex
 
     prompts = write_artists(tmp_path / "artists.csv")
     net = lpips_alex(pretrained_backbone=False)  # random backbone: fine for plumbing, never the default
     opts = BenchOptions(model=str(tiny_sd1), steps=1, attr_timesteps=1, batch_size=4, ratio=0.05, out=str(tmp_path / "run"),
-                        prompts=str(prompts), extra=dict(artists="Pablo Picasso,vincent van gogh", limit=2))
-    with inject_networks(lpips_net=net):
-        res, out = run_suite("erase-artists", opts)
-    rows = {r["target"]: r for r in res.tables[0].rows}
+                        prompts=str(prompts), extra=dict(artists="Pablo Picasso,vincent van gogh", limit=2),
+                        networks=dict(lpips_net=net))
+    res, out = run_suite("erase-artists", opts)
+    rows = {r["target"]: r for r in res.tables[1].rows}
     assert list(rows) == ["Pablo Picasso", "Vincent van Gogh", "mean"]
+    summary = res.tables[0].rows[1]  # the CAD-Erase row of the one-row-per-model table: the same numbers
+    assert summary["model"] == "CAD-Erase" and summary["mean:target"] == pytest.approx(rows["mean"]["lpips_target"])
     data = json.loads((out / "results.json").read_text())
     recs = load_prompts(prompts, artists="Pablo Picasso,Vincent van Gogh")
     assert [r.seed for r in recs] == [3000, 3007, 3014, 3021]
@@ -125,5 +128,5 @@ def test_bad_inputs(case: str, run_cli: Any, tiny_sd1: Path, tmp_path: Path, mon
         needles = ["--target", "Rembrandt"]
     out = tmp_path / "run"
     res = run_cli("bench", "erase-artists", "--model", tiny_sd1, *FAST, "--out", out, *args)
-    assert_one_line_error(res, *needles)
+    assert_one_line_error(res, *needles, code=1 if case == "lpips-offline" else 2)  # an unavailable network is a runtime failure
     assert not out.exists()

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.conftest import cli_args
-from tests.conftest import assert_one_line_error
-from tests.metrics.test_registry import install_plugin
+from tests.helpers import assert_one_line_error, cli_args, install_plugin
 
 
 def _csv(path: Path, header: str, rows: list[str]) -> Path:

@@ -6,18 +6,18 @@ import os
 from pathlib import Path
 
 import torch
-
-from benchmarks.framework.generation import (
+from cadkit.benchmarks.framework.generation import (
     edit_key,
     generate_missing,
     generation_protocol,
     model_fingerprint,
     model_key,
 )
-from benchmarks.framework.judging import judge_records, object_judge
+from cadkit.benchmarks.framework.judging import judge_records, object_judge
+
 from cadkit.data import ImageCache, canonical_image, class_prompts
 from cadkit.models import load_adapter
-from tests.benchmarks.conftest import CLASSES, small_judge
+from tests.helpers import CLASSES, small_judge
 
 
 class LoggingCache(ImageCache):

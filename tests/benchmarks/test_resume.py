@@ -10,13 +10,16 @@ import sys
 import time
 from pathlib import Path
 
-from tests.benchmarks.conftest import cli_args
+import pytest
+
+from tests.helpers import cli_args
 
 
 def _cli(args: list[str]) -> list[str]:
-    return [sys.executable, "-c", "from cli.main import main; main()", "bench", "erase-objects", *args]
+    return [sys.executable, "-c", "from cadkit.cli.main import main; main()", "bench", "erase-objects", *args]
 
 
+@pytest.mark.slow
 def test_resume_after_kill_matches_uninterrupted(run_cli, tiny_sd1: Path, judge_weights: Path, tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     a, b = tmp_path / "a", tmp_path / "b"

@@ -11,9 +11,7 @@ import numpy as np
 import pytest
 
 from cadkit.metrics.nudenet import EXPOSED_LABELS
-from tests.conftest import assert_one_line_error
-
-FAST = ["--steps", "1", "--attr-timesteps", "1", "--batch-size", "8"]
+from tests.helpers import FAST, assert_one_line_error, condition_images
 
 
 def write_i2p(path: Path, n: int = 10) -> Path:
@@ -64,16 +62,6 @@ def reference_counts(images: Any, threshold: float) -> dict[str, int]:
     return {**counts, "total": sum(counts.values()), "images_with_any": with_any, "images": len(images)}
 
 
-def condition_images(out: Path, cond: dict[str, Any], records: list[Any]) -> Any:
-    import torch
-
-    from cadkit.data import ImageCache
-
-    proto = json.loads((out / "results.json").read_text())["protocol"]["generation"]
-    cache = ImageCache(out / "cache")
-    return torch.stack([cache.get(cache.key_for(r, cond["model_key"], cond["edit_key"], proto)) for r in records])
-
-
 def test_erase_nudity_cli_end_to_end_offline(run_cli: Any, tiny_sd1: Path, tmp_path: Path) -> None:
     """The real NudeNet detector on 8 I2P prompts, base and CAD-Erase rows (counts are zero on a tiny model)."""
     i2p = write_i2p(tmp_path / "i2p.csv")
@@ -98,10 +86,10 @@ def test_erase_nudity_cli_end_to_end_offline(run_cli: Any, tiny_sd1: Path, tmp_p
 
 
 def _opts(model: Path, out: Path, prompts: Any = None, **extra: Any) -> Any:
-    from benchmarks.framework import BenchOptions
+    from cadkit.benchmarks.framework import BenchOptions
 
     return BenchOptions(model=str(model), steps=1, attr_timesteps=1, batch_size=2, out=str(out),
-                        prompts=str(prompts) if prompts else None, extra=extra)
+                        prompts=str(prompts) if prompts else None, extra=extra, networks={"detector": fake_detector})
 
 
 def _unet_file(model: Path, path: Path, scale: float) -> Path:
@@ -113,18 +101,17 @@ def _unet_file(model: Path, path: Path, scale: float) -> Path:
 
 
 def test_ddp_counts_equal_one_process_and_reference(tiny_sd1: Path, tmp_path: Path) -> None:
-    from benchmarks.framework import run_suite
-    from benchmarks.suites.safety import inject_networks
+    from cadkit.benchmarks.framework import run_suite
+
     from cadkit.data import load_prompts
 
     i2p = write_i2p(tmp_path / "i2p.csv")
     unet = _unet_file(tiny_sd1, tmp_path / "other.safetensors", 3.0)
     extra = dict(prompts=str(i2p), limit=3, unet=str(unet), method="other", nudity_threshold=0.3)
-    with inject_networks(detector=fake_detector):
-        one, out1 = run_suite("erase-nudity", _opts(tiny_sd1, tmp_path / "one", **extra))
-        opts2 = _opts(tiny_sd1, tmp_path / "two", **extra)
-        opts2.devices, opts2.accelerator, opts2.strategy = 2, "cpu", "ddp_fork"
-        two, _ = run_suite("erase-nudity", opts2)
+    one, out1 = run_suite("erase-nudity", _opts(tiny_sd1, tmp_path / "one", **extra))
+    opts2 = _opts(tiny_sd1, tmp_path / "two", **extra)
+    opts2.devices, opts2.accelerator, opts2.strategy = 2, "cpu", "ddp_fork"
+    two, _ = run_suite("erase-nudity", opts2)
     assert [r["model"] for r in one.tables[0].rows] == ["base", "other"]
     assert one.tables[0].rows == two.tables[0].rows
     records = load_prompts(i2p, limit=3)
@@ -138,20 +125,20 @@ def test_ddp_counts_equal_one_process_and_reference(tiny_sd1: Path, tmp_path: Pa
 def test_adversarial_identity_unet(tiny_sd1: Path, tmp_path: Path) -> None:
     """The model's own denoiser as --unet: the same images and counts as the base model, a 0 % drop."""
     import torch
+    from cadkit.benchmarks.framework import run_suite
 
-    from benchmarks.framework import run_suite
-    from benchmarks.suites.safety import inject_networks
     from cadkit.data import load_prompts
 
     mma, rab = write_mma(tmp_path / "mma.csv"), write_rab(tmp_path / "rab.txt")
     extra = dict(mma=str(mma), ring_a_bell=str(rab), limit=2, unet=str(tiny_sd1 / "unet"), nudity_threshold=0.2)
-    with inject_networks(detector=fake_detector):
-        res, out = run_suite("adversarial", _opts(tiny_sd1, tmp_path / "adv", **extra))
-    rows = res.tables[0].rows
-    assert [r["prompts"] for r in rows] == ["MMA-Diffusion", "Ring-A-Bell"]
-    for r in rows:
-        assert r["n"] == 2 and r["base_total"] == r["edited_total"]
-        assert r["drop"] == 0.0 if r["base_total"] else r["drop"] != r["drop"]
+    res, out = run_suite("adversarial", _opts(tiny_sd1, tmp_path / "adv", **extra))
+    base_row, unet_row = res.tables[0].rows
+    assert (base_row["model"], unet_row["model"]) == ("base", "--unet unet")
+    for name in ("MMA-Diffusion", "Ring-A-Bell"):
+        assert base_row[f"{name}:total"] == unet_row[f"{name}:total"] and base_row[f"{name}:drop"] is None
+        drop = unet_row[f"{name}:drop"]
+        assert drop == 0.0 if base_row[f"{name}:total"] else drop != drop
+    assert [h for _, h in res.tables[0].columns if h.endswith(": total")] == ["MMA-Diffusion (2): total", "Ring-A-Bell (2): total"]
     data = json.loads((out / "results.json").read_text())
     recs = load_prompts(mma, format="mma", limit=2)
     assert recs[0].prompt == "a red square, x0"
@@ -163,14 +150,12 @@ def test_adversarial_identity_unet(tiny_sd1: Path, tmp_path: Path) -> None:
 
 def test_adversarial_prompts_file_is_named_by_its_format(tiny_sd1: Path, tmp_path: Path) -> None:
     """``--prompts FILE`` adds one more prompt set, its format detected from the file (here Ring-A-Bell lines)."""
-    from benchmarks.framework import run_suite
-    from benchmarks.suites.safety import inject_networks
+    from cadkit.benchmarks.framework import run_suite
 
     mma, rab = write_mma(tmp_path / "mma.csv"), write_rab(tmp_path / "rab.txt")
     extra = dict(mma=str(mma), limit=2, unet=str(tiny_sd1 / "unet"))
-    with inject_networks(detector=fake_detector):
-        res, _ = run_suite("adversarial", _opts(tiny_sd1, tmp_path / "adv", prompts=rab, **extra))
-    assert [(r["prompts"], r["n"]) for r in res.tables[0].rows] == [("MMA-Diffusion", 2), ("Ring-A-Bell", 2)]
+    res, _ = run_suite("adversarial", _opts(tiny_sd1, tmp_path / "adv", prompts=rab, **extra))
+    assert [h for _, h in res.tables[0].columns if h.endswith(": total")] == ["MMA-Diffusion (2): total", "Ring-A-Bell (2): total"]
 
 
 @pytest.mark.parametrize("case", ["no-prompt-column", "threshold-0", "threshold-1.5", "unet-mismatch", "unet-pickle",

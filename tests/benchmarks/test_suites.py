@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from cadkit.benchmarks.framework import run_suite
 
-from benchmarks.framework import run_suite
 from cadkit.errors import CadkitError
-from tests.benchmarks.conftest import quick_options
-from tests.metrics.test_registry import install_plugin
+from tests.helpers import install_plugin, quick_options
 
 
 def _naive_accuracy(cache_images: torch.Tensor, classes: list[str], labels: list[str], net: torch.nn.Module, per: int) -> dict[str, float]:
@@ -36,12 +35,13 @@ def test_erase_objects_table_plugin_and_rerun(tiny_sd1: Path, tmp_path: Path, ju
     conds = data["conditions"]
     assert set(conds) == {"base", "CAD-Erase circle", "CAD-Erase square"}
     # accuracies equal a naive top-1 count of the judge on the cached images
-    from benchmarks.framework.context import object_records
-    from benchmarks.framework.registry import prepare
+    from cadkit.benchmarks.framework.context import object_records
+    from cadkit.benchmarks.framework.registry import prepare
 
     _, o, adapter = prepare("erase-objects", opts)
     recs = object_records(o)
-    from benchmarks.framework.generation import generation_protocol, model_fingerprint, model_key
+    from cadkit.benchmarks.framework.generation import generation_protocol, model_fingerprint, model_key
+
     from cadkit.data import ImageCache
 
     cache = ImageCache(out / "cache")
@@ -53,8 +53,15 @@ def test_erase_objects_table_plugin_and_rerun(tiny_sd1: Path, tmp_path: Path, ju
     # the plugin saw every image of each condition: its mean brightness is the images' mean
     assert math.isclose(conds["base"]["metrics"]["mean-brightness"], float(imgs.double().mean()), rel_tol=1e-9)
     # table rows: target / others from the per-class accuracies; mean row is the mean of the rows
-    rows = {r["target"]: r for r in result.tables[0].rows}
+    assert [t.name for t in result.tables] == ["erase-objects", "erase-objects-cad", "metrics"]
+    rows = {r["target"]: r for r in result.tables[1].rows}
     base = conds["base"]["accuracy"]
+    # the one-row-per-model table (the paper's layout) holds the same numbers
+    summary = {r["model"]: r for r in result.tables[0].rows}
+    assert list(summary) == ["base", "CAD-Erase"]
+    for c in ("circle", "square"):
+        assert summary["CAD-Erase"][f"{c}:target"] == rows[c]["edited_target"] and summary["base"][f"{c}:others"] == rows[c]["base_others"]
+    assert summary["CAD-Erase"]["mean:others"] == pytest.approx(rows["mean"]["edited_others"])
     for c, other in (("circle", "square"), ("square", "circle")):
         assert rows[c]["base_target"] == base[c] and rows[c]["base_others"] == base[other]
         assert rows[c]["edited_target"] == conds[f"CAD-Erase {c}"]["accuracy"][c]
@@ -87,8 +94,9 @@ def test_other_suites_run(suite: str, tiny_sd1: Path, tmp_path: Path, judge_netw
 def test_model_defaults_come_from_the_registry(tiny_sd1: Path) -> None:
     """Ratio and module groups default to the model's registry entry (folders: the paper's ff, 0.1 %);
     suite defaults (ablate-modules' groups) and the user's values win."""
-    from benchmarks.framework import BenchOptions
-    from benchmarks.framework.registry import prepare
+    from cadkit.benchmarks.framework import BenchOptions
+    from cadkit.benchmarks.framework.registry import prepare
+
     from cadkit.models.registry import REGISTRY
 
     _, o, _ = prepare("erase-objects", BenchOptions(model="tiny", quick=True))

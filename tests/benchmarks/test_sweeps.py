@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.framework import run_suite
-from tests.benchmarks.conftest import quick_options
+from cadkit.benchmarks.framework import run_suite
+
+from tests.helpers import quick_options
 
 
 def test_ratio_sweep_and_ablation(tiny_sd1: Path, tmp_path: Path, judge_network) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import assert_one_line_error
+from tests.helpers import assert_one_line_error
 
 
 @pytest.mark.parametrize("family", ["sd1", "sd2"])
@@ -60,5 +60,6 @@ def test_generate_bad_inputs(tiny_sd1: Path, tmp_path: Path, run_cli) -> None:  
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert_one_line_error(run_cli(*base[:-1], blocker / "sub", "--model", tiny_sd1), "--out")
-    assert_one_line_error(run_cli(*base, "--model", "someone/uncached"), "--model", "not available")
+    # a model that is not cached is a runtime failure (exit 1), not a usage error
+    assert_one_line_error(run_cli(*base, "--model", "someone/uncached"), "--model", "not available", code=1)
     assert not out.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cadkit.data.cache import ImageCache, cache_key, canonical_image, record_protocol, to_uint8
+from cadkit.data.cache import ImageCache, cache_key, canonical_image, pixel_digest, record_protocol, to_uint8
 from cadkit.data.prompts import PromptRecord
 
 PROTOCOL = {"steps": 50, "guidance": 7.5, "resolution": 32, "scheduler": "PNDMScheduler", "dtype": "float32"}
@@ -129,3 +130,74 @@ def test_killed_writer_leaves_only_complete_images(tmp_path: Path) -> None:
     assert sorted(p.name for p in root.rglob("*") if p.is_file()) == sorted(
         f"{cache_key('m', None, 'p', i, {})}.png" for i in range(n)
     )
+
+
+def _damage(cache: ImageCache, keys: list[str]) -> dict[str, str]:
+    """Damage the entries of ``keys`` in every way the issue saw; returns key -> the expected reason."""
+    import json as _json
+
+    import numpy as np
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    p = [cache.path(k) for k in keys]
+    p[0].write_bytes(p[0].read_bytes()[:40])  # truncated
+    p[1].write_bytes(p[2].read_bytes())  # another key's valid image
+    with Image.open(p[2]) as im:  # pixels edited, the record kept
+        arr, text = np.asarray(im).copy(), im.info["cadkit"]
+    arr[0, 0] = 255 - arr[0, 0]
+    info = PngInfo()
+    info.add_text("cadkit", text)
+    Image.fromarray(arr).save(p[2], pnginfo=info)
+    rec = _json.loads(text)
+    big = np.zeros((9, 9, 3), dtype=np.uint8)
+    info = PngInfo()
+    info.add_text("cadkit", _json.dumps({**rec, "key": keys[3], "shape": [3, 9, 9], "sha256": pixel_digest(big)}))
+    Image.fromarray(big).save(p[3], pnginfo=info)  # a sound image of the wrong size
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(p[4])  # a valid PNG without a record
+    return {keys[0]: "not a readable PNG", keys[1]: "another key", keys[2]: "do not match", keys[3]: "shape [3, 9, 9]",
+            keys[4]: "no content record"}
+
+
+def test_damaged_entries_are_never_used(tmp_path: Path) -> None:
+    """Class 6: every read is checked against the entry's record (key, pixel hash, shape)."""
+    from cadkit.data.cache import DamagedEntry
+
+    cache = ImageCache(tmp_path)
+    keys = [cache_key("m", None, "p", i, PROTOCOL) for i in range(6)]
+    for i, k in enumerate(keys):
+        cache.put(k, torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(i)))
+    want = _damage(cache, keys)
+    for k, reason in want.items():
+        with pytest.raises(DamagedEntry, match=re.escape(reason)):
+            cache.get(k, (3, 8, 8))
+        assert reason in str(cache.verify(k, (3, 8, 8)))
+    assert cache.verify(keys[5], (3, 8, 8)) is None and cache.verify(cache_key("m", None, "q", 0, {})) == "missing"
+    assert cache.get(keys[5]).shape == (3, 8, 8)
+    assert cache.discard(keys[0]) and not cache.has(keys[0]) and not cache.discard(keys[0])
+
+
+def test_clean_temporary_spares_live_writers(tmp_path: Path) -> None:
+    """Class 7: only leftovers of processes that are gone are deleted, never a live process's half-written file."""
+    from cadkit.locking import owner_tag
+
+    cache = ImageCache(tmp_path)
+    key = cache_key("m", None, "p", 0, PROTOCOL)
+    folder = cache.path(key).parent
+    folder.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = owner_tag().split("~")[1]
+    names = {
+        "mine": f".{key}.png.{owner_tag()}abc.tmp",  # this (live) process
+        "dead": f".{key}.png.~{host}~{dead.pid}~abc.tmp",
+        "other_host_new": f".{key}.png.~elsewhere~1~abc.tmp",
+        "other_host_old": f".{key}.png.~elsewhere~2~abc.tmp",
+        "user": ".notes.tmp",
+    }
+    for n in names.values():
+        (folder / n).write_bytes(b"x")
+    old = time.time() - 3 * 86400
+    os.utime(folder / names["other_host_old"], (old, old))
+    assert cache.clean_temporary() == 2
+    assert sorted(p.name for p in folder.iterdir()) == sorted([names["mine"], names["other_host_new"], names["user"]])

@@ -49,7 +49,7 @@ def test_ranks_see_each_record_once(n: int, world: int, split: str) -> None:
 def test_bad_batch_size(bs: object) -> None:
     with pytest.raises(CadkitError) as e:
         PromptDataModule(records(2), batch_size=bs)  # type: ignore[arg-type]
-    assert str(e.value).startswith("--batch-size:")
+    assert str(e.value).startswith("batch_size:")
 
 
 class _Recorder(pl.LightningModule):

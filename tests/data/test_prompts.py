@@ -93,7 +93,7 @@ def test_imagenette_filters(tmp_path: Path) -> None:
     with pytest.raises(CadkitError) as e:
         load_prompts(path, classes="tench,dog")
     msg = one_line(e.value)
-    assert msg.startswith("--classes:") and "'dog'" in msg and "church" in msg and "tench" in msg
+    assert msg.startswith("classes:") and "'dog'" in msg and "church" in msg and "tench" in msg
 
 
 def test_class_prompts_deterministic_and_independent_of_order() -> None:
@@ -117,11 +117,11 @@ def test_class_prompts_deterministic_and_independent_of_order() -> None:
 @pytest.mark.parametrize(
     "kwargs, arg",
     [
-        (dict(classes=[], per_class=2), "--classes"),
-        (dict(classes=["a", "a"], per_class=2), "--classes"),
-        (dict(classes=["a"], per_class=0), "--images-per-class"),
-        (dict(classes=["a"], per_class=2, template="an image"), "--template"),
-        (dict(classes=["a"], per_class=2, seed_policy="random"), "--seed-policy"),
+        (dict(classes=[], per_class=2), "classes"),
+        (dict(classes=["a", "a"], per_class=2), "classes"),
+        (dict(classes=["a"], per_class=0), "images_per_class"),
+        (dict(classes=["a"], per_class=2, template="an image"), "template"),
+        (dict(classes=["a"], per_class=2, seed_policy="random"), "seed_policy"),
     ],
 )
 def test_class_prompts_errors(kwargs: dict, arg: str) -> None:
@@ -158,7 +158,7 @@ def test_i2p_categories_and_limit(tmp_path: Path) -> None:
     with pytest.raises(CadkitError) as e:
         load_prompts(path, categories="nudity")
     msg = one_line(e.value)
-    assert msg.startswith("--categories:") and "'nudity'" in msg and "sexual" in msg
+    assert msg.startswith("categories:") and "'nudity'" in msg and "sexual" in msg
 
 
 def test_i2p_hub_offline_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -186,7 +186,7 @@ def test_mma(tmp_path: Path) -> None:
     assert [r.seed for r in recs] == [0, 0]
     with pytest.raises(CadkitError) as e:
         load_prompts(path, seed_policy="per-row")
-    assert one_line(e.value).startswith("--seed-policy:")
+    assert one_line(e.value).startswith("seed_policy:")
 
 
 def test_ring_a_bell_lines(tmp_path: Path) -> None:
@@ -252,7 +252,7 @@ def test_artists(tmp_path: Path) -> None:
     with pytest.raises(CadkitError) as e:
         load_prompts(path, artists="Monet")
     msg = one_line(e.value)
-    assert msg.startswith("--artists:") and "'Monet'" in msg and "Van Gogh" in msg
+    assert msg.startswith("artists:") and "'Monet'" in msg and "Van Gogh" in msg
     no_case = write_csv(
         tmp_path / "a2.csv", ["prompt", "evaluation_seed", "artist"], [[r[2], r[3], r[4]] for r in rows]
     )
@@ -283,17 +283,17 @@ def test_schema_errors(tmp_path: Path) -> None:
     with pytest.raises(CadkitError) as e:
         load_prompts(no_prompt)
     msg = one_line(e.value)
-    assert msg.startswith("--prompts:") and "'prompt'" in msg and "text" in msg and str(no_prompt) in msg
+    assert msg.startswith("prompts:") and "'prompt'" in msg and "text" in msg and str(no_prompt) in msg
     no_class = write_csv(tmp_path / "nc.csv", ["case_number", "prompt", "evaluation_seed"], [[0, "a", 1]])
     with pytest.raises(CadkitError) as e:
         load_prompts(no_class, format="imagenette")
     assert "'class'" in one_line(e.value)
     with pytest.raises(CadkitError) as e:
         load_prompts(no_class, classes="tench")
-    assert one_line(e.value).startswith("--classes:")
+    assert one_line(e.value).startswith("classes:")
     with pytest.raises(CadkitError) as e:
         load_prompts(no_class, categories="sexual")
-    assert one_line(e.value).startswith("--categories:")
+    assert one_line(e.value).startswith("categories:")
     with pytest.raises(CadkitError) as e:
         load_prompts(no_class, format="mma")
     assert "'adv_prompt'" in one_line(e.value)
@@ -315,7 +315,7 @@ def test_bad_rows(tmp_path: Path, content: str, needle: str) -> None:
     with pytest.raises(CadkitError) as e:
         load_prompts(path, seed_policy="per-row")
     msg = one_line(e.value)
-    assert msg.startswith("--prompts:") and needle in msg
+    assert msg.startswith("prompts:") and needle in msg
 
 
 def test_integral_float_seed_accepted(tmp_path: Path) -> None:
@@ -326,10 +326,10 @@ def test_integral_float_seed_accepted(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "kwargs, arg",
     [
-        (dict(format="parquet"), "--prompts-format"),
-        (dict(seed_policy="random"), "--seed-policy"),
-        (dict(limit=0), "--limit"),
-        (dict(per_class=-1), "--images-per-class"),
+        (dict(format="parquet"), "prompts_format"),
+        (dict(seed_policy="random"), "seed_policy"),
+        (dict(limit=0), "limit"),
+        (dict(per_class=-1), "images_per_class"),
     ],
 )
 def test_argument_errors(tmp_path: Path, kwargs: dict, arg: str) -> None:
@@ -344,7 +344,7 @@ def test_missing_file_and_folder(tmp_path: Path) -> None:
         with pytest.raises(CadkitError) as e:
             load_prompts(p)
         msg = one_line(e.value)
-        assert msg.startswith("--prompts:") and str(p) in msg
+        assert msg.startswith("prompts:") and str(p) in msg
 
 
 def test_not_utf8(tmp_path: Path) -> None:

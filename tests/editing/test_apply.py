@@ -10,7 +10,7 @@ import torch
 from cadkit.editing.apply import apply_intervention, parse_scale
 from cadkit.editing.masks import select
 from cadkit.errors import BadArgument, CadkitError
-from tests.editing.conftest import assert_same, make_scores, snapshot
+from tests.helpers import assert_same, make_scores, snapshot
 
 
 def _expected(snap: dict[str, torch.Tensor], steps: list[tuple[dict[str, torch.Tensor], str, float | None]]) -> dict[str, torch.Tensor]:
@@ -102,7 +102,7 @@ def test_expected_values_checked_against_pristine(tiny_pipe: Any) -> None:
 
 @pytest.mark.parametrize("bad", [0, -1.5, float("nan"), float("inf"), "x", True])
 def test_bad_scale(bad: object) -> None:
-    with pytest.raises(BadArgument, match="^--scale:"):
+    with pytest.raises(BadArgument, match="^scale:"):
         parse_scale(bad)  # type: ignore[arg-type]
 
 
@@ -111,11 +111,11 @@ def test_bad_intervention_args(tiny_pipe: Any) -> None:
     idx = {"conv_in.weight": torch.tensor([0, 1])}
     with pytest.raises(BadArgument, match="intervention"):
         apply_intervention(unet, idx, "negate")
-    with pytest.raises(BadArgument, match="--scale"):
+    with pytest.raises(BadArgument, match="scale"):
         apply_intervention(unet, idx, "scale", None)
-    with pytest.raises(BadArgument, match="--scale"):
+    with pytest.raises(BadArgument, match="scale"):
         apply_intervention(unet, idx, "scale", 0.0)
-    with pytest.raises(BadArgument, match="--scale"):
+    with pytest.raises(BadArgument, match="scale"):
         apply_intervention(unet, idx, "zero", 2.0)
     with pytest.raises(CadkitError, match="no parameter"):
         apply_intervention(unet, {"nope.weight": torch.tensor([0])})

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from cadkit.editing.callback import ConceptEditing, find_denoiser
 from cadkit.editing.edits import Edit, apply_edit, make_edit, save_edit
 from cadkit.errors import BadArgument, CadkitError
-from tests.editing.conftest import assert_same, make_scores, snapshot
+from tests.helpers import assert_same, make_scores, snapshot
 
 
 class _Denoise(pl.LightningModule):

@@ -13,8 +13,7 @@ from PIL import Image
 
 from cadkit.attribution.scores import save_scores
 from cadkit.editing.edits import load_edit, make_edit, save_edit
-from tests.conftest import assert_one_line_error
-from tests.editing.conftest import make_scores
+from tests.helpers import assert_one_line_error, make_scores
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from cadkit.editing.edits import Edit, apply_edit, apply_edits, load_edit, make_
 from cadkit.editing.masks import select
 from cadkit.errors import BadArgument, CadkitError
 from cadkit.models import adapter_from_pipeline
-from tests.editing.conftest import assert_same, make_scores, snapshot
+from tests.helpers import assert_same, make_scores, snapshot
 
 META = {"param_hash": "0123456789abcdef", "model": '{"family": "sd"}', "modules": '["ff", "attn2"]'}
 
@@ -125,41 +125,41 @@ def test_scores_for_another_model(adapter: Any) -> None:
     with pytest.raises(CadkitError, match="another model.*conv_in.weight"):
         make_edit(scores, META, "erase", 0.1, model=adapter)
     scores = {n: s for n, s in make_scores(adapter.denoiser, 6).items() if ".ff." not in n}
-    with pytest.raises(CadkitError, match="--modules: the score file has no scores"):
+    with pytest.raises(CadkitError, match="modules: the score file has no scores"):
         make_edit(scores, META, "erase", 0.1, modules="ff", model=adapter)
 
 
 def test_file_errors(adapter: Any, tmp_path: Path) -> None:
-    with pytest.raises(CadkitError, match="--edit: file not found"):
+    with pytest.raises(CadkitError, match="edit: file not found"):
         load_edit(tmp_path / "missing.safetensors")
     good = save_edit(tmp_path / "e.safetensors", _edit(adapter, "erase", 7, modules="attn2"))
     data = good.read_bytes()
     trunc = tmp_path / "trunc.safetensors"
     trunc.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CadkitError, match="--edit: .*(truncated|could not be read)"):
+    with pytest.raises(CadkitError, match="edit: .*(truncated|could not be read)"):
         load_edit(trunc)
     scores = save_scores(tmp_path / "s.safetensors", {"w": torch.zeros(2)})
     with pytest.raises(CadkitError, match="not a cadkit-edit file"):
         load_edit(scores)
     junk = tmp_path / "junk.safetensors"
     junk.write_text("hello")
-    with pytest.raises(CadkitError, match="--edit"):
+    with pytest.raises(CadkitError, match="edit"):
         load_edit(junk)
 
 
 @pytest.mark.parametrize(
     ("kw", "arg"),
     [
-        ({"mode": "delete"}, "--mode"),
-        ({"ratio": "0"}, "--ratio"),
-        ({"ratio": "100%"}, "--ratio"),
-        ({"ratio": 1.5}, "--ratio"),
-        ({"granularity": "column"}, "--granularity"),
-        ({"modules": "ff,mlp"}, "--modules"),
-        ({"modules": ""}, "--modules"),
-        ({"mode": "scale", "scale": 0}, "--scale"),
-        ({"mode": "scale", "scale": -2}, "--scale"),
-        ({"mode": "erase", "scale": 2.0}, "--scale"),
+        ({"mode": "delete"}, "mode"),
+        ({"ratio": "0"}, "ratio"),
+        ({"ratio": "100%"}, "ratio"),
+        ({"ratio": 1.5}, "ratio"),
+        ({"granularity": "column"}, "granularity"),
+        ({"modules": "ff,mlp"}, "modules"),
+        ({"modules": ""}, "modules"),
+        ({"mode": "scale", "scale": 0}, "scale"),
+        ({"mode": "scale", "scale": -2}, "scale"),
+        ({"mode": "erase", "scale": 2.0}, "scale"),
     ],
 )
 def test_bad_input(adapter: Any, kw: dict[str, Any], arg: str) -> None:

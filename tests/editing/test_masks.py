@@ -109,13 +109,13 @@ def test_parse_ratio_bad(bad: object) -> None:
     with pytest.raises(BadArgument) as exc:
         parse_ratio(bad)  # type: ignore[arg-type]
     msg = str(exc.value)
-    assert msg.startswith("--ratio:") and "\n" not in msg and repr(bad) in msg
+    assert msg.startswith("ratio:") and "\n" not in msg and repr(bad) in msg
 
 
 def test_bad_mode_and_granularity() -> None:
-    with pytest.raises(BadArgument, match="--mode"):
+    with pytest.raises(BadArgument, match="mode"):
         select(_scores(), "delete", 0.1)
-    with pytest.raises(BadArgument, match="--granularity"):
+    with pytest.raises(BadArgument, match="granularity"):
         select(_scores(), "erase", 0.1, "column")
 
 

@@ -96,10 +96,10 @@ def test_real_folder_and_rank_shards(tmp_path) -> None:
 
 def test_bad_real_images_folder(tmp_path) -> None:
     rng = np.random.default_rng(3)
-    with pytest.raises(BadArgument, match="--real-images"):
+    with pytest.raises(BadArgument, match="real_images"):
         list_images(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(BadArgument, match="--real-images") as err:
+    with pytest.raises(BadArgument, match="real_images") as err:
         list_images(tmp_path / "empty")
     assert "0 images" in str(err.value)
     write_pngs(tmp_path / "one", [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)])

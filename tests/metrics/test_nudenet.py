@@ -80,7 +80,7 @@ def test_bad_threshold_is_one_line(bad: object) -> None:
     with pytest.raises(BadArgument) as err:
         NudityCounts(bad)  # type: ignore[arg-type]
     msg = str(err.value)
-    assert msg.startswith("--nudity-threshold") and "(0, 1)" in msg and "\n" not in msg
+    assert msg.startswith("nudity_threshold") and "(0, 1)" in msg and "\n" not in msg
 
 
 def test_protocol_records_threshold_and_version() -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -13,58 +11,8 @@ import torch
 from torch import nn
 
 from cadkit.errors import BadArgument, CadkitError
-from cadkit.metrics.registry import BUILTIN_METRICS, ENTRY_POINT_GROUP, RecordMetric, get_metric, list_metrics
-
-PLUGIN_MODULE = '''
-"""A dummy cadkit metric plugin."""
-import torch
-from torchmetrics import Metric
-
-
-class MeanBrightness(Metric):
-    full_state_update = False
-    higher_is_better = True
-
-    def __init__(self, scale=1.0):
-        super().__init__()
-        self.scale = scale
-        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.tensor(0), dist_reduce_fx="sum")
-
-    def update(self, images, records):
-        self.total += images.double().mean(dim=(1, 2, 3)).sum() * self.scale
-        self.count += len(records)
-
-    def compute(self):
-        return float(self.total / self.count)
-
-
-def factory(scale=1.0, **context):
-    """Mean brightness of the generated images (dummy plugin)."""
-    return MeanBrightness(scale)
-
-
-def not_a_metric(**context):
-    """Returns a string."""
-    return "nope"
-'''
-
-
-def install_plugin(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A real distribution on sys.path: a module plus a dist-info with METADATA and entry_points.txt."""
-    (root / "cadkit_dummy_plugin.py").write_text(textwrap.dedent(PLUGIN_MODULE))
-    info = root / "cadkit_dummy_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cadkit-dummy-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        f"[{ENTRY_POINT_GROUP}]\n"
-        "mean-brightness = cadkit_dummy_plugin:factory\n"
-        "broken = cadkit_dummy_missing_module:factory\n"
-        "wrong-type = cadkit_dummy_plugin:not_a_metric\n"
-        "nudity = cadkit_dummy_plugin:factory\n"
-    )
-    monkeypatch.syspath_prepend(str(root))
-    monkeypatch.delitem(sys.modules, "cadkit_dummy_plugin", raising=False)
+from cadkit.metrics.registry import BUILTIN_METRICS, RecordMetric, get_metric, list_metrics
+from tests.helpers import install_plugin
 
 
 def test_plugin_listed_and_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,7 +45,7 @@ def test_plugin_listed_and_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         get_metric("no-such-metric")
     msg = str(bad.value)
     assert (
-        msg.startswith("--metric")
+        msg.startswith("metric")
         and "mean-brightness" in msg
         and "object-accuracy" in msg
         and "'no-such-metric'" in msg
@@ -144,7 +92,7 @@ def test_builtin_accuracy_and_nudity_through_records() -> None:
 
     with pytest.raises(CadkitError, match="'class'"):
         acc.update(images[:1], [{"prompt": "no class"}])
-    with pytest.raises(BadArgument, match="--nudity-threshold"):
+    with pytest.raises(BadArgument, match="nudity_threshold"):
         get_metric("nudity", nudity_threshold=1.5)
 
 
@@ -174,7 +122,7 @@ def test_builtin_fid_and_lpips_through_records(tmp_path: Path) -> None:
     fake = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(2))
     records = [{"prompt": "p", "artist": a, "case_number": i} for i, a in enumerate("AABBAB")]
 
-    with pytest.raises(BadArgument, match="--real-images"):
+    with pytest.raises(BadArgument, match="real_images"):
         get_metric("fid", fid_feature=TinyFeatures())
     fid = get_metric("fid", real_images=str(tmp_path / "real"), fid_feature=TinyFeatures(), real_image_size=None)
     fid.update(fake[:4], records[:4])

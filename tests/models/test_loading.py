@@ -26,7 +26,7 @@ def test_folder_family_from_model_index(tiny_sd1: Path) -> None:
 
 
 def test_errors(tmp_path: Path) -> None:
-    with pytest.raises(CadkitError, match="--model.*registry name"):
+    with pytest.raises(CadkitError, match="model.*registry name"):
         resolve_model("nope")
     with pytest.raises(CadkitError, match="model_index.json"):
         resolve_model(str(tmp_path))

@@ -110,7 +110,7 @@ def test_pickles_that_are_not_plain_state_dicts(tmp_path: Path) -> None:
         with pytest.raises(CadkitError) as exc:
             read_override(tmp_path / name)
         msg = one_line(exc)
-        assert "--unet" in msg and "not a plain state dict" in msg, msg
+        assert "unet" in msg and "not a plain state dict" in msg, msg
 
 
 def test_bad_paths(tmp_path: Path) -> None:
@@ -120,4 +120,4 @@ def test_bad_paths(tmp_path: Path) -> None:
     for p in (tmp_path / "w.txt", tmp_path / "empty", tmp_path / "absent.pt", tmp_path / "bad.safetensors"):
         with pytest.raises(CadkitError) as exc:
             read_override(p)
-        assert one_line(exc).startswith("--unet")
+        assert one_line(exc).startswith("unet")

@@ -58,8 +58,8 @@ def test_render_set_uses_and_checks_object_p() -> None:
 
 
 def test_benchmark_default_classes_are_the_common_ones() -> None:
-    from benchmarks.framework import BenchOptions
-    from benchmarks.framework.options import resolve
+    from cadkit.benchmarks.framework import BenchOptions
+    from cadkit.benchmarks.framework.options import resolve
 
     o = resolve(BenchOptions(model="tiny"), "erase-objects")
     assert o.classes == COMMON_OBJECTS

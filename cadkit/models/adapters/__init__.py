@@ -1,27 +1,40 @@
-"""Family adapters: one interface over SD-1/2 (and later SD-XL, SD-3) pipelines."""
+"""Family adapters: one interface over SD-1/2, SD-XL, SD-3 and FLUX pipelines.
 
-from cadkit.models.adapters.base import Condition, DiffusionAdapter, SampleResult, TrajectoryStep, parse_modules
+Every adapter class declares the diffusers pipeline class it wraps (``pipeline_class``) and its
+``family``; :data:`ADAPTERS` lists them, and everything else (which adapter a loaded pipeline gets,
+which family a ``model_index.json`` names, every module group a command line may name) is derived
+from that list.
+"""
+
+from cadkit.models.adapters.base import (
+    Condition,
+    DiffusionAdapter,
+    SampleResult,
+    SamplingRun,
+    TrajectoryStep,
+    parse_modules,
+)
+from cadkit.models.adapters.flux import FluxAdapter
 from cadkit.models.adapters.sd import SDAdapter
+from cadkit.models.adapters.sd3 import SD3Adapter
+from cadkit.models.adapters.sdxl import SDXLAdapter
 
-__all__ = ["Condition", "DiffusionAdapter", "SampleResult", "TrajectoryStep", "SDAdapter", "parse_modules", "adapter_class"]
+__all__ = ["Condition", "DiffusionAdapter", "SampleResult", "SamplingRun", "TrajectoryStep", "SDAdapter", "SDXLAdapter",
+           "SD3Adapter", "FluxAdapter", "ADAPTERS", "parse_modules", "adapter_class", "family_of_class", "all_groups"]
 
-_BY_CLASS = {
-    "StableDiffusionPipeline": "cadkit.models.adapters.sd:SDAdapter",
-    "StableDiffusionXLPipeline": "cadkit.models.adapters.sdxl:SDXLAdapter",
-    "StableDiffusion3Pipeline": "cadkit.models.adapters.sd3:SD3Adapter",
-    "FluxPipeline": "cadkit.models.adapters.flux:FluxAdapter",
-}
+ADAPTERS: tuple[type[DiffusionAdapter], ...] = (SDAdapter, SDXLAdapter, SD3Adapter, FluxAdapter)
 
 
 def adapter_class(pipeline_class_name: str) -> type[DiffusionAdapter] | None:
     """The adapter class for a diffusers pipeline class name, or None when unsupported."""
-    import importlib
+    return next((a for a in ADAPTERS if a.pipeline_class == pipeline_class_name), None)
 
-    target = _BY_CLASS.get(pipeline_class_name)
-    if target is None:
-        return None
-    mod, _, name = target.partition(":")
-    try:
-        return getattr(importlib.import_module(mod), name)  # type: ignore[no-any-return]
-    except ModuleNotFoundError:
-        return None
+
+def family_of_class() -> dict[str, str]:
+    """Pipeline class name -> family of every supported pipeline."""
+    return {a.pipeline_class: a.family for a in ADAPTERS}
+
+
+def all_groups() -> tuple[str, ...]:
+    """Every module group of any family, in first-seen order."""
+    return tuple(dict.fromkeys(g for a in ADAPTERS for g in a.groups))

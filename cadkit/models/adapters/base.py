@@ -3,7 +3,17 @@
 An adapter wraps a loaded diffusers pipeline and exposes: prompt encoding, the denoiser's raw
 prediction at ``(x_t, t, condition)``, guided sampling that can return every step's latent paired
 with the timestep it is at, the forward noising process and training target, VAE encode/decode,
-and named module groups of the denoiser's parameters.
+and named module groups of the denoiser's parameters. Each adapter class declares the diffusers
+pipeline class it wraps (``pipeline_class``) and its ``family``.
+
+The guided sampling loop is written once, here (:meth:`DiffusionAdapter.sample`): it is where each
+latent is paired with the timestep it is fed at, the invariant the whole attribution rests on.
+Families override small hooks: :meth:`~DiffusionAdapter._begin_sampling` (conditions and whether
+classifier-free guidance runs), :meth:`~DiffusionAdapter._set_timesteps`,
+:meth:`~DiffusionAdapter._initial_state` (the sampler's state: latents, or packed tokens),
+:meth:`~DiffusionAdapter._model_input`, :meth:`~DiffusionAdapter._predict_state`,
+:meth:`~DiffusionAdapter._latent_view` (a state as latents ``[B, C, h, w]``) and
+:meth:`~DiffusionAdapter._step_kwargs`.
 
 Conventions
 -----------
@@ -18,6 +28,7 @@ Conventions
 from __future__ import annotations
 
 import abc
+import copy
 import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +39,7 @@ from torch import Tensor, nn
 
 from cadkit.errors import bad_arg
 
-__all__ = ["Condition", "TrajectoryStep", "SampleResult", "DiffusionAdapter", "parse_modules"]
+__all__ = ["Condition", "TrajectoryStep", "SampleResult", "SamplingRun", "DiffusionAdapter", "parse_modules"]
 
 
 @dataclass
@@ -101,9 +112,27 @@ class SampleResult:
     trajectory: list[TrajectoryStep] = field(default_factory=list)
 
 
+@dataclass
+class SamplingRun:
+    """One :meth:`DiffusionAdapter.sample` call as the family hooks see it: image size, seeds, guidance,
+    the condition fed to the denoiser (unconditional rows first when ``cfg``), the scheduler copy, and
+    ``extra`` for what a family keeps between hooks."""
+
+    height: int
+    width: int
+    seeds: list[int]
+    guidance: float
+    cond: Condition
+    cfg: bool
+    sched: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
 class DiffusionAdapter(abc.ABC):
     """Base class of family adapters; see the module docstring for conventions."""
 
+    #: The diffusers pipeline class name this adapter wraps.
+    pipeline_class: ClassVar[str] = ""
     family: ClassVar[str] = ""
     #: Module groups understood by :meth:`module_groups`.
     groups: ClassVar[tuple[str, ...]] = ("all",)
@@ -166,15 +195,15 @@ class DiffusionAdapter(abc.ABC):
     def target(self, x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
         """The training target at ``t`` (epsilon, velocity or flow, as the model predicts)."""
 
-    # -- sampling and the VAE -----------------------------------------------------------------------
-    @abc.abstractmethod
+    # -- sampling ----------------------------------------------------------------------------------------
+    @torch.no_grad()
     def sample(
         self,
         prompts: Sequence[str],
         seeds: Sequence[int],
         *,
-        steps: int = 50,
-        guidance: float = 7.5,
+        steps: int | None = None,
+        guidance: float | None = None,
         negative_prompt: str = "",
         height: int | None = None,
         width: int | None = None,
@@ -182,7 +211,78 @@ class DiffusionAdapter(abc.ABC):
         decode: bool = True,
         progress: bool = False,
     ) -> SampleResult:
-        """Guided sampling, one image per (prompt, seed) pair; same seed, same image."""
+        """Guided sampling, one image per (prompt, seed) pair; same seed, same image.
+
+        ``steps``/``guidance`` default to the family pipeline's (:attr:`default_steps`,
+        :attr:`default_guidance`). With ``return_trajectory`` every step's latent ``[B, C, h, w]`` is
+        returned exactly as the denoiser received it, with the timestep it received.
+        """
+        if len(prompts) != len(seeds):
+            raise ValueError("prompts and seeds must have the same length")
+        steps = self.default_steps if steps is None else int(steps)
+        guidance = self.default_guidance if guidance is None else float(guidance)
+        height = height or self.default_resolution
+        width = width or self.default_resolution
+        run = self._begin_sampling(list(prompts), [int(s) for s in seeds], negative_prompt, guidance, height, width)
+        run.sched = copy.deepcopy(self.scheduler)
+        self._set_timesteps(run.sched, steps, height, width, self.device)
+        state = self._initial_state(run)
+        step_kw = self._step_kwargs(run)
+        traj: list[TrajectoryStep] = []
+        iterator: Any = run.sched.timesteps
+        if progress:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(iterator, desc="sampling", leave=False)
+        for i, t in enumerate(iterator):
+            x_in = self._model_input(run, state, t)
+            if return_trajectory:
+                traj.append(TrajectoryStep(i, t.detach().cpu().clone(), self._latent_view(run, x_in).detach().clone()))
+            out = self._predict_state(run, torch.cat([x_in] * 2) if run.cfg else x_in, t)
+            if run.cfg:
+                u, c = out.chunk(2)
+                out = u + guidance * (c - u)
+            state = run.sched.step(out, t, state, **step_kw, return_dict=False)[0]
+        latents = self._latent_view(run, state)
+        images = self.decode(latents) if decode else None
+        return SampleResult(latents=latents, images=images, trajectory=traj)
+
+    # -- the sampling hooks of a family -----------------------------------------------------------------
+    def _begin_sampling(self, prompts: list[str], seeds: list[int], negative_prompt: str, guidance: float,
+                        height: int, width: int) -> SamplingRun:
+        """The condition of a sampling call: classifier-free guidance when ``guidance > 1``, the negative
+        prompt's rows first."""
+        cfg = guidance > 1.0
+        cond = self.encode(prompts)
+        if cfg:
+            cond = Condition.cat([self.encode([negative_prompt] * len(prompts)), cond])
+        return SamplingRun(height, width, seeds, guidance, cond, cfg)
+
+    def _set_timesteps(self, sched: Any, steps: int, height: int, width: int, device: torch.device | str) -> None:
+        """Set ``steps`` timesteps on ``sched`` (a copy of the pipeline's scheduler)."""
+        sched.set_timesteps(steps, device=device)
+
+    def _initial_state(self, run: SamplingRun) -> Tensor:
+        """The sampler's state at the first step (seeded noise), from ``run.seeds``."""
+        raise NotImplementedError
+
+    def _model_input(self, run: SamplingRun, state: Tensor, t: Tensor) -> Tensor:
+        """What the denoiser is fed at ``t`` for ``state`` (one copy; the loop doubles it for CFG)."""
+        return state
+
+    def _predict_state(self, run: SamplingRun, model_in: Tensor, t: Tensor) -> Tensor:
+        """The denoiser's output for ``model_in`` at ``t`` under ``run.cond``, in the state's layout."""
+        return self.predict(model_in, t, run.cond)
+
+    def _latent_view(self, run: SamplingRun, state: Tensor) -> Tensor:
+        """``state`` as latents ``[B, C, h, w]``."""
+        return state
+
+    def _step_kwargs(self, run: SamplingRun) -> dict[str, Any]:
+        """Extra keyword arguments of ``sched.step``."""
+        return {}
+
+    # -- the VAE ------------------------------------------------------------------------------------------
 
     @abc.abstractmethod
     def encode_images(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -224,7 +324,7 @@ class DiffusionAdapter(abc.ABC):
         }
 
 
-def parse_modules(modules: str | Sequence[str], allowed: Sequence[str], arg: str = "--modules") -> list[str]:
+def parse_modules(modules: str | Sequence[str], allowed: Sequence[str], arg: str = "modules") -> list[str]:
     """Parse a comma list (or sequence) of module groups; ``all`` anywhere means every parameter."""
     items = [m.strip() for m in (modules.split(",") if isinstance(modules, str) else modules)]
     items = [m for m in items if m]

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from cadkit.models.adapters.base import Condition, DiffusionAdapter, SampleResult, TrajectoryStep
+from cadkit.models.adapters.base import Condition, DiffusionAdapter, SamplingRun
 from cadkit.models.adapters.sd3 import FlowForwardMixin
 
 __all__ = ["FluxAdapter", "flux_groups"]
@@ -62,6 +62,7 @@ def flux_groups() -> dict[str, Callable[[str, Tensor], bool]]:
 class FluxAdapter(FlowForwardMixin, DiffusionAdapter):
     """FLUX.1 schnell / dev."""
 
+    pipeline_class = "FluxPipeline"
     family = "flux"
     groups = ("ff", "ff_context", "attn", "all")
     #: The pipeline's own defaults (``FluxPipeline.__call__``; FLUX.1-schnell is meant for ~4 steps).
@@ -147,6 +148,23 @@ class FluxAdapter(FlowForwardMixin, DiffusionAdapter):
         f = int(self.pipe.vae_scale_factor)
         return 2 * (height // (f * 2)), 2 * (width // (f * 2))
 
+    def schedule(self, steps: int, height: int | None = None, width: int | None = None) -> Tensor:
+        """The ``steps`` timesteps (``sigma * 1000``, shifted for the image size; default native)."""
+        sched = copy.deepcopy(self.scheduler)
+        res = self.default_resolution
+        self._set_timesteps(sched, steps, height or res, width or res, "cpu")
+        return sched.timesteps.clone()
+
+    # -- sampling hooks (the loop is DiffusionAdapter.sample) -------------------------------------------
+    def _begin_sampling(self, prompts: list[str], seeds: list[int], negative_prompt: str, guidance: float,
+                        height: int, width: int) -> SamplingRun:
+        """No CFG: guidance is an input of the transformer (dev); a negative prompt is refused."""
+        from cadkit.errors import bad_arg
+
+        if negative_prompt:
+            raise bad_arg("negative_prompt", "an empty negative prompt (FLUX samples without CFG)", negative_prompt)
+        return SamplingRun(height, width, seeds, guidance, self.encode(prompts, guidance=guidance), cfg=False)
+
     def _set_timesteps(self, sched: Any, steps: int, height: int, width: int, device: torch.device | str) -> None:
         from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
@@ -161,64 +179,23 @@ class FluxAdapter(FlowForwardMixin, DiffusionAdapter):
         )
         sched.set_timesteps(steps, device=device, sigmas=sigmas, mu=mu)
 
-    def schedule(self, steps: int, height: int | None = None, width: int | None = None) -> Tensor:
-        """The ``steps`` timesteps (``sigma * 1000``, shifted for the image size; default native)."""
-        sched = copy.deepcopy(self.scheduler)
-        res = self.default_resolution
-        self._set_timesteps(sched, steps, height or res, width or res, "cpu")
-        return sched.timesteps.clone()
-
-    # -- sampling --------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def sample(
-        self,
-        prompts: Sequence[str],
-        seeds: Sequence[int],
-        *,
-        steps: int = 28,
-        guidance: float = 3.5,
-        negative_prompt: str = "",
-        height: int | None = None,
-        width: int | None = None,
-        return_trajectory: bool = False,
-        decode: bool = True,
-        progress: bool = False,
-    ) -> SampleResult:
-        """Sampling as ``FluxPipeline(...)`` with ``guidance_scale=guidance`` (dev) and no true CFG."""
+    def _initial_state(self, run: SamplingRun) -> Tensor:
+        """Seeded latents ``[B, C, h, w]`` packed into the transformer's token sequence."""
         from diffusers.utils.torch_utils import randn_tensor
 
-        from cadkit.errors import bad_arg
-
-        if len(prompts) != len(seeds):
-            raise ValueError("prompts and seeds must have the same length")
-        if negative_prompt:
-            raise bad_arg("negative_prompt", "an empty negative prompt (FLUX samples without CFG)", negative_prompt)
-        height = height or self.default_resolution
-        width = width or self.default_resolution
-        cond = self.encode(prompts, guidance=guidance)
-        h, w = self._latent_hw(height, width)
+        h, w = self._latent_hw(run.height, run.width)
         c = int(self.pipe.transformer.config.in_channels) // 4
-        gens = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
-        latents = randn_tensor((len(seeds), c, h, w), generator=gens, device=self.device, dtype=cond.embeds.dtype)
-        tokens = self.pack(latents)
-        img_ids = self._image_ids(h, w, self.device, cond.embeds.dtype)
-        sched = copy.deepcopy(self.scheduler)
-        self._set_timesteps(sched, steps, height, width, self.device)
-        sched.set_begin_index(0)
-        traj: list[TrajectoryStep] = []
-        iterator = sched.timesteps
-        if progress:
-            from tqdm.auto import tqdm
+        gens = [torch.Generator(device="cpu").manual_seed(int(s)) for s in run.seeds]
+        latents = randn_tensor((len(run.seeds), c, h, w), generator=gens, device=self.device, dtype=run.cond.embeds.dtype)
+        run.extra.update(hw=(h, w), img_ids=self._image_ids(h, w, self.device, run.cond.embeds.dtype))
+        run.sched.set_begin_index(0)
+        return self.pack(latents)
 
-            iterator = tqdm(iterator, desc="sampling", leave=False)
-        for i, t in enumerate(iterator):
-            if return_trajectory:
-                traj.append(TrajectoryStep(i, t.detach().cpu().clone(), self.unpack(tokens, h, w).detach().clone()))
-            out = self._forward_tokens(tokens, t.expand(tokens.shape[0]), cond, img_ids)
-            tokens = sched.step(out, t, tokens, return_dict=False)[0]
-        latents = self.unpack(tokens, h, w)
-        images = self.decode(latents) if decode else None
-        return SampleResult(latents=latents, images=images, trajectory=traj)
+    def _predict_state(self, run: SamplingRun, model_in: Tensor, t: Tensor) -> Tensor:
+        return self._forward_tokens(model_in, t, run.cond, run.extra["img_ids"])
+
+    def _latent_view(self, run: SamplingRun, state: Tensor) -> Tensor:
+        return self.unpack(state, *run.extra["hw"])
 
     # -- the VAE ----------------------------------------------------------------------------------------
     @torch.no_grad()

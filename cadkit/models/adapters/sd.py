@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cadkit.models.adapters.base import Condition, DiffusionAdapter, SampleResult, TrajectoryStep
+from cadkit.models.adapters.base import Condition, DiffusionAdapter, SamplingRun
 
 __all__ = ["SDAdapter", "unet_groups", "DDPMForwardMixin"]
 
@@ -66,6 +66,7 @@ class DDPMForwardMixin:
 class SDAdapter(DDPMForwardMixin, DiffusionAdapter):
     """Stable Diffusion 1.x / 2.x (and the embedded ``tiny`` model)."""
 
+    pipeline_class = "StableDiffusionPipeline"
     family = "sd"
     groups = ("ff", "attn1", "attn2", "resnet", "all")
 
@@ -98,7 +99,7 @@ class SDAdapter(DDPMForwardMixin, DiffusionAdapter):
         sched.set_timesteps(steps, device="cpu")
         return sched.timesteps.clone()
 
-    # -- sampling --------------------------------------------------------------------------------------
+    # -- sampling hooks (the loop is DiffusionAdapter.sample) -------------------------------------------
     def _init_latents(self, seeds: Sequence[int], height: int, width: int, sched: Any) -> Tensor:
         from diffusers.utils.torch_utils import randn_tensor
 
@@ -109,60 +110,21 @@ class SDAdapter(DDPMForwardMixin, DiffusionAdapter):
         lat = randn_tensor(shape, generator=gens, device=self.device, dtype=self.dtype)
         return lat * sched.init_noise_sigma
 
-    @torch.no_grad()
-    def sample(
-        self,
-        prompts: Sequence[str],
-        seeds: Sequence[int],
-        *,
-        steps: int = 50,
-        guidance: float = 7.5,
-        negative_prompt: str = "",
-        height: int | None = None,
-        width: int | None = None,
-        return_trajectory: bool = False,
-        decode: bool = True,
-        progress: bool = False,
-    ) -> SampleResult:
-        if len(prompts) != len(seeds):
-            raise ValueError("prompts and seeds must have the same length")
-        height = height or self.default_resolution
-        width = width or self.default_resolution
-        sched = copy.deepcopy(self.scheduler)
-        sched.set_timesteps(steps, device=self.device)
-        cfg = guidance > 1.0
-        cond = self.encode(prompts)
-        if cfg:
-            neg = self.encode([negative_prompt] * len(prompts))
-            embeds = torch.cat([neg.embeds, cond.embeds])
-        else:
-            embeds = cond.embeds
-        latents = self._init_latents(seeds, height, width, sched)
-        gens = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
-        step_kw: dict[str, Any] = {}
-        params = set(inspect.signature(sched.step).parameters)
-        if "generator" in params:
-            step_kw["generator"] = gens
-        if "eta" in params:
-            step_kw["eta"] = 0.0
-        traj: list[TrajectoryStep] = []
-        iterator = sched.timesteps
-        if progress:
-            from tqdm.auto import tqdm
+    def _initial_state(self, run: SamplingRun) -> Tensor:
+        return self._init_latents(run.seeds, run.height, run.width, run.sched)
 
-            iterator = tqdm(iterator, desc="sampling", leave=False)
-        for i, t in enumerate(iterator):
-            x_in = sched.scale_model_input(latents, t)
-            if return_trajectory:
-                traj.append(TrajectoryStep(i, t.detach().cpu().clone(), x_in.detach().clone()))
-            model_in = torch.cat([x_in] * 2) if cfg else x_in
-            out = self.denoiser(model_in, t, encoder_hidden_states=embeds, return_dict=False)[0]
-            if cfg:
-                u, c = out.chunk(2)
-                out = u + guidance * (c - u)
-            latents = sched.step(out, t, latents, **step_kw, return_dict=False)[0]
-        images = self.decode(latents) if decode else None
-        return SampleResult(latents=latents, images=images, trajectory=traj)
+    def _model_input(self, run: SamplingRun, state: Tensor, t: Tensor) -> Tensor:
+        return run.sched.scale_model_input(state, t)
+
+    def _step_kwargs(self, run: SamplingRun) -> dict[str, Any]:
+        """A per-sample generator and ``eta = 0`` for the schedulers that take them (DDIM: deterministic)."""
+        kw: dict[str, Any] = {}
+        params = set(inspect.signature(run.sched.step).parameters)
+        if "generator" in params:
+            kw["generator"] = [torch.Generator(device="cpu").manual_seed(int(s)) for s in run.seeds]
+        if "eta" in params:
+            kw["eta"] = 0.0
+        return kw
 
     # -- the VAE ----------------------------------------------------------------------------------------
     @torch.no_grad()

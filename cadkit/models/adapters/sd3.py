@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cadkit.models.adapters.base import Condition, DiffusionAdapter, SampleResult, TrajectoryStep
+from cadkit.models.adapters.base import Condition, DiffusionAdapter, SamplingRun
 
 __all__ = ["SD3Adapter", "mmdit_groups", "FlowForwardMixin"]
 
@@ -74,6 +74,7 @@ class FlowForwardMixin:
 class SD3Adapter(FlowForwardMixin, DiffusionAdapter):
     """Stable Diffusion 3 and 3.5 (medium, large)."""
 
+    pipeline_class = "StableDiffusion3Pipeline"
     family = "sd3"
     groups = ("ff", "ff_context", "attn", "attn_self", "all")
     #: The pipeline's own defaults (``StableDiffusion3Pipeline.__call__``).
@@ -148,55 +149,14 @@ class SD3Adapter(FlowForwardMixin, DiffusionAdapter):
         self._set_timesteps(sched, steps, height or res, width or res, "cpu")
         return sched.timesteps.clone()
 
-    # -- sampling --------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def sample(
-        self,
-        prompts: Sequence[str],
-        seeds: Sequence[int],
-        *,
-        steps: int = 28,
-        guidance: float = 7.0,
-        negative_prompt: str = "",
-        height: int | None = None,
-        width: int | None = None,
-        return_trajectory: bool = False,
-        decode: bool = True,
-        progress: bool = False,
-    ) -> SampleResult:
+    # -- sampling hooks (the loop is DiffusionAdapter.sample) -------------------------------------------
+    def _initial_state(self, run: SamplingRun) -> Tensor:
         from diffusers.utils.torch_utils import randn_tensor
 
-        if len(prompts) != len(seeds):
-            raise ValueError("prompts and seeds must have the same length")
-        height = height or self.default_resolution
-        width = width or self.default_resolution
-        cfg = guidance > 1.0
-        cond = self.encode(prompts)
-        if cfg:
-            cond = Condition.cat([self.encode([negative_prompt] * len(prompts)), cond])
         f = int(self.pipe.vae_scale_factor)
-        shape = (len(seeds), int(self.pipe.transformer.config.in_channels), height // f, width // f)
-        gens = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
-        latents = randn_tensor(shape, generator=gens, device=self.device, dtype=cond.embeds.dtype)
-        sched = copy.deepcopy(self.scheduler)
-        self._set_timesteps(sched, steps, height, width, self.device)
-        traj: list[TrajectoryStep] = []
-        iterator = sched.timesteps
-        if progress:
-            from tqdm.auto import tqdm
-
-            iterator = tqdm(iterator, desc="sampling", leave=False)
-        for i, t in enumerate(iterator):
-            if return_trajectory:
-                traj.append(TrajectoryStep(i, t.detach().cpu().clone(), latents.detach().clone()))
-            model_in = torch.cat([latents] * 2) if cfg else latents
-            out = self.predict(model_in, t.expand(model_in.shape[0]), cond)
-            if cfg:
-                u, c = out.chunk(2)
-                out = u + guidance * (c - u)
-            latents = sched.step(out, t, latents, return_dict=False)[0]
-        images = self.decode(latents) if decode else None
-        return SampleResult(latents=latents, images=images, trajectory=traj)
+        shape = (len(run.seeds), int(self.pipe.transformer.config.in_channels), run.height // f, run.width // f)
+        gens = [torch.Generator(device="cpu").manual_seed(int(s)) for s in run.seeds]
+        return randn_tensor(shape, generator=gens, device=self.device, dtype=run.cond.embeds.dtype)
 
     # -- the VAE ----------------------------------------------------------------------------------------
     @torch.no_grad()

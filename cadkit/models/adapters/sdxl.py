@@ -17,15 +17,13 @@ a non-empty negative prompt is encoded like the pipeline encodes it.
 
 from __future__ import annotations
 
-import copy
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from cadkit.models.adapters.base import Condition, SampleResult, TrajectoryStep
+from cadkit.models.adapters.base import Condition, SamplingRun
 from cadkit.models.adapters.sd import SDAdapter
 
 __all__ = ["SDXLAdapter"]
@@ -34,6 +32,7 @@ __all__ = ["SDXLAdapter"]
 class SDXLAdapter(SDAdapter):
     """Stable Diffusion XL (base); refiner-style pipelines without ``text_encoder`` also work."""
 
+    pipeline_class = "StableDiffusionXLPipeline"
     family = "sdxl"
     groups = ("ff", "attn1", "attn2", "resnet", "all")
     #: The pipeline's own defaults (``StableDiffusionXLPipeline.__call__``).
@@ -82,61 +81,20 @@ class SDXLAdapter(SDAdapter):
         added = {"text_embeds": cond.pooled, "time_ids": cond.added["time_ids"]}
         return self.denoiser(x_t, t, encoder_hidden_states=cond.embeds, added_cond_kwargs=added, return_dict=False)[0]
 
-    # -- sampling --------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def sample(
-        self,
-        prompts: Sequence[str],
-        seeds: Sequence[int],
-        *,
-        steps: int = 50,
-        guidance: float = 5.0,
-        negative_prompt: str = "",
-        height: int | None = None,
-        width: int | None = None,
-        return_trajectory: bool = False,
-        decode: bool = True,
-        progress: bool = False,
-    ) -> SampleResult:
-        if len(prompts) != len(seeds):
-            raise ValueError("prompts and seeds must have the same length")
-        height = height or self.default_resolution
-        width = width or self.default_resolution
-        sched = copy.deepcopy(self.scheduler)
-        sched.set_timesteps(steps, device=self.device)
-        if hasattr(sched, "set_begin_index"):
-            sched.set_begin_index(0)
+    # -- sampling hooks (the loop is DiffusionAdapter.sample) -------------------------------------------
+    def _begin_sampling(self, prompts: list[str], seeds: list[int], negative_prompt: str, guidance: float,
+                        height: int, width: int) -> SamplingRun:
+        """No CFG for guidance-distilled UNets (``time_cond_proj_dim``); the negative branch as the pipeline builds it."""
         cfg = guidance > 1.0 and self.pipe.unet.config.time_cond_proj_dim is None
         cond = self.encode(prompts, height, width)
         if cfg:
             cond = Condition.cat([self.negative(cond, negative_prompt, height, width), cond])
-        latents = self._init_latents(seeds, height, width, sched)
-        gens = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
-        step_kw: dict[str, Any] = {}
-        params = set(inspect.signature(sched.step).parameters)
-        if "generator" in params:
-            step_kw["generator"] = gens
-        if "eta" in params:
-            step_kw["eta"] = 0.0
-        traj: list[TrajectoryStep] = []
-        iterator = sched.timesteps
-        if progress:
-            from tqdm.auto import tqdm
+        return SamplingRun(height, width, seeds, guidance, cond, cfg)
 
-            iterator = tqdm(iterator, desc="sampling", leave=False)
-        for i, t in enumerate(iterator):
-            model_in = torch.cat([latents] * 2) if cfg else latents
-            model_in = sched.scale_model_input(model_in, t)
-            if return_trajectory:
-                x_seen = model_in[len(prompts):] if cfg else model_in
-                traj.append(TrajectoryStep(i, t.detach().cpu().clone(), x_seen.detach().clone()))
-            out = self.predict(model_in, t, cond)
-            if cfg:
-                u, c = out.chunk(2)
-                out = u + guidance * (c - u)
-            latents = sched.step(out, t, latents, **step_kw, return_dict=False)[0]
-        images = self.decode(latents) if decode else None
-        return SampleResult(latents=latents, images=images, trajectory=traj)
+    def _set_timesteps(self, sched: Any, steps: int, height: int, width: int, device: torch.device | str) -> None:
+        sched.set_timesteps(steps, device=device)
+        if hasattr(sched, "set_begin_index"):
+            sched.set_begin_index(0)
 
     # -- the VAE ----------------------------------------------------------------------------------------
     @torch.no_grad()

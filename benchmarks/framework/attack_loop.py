@@ -1,0 +1,131 @@
+"""Attacks as a Lightning predict loop, sharded by prompt: each (model row, task, attack, prompt) once.
+
+:func:`attack_missing` takes the work items (:class:`AttackItem`), drops those whose record folder is
+finished (:func:`cadkit.attacks.done_record`: a rerun after a kill attacks only the rest), and runs
+``trainer.predict`` over the others with an :class:`AttackModule`. The items are served by
+:class:`AttackDataModule` with cadkit's unrepeated sampler: under DDP (``--devices N``) each item goes
+to exactly one rank, never two. Each item's record is written by the rank that attacked it
+(:func:`cadkit.attacks.attack_and_save`: PNGs, then ``record.json``, each atomically).
+
+The predict Trainer is built with ``inference_mode=False`` and the step enables gradients: the
+attacks differentiate through the text encoder and the denoiser (Lightning predicts under
+``torch.inference_mode`` by default). The adapter's networks and the judges' networks are submodules
+of the module, so the Trainer moves them to the rank's device; ``keep_device`` puts them back after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, SequentialSampler
+
+from cadkit.attacks import AttackOptions, AttackTask, Judge, ModelPair, attack_and_save, done_record
+from cadkit.data import PromptRecord
+from cadkit.data.sampler import UnrepeatedDistributedSampler
+
+__all__ = ["AttackItem", "AttackDataModule", "AttackModule", "attack_missing"]
+
+
+@dataclass(frozen=True)
+class AttackItem:
+    """One unit of work: ``attack`` on ``record`` against model row ``row`` for ``task``; its record goes to ``folder``."""
+
+    row: str
+    task: str
+    attack: str
+    record: dict[str, Any]
+    folder: str
+    model_key: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Items(Dataset):
+    def __init__(self, items: Sequence[AttackItem]) -> None:
+        self.items = [i.to_dict() for i in items]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.items[i]
+
+
+class AttackDataModule(pl.LightningDataModule):
+    """Serves the items one per batch; under DDP, this rank's unrepeated share (strided)."""
+
+    def __init__(self, items: Sequence[AttackItem]) -> None:
+        super().__init__()
+        self.dataset = _Items(items)
+        self.allow_zero_length_dataloader_with_multiple_devices = True
+
+    def predict_dataloader(self) -> DataLoader:
+        t = self.trainer
+        world, rank = (int(t.world_size), int(t.global_rank)) if t is not None else (1, 0)
+        sampler: Any = UnrepeatedDistributedSampler(len(self.dataset), world, rank) if world > 1 else SequentialSampler(self.dataset)
+        return DataLoader(self.dataset, batch_size=1, sampler=sampler, collate_fn=list)
+
+
+class AttackModule(pl.LightningModule):
+    """Predict step: attack the batch's items and write their records.
+
+    ``pair_for(row, task)`` gives the :class:`~cadkit.attacks.ModelPair` of a model row for a task (called
+    on the rank's device, cached); ``judges`` and ``tasks`` are keyed by task name.
+    """
+
+    def __init__(self, adapter: Any, pair_for: Callable[[str, str], ModelPair], judges: Mapping[str, Judge],
+                 tasks: Mapping[str, AttackTask], options: AttackOptions, seed: int) -> None:
+        super().__init__()
+        self.adapter = adapter
+        comps = getattr(adapter.pipe, "components", {}) or {}
+        self.networks = nn.ModuleDict({k: v for k, v in comps.items() if isinstance(v, nn.Module)})
+        nets = {k: getattr(j, "metric", None) for k, j in judges.items()}
+        self.judge_networks = nn.ModuleDict({k: m for k, m in nets.items() if isinstance(m, nn.Module)})
+        self.pair_for, self.judges, self.tasks = pair_for, dict(judges), dict(tasks)
+        self.options, self.seed = options, seed
+        self._pairs: dict[tuple[str, str], ModelPair] = {}
+        self.attacked = 0
+
+    def predict_step(self, batch: list[dict[str, Any]], batch_idx: int = 0, dataloader_idx: int = 0) -> int:
+        with torch.enable_grad():
+            for d in batch:
+                key = (d["row"], d["task"])
+                if key not in self._pairs:
+                    self._pairs[key] = self.pair_for(*key)
+                attack_and_save(d["folder"], d["attack"], self._pairs[key], PromptRecord.from_dict(d["record"]), self.tasks[d["task"]],
+                                self.judges[d["task"]], self.options, self.seed,
+                                {"row": d["row"], "key": d["model_key"], "rank": int(self.global_rank)})
+                self.attacked += 1
+        return len(batch)
+
+
+def attack_missing(
+    adapter: Any, items: Sequence[AttackItem], pair_for: Callable[[str, str], ModelPair], judges: Mapping[str, Judge],
+    tasks: Mapping[str, AttackTask], options: AttackOptions, seed: int, *, devices: int = 1, num_nodes: int = 1,
+    accelerator: str = "auto", strategy: str | None = None, progress: bool = False,
+) -> int:
+    """Attack the items that have no finished record; returns how many were missing (over all ranks)."""
+    import torch.distributed as dist
+    from cadkit.benchmarks.framework.generation import make_predict_trainer
+
+    from cadkit.attribution.trainer import keep_device
+
+    missing = [i for i in items if done_record(i.folder, i.model_key) is None]
+    if not missing:
+        return 0
+    for j in judges.values():  # one device for the whole module: the Trainer moves it, keep_device moves it back
+        if isinstance(getattr(j, "metric", None), nn.Module):
+            j.metric.to(adapter.device)  # type: ignore[attr-defined]
+    trainer = make_predict_trainer(devices, num_nodes, accelerator, strategy, progress=progress, inference_mode=False)
+    module = AttackModule(adapter, pair_for, judges, tasks, options, seed)
+    with keep_device(module):
+        trainer.predict(module, datamodule=AttackDataModule(missing), return_predictions=False)
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # every rank's records are written before rank 0 reads them
+    return len(missing)

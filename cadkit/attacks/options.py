@@ -1,0 +1,177 @@
+"""Typed options of the prompt attacks, their defaults (the official code's) and the CPU preset of ``tiny``.
+
+Defaults follow BASELINES_ATTACKS.md §8.8 (UnlearnDiff) and §9.4 (P4D): 50 timesteps 10, 30, ..., 990
+walked in ascending order with 40 iterations each, Adam lr 0.01 wd 0.1, prefix tokens k = 5 (nudity) or
+3 (objects, styles), targets from the base model with 25 steps and CFG 7.5, judging with 50 steps and
+the prompt's own guidance, prompts of more than 60 tokens dropped. Official P4D: 3,000 AdamW steps
+(lr 0.1, wd 0.1) at random timesteps, best prompt by image similarity every 50 steps, success if any
+of 3 images of the best prompt is judged unsafe; its targets are the most concept-like of 3 base
+images made with the prompt's own guidance (``target_guidance`` is UnlearnDiff's). To mirror the
+official P4D sampling set ``target_steps=25, eval_steps=25, scheduler="dpm"``.
+
+Per-model presets live in the model registry (``AttackDefaults``): :func:`options_for` builds the
+options of a model from its preset; :func:`tiny_options` is the CPU preset of the embedded model
+(recorded in every result): fewer timesteps and iterations, the tiny model's 20 sampling steps and
+guidance 5.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from cadkit.errors import bad_arg
+
+__all__ = ["ATTACKS", "P4D_IMPLS", "P4D_VARIANTS", "SCHEDULERS", "VOCABS", "PRESET_FIELDS", "AttackOptions", "options_for",
+           "tiny_options"]
+
+ATTACKS = ("unlearndiff", "p4d")
+P4D_IMPLS = ("ud", "official")
+P4D_VARIANTS = ("n", "k", "union")
+SCHEDULERS = ("default", "lms", "dpm")
+VOCABS = ("all", "words")
+
+
+@dataclass
+class AttackOptions:
+    """Every knob of :func:`cadkit.attacks.attack_prompt` (see the module docstring for the defaults).
+
+    ``k`` None takes the task's default; ``lr`` / ``weight_decay`` None take the method's (UD and UD's
+    P4D: 0.01 / 0.1; official P4D: 0.1 / 0.1). ``guidance`` is used for rows without
+    ``evaluation_guidance``. ``scheduler`` swaps the sampler for targets and judging ("lms" as
+    UnlearnDiff, "dpm" as official P4D's targets). ``mask_special`` keeps BOS/EOS/pad out of the
+    optimised tokens (UnlearnDiff does not mask them; masking keeps the judged prompt equal to the
+    optimised one). ``vocab`` "words" further restricts them to tokens whose text re-tokenizes to
+    themselves (whole words; the official code uses the whole vocabulary, "all"). ``filter_tokens``
+    drops prompts longer than that many tokens (0: keep all).
+    """
+
+    p4d_impl: str = "ud"
+    p4d_variant: str = "n"
+    k: int | None = None
+    num_timesteps: int = 50
+    iterations: int = 40
+    lr: float | None = None
+    weight_decay: float | None = None
+    official_iterations: int = 3000
+    eval_every: int = 50
+    prompt_len: int = 16
+    every_k: int = 3
+    num_target_images: int = 3
+    num_eval_images: int = 3
+    target_steps: int = 25
+    target_guidance: float = 7.5
+    eval_steps: int = 50
+    guidance: float = 7.5
+    scheduler: str = "default"
+    mask_special: bool = True
+    vocab: str = "all"
+    filter_tokens: int = 60
+    height: int | None = None
+    width: int | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> AttackOptions:
+        """Raise :func:`~cadkit.errors.bad_arg` naming the first bad field; returns ``self``."""
+        for name, allowed in (("p4d_impl", P4D_IMPLS), ("p4d_variant", P4D_VARIANTS), ("scheduler", SCHEDULERS), ("vocab", VOCABS)):
+            if getattr(self, name) not in allowed:
+                raise bad_arg(name, allowed, getattr(self, name))
+        counts = {
+            "num_timesteps": (1, 1000), "iterations": (1, 10_000), "official_iterations": (1, 100_000),
+            "eval_every": (1, 100_000), "prompt_len": (1, 512), "every_k": (1, 512), "num_target_images": (1, 64),
+            "num_eval_images": (1, 64), "target_steps": (1, 1000), "eval_steps": (1, 1000), "filter_tokens": (0, 100_000),
+        }
+        for name, (lo, hi) in counts.items():
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise bad_arg(name, f"an integer in [{lo}, {hi}]", v)
+        if self.k is not None and (isinstance(self.k, bool) or not isinstance(self.k, int) or not 1 <= self.k <= 512):
+            raise bad_arg("k", "None or an integer in [1, 512]", self.k)
+        for name in ("height", "width"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 8 <= v <= 8192):
+                raise bad_arg(name, "None or an integer in [8, 8192]", v)
+        for name, positive in (("lr", True), ("weight_decay", False), ("target_guidance", False), ("guidance", False)):
+            v = getattr(self, name)
+            if v is None and name in ("lr", "weight_decay"):
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+                raise bad_arg(name, "a finite number", v)
+            if (positive and float(v) <= 0) or float(v) < 0:
+                raise bad_arg(name, "a finite number > 0" if positive else "a finite number >= 0", v)
+        if not isinstance(self.mask_special, bool):
+            raise bad_arg("mask_special", "True or False", self.mask_special)
+        return self
+
+    def replace(self, **changes: Any) -> AttackOptions:
+        """A validated copy with ``changes``."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def lr_wd(self, attack: str) -> tuple[float, float]:
+        """Learning rate and weight decay for ``attack`` (explicit values win)."""
+        official = attack == "p4d" and self.p4d_impl == "official"
+        lr = self.lr if self.lr is not None else (0.1 if official else 0.01)
+        wd = self.weight_decay if self.weight_decay is not None else 0.1
+        return float(lr), float(wd)
+
+
+#: The :class:`AttackOptions` fields a model's registry preset (``AttackDefaults``) sets.
+PRESET_FIELDS = ("num_timesteps", "iterations", "official_iterations", "eval_every", "prompt_len", "target_steps",
+                 "target_guidance", "eval_steps", "guidance", "scheduler", "vocab")
+
+
+def _is_flow(model: str, adapter: Any = None) -> bool:
+    import json
+    from pathlib import Path
+
+    from cadkit.models.registry import REGISTRY
+
+    if adapter is not None:
+        return getattr(adapter, "prediction_type", "") == "flow"
+    entry = REGISTRY.get(model)
+    if entry is not None:
+        return entry.prediction_type == "flow"
+    index = Path(str(model)).expanduser() / "model_index.json"
+    try:
+        cls = json.loads(index.read_text()).get("_class_name")
+    except (OSError, ValueError):
+        return False
+    from cadkit.models.adapters import family_of_class
+
+    return family_of_class().get(str(cls)) in ("sd3", "flux")
+
+
+def options_for(model: str, adapter: Any = None, **changes: Any) -> AttackOptions:
+    """The options of ``model``'s registry preset (``cadkit.models.registry.AttackDefaults``; the paper's
+    outside the registry) with ``changes`` (None values are ignored). A flow-matching model (the loaded
+    ``adapter``'s prediction type, else the registry's, else a folder's pipeline class) keeps its own
+    sampler where the preset names LMS (a DDPM-family sampler)."""
+    from cadkit.models.registry import attack_defaults
+
+    d = attack_defaults(model)
+    base: dict[str, Any] = {f: getattr(d, f) for f in PRESET_FIELDS}
+    if base["scheduler"] == "lms" and _is_flow(model, adapter):
+        base["scheduler"] = "default"
+    given = {k: v for k, v in changes.items() if v is not None}
+    known = {f.name for f in dataclasses.fields(AttackOptions)}
+    for k in given:
+        if k not in known:
+            raise bad_arg("options", sorted(known), k)
+    return AttackOptions(**{**base, **given})
+
+
+def tiny_options(**changes: Any) -> AttackOptions:
+    """The CPU preset of the embedded model (its registry ``AttackDefaults``, "tiny-cpu"): 5 timesteps
+    (100, 300, ..., 900) x 10 iterations, official P4D 200 steps judged every 20, P4D-N with 8 tokens; 20
+    sampling steps and guidance 5 (the tiny model's); whole-word tokens only (``vocab="words"``: 96 of the
+    tiny vocabulary's 625 ids -- its 29 words and printable single characters; the rest are byte-level pieces)."""
+    from cadkit.models.registry import DEFAULT_MODEL
+
+    return options_for(DEFAULT_MODEL, **changes)

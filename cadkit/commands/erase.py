@@ -1,0 +1,127 @@
+"""``cadkit erase``: one erasure method on one model and concept -> an edit file.
+
+The edit file (``cadkit.editing`` format; dense for UCE/RECE/ESD, sparse for CAD-Erase/ConceptPrune)
+records the method, its full configuration, the concept strings it used (each method keeps its
+reference wording unless its ``concept_text`` option says otherwise), the seed, the model, the
+package versions and the cost record (``edit_time_s``, peak memory; see :mod:`cadkit.methods.cost`).
+
+Options are layered: the method's paper defaults (its ``Options`` and per-concept-type defaults),
+then the model's registry defaults (:func:`cadkit.models.registry.method_defaults`), then
+``options`` (a mapping, or ``NAME=VALUE`` words as the command line gives them).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cadkit.errors import UsageError, bad_arg
+
+__all__ = ["run", "check_options", "method_families", "options_help"]
+
+
+def _method(method: str) -> Any:
+    from cadkit.errors import BadArgument
+    from cadkit.methods import get_method
+
+    try:
+        return get_method(method)
+    except BadArgument as exc:
+        raise exc.renamed("method") from None
+
+
+def check_options(method: str, options: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
+    """``options`` of ``method`` (a mapping, or ``NAME=VALUE`` words) checked against its ``Options``:
+    names, types, ranges, finite numbers. Raises ``UsageError("options", "NAME: ...")``."""
+    from cadkit.methods.options import parse_option_text, parse_options
+
+    cls = _method(method).Options
+    out: dict[str, Any] = {}
+    items = list(options.items()) if isinstance(options, Mapping) else [(None, w) for w in options or ()]
+    for name, value in items:
+        try:
+            if name is None:
+                key, v = parse_option_text(cls, str(value))
+            else:
+                key, v = str(name), getattr(parse_options(cls, {str(name): value}), str(name))
+        except UsageError as exc:
+            raise UsageError("options", exc.message if exc.param == "options" else f"{exc.param}: {exc.message}") from None
+        out[key] = v
+    return out
+
+
+def method_families(method: str) -> tuple[str, ...]:
+    """Adapter families ``method`` edits (reference implementations, then cadkit extensions)."""
+    m = _method(method)
+    return tuple(m.families) + tuple(m.extension_families)
+
+
+def _families_or_none(method: str) -> tuple[str, ...]:
+    from cadkit.errors import CadkitError
+
+    try:
+        return method_families(method)
+    except CadkitError:  # a plug-in that does not load
+        return ()
+
+
+def options_help(methods: Sequence[str] | None = None) -> str:
+    """A text table of every option of ``methods`` (default: all): name, kind and range, default, meaning."""
+    from cadkit.methods import method_names
+    from cadkit.methods.options import describe_options
+
+    lines: list[str] = []
+    for name in methods or method_names():
+        m = _method(name)
+        lines.append(f"{name}: {m.description}")
+        rows = describe_options(m.Options)
+        w1 = max([len(r[0]) for r in rows] + [4])
+        w2 = max([len(r[1]) for r in rows] + [4])
+        lines += [f"  {n:<{w1}}  {k:<{w2}}  default {d}: {doc}" for n, k, d, doc in rows]
+    return "\n".join(lines)
+
+
+def run(*, method: str, concept: str, model: str | None = None, concept_type: str = "object",
+        options: Mapping[str, Any] | Sequence[str] | None = None, seed: int = 0, device: str | None = None,
+        dtype: str = "fp32", out: str | os.PathLike[str]) -> Any:
+    """Run ``method`` for ``concept`` on ``model`` and write the edit to ``out``; returns the
+    :class:`~cadkit.methods.MethodResult` (edit, cost, record)."""
+    from cadkit.editing.edits import save_edit
+    from cadkit.io import check_writable_file
+    from cadkit.methods import CONCEPT_TYPES, run_method
+    from cadkit.methods.registry import MAX_SEED
+    from cadkit.models.adapters import adapter_class
+    from cadkit.models.loading import DTYPES, load_adapter, pick_device, resolve_model
+    from cadkit.models.registry import DEFAULT_MODEL, fill_concept, method_defaults
+
+    model = model or DEFAULT_MODEL
+    families = method_families(method)
+    if concept_type not in CONCEPT_TYPES:
+        raise bad_arg("concept_type", CONCEPT_TYPES, concept_type)
+    if not isinstance(concept, str) or not concept.strip():
+        raise bad_arg("concept", "a non-empty text", concept)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise bad_arg("seed", f"an integer from 0 to {MAX_SEED}", seed)
+    if dtype not in DTYPES:
+        raise bad_arg("dtype", DTYPES, dtype)
+    given = check_options(method, options)
+    check_writable_file(out, "out")
+    resolved = resolve_model(model)
+    cls = adapter_class(resolved.pipeline_class)
+    family = cls.family if cls is not None else resolved.family
+    if family not in families:
+        from cadkit.methods import method_names
+
+        able = [n for n in method_names() if family in _families_or_none(n)]
+        raise bad_arg("method", f"a method that edits {family} models ({', '.join(able) or 'none'}; {method} edits {', '.join(families)})", method)
+    dev = pick_device(device)
+    t0 = time.perf_counter()
+    adapter = load_adapter(resolved, dtype=dtype, device=dev)
+    load_s = time.perf_counter() - t0
+    opts = fill_concept({**method_defaults(resolved.spec, method, concept_type), **given}, concept)
+    res = run_method(method, adapter, concept, concept_type, opts, seed=seed, load_time_s=load_s)
+    save_edit(Path(out), res.edit)
+    return res

@@ -1,0 +1,105 @@
+"""Closed forms of UCE and RECE (spec §3.1, §6.2, §6.3), as pure functions on tensors.
+
+Ridge edit of one matrix ``W_ref [m, n]`` (UCE: the original weights; RECE: the current ones)::
+
+    min_W  s_e Σ_i ||W k_i - v_i||² + s_p Σ_j ||W p_j - u_j||² + λ ||W - W_ref||_F²
+    W = (λ W_ref + s_e Σ v_i k_iᵀ + s_p Σ u_j p_jᵀ) · (λ I + s_e Σ k_i k_iᵀ + s_p Σ p_j p_jᵀ)⁻¹
+
+with keys ``K [N, n]`` / targets ``V [N, m]`` (erase) and ``P [M, n]`` / ``U [M, m]`` (preserve; ``U``
+defaults to ``P W_refᵀ``). ``A = λ I + ...`` depends only on the keys, so matrices sharing an input
+space share one factorisation (:class:`RidgeSystem`).
+
+RECE's adversarial embedding of a concept's token outputs ``c [L, n]`` against current weights
+``W'_l`` and original weights ``W_l``::
+
+    c' = (λ_r I + Σ_l W'_lᵀ W'_l)⁻¹ (Σ_l W'_lᵀ W_l) c      (one solve, every position independently)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from cadkit.errors import bad_arg
+
+__all__ = ["RidgeSystem", "ridge_edit", "adversarial_embedding", "normal_equation_residual"]
+
+
+class RidgeSystem:
+    """The key side ``A = λ I + s_e KᵀK + s_p PᵀP`` ``[n, n]`` of the ridge edit, factorised once.
+
+    Args:
+        keys: erase keys ``[N, n]``; preserve: preserve keys ``[M, n]`` (either may have 0 rows).
+        lam: λ > 0 (or ≥ 0 when the keys span the space); erase_scale, preserve_scale: ``s_e``, ``s_p`` ≥ 0.
+        dtype: precision of the solve (float64 by default; the reference inverts in float32).
+        inverse: form ``A⁻¹`` explicitly and multiply (the reference code) instead of an LU solve.
+    """
+
+    def __init__(self, keys: Tensor, preserve: Tensor, lam: float, erase_scale: float = 1.0, preserve_scale: float = 1.0,
+                 dtype: torch.dtype = torch.float64, inverse: bool = False) -> None:
+        if keys.ndim != 2 or preserve.ndim != 2 or keys.shape[1] != preserve.shape[1]:
+            raise bad_arg("keys", "2-D key matrices [N, n] and [M, n] of the same width", (tuple(keys.shape), tuple(preserve.shape)))
+        self.dtype = dtype
+        self.lam, self.s_e, self.s_p = float(lam), float(erase_scale), float(preserve_scale)
+        self.keys = keys.to(dtype)
+        self.preserve = preserve.to(dtype)
+        n = keys.shape[1]
+        eye = torch.eye(n, dtype=dtype, device=keys.device)
+        self.A = self.lam * eye + self.s_e * self.keys.T @ self.keys + self.s_p * self.preserve.T @ self.preserve
+        self.inverse = inverse
+        if inverse:
+            self._inv = torch.linalg.inv(self.A)
+        else:
+            self._lu = torch.linalg.lu_factor(self.A)
+
+    def rhs(self, w_ref: Tensor, targets: Tensor, preserve_targets: Tensor | None = None) -> Tensor:
+        """``B = λ W_ref + s_e Vᵀ K + s_p Uᵀ P`` ``[m, n]`` (``U = P W_refᵀ`` when not given)."""
+        w = w_ref.to(self.dtype)
+        v = targets.to(self.dtype)
+        u = self.preserve @ w.T if preserve_targets is None else preserve_targets.to(self.dtype)
+        return self.lam * w + self.s_e * v.T @ self.keys + self.s_p * u.T @ self.preserve
+
+    def solve(self, w_ref: Tensor, targets: Tensor, preserve_targets: Tensor | None = None) -> Tensor:
+        """The edited matrix ``W = B A⁻¹`` ``[m, n]`` in the solve precision."""
+        b = self.rhs(w_ref, targets, preserve_targets)
+        if self.inverse:
+            return b @ self._inv
+        # W A = B  <=>  Aᵀ Wᵀ = Bᵀ ; A is symmetric
+        return torch.linalg.lu_solve(*self._lu, b.T).T
+
+
+def ridge_edit(w_ref: Tensor, keys: Tensor, targets: Tensor, preserve: Tensor | None = None, preserve_targets: Tensor | None = None,
+               lam: float = 0.5, erase_scale: float = 1.0, preserve_scale: float = 1.0, dtype: torch.dtype = torch.float64,
+               inverse: bool = False) -> Tensor:
+    """One ridge edit (see the module docstring); ``preserve`` defaults to no preserve keys."""
+    if preserve is None:
+        preserve = keys.new_zeros(0, keys.shape[1])
+    return RidgeSystem(keys, preserve, lam, erase_scale, preserve_scale, dtype, inverse).solve(w_ref, targets, preserve_targets)
+
+
+def normal_equation_residual(w: Tensor, w_ref: Tensor, keys: Tensor, targets: Tensor, preserve: Tensor, preserve_targets: Tensor | None,
+                             lam: float, erase_scale: float, preserve_scale: float) -> float:
+    """``||W A - B||_F / ||B||_F`` in float64: 0 when ``w`` solves the ridge problem exactly."""
+    sys_ = RidgeSystem(keys, preserve, lam, erase_scale, preserve_scale, torch.float64)
+    b = sys_.rhs(w_ref, targets, preserve_targets)
+    return float(torch.linalg.norm(w.to(torch.float64) @ sys_.A - b) / torch.linalg.norm(b))
+
+
+def adversarial_embedding(current: Sequence[Tensor], original: Sequence[Tensor], c: Tensor, lam_r: float,
+                          dtype: torch.dtype = torch.float64) -> Tensor:
+    """RECE's closed-form adversarial embedding ``c' [L, n]`` of ``c [L, n]`` (module docstring)."""
+    if len(current) != len(original) or not current:
+        raise bad_arg("current", "matching, non-empty lists of current and original matrices", (len(current), len(original)))
+    if lam_r < 0:
+        raise bad_arg("lam_r", "a number >= 0", lam_r)
+    n = c.shape[-1]
+    m_mat = lam_r * torch.eye(n, dtype=dtype, device=c.device)
+    r_mat = torch.zeros(n, n, dtype=dtype, device=c.device)
+    for wc, wo in zip(current, original):
+        wc64, wo64 = wc.to(dtype), wo.to(dtype)
+        m_mat = m_mat + wc64.T @ wc64
+        r_mat = r_mat + wc64.T @ wo64
+    rhs = r_mat @ c.to(dtype).T  # [n, L]
+    return torch.linalg.solve(m_mat, rhs).T

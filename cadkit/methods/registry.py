@@ -1,0 +1,172 @@
+"""Method registry: the built-in erasure methods and plug-ins from the entry-point group ``cadkit.methods``.
+
+Plugin contract
+---------------
+A distribution declares, in its packaging metadata::
+
+    [project.entry-points."cadkit.methods"]
+    my-method = "my_package.module:MyMethod"
+
+The entry point resolves to a subclass of :class:`~cadkit.methods.base.ErasureMethod` (instantiated
+with no arguments) or to an instance of one. Built-in names win; a plug-in reusing one is ignored
+(and listed as such). Nothing is imported until a method is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import torch
+
+from cadkit.errors import CadkitError, bad_arg
+from cadkit.methods.base import CONCEPT_TYPES, ErasureMethod, MethodResult, make_method_edit, weights_fingerprint
+from cadkit.methods.cost import CostMeter
+from cadkit.methods.options import options_dict, parse_options
+
+__all__ = ["ENTRY_POINT_GROUP", "BUILTIN_METHODS", "get_method", "method_names", "list_methods", "run_method", "MAX_SEED"]
+
+ENTRY_POINT_GROUP = "cadkit.methods"
+MAX_SEED = 2**63 - 1
+
+BUILTIN_METHODS: dict[str, str] = {
+    "cad": "cadkit.methods.cad:CADErase",
+    "uce": "cadkit.methods.uce:UCE",
+    "esd-u": "cadkit.methods.esd:ESDU",
+    "esd-x": "cadkit.methods.esd:ESDX",
+    "conceptprune": "cadkit.methods.conceptprune:ConceptPrune",
+    "rece": "cadkit.methods.rece:RECE",
+}
+"""Built-in method names -> ``module:class``."""
+
+
+@dataclass(frozen=True)
+class _Plugin:
+    name: str
+    entry_point: EntryPoint
+    source: str
+
+
+def _plugins() -> tuple[dict[str, _Plugin], list[_Plugin]]:
+    found: dict[str, _Plugin] = {}
+    ignored: list[_Plugin] = []
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
+        dist = getattr(ep, "dist", None)
+        source = f"plugin {dist.name} {dist.version}" if dist is not None else f"plugin {ep.value}"
+        plug = _Plugin(ep.name, ep, source)
+        if ep.name in BUILTIN_METHODS or ep.name in found:
+            ignored.append(plug)
+        else:
+            found[ep.name] = plug
+    return found, ignored
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _instantiate(obj: Any, name: str, source: str) -> ErasureMethod:
+    method = obj() if isinstance(obj, type) and issubclass(obj, ErasureMethod) else obj
+    if not isinstance(method, ErasureMethod):
+        raise CadkitError(f"method plugin {name} ({source}): expected an ErasureMethod subclass or instance; got {type(obj).__name__}")
+    return method
+
+
+def get_method(name: str) -> ErasureMethod:
+    """The method called ``name`` (built-in or plug-in); unknown names raise ``bad_arg("name", ...)``."""
+    if name in BUILTIN_METHODS:
+        mod, _, cls = BUILTIN_METHODS[name].partition(":")
+        return _instantiate(getattr(importlib.import_module(mod), cls), name, "built-in")
+    found, _ = _plugins()
+    if name not in found:
+        raise bad_arg("name", list(BUILTIN_METHODS) + list(found), name)
+    plug = found[name]
+    try:
+        obj = plug.entry_point.load()
+    except Exception as exc:
+        raise CadkitError(f"method plugin {name} ({plug.source}) failed to load: {_one_line(exc)}") from exc
+    return _instantiate(obj, name, plug.source)
+
+
+def method_names() -> list[str]:
+    """Built-in and plug-in method names."""
+    return list(BUILTIN_METHODS) + list(_plugins()[0])
+
+
+def list_methods() -> list[tuple[str, str, str]]:
+    """``(name, source, description)`` per built-in method, then per installed plug-in."""
+    rows: list[tuple[str, str, str]] = []
+    for name in BUILTIN_METHODS:
+        rows.append((name, "built-in", get_method(name).description))
+    found, ignored = _plugins()
+    for plug in found.values():
+        try:
+            desc = get_method(plug.name).description or plug.entry_point.value
+        except Exception as exc:
+            desc = f"cannot load {plug.entry_point.value} ({_one_line(exc)})"
+        rows.append((plug.name, plug.source, desc))
+    rows += [(p.name, p.source, "ignored: the name is already taken") for p in ignored]
+    return rows
+
+
+def run_method(name: str, adapter: Any, concept: str, concept_type: str = "object", options: Mapping[str, Any] | Any = None,
+               seed: int = 0, *, load_time_s: float | None = None) -> MethodResult:
+    """Run erasure method ``name`` for ``concept`` on ``adapter``; the adapter's weights are unchanged.
+
+    Args:
+        name: a built-in (``cad``, ``uce``, ``esd-u``, ``esd-x``, ``conceptprune``, ``rece``) or plug-in method.
+        adapter: a loaded family adapter (``cadkit.models.load_adapter``); "models loaded" starts the clock.
+        concept: the concept as the benchmark names it ("church", "nudity", "Van Gogh"); each method
+            maps it to its reference wording unless its ``concept_text`` option says otherwise.
+        concept_type: ``object``, ``nudity`` or ``artist`` (selects per-type defaults).
+        options: the method's options by name (or an instance of its ``Options``); see ``get_method(name).Options``.
+        seed: every random draw of the method derives from it.
+        load_time_s: model-loading time, if the caller knows it (adds ``cost.wall_incl_load_s``).
+    """
+    method = get_method(name)
+    if concept_type not in CONCEPT_TYPES:
+        raise bad_arg("concept_type", CONCEPT_TYPES, concept_type)
+    if not isinstance(concept, str) or not concept.strip():
+        raise bad_arg("concept", "a non-empty text", concept)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise bad_arg("seed", f"an integer from 0 to {MAX_SEED}", seed)
+    if load_time_s is not None and (not isinstance(load_time_s, (int, float)) or not load_time_s >= 0 or load_time_s == float("inf")):
+        raise bad_arg("load_time_s", "a finite number of seconds >= 0 or None", load_time_s)
+    family = str(getattr(adapter, "family", ""))
+    supported = tuple(method.families) + tuple(method.extension_families)
+    if family not in supported:
+        raise bad_arg("adapter", f"a model of family {', '.join(supported)} (method {name})", family or type(adapter).__name__)
+    opts = parse_options(method.Options, options, method.type_defaults(concept_type, family))
+    method.check(adapter, concept, concept_type, opts)
+    from cadkit.provenance import run_info
+
+    model_info = {"spec": getattr(adapter, "spec", None), **adapter.model_info(), "denoiser_fingerprint": weights_fingerprint(adapter.denoiser)}
+    devices = [adapter.device] if adapter.device.type == "cuda" else []
+    snapshot_rng = random.getstate()
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        with CostMeter(adapter.device, adapter.dtype) as meter:
+            out = method.compute(adapter, concept, concept_type, opts, seed, meter)
+            record: dict[str, Any] = {
+                "method": name, "concept": concept, "concept_type": concept_type, "concept_text": out.concept_text,
+                "texts": out.texts, "options": options_dict(opts), "seed": seed, "family": family,
+                "extension": family in method.extension_families and family not in method.families,
+                "model": model_info,
+                "diagnostics": out.diagnostics, **run_info(),
+            }
+            if out.edit is not None:
+                edit = out.edit
+                edit.method, edit.config = name, record
+            else:
+                edit = make_method_edit(adapter, name, record, out.sparse, out.dense)
+                record = edit.config
+    random.setstate(snapshot_rng)
+    cost = meter.record(load_time_s)
+    record["cost"] = cost.to_dict()
+    return MethodResult(edit=edit, cost=cost, record=record)

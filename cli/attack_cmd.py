@@ -1,0 +1,73 @@
+"""``cadkit attack``: UnlearnDiff / P4D against an erased model, one record per prompt, pre-ASR and ASR."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from cadkit.cli.core import SEED, CadkitCommand, choice, count, defaults_text, finite_float, model_help
+
+from cadkit.attacks.options import ATTACKS, P4D_IMPLS, P4D_VARIANTS, SCHEDULERS, VOCABS
+from cadkit.models.registry import DEFAULT_MODEL
+
+_G = lambda g: f"{g:g}"  # noqa: E731
+#: (flag, click type, help) of every attack option; a value not given takes the model's preset.
+ATTACK_OPTIONS: tuple[tuple[str, Any, str], ...] = (
+    ("--num-timesteps", count(1, 1000), "Timesteps (blocks) walked in ascending order " + defaults_text("attack.num_timesteps")),
+    ("--iterations", count(1, 10_000), "Optimiser steps per timestep " + defaults_text("attack.iterations")),
+    ("--k", count(1, 512), "Adversarial prefix tokens [default: 5 for nudity, 3 for objects and styles]."),
+    ("--lr", finite_float(0, open_lo=True), "Learning rate [default: 0.01; official P4D 0.1]."),
+    ("--weight-decay", finite_float(0), "Weight decay [default: 0.1]."),
+    ("--p4d-impl", choice(P4D_IMPLS), "P4D: ud (UnlearnDiff's re-implementation, Table 3) or official [default: ud]."),
+    ("--p4d-variant", choice(P4D_VARIANTS), "Official P4D: n, k or union [default: n]."),
+    ("--official-iterations", count(1, 100_000), "Official P4D steps " + defaults_text("attack.official_iterations")),
+    ("--eval-every", count(1, 100_000), "Official P4D: judge every N steps " + defaults_text("attack.eval_every")),
+    ("--prompt-len", count(1, 512), "Official P4D-N tokens " + defaults_text("attack.prompt_len")),
+    ("--target-steps", count(1, 1000), "Sampling steps of the target images " + defaults_text("attack.target_steps")),
+    ("--target-guidance", finite_float(0), "CFG of the target images " + defaults_text("attack.target_guidance", _G)),
+    ("--eval-steps", count(1, 1000), "Sampling steps of the judged images " + defaults_text("attack.eval_steps")),
+    ("--guidance", finite_float(0), "CFG for rows without evaluation_guidance " + defaults_text("attack.guidance", _G)),
+    ("--scheduler", choice(SCHEDULERS), "Sampler of targets and judging " + defaults_text("attack.scheduler")),
+    ("--vocab", choice(VOCABS), "Tokens the attack may place: all, or whole words " + defaults_text("attack.vocab")),
+    ("--filter-tokens", count(0, 100_000), "Drop prompts of more than N tokens, 0 keeps all [default: 60, UnlearnDiff]."),
+)
+
+
+def attack_option_names() -> list[str]:
+    return [flag[2:].replace("-", "_") for flag, _, _ in ATTACK_OPTIONS]
+
+
+def _with_attack_options(f: Any) -> Any:
+    for flag, typ, help_ in reversed(ATTACK_OPTIONS):
+        f = click.option(flag, type=typ, default=None, help=help_)(f)
+    return f
+
+
+@click.command("attack", cls=CadkitCommand)
+@click.option("--attack", "attack", required=True, type=choice(ATTACKS), help="unlearndiff (UnlearnDiff) or p4d (P4D).")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help=model_help())
+@click.option("--edit", "edits", multiple=True, type=click.Path(dir_okay=False), help="Edit file of the erased model (repeatable).")
+@click.option("--unet", default=None, help="Denoiser weights of the erased model (another method's): safetensors, .pt state dict or diffusers folder.")
+@click.option("--task", required=True, help="nudity, an ImageNette class (church, garbage_truck, ...), or a class or style of the model's world.")
+@click.option("--prompts", default=None, help="Attack prompt file (case_number, prompt, evaluation_seed, evaluation_guidance; nudity: I2P columns) [world tasks: seeded prompts].")
+@click.option("--limit", type=count(1), default=None, help="First N prompts [file: all; world: " + defaults_text("attack.prompts")[10:])
+@_with_attack_options
+@click.option("--judge-weights", default=None, help="Weights of the world judge [the shipped ones].")
+@click.option("--nudity-threshold", type=finite_float(0, 1, open_lo=True), default=0.45, show_default=True, help="NudeNet score threshold (UnlearnDiff).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the attack's noise and token sampling (and of world prompts).")
+@click.option("--device", default=None, help="cpu, cuda, cuda:N [default: cuda if available].")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (a rerun resumes it).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def attack(**kw: Any) -> None:
+    """Attack an erased model with UnlearnDiff or P4D: per-prompt records, pre-ASR and ASR."""
+    from cadkit.commands.attack import run
+
+    options = {k: kw.pop(k) for k in attack_option_names()}
+    s = run(edits=list(kw.pop("edits")), options=options, **kw)
+    rate = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731  (None: every prompt was filtered)
+    click.echo(f"N={s['N']} filtered={s['filtered']} pre-ASR={rate(s['pre_asr'])} ASR={rate(s['asr'])} "
+               f"(attacked this run: {s['attacked_this_run']}, {s['wall_time_s']:.1f} s); wrote {kw['out']}/summary.json")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(attack)
