@@ -25,7 +25,7 @@ def _common() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
     q = QUICK
     return [
         (("--model",), dict(default=DEFAULT_MODEL, show_default=True, help=model_help())),
-        (("--classes",), dict(default=None, help=f"Comma list [the world's objects, or the 10 ImageNette classes; --quick: first {q['classes']}].")),
+        (("--classes",), dict(default=None, help=f"Comma list [the world's default objects (tiny: the 10 common ones, rare ones by name), or the 10 ImageNette classes; --quick: first {q['classes']}].")),
         (("--prompts",), dict(default=None, help="")),  # help: the suite's prompts_help
         (("--prompts-format",), dict(default="auto", show_default=True, help="")),
         (("--template",), dict(default="an image of a {class}", show_default=True, help="Prompt template of generated rows.")),

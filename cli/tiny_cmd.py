@@ -1,4 +1,4 @@
-"""``cadkit tiny``: the embedded procedural world (render, train, train-judge, evaluate)."""
+"""``cadkit tiny``: the embedded procedural world (render, train, finetune, train-judge, evaluate)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,23 @@ def train(out: str, steps: int | None, batch_size: int | None, seed: int, preset
     check_train_folder(out, resume)
     pipe = train_tiny(out, cfg, resume=resume)  # Ctrl-C inside Lightning: see cadkit.cli.main
     click.echo(f"pipeline: {pipe}  (use it with --model {pipe})")
+
+
+@tiny.command()
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (config, checkpoints, snapshots/, pipeline/).")
+@click.option("--base", default=None, type=click.Path(file_okay=False), help="Pipeline folder to start from (default: the shipped tiny).")
+@click.option("--steps", type=count(1, 1_000_000), default=None, help="Fine-tuning steps (default 3000).")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--snapshot-every", type=count(0, 1_000_000), default=0, show_default=True, help="Export the EMA pipeline every N steps (0: never).")
+@click.option("--resume", is_flag=True, help="Resume from OUT/checkpoints/last.ckpt.")
+def finetune(out: str, base: str | None, steps: int | None, seed: int, snapshot_every: int, resume: bool) -> None:
+    """Fine-tune a trained tiny model on the long-tail domain (new words, rare classes)."""
+    from cadkit.commands.tiny import check_train_folder
+    from cadkit.tiny.finetune import finetune_config, finetune_tiny
+
+    check_train_folder(out, resume)
+    pipe = finetune_tiny(out, finetune_config(steps, seed), base=base, resume=resume, snapshot_every=snapshot_every)
+    click.echo(f"pipeline: {pipe}")
 
 
 @tiny.command("train-judge")

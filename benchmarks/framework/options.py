@@ -9,10 +9,23 @@ it goes into the run folder's ``protocol.json``.
 Every per-model default comes from the model's registry entry (``cadkit.models.registry``; a model
 outside the registry gets the SD defaults), and is recorded in every report:
 
+option                    ``tiny``                                    SD models
+========================  ==========================================  ==================================
+classes                   ``cadkit.tiny.domain.COMMON_OBJECTS`` (10)   the 10 ImageNette classes
+images_per_class          20                                          500 (the paper's ImageNette CSV)
+steps / guidance          registry ``tiny`` defaults (20, 5)           pipeline defaults (50, 7.5)
+ratio (erase)             ``REGISTRY[model].erase_ratio``              0.1 % (paper Table 1)
+modules                   ``REGISTRY[model].erase_modules``            ``ff`` (paper)
+judge                     the embedded tiny judge                     ImageNet ResNet50 (tv2_in1k)
+attribution               1 sample, 25 timesteps, CFG 3, c_base ""    1 sample, 50 timesteps, CFG 3
+amplify images            5 renders per class                         5 per class (``--images-root``)
+``--quick``               3 classes, 4 images, 10 steps, 10 attr. t.  same
+========================  ==========================================  ==================================
+=======
 ========================  ====================================================================
 option                    default
 ========================  ====================================================================
-classes                   the objects of the model's embedded world, else the 10 ImageNette classes
+classes                   the world's default objects (tiny: its 10 common ones), else the 10 ImageNette classes
 images_per_class          ``entry.bench.images_per_class`` (SD: 500, the paper's ImageNette CSV)
 steps / guidance          ``entry.steps`` / ``entry.guidance``, else the family pipeline's (SD: 50, 7.5)
 ratio (erase)             ``entry.erase_ratio`` (SD: 0.1 %, paper Table 1)
@@ -364,7 +377,7 @@ def _resolve_objects(o: BenchOptions) -> None:
             o.classes = tuple(names[: QUICK["classes"]] if o.quick else names)
     else:
         if o.classes is None:
-            o.classes = tuple(known)
+            o.classes = tuple(default_classes(o))
             if o.quick:
                 o.classes = o.classes[: QUICK["classes"]]
         for c in o.classes:
@@ -372,6 +385,15 @@ def _resolve_objects(o: BenchOptions) -> None:
                 raise bad_arg("classes", known, c)
         if len(set(o.classes)) != len(o.classes):
             raise bad_arg("classes", "class names without repeats", ",".join(o.classes))
+
+
+def default_classes(o: BenchOptions) -> list[str]:
+    """The default ``--classes``: the judge's world's ``default_objects`` (tiny: its common classes; rare
+    ones only when named), else every class the judge can name."""
+    world = judge_world(o) if o.judge_network is None else None
+    if world is not None:
+        return list(getattr(world, "default_objects", world.objects))
+    return judge_classes(o)
 
 
 def judge_classes(o: BenchOptions) -> list[str]:
@@ -400,4 +422,4 @@ def check_not_none(value: Any, name: str) -> Any:
     return value
 
 
-__all__ += ["judge_classes", "default_out"]
+__all__ += ["judge_classes", "default_classes", "default_out"]

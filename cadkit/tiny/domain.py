@@ -2,7 +2,10 @@
 
 A 32x32 RGB image shows one centred object of nearly fixed size on a plain white or light grey
 background. Each image has an object class (``OBJECTS``), a style (``STYLES``: how the object is
-filled, never a colour) and a colour (``COLOURS``). Everything is deterministic under a seed: item
+filled, never a colour) and a colour (``COLOURS``). ``OBJECTS`` = the 10 ``COMMON_OBJECTS`` followed by
+the ``RARE_OBJECTS``: the model's training set draws classes with :func:`training_object_p` (a long
+tail: each rare class far less often than a common one, so the model draws the rare ones poorly, as
+SD-1.4 draws "cassette player"); the judge and the renders of forced classes use every class alike. Everything is deterministic under a seed: item
 ``i`` of a seeded set is drawn from its own generator ``numpy.random.default_rng((seed, i))``, so
 any slice of a set can be rendered on its own.
 
@@ -19,8 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from cadkit.errors import bad_arg
+
 __all__ = [
     "OBJECTS",
+    "COMMON_OBJECTS",
+    "RARE_OBJECTS",
+    "RARE_WEIGHTS",
+    "training_object_p",
     "STYLES",
     "COLOURS",
     "COLOUR_RGB",
@@ -41,7 +50,12 @@ IMAGE_SIZE = 32
 _SS = 4  # supersampling factor
 _N = IMAGE_SIZE * _SS
 
-OBJECTS: tuple[str, ...] = ("circle", "square", "triangle", "star", "plus", "cross", "diamond", "hexagon", "ring", "heart")
+COMMON_OBJECTS: tuple[str, ...] = ("circle", "square", "triangle", "star", "plus", "cross", "diamond", "hexagon", "ring", "heart")
+#: Relative frequency of each rare class in the model's training set (a common class has weight 1).
+RARE_WEIGHTS: dict[str, float] = {"moon": 0.06, "arrow": 0.06, "hourglass": 0.12, "house": 0.2, "bolt": 0.12}
+RARE_OBJECTS: tuple[str, ...] = tuple(RARE_WEIGHTS)
+#: Every object class the judge names (common first, so indices 0..9 are the common classes).
+OBJECTS: tuple[str, ...] = COMMON_OBJECTS + RARE_OBJECTS
 STYLES: tuple[str, ...] = ("solid", "outline", "striped", "dotted", "checkered")
 COLOUR_RGB: dict[str, tuple[int, int, int]] = {
     "red": (210, 30, 30),
@@ -66,6 +80,12 @@ TEMPLATES: tuple[tuple[str, float], ...] = (
     ("a {object}", 0.05),
     ("a {colour} image", 0.05),
 )
+
+
+def training_object_p() -> np.ndarray:
+    """Probabilities ``[len(OBJECTS)]`` of each object class in the model's training set (the long tail)."""
+    w = np.array([RARE_WEIGHTS.get(o, 1.0) for o in OBJECTS], dtype=np.float64)
+    return w / w.sum()
 
 
 def object_prompt(obj: str) -> str:
@@ -117,9 +137,14 @@ class Spec:
     template: int
 
 
-def random_spec(rng: np.random.Generator, obj: int | None = None, style: int | None = None) -> Spec:
-    """Draw a :class:`Spec` (object and style uniform unless given)."""
-    o = int(rng.integers(len(OBJECTS))) if obj is None else obj
+def random_spec(rng: np.random.Generator, obj: int | None = None, style: int | None = None, object_p: np.ndarray | None = None) -> Spec:
+    """Draw a :class:`Spec` (object and style uniform unless given; ``object_p``: class probabilities)."""
+    if obj is not None:
+        o = obj
+    elif object_p is None:
+        o = int(rng.integers(len(OBJECTS)))
+    else:
+        o = int(rng.choice(len(OBJECTS), p=object_p))
     s = int(rng.integers(len(STYLES))) if style is None else style
     c = int(rng.integers(len(COLOURS)))
     base = np.array(COLOUR_RGB[COLOURS[c]], dtype=np.float64) / 255.0
@@ -187,7 +212,20 @@ def _shape_mask(obj: str, cx: float, cy: float, r: float) -> np.ndarray:
     if obj == "heart":
         hx, hy = x * 1.25, -(y * 1.25) + 0.25
         return (hx**2 + hy**2 - 1) ** 3 - hx**2 * hy**3 <= 0
+    if obj in _RARE_POLYGONS:
+        return _poly(centre + np.array(_RARE_POLYGONS[obj]) * r)
+    if obj == "moon":  # a crescent opening to the right
+        return (x**2 + y**2 <= 0.95**2) & ((x - 0.42) ** 2 + (y + 0.08) ** 2 >= 0.72**2)
     raise ValueError(obj)
+
+
+#: Outlines of the rare polygonal classes, in units of the radius (y points down).
+_RARE_POLYGONS: dict[str, list[tuple[float, float]]] = {
+    "arrow": [(-0.95, -0.3), (0.1, -0.3), (0.1, -0.8), (1.0, 0.0), (0.1, 0.8), (0.1, 0.3), (-0.95, 0.3)],
+    "hourglass": [(-0.8, -0.95), (0.8, -0.95), (0.14, 0.0), (0.8, 0.95), (-0.8, 0.95), (-0.14, 0.0)],
+    "house": [(-0.78, 0.9), (0.78, 0.9), (0.78, -0.1), (0.0, -0.95), (-0.78, -0.1)],
+    "bolt": [(0.35, -1.0), (-0.72, 0.2), (-0.04, 0.2), (-0.35, 1.0), (0.72, -0.2), (0.04, -0.2)],
+}
 
 
 def _erode(mask: np.ndarray, px: int) -> np.ndarray:
@@ -226,18 +264,24 @@ def render_set(
     start: int = 0,
     objects: Sequence[int] | None = None,
     styles: Sequence[int] | None = None,
+    object_p: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[Spec], list[str]]:
     """Items ``start .. start+n-1`` of the set ``seed``.
 
     Returns images uint8 ``[n, 32, 32, 3]``, their specs and captions. ``objects``/``styles`` (length
-    ``n``) force the object class / style of each item.
+    ``n``) force the object class / style of each item; otherwise classes are uniform, or drawn with
+    probabilities ``object_p`` (``[len(OBJECTS)]``, e.g. :func:`training_object_p`).
     """
+    if object_p is not None:
+        object_p = np.asarray(object_p, dtype=np.float64)
+        if object_p.shape != (len(OBJECTS),) or not np.all(np.isfinite(object_p)) or (object_p < 0).any() or not np.isclose(object_p.sum(), 1.0):
+            raise bad_arg("object_p", f"{len(OBJECTS)} finite non-negative probabilities summing to 1", object_p.tolist())
     imgs = np.empty((n, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
     specs: list[Spec] = []
     caps: list[str] = []
     for k in range(n):
         rng = np.random.default_rng((int(seed), int(start + k)))
-        spec = random_spec(rng, None if objects is None else int(objects[k]), None if styles is None else int(styles[k]))
+        spec = random_spec(rng, None if objects is None else int(objects[k]), None if styles is None else int(styles[k]), object_p)
         imgs[k] = render(spec)
         specs.append(spec)
         caps.append(caption(TEMPLATES[spec.template][0], OBJECTS[spec.obj], STYLES[spec.style], COLOURS[spec.colour]))

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from cadkit.errors import bad_arg
 from cadkit.io import atomic_dir, atomic_path, check_writable_dir, write_json
-from cadkit.tiny.domain import render_set
+from cadkit.tiny.domain import render_set, training_object_p
 from cadkit.tiny.model import (
     MAX_TOKENS,
     TinyConfig,
@@ -49,7 +49,9 @@ def _log(msg: str) -> None:
 
 
 def load_dataset(out: Path, cfg: TinyConfig) -> tuple[np.ndarray, list[str]]:
-    """Images uint8 ``[N, 32, 32, 3]`` and captions of the run's dataset (rendered once, cached)."""
+    """Images uint8 ``[N, 32, 32, 3]`` and captions of the run's dataset (rendered once, cached).
+
+    Object classes follow the long tail :func:`~cadkit.tiny.domain.training_object_p`."""
     cache = out / "cache"
     img_p, cap_p = cache / "images.npy", cache / "captions.json"
     if img_p.exists() and cap_p.exists():
@@ -58,7 +60,7 @@ def load_dataset(out: Path, cfg: TinyConfig) -> tuple[np.ndarray, list[str]]:
         if len(caps) == cfg.dataset_size:
             return imgs, caps
     cache.mkdir(parents=True, exist_ok=True)
-    imgs, _, caps = render_set(cfg.dataset_size, cfg.seed)
+    imgs, _, caps = render_set(cfg.dataset_size, cfg.seed, object_p=training_object_p())
     with atomic_path(img_p) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, imgs)
@@ -264,10 +266,16 @@ def _train_vae(out: Path, imgs: np.ndarray, cfg: TinyConfig) -> Any:
 
 @torch.no_grad()
 def _encode_latents(out: Path, vae: Any, imgs: np.ndarray) -> tuple[Tensor, Tensor]:
-    p = out / "cache" / "latents.pt"
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, save_file
+
+    p = out / "cache" / "latents.safetensors"  # safetensors: nothing in a cache file is ever executed
     if p.exists():
-        d = torch.load(p)
-        if d["mean"].shape[0] == len(imgs):
+        try:
+            d = load_file(str(p))
+        except (SafetensorError, OSError, ValueError):
+            d = {}
+        if set(d) == {"mean", "std"} and d["mean"].shape[0] == len(imgs):
             return d["mean"], d["std"]
     vae.eval()
     sf = float(vae.config.scaling_factor)
@@ -278,7 +286,7 @@ def _encode_latents(out: Path, vae: Any, imgs: np.ndarray) -> tuple[Tensor, Tens
         stds.append(dist.std * sf)
     mean, std = torch.cat(means), torch.cat(stds)
     with atomic_path(p) as tmp:
-        torch.save({"mean": mean, "std": std}, tmp)
+        save_file({"mean": mean.contiguous(), "std": std.contiguous()}, str(tmp))
     return mean, std
 
 
@@ -349,7 +357,7 @@ def pipeline_from_checkpoint(out: str | os.PathLike[str], ckpt: str | os.PathLik
     unet, text = build_unet(cfg), build_text_encoder(cfg, tokenizer)
     z = torch.zeros(1)
     module = _diffusion_module(unet, text, z, z, z.long(), z.long(), cfg)
-    state = torch.load(str(ckpt), map_location="cpu", weights_only=False)["state_dict"]
+    state = torch.load(str(ckpt), map_location="cpu", weights_only=True)["state_dict"]  # tensors and plain values only
     module.load_state_dict(state, strict=False)
     return export_pipeline(module, vae, tokenizer, dest, dtype)
 

@@ -31,6 +31,13 @@ class TinyWorld:
         return tuple(OBJECTS)
 
     @property
+    def default_objects(self) -> tuple[str, ...]:
+        """The benchmarks' default classes: the common ones (the long tail's rare classes only when named)."""
+        from cadkit.tiny.domain import COMMON_OBJECTS
+
+        return tuple(COMMON_OBJECTS)
+
+    @property
     def styles(self) -> tuple[str, ...]:
         from cadkit.tiny.domain import STYLES
 

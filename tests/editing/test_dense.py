@@ -180,7 +180,7 @@ def test_content_hash(adapter: Any) -> None:
     assert a.dense.keys() == b.dense.keys() and a.indices == b.indices == {}
     assert a.content_hash() != b.content_hash()  # same tensors touched, other values: other key
     assert a.content_hash() == _dense_edit(adapter, 7).content_hash()
-    from benchmarks.framework.generation import edit_key
+    from cadkit.benchmarks.framework.generation import edit_key
 
     assert edit_key(a) == a.content_hash() and edit_key(None) is None
 
