@@ -7,6 +7,7 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,3 +136,30 @@ def test_wheel_package_list_matches_the_folders() -> None:
             want.add(".".join([package, *rel.parts]))
     assert listed == want
     assert not any(p.startswith(("cli", "benchmarks")) for p in listed)
+
+
+@pytest.mark.slow
+def test_built_wheel_holds_only_the_product(tmp_path: Path) -> None:
+    """The wheel built from the checkout: everything under ``cadkit/`` (no top-level ``cli``/``benchmarks``), no
+    checkout scripts (``benchmarks/perf``, ``benchmarks/experiments``), the embedded weights, and no other data."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"  # a copy: the build leaves nothing in the checkout
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", ".nox", ".ci-venv", "build", "runs", "outputs",
+                                                              "*.egg-info", "__pycache__", ".mypy_cache", ".ruff_cache"))
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "whl"),
+                          str(src)], capture_output=True, text=True)
+    if res.returncode != 0 and "No module named pip" in res.stderr:
+        pytest.skip("pip is not installed in this environment")
+    assert res.returncode == 0, res.stderr[-2000:]
+    (wheel,) = (tmp_path / "whl").glob("cadkit-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {"cadkit", wheel.name.split("-py3")[0] + ".dist-info"}
+    assert not [n for n in names if n.startswith(tuple(f"cadkit/{s.split('/', 1)[1]}" for s in SCRIPTS))]
+    assert {"cadkit/cli/main.py", "cadkit/benchmarks/framework/__init__.py", "cadkit/tiny/weights/judge.safetensors",
+            "cadkit/tiny/weights/pipeline/unet/diffusion_pytorch_model.safetensors"} <= set(names)
+    data = [n for n in names if not n.endswith(".py") and ".dist-info/" not in n]
+    assert all(n.startswith("cadkit/tiny/weights/") for n in data), data
