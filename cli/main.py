@@ -3,7 +3,8 @@
 Every error meant for the user is printed as one line on stderr, without a traceback: usage errors
 (a click usage error or a :class:`cadkit.errors.UsageError`: a bad value, a missing or foreign file)
 exit with code 2, runtime failures (a :class:`cadkit.errors.CadkitError`: a model not cached, NaN, an
-unavailable network; an ``OSError`` such as a full disk) with code 1, an interruption with 130.
+unavailable network; an ``OSError`` such as a full disk) with code 1, Ctrl-C with 130 ("aborted"),
+``kill`` (SIGTERM) with 143 ("terminated").
 """
 
 from __future__ import annotations
@@ -48,14 +49,14 @@ class CadkitGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
-        with warnings.catch_warnings(record=True) as caught, _watch_sigint() as interrupted:  # warnings held back: an error stays one line
+        with warnings.catch_warnings(record=True) as caught, _watch_signals() as interrupted:  # warnings held back: an error stays one line
             code = self._run(interrupted, *args, **kwargs)
         if code == 0:  # a run that worked shows each distinct library warning once, on one line
             for line in dict.fromkeys(f"warning: {w.category.__name__}: {_one_line(str(w.message))}" for w in caught):
                 click.echo(line, err=True)
         sys.exit(code)
 
-    def _run(self, interrupted: Callable[[], bool], *args: Any, **kwargs: Any) -> int:
+    def _run(self, interrupted: Callable[[], str | None], *args: Any, **kwargs: Any) -> int:
         """Run the command; print its error, if any, as one line; return the exit code."""
         try:
             rv = super().main(*args, **kwargs)
@@ -71,8 +72,9 @@ class CadkitGroup(click.Group):
             click.echo(f"error: {_one_line(str(exc))}", err=True)
             return exc.exit_code
         except (click.exceptions.Abort, KeyboardInterrupt):
-            click.echo("aborted", err=True)
-            return 130
+            code, message = _STOPPED[interrupted() or "SIGINT"]
+            click.echo(message, err=True)
+            return code
         except OSError as exc:  # a full disk, a folder that vanished: a runtime failure
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
             click.echo(f"error: {_one_line(exc.strerror or str(exc))}{where}", err=True)
@@ -84,33 +86,54 @@ class CadkitGroup(click.Group):
             return int(exc.exit_code)
         except SystemExit as exc:  # Lightning turns Ctrl-C inside a stage into exit(1) (see lightning_interrupts)
             if exc.code == 1 and interrupted():
-                click.echo("aborted", err=True)
-                return 130
+                code, message = _STOPPED[interrupted() or "SIGINT"]
+                click.echo(message, err=True)
+                return code
             raise
         return rv if isinstance(rv, int) else 0
 
 
+#: Exit code and message of each signal that stops a command.
+_STOPPED = {"SIGINT": (130, "aborted"), "SIGTERM": (143, "terminated")}
+
+
 @contextlib.contextmanager
-def _watch_sigint() -> Iterator[Callable[[], bool]]:
-    """While a command runs, remember whether Ctrl-C was pressed (then interrupt as Python does)."""
+def _watch_signals() -> Iterator[Callable[[], str | None]]:
+    """While a command runs, remember which of Ctrl-C (SIGINT) and ``kill`` (SIGTERM) arrived.
+
+    Ctrl-C then interrupts as Python does. SIGTERM, when nothing else handles it, interrupts the same
+    way (a ``KeyboardInterrupt`` wherever the command is) instead of killing the process outright or,
+    inside a Lightning loop, being noted and ignored (Lightning's own SIGTERM handler only records it
+    outside SLURM): the command stops between two writes, its temporaries are cleaned, and a rerun
+    resumes. A signal that is ignored or handled elsewhere (a background job's SIGINT) is left alone."""
     import signal
     import threading
 
-    seen: list[int] = []
-    prev = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
-    if not callable(prev):  # not the main thread, or SIGINT ignored / left to the system: leave it so
-        yield lambda: False
+    seen: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
         return
+    restore: dict[int, Any] = {}
+    prev_int = signal.getsignal(signal.SIGINT)
+    if callable(prev_int):
+        def on_int(signum: int, frame: Any) -> None:
+            seen.append("SIGINT")
+            prev_int(signum, frame)  # type: ignore[operator]
 
-    def handler(signum: int, frame: Any) -> None:
-        seen.append(signum)
-        prev(signum, frame)  # type: ignore[misc, operator]
+        restore[signal.SIGINT] = prev_int
+        signal.signal(signal.SIGINT, on_int)
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        def on_term(signum: int, frame: Any) -> None:
+            seen.append("SIGTERM")
+            raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, handler)
+        restore[signal.SIGTERM] = signal.SIG_DFL
+        signal.signal(signal.SIGTERM, on_term)
     try:
-        yield lambda: bool(seen)
+        yield lambda: seen[0] if seen else None
     finally:
-        signal.signal(signal.SIGINT, prev)
+        for signum, handler in restore.items():
+            signal.signal(signum, handler)
 
 
 @click.group(cls=CadkitGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -378,3 +378,31 @@ def test_library_warnings_stay_out_of_one_line_errors(tiny_sd1: Path, tmp_path: 
     res = run_cli("generate", "--model", tiny_sd1, "--prompt", "x", "-n", "2", "--batch-size", "1", "--steps", "1", "--out", tmp_path / "b")
     shown = [ln for ln in res.err.replace("\r", "\n").splitlines() if "complains" in ln or "over two lines" in ln]
     assert res.code == 0 and shown == ["warning: RuntimeWarning: a library complains over two lines"], res
+
+
+def test_sigterm_stops_a_bench_run_143_and_it_resumes(tiny_sd1: Path, tmp_path: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``kill`` (SIGTERM) inside a benchmark's Lightning predict loop: Lightning alone notes it and carries on;
+    cadkit stops between two images ("terminated", 143), leaves no temporary file and restores the default
+    handler, and a rerun finishes with the table of an uninterrupted run."""
+    import cadkit.benchmarks.framework.generation as gen
+
+    real = gen.GenerationModule.predict_step
+    calls: list[int] = []
+
+    def predict_step(self: Any, *a: Any, **k: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            signal.raise_signal(signal.SIGTERM)  # `kill PID` while the second batch is generated
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(gen.GenerationModule, "predict_step", predict_step)
+    args = ["bench", "erase-objects", "--model", str(tiny_sd1), *BENCH, "--batch-size", "1", "--out"]
+    res = run_cli(*args, str(tmp_path / "run"))
+    assert res.code == 143 and res.err.strip().splitlines()[-1] == "terminated" and "Traceback" not in res.err, res
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    assert len(calls) == 2 and not list((tmp_path / "run").rglob("*.tmp"))
+    monkeypatch.setattr(gen.GenerationModule, "predict_step", real)
+    assert run_cli(*args, str(tmp_path / "run")).code == 0
+    assert run_cli(*args, str(tmp_path / "ref")).code == 0
+    tables = [json.loads((tmp_path / r / "results.json").read_text())["tables"] for r in ("run", "ref")]
+    assert tables[0] == tables[1]
