@@ -91,20 +91,15 @@ def run(*, method: str, concept: str, model: str | None = None, concept_type: st
     :class:`~cadkit.methods.MethodResult` (edit, cost, record)."""
     from cadkit.editing.edits import save_edit
     from cadkit.io import check_writable_file
-    from cadkit.methods import CONCEPT_TYPES, run_method
-    from cadkit.methods.registry import MAX_SEED
+    from cadkit.methods import run_method
+    from cadkit.methods.registry import check_method_args
     from cadkit.models.adapters import adapter_class
     from cadkit.models.loading import DTYPES, load_adapter, pick_device, resolve_model
     from cadkit.models.registry import DEFAULT_MODEL, fill_concept, method_defaults
 
     model = model or DEFAULT_MODEL
     families = method_families(method)
-    if concept_type not in CONCEPT_TYPES:
-        raise bad_arg("concept_type", CONCEPT_TYPES, concept_type)
-    if not isinstance(concept, str) or not concept.strip():
-        raise bad_arg("concept", "a non-empty text", concept)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise bad_arg("seed", f"an integer from 0 to {MAX_SEED}", seed)
+    check_method_args(concept, concept_type, seed)
     if dtype not in DTYPES:
         raise bad_arg("dtype", DTYPES, dtype)
     given = check_options(method, options)

@@ -17,8 +17,6 @@ from __future__ import annotations
 import importlib
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import torch
@@ -27,8 +25,9 @@ from cadkit.errors import CadkitError, bad_arg
 from cadkit.methods.base import CONCEPT_TYPES, ErasureMethod, MethodResult, make_method_edit, weights_fingerprint
 from cadkit.methods.cost import CostMeter
 from cadkit.methods.options import options_dict, parse_options
+from cadkit.plugins import Plugin, discover
 
-__all__ = ["ENTRY_POINT_GROUP", "BUILTIN_METHODS", "get_method", "method_names", "list_methods", "run_method", "MAX_SEED"]
+__all__ = ["ENTRY_POINT_GROUP", "BUILTIN_METHODS", "get_method", "method_names", "list_methods", "run_method", "check_method_args", "MAX_SEED"]
 
 ENTRY_POINT_GROUP = "cadkit.methods"
 MAX_SEED = 2**63 - 1
@@ -44,25 +43,9 @@ BUILTIN_METHODS: dict[str, str] = {
 """Built-in method names -> ``module:class``."""
 
 
-@dataclass(frozen=True)
-class _Plugin:
-    name: str
-    entry_point: EntryPoint
-    source: str
-
-
-def _plugins() -> tuple[dict[str, _Plugin], list[_Plugin]]:
-    found: dict[str, _Plugin] = {}
-    ignored: list[_Plugin] = []
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
-        dist = getattr(ep, "dist", None)
-        source = f"plugin {dist.name} {dist.version}" if dist is not None else f"plugin {ep.value}"
-        plug = _Plugin(ep.name, ep, source)
-        if ep.name in BUILTIN_METHODS or ep.name in found:
-            ignored.append(plug)
-        else:
-            found[ep.name] = plug
-    return found, ignored
+def _plugins() -> tuple[dict[str, Plugin], list[Plugin]]:
+    """Installed plugins by name, and those ignored because their name is taken."""
+    return discover(ENTRY_POINT_GROUP, BUILTIN_METHODS)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -114,6 +97,16 @@ def list_methods() -> list[tuple[str, str, str]]:
     return rows
 
 
+def check_method_args(concept: str, concept_type: str, seed: int) -> None:
+    """The arguments every method takes: a non-empty concept, a known concept type, a seed in range."""
+    if concept_type not in CONCEPT_TYPES:
+        raise bad_arg("concept_type", CONCEPT_TYPES, concept_type)
+    if not isinstance(concept, str) or not concept.strip():
+        raise bad_arg("concept", "a non-empty text", concept)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise bad_arg("seed", f"an integer from 0 to {MAX_SEED}", seed)
+
+
 def run_method(name: str, adapter: Any, concept: str, concept_type: str = "object", options: Mapping[str, Any] | Any = None,
                seed: int = 0, *, load_time_s: float | None = None) -> MethodResult:
     """Run erasure method ``name`` for ``concept`` on ``adapter``; the adapter's weights are unchanged.
@@ -129,12 +122,7 @@ def run_method(name: str, adapter: Any, concept: str, concept_type: str = "objec
         load_time_s: model-loading time, if the caller knows it (adds ``cost.wall_incl_load_s``).
     """
     method = get_method(name)
-    if concept_type not in CONCEPT_TYPES:
-        raise bad_arg("concept_type", CONCEPT_TYPES, concept_type)
-    if not isinstance(concept, str) or not concept.strip():
-        raise bad_arg("concept", "a non-empty text", concept)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise bad_arg("seed", f"an integer from 0 to {MAX_SEED}", seed)
+    check_method_args(concept, concept_type, seed)
     if load_time_s is not None and (not isinstance(load_time_s, (int, float)) or not load_time_s >= 0 or load_time_s == float("inf")):
         raise bad_arg("load_time_s", "a finite number of seconds >= 0 or None", load_time_s)
     family = str(getattr(adapter, "family", ""))

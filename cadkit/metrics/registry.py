@@ -26,9 +26,7 @@ Nothing is imported or downloaded until a metric is built.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
-from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from torch import Tensor
@@ -36,6 +34,7 @@ from torchmetrics import Metric
 from torchmetrics.wrappers.abstract import WrapperMetric
 
 from cadkit.errors import CadkitError, bad_arg
+from cadkit.plugins import Plugin, discover
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -254,26 +253,9 @@ BUILTIN_METRICS: dict[str, MetricFactory] = {
 """Built-in metric names -> factories (``factory(**context) -> RecordMetric``)."""
 
 
-@dataclass(frozen=True)
-class _Plugin:
-    name: str
-    entry_point: EntryPoint
-    source: str
-
-
-def _plugins() -> tuple[dict[str, _Plugin], list[_Plugin]]:
+def _plugins() -> tuple[dict[str, Plugin], list[Plugin]]:
     """Installed plugins by name, and those ignored because their name is taken."""
-    found: dict[str, _Plugin] = {}
-    ignored: list[_Plugin] = []
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
-        dist = getattr(ep, "dist", None)
-        source = f"plugin {dist.name} {dist.version}" if dist is not None else f"plugin {ep.value}"
-        plug = _Plugin(ep.name, ep, source)
-        if ep.name in BUILTIN_METRICS or ep.name in found:
-            ignored.append(plug)
-        else:
-            found[ep.name] = plug
-    return found, ignored
+    return discover(ENTRY_POINT_GROUP, BUILTIN_METRICS)
 
 
 def _summary(obj: Any) -> str:

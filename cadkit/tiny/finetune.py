@@ -126,11 +126,9 @@ def finetune_tiny(
     from cadkit.tiny.train import (
         _diffusion_module,
         _encode_latents,
-        _loader,
         _log,
-        _Printer,
-        _trainer,
         export_pipeline,
+        fit_diffusion,
         load_dataset,
     )
 
@@ -163,17 +161,7 @@ def finetune_tiny(
     empty = tokenizer([""], padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt")
     unet.train()  # from_pretrained returns eval mode (no dropout or batch norm here, so this is only hygiene)
     module = _diffusion_module(unet, text_encoder.train(), lat_mean, lat_std, enc.input_ids, empty.input_ids[0], cfg)
-    ckpt_dir = out / "checkpoints"
-    trainer = _trainer(ckpt_dir, cfg.steps, cfg, checkpoints=True)
-    trainer.callbacks.append(_Printer(50, cfg.steps))
-    trainer.callbacks.append(_snapshot_callback(snapshot_every, out, vae, tokenizer))
-    last = ckpt_dir / "last.ckpt"
-    ckpt_path = str(last) if resume and last.exists() else None
-    if ckpt_path:
-        _log(f"resuming from {last}")
-    L.seed_everything(cfg.seed + 3, verbose=False)
-    trainer.fit(module, _loader(len(lat_mean), cfg.batch_size, cfg.seed + 3), ckpt_path=ckpt_path)
-    trainer.save_checkpoint(str(last))
+    trainer = fit_diffusion(module, len(lat_mean), out, cfg, resume, (_snapshot_callback(snapshot_every, out, vae, tokenizer),))
     pipe = export_pipeline(module, vae, tokenizer, out / "pipeline")
     summary = {"seconds_this_session": time.time() - t_start, "global_step": trainer.global_step, "vocabulary": grown}
     write_json(out / "train_summary.json", summary)

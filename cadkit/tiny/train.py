@@ -41,7 +41,7 @@ from cadkit.tiny.model import (
     write_tokenizer,
 )
 
-__all__ = ["train_tiny", "load_dataset"]
+__all__ = ["train_tiny", "load_dataset", "fit_diffusion"]
 
 
 def _log(msg: str) -> None:
@@ -290,6 +290,22 @@ def _encode_latents(out: Path, vae: Any, imgs: np.ndarray) -> tuple[Tensor, Tens
     return mean, std
 
 
+def fit_diffusion(module: Any, n: int, out: Path, cfg: TinyConfig, resume: bool, callbacks: tuple[Any, ...] = ()) -> Any:
+    """Train the diffusion ``module`` over ``n`` cached latents for ``cfg.steps`` steps, checkpointing into
+    ``out/checkpoints`` (``resume``: from its ``last.ckpt``); returns the trainer."""
+    ckpt_dir = out / "checkpoints"
+    trainer = _trainer(ckpt_dir, cfg.steps, cfg, checkpoints=True)
+    trainer.callbacks.extend([_Printer(50, cfg.steps), *callbacks])
+    last = ckpt_dir / "last.ckpt"
+    ckpt_path = str(last) if resume and last.exists() else None
+    if ckpt_path:
+        _log(f"resuming from {last}")
+    _lightning().seed_everything(cfg.seed + 3, verbose=False)
+    trainer.fit(module, _loader(n, cfg.batch_size, cfg.seed + 3), ckpt_path=ckpt_path)
+    trainer.save_checkpoint(str(last))
+    return trainer
+
+
 def train_tiny(out: str | os.PathLike[str], cfg: TinyConfig, resume: bool = False, pipeline_dir: str | os.PathLike[str] | None = None) -> Path:
     """Train the ``tiny`` model into folder ``out``; returns the pipeline folder (``out/pipeline``)."""
     from transformers import CLIPTokenizer
@@ -319,16 +335,7 @@ def train_tiny(out: str | os.PathLike[str], cfg: TinyConfig, resume: bool = Fals
     text_encoder = build_text_encoder(cfg, tokenizer)
     _log(f"UNet {count_params(unet) / 1e6:.2f} M, text encoder {count_params(text_encoder) / 1e6:.2f} M; {cfg.steps} steps of {cfg.batch_size}")
     module = _diffusion_module(unet, text_encoder, lat_mean, lat_std, enc.input_ids, empty.input_ids[0], cfg)
-    ckpt_dir = out / "checkpoints"
-    trainer = _trainer(ckpt_dir, cfg.steps, cfg, checkpoints=True)
-    trainer.callbacks.append(_Printer(50, cfg.steps))
-    last = ckpt_dir / "last.ckpt"
-    ckpt_path = str(last) if resume and last.exists() else None
-    if ckpt_path:
-        _log(f"resuming from {last}")
-    L.seed_everything(cfg.seed + 3, verbose=False)
-    trainer.fit(module, _loader(len(lat_mean), cfg.batch_size, cfg.seed + 3), ckpt_path=ckpt_path)
-    trainer.save_checkpoint(str(last))
+    trainer = fit_diffusion(module, len(lat_mean), out, cfg, resume)
     pipe = export_pipeline(module, vae, tokenizer, pipeline_dir or out / "pipeline")
     write_json(out / "train_summary.json", {"seconds_this_session": time.time() - t_start, "global_step": trainer.global_step})
     _log(f"done in {time.time() - t_start:.0f} s; pipeline at {pipe}")
