@@ -89,21 +89,24 @@ def not_a_metric(**context):
 '''
 
 
-def install_plugin(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A real distribution on sys.path: a module plus a dist-info with METADATA and entry_points.txt."""
-    (root / "cadkit_dummy_plugin.py").write_text(textwrap.dedent(PLUGIN_MODULE))
-    info = root / "cadkit_dummy_plugin-0.1.dist-info"
+def install_distribution(root: Path, monkeypatch: pytest.MonkeyPatch, module: str, source: str, group: str,
+                         entries: dict[str, str]) -> None:
+    """A real distribution on sys.path: module ``module`` (``source``) plus a dist-info with METADATA and an
+    ``entry_points.txt`` of ``group`` (entry name -> ``module:attribute``)."""
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{module}-0.1.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cadkit-dummy-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        f"[{ENTRY_POINT_GROUP}]\n"
-        "mean-brightness = cadkit_dummy_plugin:factory\n"
-        "broken = cadkit_dummy_missing_module:factory\n"
-        "wrong-type = cadkit_dummy_plugin:not_a_metric\n"
-        "nudity = cadkit_dummy_plugin:factory\n"
-    )
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items()))
     monkeypatch.syspath_prepend(str(root))
-    monkeypatch.delitem(sys.modules, "cadkit_dummy_plugin", raising=False)
+    monkeypatch.delitem(sys.modules, module, raising=False)
+
+
+def install_plugin(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Metric plug-ins: one that works, one whose module is missing, one of the wrong type, one taking a built-in's name."""
+    install_distribution(root, monkeypatch, "cadkit_dummy_plugin", PLUGIN_MODULE, ENTRY_POINT_GROUP, {
+        "mean-brightness": "cadkit_dummy_plugin:factory", "broken": "cadkit_dummy_missing_module:factory",
+        "wrong-type": "cadkit_dummy_plugin:not_a_metric", "nudity": "cadkit_dummy_plugin:factory"})
 
 
 METHOD_PLUGIN_MODULE = '''
@@ -143,14 +146,8 @@ def install_method_plugin(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A real distribution on sys.path with two ``cadkit.methods`` entry points: ``scale-k`` (SD) and ``flux-only``."""
     from cadkit.methods import ENTRY_POINT_GROUP as METHODS_GROUP
 
-    (root / "cadkit_dummy_methods.py").write_text(textwrap.dedent(METHOD_PLUGIN_MODULE))
-    info = root / "cadkit_dummy_methods-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cadkit-dummy-methods\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        f"[{METHODS_GROUP}]\nscale-k = cadkit_dummy_methods:ScaleMethod\nflux-only = cadkit_dummy_methods:FluxOnly\n")
-    monkeypatch.syspath_prepend(str(root))
-    monkeypatch.delitem(sys.modules, "cadkit_dummy_methods", raising=False)
+    install_distribution(root, monkeypatch, "cadkit_dummy_methods", METHOD_PLUGIN_MODULE, METHODS_GROUP, {
+        "scale-k": "cadkit_dummy_methods:ScaleMethod", "flux-only": "cadkit_dummy_methods:FluxOnly"})
 
 
 FAST = ["--steps", "1", "--attr-timesteps", "1", "--batch-size", "8"]

@@ -3,8 +3,6 @@ and the ``cad`` method against a direct CAD + make_edit run."""
 
 from __future__ import annotations
 
-import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ from cadkit.errors import BadArgument, CadkitError
 from cadkit.methods import BUILTIN_METHODS, ENTRY_POINT_GROUP, get_method, list_methods, method_names, run_method
 from cadkit.methods.options import parse_options
 from cadkit.methods.uce import UCEOptions
-from tests.helpers import assert_unchanged, snapshot
+from tests.helpers import assert_unchanged, install_distribution, snapshot
 
 PLUGIN = '''
 """A dummy cadkit method plug-in: replaces one matrix after allocating and touching 256 MiB."""
@@ -51,19 +49,9 @@ not_a_method = 42
 
 
 def _install(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (root / "cadkit_dummy_method.py").write_text(textwrap.dedent(PLUGIN))
-    info = root / "cadkit_dummy_method-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cadkit-dummy-method\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        f"[{ENTRY_POINT_GROUP}]\n"
-        "fill = cadkit_dummy_method:FillMethod\n"
-        "broken = cadkit_dummy_missing:Thing\n"
-        "wrong-type = cadkit_dummy_method:not_a_method\n"
-        "uce = cadkit_dummy_method:FillMethod\n"
-    )
-    monkeypatch.syspath_prepend(str(root))
-    monkeypatch.delitem(sys.modules, "cadkit_dummy_method", raising=False)
+    install_distribution(root, monkeypatch, "cadkit_dummy_method", PLUGIN, ENTRY_POINT_GROUP, {
+        "fill": "cadkit_dummy_method:FillMethod", "broken": "cadkit_dummy_missing:Thing",
+        "wrong-type": "cadkit_dummy_method:not_a_method", "uce": "cadkit_dummy_method:FillMethod"})
 
 
 def test_builtins_listed() -> None:
