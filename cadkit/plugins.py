@@ -8,7 +8,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
-__all__ = ["Plugin", "discover"]
+__all__ = ["Plugin", "discover", "load"]
 
 
 @dataclass(frozen=True)
@@ -33,3 +33,15 @@ def discover(group: str, builtin: Collection[str]) -> tuple[dict[str, Plugin], l
         else:
             found[ep.name] = plug
     return found, ignored
+
+
+def load(plug: Plugin, kind: str) -> object:
+    """The object ``plug`` names; one line (:class:`~cadkit.errors.CadkitError`) when it fails to import."""
+    from cadkit.errors import CadkitError
+
+    try:
+        return plug.entry_point.load()
+    except Exception as exc:
+        text = str(exc).strip().splitlines()
+        why = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+        raise CadkitError(f"{kind} plugin {plug.name} ({plug.source}) failed to load: {why}") from exc

@@ -25,7 +25,7 @@ from cadkit.errors import CadkitError, bad_arg
 from cadkit.methods.base import CONCEPT_TYPES, ErasureMethod, MethodResult, make_method_edit, weights_fingerprint
 from cadkit.methods.cost import CostMeter
 from cadkit.methods.options import options_dict, parse_options
-from cadkit.plugins import Plugin, discover
+from cadkit.plugins import Plugin, discover, load
 
 __all__ = ["ENTRY_POINT_GROUP", "BUILTIN_METHODS", "get_method", "method_names", "list_methods", "run_method", "check_method_args", "MAX_SEED"]
 
@@ -69,10 +69,7 @@ def get_method(name: str) -> ErasureMethod:
     if name not in found:
         raise bad_arg("name", list(BUILTIN_METHODS) + list(found), name)
     plug = found[name]
-    try:
-        obj = plug.entry_point.load()
-    except Exception as exc:
-        raise CadkitError(f"method plugin {name} ({plug.source}) failed to load: {_one_line(exc)}") from exc
+    obj: Any = load(plug, "method")
     return _instantiate(obj, name, plug.source)
 
 

@@ -34,7 +34,7 @@ from torchmetrics import Metric
 from torchmetrics.wrappers.abstract import WrapperMetric
 
 from cadkit.errors import CadkitError, bad_arg
-from cadkit.plugins import Plugin, discover
+from cadkit.plugins import Plugin, discover, load
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -304,10 +304,7 @@ def get_metric(name: str, **context: Any) -> Metric:
     if name not in found:
         raise bad_arg("metric", list(BUILTIN_METRICS) + list(found), name)
     plug = found[name]
-    try:
-        factory = plug.entry_point.load()
-    except Exception as exc:
-        raise CadkitError(f"metric plugin {name} ({plug.source}) failed to load: {_one_line(exc)}") from exc
+    factory: Any = load(plug, "metric")
     metric = factory(**context)
     if not isinstance(metric, Metric):
         raise CadkitError(
