@@ -330,6 +330,8 @@ def test_interrupt_inside_lightning_is_aborted_130(tiny_sd1: Path, tmp_path: Pat
         raise KeyboardInterrupt
 
     monkeypatch.setattr(module.AttributionModule, "validation_step", interrupted)
+    # a user at a terminal: Ctrl-C raises KeyboardInterrupt (a background job, as under nohup, ignores SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     before = signal.getsignal(signal.SIGINT)
     res = run_cli("attribute", "--model", tiny_sd1, "--concept", "x", "--timesteps", "2", "--out", tmp_path / "s.safetensors")
     assert res.code == 130 and res.err.strip().splitlines()[-1] == "aborted" and "Traceback" not in res.err, res
