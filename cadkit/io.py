@@ -83,7 +83,8 @@ def _create_exclusive(tmp: Path, path: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str], check: Callable[[Path], object] | None = None) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; it replaces ``path`` if the block succeeds.
+    """Yield a temporary folder beside ``path``; it replaces ``path`` if the block succeeds, every folder and
+    file in it with the permissions a plain ``mkdir``/``open`` gives under the umask.
 
     ``check(path)`` runs again just before the swap, under a lock on the parent folder that every
     cadkit swap takes, so a folder that changed meanwhile (a foreign file appeared) is refused, never
@@ -95,9 +96,9 @@ def atomic_dir(path: str | os.PathLike[str], check: Callable[[Path], object] | N
     tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         yield tmp
-        for sub in [tmp, *tmp.rglob("*")]:
-            if sub.is_dir():
-                apply_umask(sub)
+        for sub in [tmp, *tmp.rglob("*")]:  # folders and files alike: a library that writes its files through
+            if not sub.is_symlink():  # mkstemp (diffusers' safetensors weights: 0600) gets the umask's modes;
+                apply_umask(sub)  # a link is left alone (chmod would follow it out of the folder)
         with dir_lock(path.parent):
             if check is not None:
                 check(path)

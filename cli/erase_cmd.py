@@ -49,6 +49,10 @@ class OptionWord(click.ParamType):
 
 
 def _list_options(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """Print the options of ``--method`` (of every method without it) and exit. Not eager: click reads the
+    eager ``--method`` first wherever the two stand on the line, so ``--list-options --method uce`` lists
+    uce and ``--list-options --method foo`` reports foo; it still runs before the required options are
+    missed (click processes the options given before those not given)."""
     if not value or ctx.resilient_parsing:
         return
     from cadkit.commands.erase import options_help
@@ -59,20 +63,24 @@ def _list_options(ctx: click.Context, param: click.Parameter, value: bool) -> No
 
 
 @click.command("erase", cls=CadkitCommand)
-@click.option("--method", required=True, is_eager=True, type=MethodType(), help="Erasure method: cad, uce, esd-u, esd-x, conceptprune, rece, or a plug-in (`cadkit plugins`).")
+@click.option("--method", is_eager=True, type=MethodType(),
+              help="Erasure method: cad, uce, esd-u, esd-x, conceptprune, rece, or a plug-in (`cadkit plugins`)  [required]")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, help=model_help())
 @click.option("--concept", required=True, help="The concept as the benchmarks name it (church, naked, Van Gogh); each method words it its own way.")
 @click.option("--concept-type", type=choice(CONCEPT_TYPES), default="object", show_default=True, help="Selects the per-type defaults.")
 @click.option("--option", "options", multiple=True, type=OptionWord(), help="NAME=VALUE, an option of the method over the model's defaults (repeatable; lists: JSON or commas; see --list-options).")
-@click.option("--list-options", is_flag=True, expose_value=False, is_eager=True, callback=_list_options, help="Print the options of --method (or of every method) and exit.")
+@click.option("--list-options", is_flag=True, expose_value=False, callback=_list_options, help="Print the options of --method (or of every method) and exit.")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--dtype", type=choice(DTYPES), default="fp32", show_default=True)
 @click.option("--device", default=None, help="cpu, cuda, cuda:N [default: cuda if available].")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Edit file to write (.safetensors).")
-def erase(method: str, model: str, concept: str, concept_type: str, options: tuple[str, ...], seed: int, dtype: str,
+def erase(method: str | None, model: str, concept: str, concept_type: str, options: tuple[str, ...], seed: int, dtype: str,
           device: str | None, out: str) -> None:
     """Erase a concept with one method; writes an edit file with its configuration and cost record."""
     from cadkit.commands.erase import run
+
+    if method is None:  # required (click's own message), but not for --list-options
+        raise click.MissingParameter(ctx=click.get_current_context(), param_type="option", param_hint="'--method'")
 
     res = run(method=method, model=model, concept=concept, concept_type=concept_type, options=list(options), seed=seed,
               device=device, dtype=dtype, out=out)

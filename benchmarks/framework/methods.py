@@ -98,6 +98,10 @@ def parse_method_options(value: Mapping[str, Mapping[str, Any]] | Sequence[str] 
         except UsageError as exc:
             where = m if exc.param == "options" else f"{m}.{exc.param}"
             raise UsageError("method_options", f"{where}: {exc.message}") from None
+        if name in out.get(m, {}):  # METHOD.NAME given twice: refused, as a method listed twice in --methods
+            from cadkit.methods.options import check_once
+
+            check_once([f"{m}.{n}" for n in out[m]] + [f"{m}.{name}"], "method_options")
         out.setdefault(m, {})[name] = v
     return out
 

@@ -36,11 +36,14 @@ def _method(method: str) -> Any:
 def check_options(method: str, options: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
     """``options`` of ``method`` (a mapping, or ``NAME=VALUE`` words) checked against its ``Options``:
     names, types, ranges, finite numbers. Raises ``UsageError("options", "NAME: ...")``."""
-    from cadkit.methods.options import parse_option_text, parse_options
+    from cadkit.methods.options import check_once, parse_option_text, parse_options
 
     cls = _method(method).Options
     out: dict[str, Any] = {}
+    if isinstance(options, str):  # one word, not its characters
+        options = [options]
     items = list(options.items()) if isinstance(options, Mapping) else [(None, w) for w in options or ()]
+    names: list[str] = []
     for name, value in items:
         try:
             if name is None:
@@ -50,6 +53,8 @@ def check_options(method: str, options: Mapping[str, Any] | Sequence[str] | None
         except UsageError as exc:
             raise UsageError("options", exc.message if exc.param == "options" else f"{exc.param}: {exc.message}") from None
         out[key] = v
+        names.append(key)
+    check_once(names, "options")  # --option lam=0.5 --option lam=0.7: refused, as --methods uce,uce
     return out
 
 
@@ -89,22 +94,26 @@ def run(*, method: str, concept: str, model: str | None = None, concept_type: st
         dtype: str = "fp32", out: str | os.PathLike[str]) -> Any:
     """Run ``method`` for ``concept`` on ``model`` and write the edit to ``out``; returns the
     :class:`~cadkit.methods.MethodResult` (edit, cost, record)."""
-    from cadkit.editing.edits import save_edit
-    from cadkit.io import check_writable_file
+    from cadkit.editing.edits import FORMAT, save_edit
+    from cadkit.files import check_out_file
+    from cadkit.io import check_not_input, local_folder
     from cadkit.methods import run_method
     from cadkit.methods.registry import check_method_args
     from cadkit.models.adapters import adapter_class
     from cadkit.models.loading import DTYPES, load_adapter, pick_device, resolve_model
     from cadkit.models.registry import DEFAULT_MODEL, fill_concept, method_defaults
 
-    model = model or DEFAULT_MODEL
+    model = DEFAULT_MODEL if model is None else model  # '' is refused by resolve_model, not taken as the default
     families = method_families(method)
     check_method_args(concept, concept_type, seed)
     if dtype not in DTYPES:
         raise bad_arg("dtype", DTYPES, dtype)
     given = check_options(method, options)
-    check_writable_file(out, "out")
     resolved = resolve_model(model)
+    # the rules of `cadkit edit`: an output is never an input (the model's folder, shipped or not), and a
+    # file output replaces only an earlier edit file, never a user's file or a model's weights
+    check_not_input(out, {"model": local_folder(resolved.source)}, "out")
+    check_out_file(out, FORMAT, "out")
     cls = adapter_class(resolved.pipeline_class)
     family = cls.family if cls is not None else resolved.family
     if family not in families:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -64,6 +65,8 @@ FORMATS: tuple[str, ...] = ("imagenette", "i2p", "mma", "ring-a-bell", "coco", "
 SEED_POLICIES: tuple[str, ...] = ("fixed", "per-row")
 #: Seed policy of ``cadkit generate``: each row's ``evaluation_seed`` when the file has the column, else ``fixed_seed``.
 ROW_OR_FIXED = "per-row-or-fixed"
+#: Largest seed a file row may give (torch generators take 63-bit seeds; the ``--seed`` flags' bound).
+MAX_SEED = 2**63 - 1
 # PROTOCOLS.md section 3: the nudity suites use seed 0 for every prompt; the others each row's seed.
 DEFAULT_SEED_POLICY: dict[str, str] = {
     "imagenette": "per-row",
@@ -233,24 +236,30 @@ def _apply_seeds(
         return
     if rows is None or "evaluation_seed" not in header:
         raise bad_arg("seed_policy", "fixed for a prompt file without an 'evaluation_seed' column", policy)
+    # a file's numbers follow the rules of the flags they stand for (--seed, --guidance): finite, in range
     for r in records:
         row = rows[r.index]
         seed = parse_int(row["evaluation_seed"])
-        if seed is None:
+        if seed is None or not 0 <= seed <= MAX_SEED:
             raise bad_arg(
                 "prompts",
-                "an integer 'evaluation_seed' in every row",
-                f"{path} row {r.index}: {row['evaluation_seed']!r}",
+                "an integer 'evaluation_seed' from 0 to 2**63 - 1 in every row",
+                f"{path} row {r.index}: {_cut(row['evaluation_seed'])!r}",
             )
         r.seed = seed
         g = row.get("evaluation_guidance")
         if g is not None and g.strip():
             gv = parse_float(g)
-            if gv is None:
-                raise bad_arg("prompts", "a number in 'evaluation_guidance'", f"{path} row {r.index}: {g!r}")
+            if gv is None or not math.isfinite(gv) or gv < 0:
+                raise bad_arg("prompts", "a finite number >= 0 in 'evaluation_guidance'", f"{path} row {r.index}: {_cut(g)!r}")
             r.guidance = gv
         else:
             r.guidance = None
+
+
+def _cut(text: str, n: int = 40) -> str:
+    """``text`` cut to ``n`` characters for a one-line message (a 5,000-digit seed stays readable)."""
+    return text if len(text) <= n else f"{text[:n]}... ({len(text)} characters)"
 
 
 def _positive(arg: str, value: int | None) -> None:

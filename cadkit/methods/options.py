@@ -12,15 +12,35 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from cadkit.errors import bad_arg
 
-__all__ = ["number", "count", "choice", "text", "texts", "flag", "parse_options", "options_dict", "parse_option_text", "describe_options"]
+__all__ = ["number", "count", "choice", "text", "texts", "flag", "parse_options", "options_dict", "parse_option_text", "describe_options", "check_once"]
 
 T = TypeVar("T")
 _MISSING: Any = dataclasses.MISSING
+
+#: What a count or a number may look like when written as text: ASCII digits, one optional sign, no
+#: underscores, no other Unicode digits (Python's int() and float() accept '٣' and '1_0', and str.isdigit()
+#: accepts '²', which int() refuses). NaN and infinities match only to be refused as non-finite.
+_COUNT = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+#: Digits beyond which a count is out of range without parsing it (every bound is far below 10**30).
+_MAX_DIGITS = 30
+_SHOWN = 40
+
+
+def _shown(value: Any) -> Any:
+    """``value`` as an error message quotes it: a long text (a 5,000-digit number) is cut to its start
+    and its length, so the one-line error stays readable."""
+    if isinstance(value, str) and len(value) > _SHOWN:
+        return f"{value[:_SHOWN]}... ({len(value)} characters)"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**_SHOWN:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    return value
 
 
 def number(default: float | None, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
@@ -68,14 +88,14 @@ def _coerce(name: str, meta: Mapping[str, Any], value: Any) -> Any:
         if meta["lo_open"]:
             rng = "(" + rng[1:]
         allowed = f"a finite number in {rng}"
-        if isinstance(value, bool):
-            raise bad_arg(name, allowed, value)
+        if isinstance(value, bool) or (isinstance(value, str) and not _NUMBER.fullmatch(value.strip())):
+            raise bad_arg(name, allowed, _shown(value))
         try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise bad_arg(name, allowed, value) from None
+            v = float(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
+            raise bad_arg(name, allowed, _shown(value)) from None
         if not math.isfinite(v) or (lo is not None and (v < lo or (meta["lo_open"] and v == lo))) or (hi is not None and v > hi):
-            raise bad_arg(name, allowed, value)
+            raise bad_arg(name, allowed, _shown(value))
         return v
     if kind == "count":
         allowed = f"an integer from {meta['lo']} to {meta['hi']}"
@@ -85,12 +105,15 @@ def _coerce(name: str, meta: Mapping[str, Any], value: Any) -> Any:
             v_int = value
         elif isinstance(value, float) and value.is_integer():
             v_int = int(value)
-        elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        elif isinstance(value, str) and _COUNT.fullmatch(value.strip()):
+            digits = value.strip().lstrip("+-").lstrip("0")
+            if len(digits) > _MAX_DIGITS:  # far beyond any bound (and beyond what int() parses)
+                raise bad_arg(name, allowed, _shown(value))
             v_int = int(value.strip())
         else:
-            raise bad_arg(name, allowed, value)
+            raise bad_arg(name, allowed, _shown(value))
         if not meta["lo"] <= v_int <= meta["hi"]:
-            raise bad_arg(name, allowed, value)
+            raise bad_arg(name, allowed, _shown(value))
         return v_int
     if kind == "choice":
         if value not in meta["choices"]:
@@ -172,7 +195,7 @@ def parse_option_text(cls: type, item: str) -> tuple[str, Any]:
     name = name.strip()
     fields = {f.name: f for f in dataclasses.fields(cls)}
     if not sep or not name:
-        raise bad_arg("options", "NAME=VALUE", item)
+        raise bad_arg("options", "NAME=VALUE", _shown(item))
     if name not in fields:
         raise bad_arg("options", f"an option of {cls.__name__} ({', '.join(sorted(fields))})", name)
     meta = fields[name].metadata
@@ -183,11 +206,19 @@ def parse_option_text(cls: type, item: str) -> tuple[str, Any]:
         if raw.lstrip().startswith("["):
             try:
                 value = json.loads(raw)
-            except json.JSONDecodeError:
-                raise bad_arg(name, "a JSON list of texts or a comma list", raw) from None
+            except (ValueError, RecursionError):  # a malformed list, a 5,000-digit number, [[[[...
+                raise bad_arg(name, "a JSON list of texts or a comma list", _shown(raw)) from None
         else:
             value = [t.strip() for t in raw.split(",") if t.strip()]
     return name, (_coerce(name, meta, value) if meta.get("kind") else value)
+
+
+def check_once(names: Sequence[str], param: str, what: str = "option") -> None:
+    """Refuse an option named twice (``--option lam=0.5 --option lam=0.7``): which value was meant is
+    not ours to guess, as for a method listed twice. ``bad_arg(param, ...)`` naming the repeated ones."""
+    repeated = sorted({n for n in names if list(names).count(n) > 1})
+    if repeated:
+        raise bad_arg(param, f"each {what} once ({', '.join(repeated)} is repeated)", ", ".join(names))
 
 
 def describe_options(cls: type) -> list[tuple[str, str, str, str]]:

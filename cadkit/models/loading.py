@@ -30,15 +30,49 @@ class ResolvedModel:
     local: bool
 
 
-def _read_index(folder: Path, spec: str) -> dict[str, Any]:
+def _read_index(folder: Path, spec: str, check: bool = True) -> dict[str, Any]:
     index = folder / "model_index.json"
     if not index.is_file():
         raise bad_arg("model", "a registry name, a hub id, or a diffusers folder (with model_index.json)", spec)
     try:
-        data: dict[str, Any] = json.loads(index.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UsageError("model", f"{index} is not a readable model_index.json ({exc})") from None
+        data: Any = json.loads(index.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError("model", f"{index} is not a readable model_index.json (not UTF-8 text)") from None
+    except (OSError, ValueError) as exc:  # ValueError: malformed JSON, or a number beyond int()'s digit limit
+        raise UsageError("model", f"{index} is not a readable model_index.json ({' '.join(str(exc).split())[:160]})") from None
+    if not isinstance(data, dict):
+        raise UsageError("model", f"{index} is not a readable model_index.json (a JSON object is expected, not a {type(data).__name__})")
+    if check:
+        check_components(data, folder, spec)
     return data
+
+
+#: Libraries whose classes diffusers loads without running code from the model folder.
+_LIBRARIES = ("diffusers", "transformers")
+
+
+def check_components(index: dict[str, Any], folder: Path | None, spec: str) -> None:
+    """Refuse, before any weight loads, a model whose ``model_index.json`` names custom code (a component
+    whose library is a Python file of the folder, run only with diffusers' ``trust_remote_code``, which cadkit
+    never passes) and one whose model or scheduler folders lack their configuration file (named, rather than
+    diffusers' "no file named ..."). Needs the local ``folder`` (None: nothing to check before loading)."""
+    for name, entry in index.items():
+        if name.startswith("_") or not isinstance(entry, (list, tuple)) or len(entry) != 2 or entry[0] is None:
+            continue
+        lib, cls = str(entry[0]), str(entry[1])
+        if folder is None:
+            continue
+        code = next((p for p in (folder / name / f"{lib}.py", folder / f"{lib}.py") if p.is_file()), None)
+        if lib not in _LIBRARIES and code is not None:
+            raise UsageError("model", f"{spec}: component {name!r} is custom code ({cls} in {code}); cadkit refuses to run code "
+                             "shipped with a model (it never passes trust_remote_code: a model folder is data, not a program); "
+                             "use a model whose components are diffusers and transformers classes")
+        if lib not in _LIBRARIES:  # a diffusers pipeline module (safety_checker: stable_diffusion), not loaded by cadkit
+            continue
+        need = "scheduler_config.json" if cls.endswith("Scheduler") else "config.json" if lib == "diffusers" or cls.endswith(("Model", "ModelWithProjection")) else None
+        if need is not None and not (folder / name / need).is_file():
+            raise UsageError("model", f"{folder / name / need} is missing: {spec} is not a complete diffusers folder "
+                             f"(model_index.json names {name} = {lib}.{cls})")
 
 
 def _family(index: dict[str, Any], spec: str) -> tuple[str, str]:
@@ -84,7 +118,7 @@ def resolve_model(spec: str) -> ResolvedModel:
     revision = entry.revision if entry else None
     cached = _hub_cached(hub_id, revision)
     if cached is not None:
-        cls, fam = _family(_read_index(cached, spec), spec)
+        cls, fam = _family(_read_index(cached, spec, check=False), spec)  # a partial download: not available (exit 1) at load
         return ResolvedModel(spec, hub_id, cls, fam, entry, True)
     if hf_offline():
         raise _not_available(spec, hub_id, "HF_HUB_OFFLINE is set")
@@ -94,7 +128,13 @@ def resolve_model(spec: str) -> ResolvedModel:
         got = hf_hub_download(hub_id, "model_index.json", revision=revision)
     except Exception as exc:  # any hub client failure becomes one line
         raise _not_available(spec, hub_id, type(exc).__name__) from None
-    cls, fam = _family(json.loads(Path(got).read_text()), spec)
+    try:
+        index = json.loads(Path(got).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # UnicodeDecodeError included
+        raise UsageError("model", f"{hub_id}: its model_index.json is not readable JSON text") from None
+    if not isinstance(index, dict):
+        raise UsageError("model", f"{hub_id}: its model_index.json is not a JSON object")
+    cls, fam = _family(index, spec)
     return ResolvedModel(spec, hub_id, cls, fam, entry, False)
 
 
@@ -151,13 +191,27 @@ def load_pipeline(spec: str | ResolvedModel, dtype: str | torch.dtype = "fp32", 
     except Exception as exc:
         if not Path(resolved.source).exists():
             raise _not_available(resolved.spec, resolved.source, type(exc).__name__) from None
-        raise CadkitError(f"could not load {resolved.spec!r} from {resolved.source}: {type(exc).__name__}: {exc}", param="model") from None
+        raise CadkitError(f"could not load {resolved.spec!r} from {resolved.source}: {_load_failure(exc)}", param="model") from None
     pipe.set_progress_bar_config(disable=True)
     pipe._cadkit_spec = resolved.spec
     pipe._cadkit_revision = kwargs.get("revision")
     if device is not None:
         pipe.to(device)
     return pipe
+
+
+def _load_failure(exc: BaseException) -> str:
+    """A loader's exception as one line that names the missing file (diffusers: "no file named X found in
+    directory D") and never passes on advice to run a model's code (``trust_remote_code=True``)."""
+    import re
+
+    text = " ".join(str(exc).split())
+    missing = re.search(r"no file named (\S+?) found in directory (\S+?)\.?(?:\s|$)", text)
+    if missing:
+        return f"{Path(missing.group(2)) / missing.group(1)} is missing"
+    if "trust_remote_code" in text or "custom code" in text:
+        return "the folder holds custom code, which cadkit refuses to run (it never passes trust_remote_code)"
+    return f"{type(exc).__name__}: {text[:300]}"
 
 
 def load_adapter(spec: str | ResolvedModel, dtype: str | torch.dtype = "fp32", device: str | torch.device | None = None) -> DiffusionAdapter:
