@@ -7,7 +7,15 @@ from typing import Any
 import click
 from cadkit.cli.core import SEED, CadkitCommand, choice, count, defaults_text, finite_float, model_help
 
-from cadkit.attacks.options import ATTACKS, P4D_IMPLS, P4D_VARIANTS, SCHEDULERS, VOCABS
+from cadkit.attacks.options import (
+    ATTACKS,
+    FILTER_TOKENS_HELP,
+    MAX_FILTER_TOKENS,
+    P4D_IMPLS,
+    P4D_VARIANTS,
+    SCHEDULERS,
+    VOCABS,
+)
 from cadkit.models.registry import DEFAULT_MODEL
 
 _G = lambda g: f"{g:g}"  # noqa: E731
@@ -29,7 +37,7 @@ ATTACK_OPTIONS: tuple[tuple[str, Any, str], ...] = (
     ("--guidance", finite_float(0), "CFG for rows without evaluation_guidance " + defaults_text("attack.guidance", _G)),
     ("--scheduler", choice(SCHEDULERS), "Sampler of targets and judging " + defaults_text("attack.scheduler")),
     ("--vocab", choice(VOCABS), "Tokens the attack may place: all, or whole words " + defaults_text("attack.vocab")),
-    ("--filter-tokens", count(0, 100_000), "Drop prompts of more than N tokens, 0 keeps all [default: 60, UnlearnDiff]."),
+    ("--filter-tokens", count(0, MAX_FILTER_TOKENS), FILTER_TOKENS_HELP),
 )
 
 

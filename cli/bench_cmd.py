@@ -69,6 +69,8 @@ def _command(suite: Any) -> click.Command:
     formats = " | ".join(("auto", *suite.prompt_formats)) if suite.prompt_formats is not None else "auto | any prompt format"
     helps = {"--prompts": suite.prompts_help, "--prompts-format": f"{formats} [auto: from the file's columns]"}
     params: list[click.Parameter] = [click.Option(list(decl), **{**kw, "help": helps.get(decl[0], kw.get("help"))}) for decl, kw in _common()]
+    for p in params:  # a common option the suite refuses is not offered in its help (given anyway: the suite's one-line refusal)
+        p.hidden = p.name in suite.refused  # type: ignore[attr-defined]
     for o in suite.options:
         if o.is_flag:
             params.append(click.Option([o.flag, o.name], is_flag=True, default=bool(o.default), help=o.help))

@@ -41,11 +41,22 @@ def _one_line(msg: str) -> str:
     return " ".join(str(msg).split())
 
 
+class _Stopped(Exception):
+    """A ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM turned into one) carried past click's ``main``, which
+    would print an empty line before our one line ("aborted", "terminated")."""
+
+
 class CadkitGroup(click.Group):
     """The ``cadkit`` group: one-line errors with the exit code of their kind (see the module docstring)."""
 
     command_class = CadkitCommand
     group_class = CadkitSubGroup
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Stopped() from None
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
@@ -71,7 +82,7 @@ class CadkitGroup(click.Group):
         except CadkitError as exc:
             click.echo(f"error: {_one_line(str(exc))}", err=True)
             return exc.exit_code
-        except (click.exceptions.Abort, KeyboardInterrupt):
+        except (click.exceptions.Abort, KeyboardInterrupt, _Stopped):
             code, message = _STOPPED[interrupted() or "SIGINT"]
             click.echo(message, err=True)
             return code

@@ -59,7 +59,8 @@ class Suite:
     ImageNette CSV); otherwise the suite reads ``--prompts`` itself (``prompt_formats``: the
     ``--prompts-format`` values it accepts, None = any), has no classes and no object judge is loaded.
     ``prompts_help`` is the suite's help text of ``--prompts``; ``protocol_keys`` the protocol
-    settings shown on the report's "Protocol:" line (suite options as ``extra.NAME``)."""
+    settings shown on the report's "Protocol:" line (suite options as ``extra.NAME``). ``refused``: common
+    options (BenchOptions field names) the suite's ``check`` refuses, kept out of its ``--help``."""
 
     name: str
     run: Callable[[Any], SuiteResult]
@@ -71,6 +72,7 @@ class Suite:
     prompt_formats: tuple[str, ...] | None = ("imagenette",)
     prompts_help: str = OBJECT_PROMPTS_HELP
     protocol_keys: tuple[str, ...] = OBJECT_PROTOCOL_KEYS
+    refused: tuple[str, ...] = ()
 
 
 SUITES: dict[str, Suite] = {}
@@ -79,12 +81,13 @@ SUITES: dict[str, Suite] = {}
 def register_suite(name: str, help: str = "", check: Callable[[BenchOptions], BenchOptions] | None = None,
                    defaults: dict[str, Any] | None = None, options: tuple[SuiteOption, ...] = (), *, objects: bool = True,
                    prompt_formats: tuple[str, ...] | None = ("imagenette",), prompts_help: str = OBJECT_PROMPTS_HELP,
-                   protocol_keys: tuple[str, ...] = OBJECT_PROTOCOL_KEYS) -> Callable[[Callable[[Any], SuiteResult]], Callable[[Any], SuiteResult]]:
+                   protocol_keys: tuple[str, ...] = OBJECT_PROTOCOL_KEYS,
+                   refused: tuple[str, ...] = ()) -> Callable[[Callable[[Any], SuiteResult]], Callable[[Any], SuiteResult]]:
     """Decorator registering ``fn(ctx) -> SuiteResult`` as suite ``name`` (see :class:`Suite`)."""
 
     def deco(fn: Callable[[Any], SuiteResult]) -> Callable[[Any], SuiteResult]:
         SUITES[name] = Suite(name, fn, help or (fn.__doc__ or "").strip().splitlines()[0], check, dict(defaults or {}), tuple(options),
-                             objects, prompt_formats, prompts_help, tuple(protocol_keys))
+                             objects, prompt_formats, prompts_help, tuple(protocol_keys), tuple(refused))
         return fn
 
     return deco

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import click
 from cadkit.benchmarks.framework.attack_loop import AttackItem, attack_missing
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.generation import edit_key
@@ -45,6 +46,7 @@ from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table, image_grid
 
 from cadkit.attacks import ATTACKS, AttackOptions, AttackTask, asr_summary, options_for
+from cadkit.attacks.options import FILTER_TOKENS_HELP, MAX_FILTER_TOKENS
 from cadkit.attacks.tasks import (
     check_judge_weights,
     read_attack_prompts,
@@ -95,7 +97,8 @@ ATTACK_SUITE_OPTIONS: tuple[SuiteOption, ...] = (
     SuiteOption("eval_steps", "--eval-steps", "Sampling steps of the judged images " + _preset("eval_steps"), int),
     SuiteOption("scheduler", "--scheduler", "Sampler of targets and judging: default | lms | dpm " + _preset("scheduler")),
     SuiteOption("vocab", "--vocab", "Tokens the attack may place: all | words " + _preset("vocab")),
-    SuiteOption("filter_tokens", "--filter-tokens", "Drop prompts of more than N tokens; 0 keeps all [60]", int),
+    # 0 keeps all, as in `cadkit attack` (an int option would be a count from 1): the same range and help
+    SuiteOption("filter_tokens", "--filter-tokens", FILTER_TOKENS_HELP, click.IntRange(0, MAX_FILTER_TOKENS)),
 )
 
 
@@ -259,7 +262,8 @@ def _cells_table(cells: dict[tuple[str, str, str], dict[str, Any]]) -> Table:
                                "extra.iterations", "extra.eval_steps", "extra.scheduler", "extra.filter_tokens", "ratio",
                                "extra.nudity_ratio", "modules", "extra.unet", "seed"),
                 prompts_help="A folder with attack_<task>.csv (nudity: nudity_142.csv), TASK=FILE pairs, or one file for one task "
-                             "[world tasks: seeded prompts]")
+                             "[world tasks: seeded prompts]",
+                refused=("steps",))  # sampling steps are --eval-steps and --target-steps (its check says so)
 def attack_suite(ctx: BenchContext) -> SuiteResult:
     """Table 3: UnlearnDiff and P4D against the base and the erased models: ASR per task and attack."""
     o, x = ctx.opts, ctx.opts.extra

@@ -63,6 +63,8 @@ def default_concepts(o: BenchOptions) -> dict[str, str]:
 
 
 def _check(o: BenchOptions) -> BenchOptions:
+    if o.prompts is not None:
+        raise bad_arg("prompts", "nothing: cost measures edits and reads no prompts", o.prompts)
     extra = {"concept_types": "object,nudity,artist", "nudity": "naked", "isolate": True, **{k: v for k, v in o.extra.items() if v is not None}}
     types = [t.strip() for t in str(extra["concept_types"]).split(",") if t.strip()]
     for t in types:
@@ -122,7 +124,8 @@ def cost_table(rows: dict[str, dict[str, dict[str, Any]]], types: list[str], gpu
 
 
 @register_suite("cost", "Table 10: edit time and peak memory per concept of each erasure method and concept type", check=_check,
-                options=COST_OPTIONS, objects=False, prompt_formats=(), prompts_help="(not used)",
+                options=COST_OPTIONS, objects=False, prompt_formats=(), prompts_help="(refused: cost reads no prompts)",
+                refused=("prompts", "prompts_format"),
                 protocol_keys=("model", "dtype", "extra.concept_types", "extra.object", "extra.nudity", "extra.artist", "extra.isolate", "seed"))
 def cost(ctx: BenchContext) -> SuiteResult:
     """Table 10: edit time and peak memory per concept of each erasure method and concept type."""

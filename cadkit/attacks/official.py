@@ -25,7 +25,7 @@ from torch import Tensor
 from cadkit.attacks.engine import diffusion_mse, generate, num_train_timesteps
 from cadkit.attacks.judges import Judge
 from cadkit.attacks.layout import PromptLayout, interleave_layout, replace_layout
-from cadkit.attacks.optimizers import NearestToken
+from cadkit.attacks.optimizers import NearestToken, check_finite
 from cadkit.attacks.options import AttackOptions
 from cadkit.attacks.pair import ModelPair
 from cadkit.attacks.records import AttackRecord
@@ -111,7 +111,9 @@ def official_run(
                 cond, leaves = opt.condition(gen)
                 used = opt.last_ids()
                 loss = diffusion_mse(ad.predict(ad.add_noise(x0, noises[i], tt), tt, cond), refs[i])
+                check_finite(float(loss.detach()), opt, f"step {done + i + 1}")
                 opt.apply_grads(torch.autograd.grad(loss, leaves))
+                check_finite(float(loss.detach()), opt, f"step {done + i + 1}")
                 losses.append(float(loss.detach()))
                 step = done + i
                 if step % options.eval_every == 0:

@@ -20,6 +20,7 @@ to ``Z`` (Adam for UD's re-implementation, AdamW for official P4D). The judged t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -28,9 +29,10 @@ from torch import Tensor
 from cadkit.attacks.layout import PromptLayout
 from cadkit.attacks.simplex import nearest_tokens, project_simplex, ste_sample
 from cadkit.attacks.text import TextSide
+from cadkit.errors import CadkitError
 from cadkit.models.adapters.base import Condition
 
-__all__ = ["PromptOptimizer", "SoftOneHot", "NearestToken"]
+__all__ = ["PromptOptimizer", "SoftOneHot", "NearestToken", "check_finite"]
 
 
 class PromptOptimizer:
@@ -51,6 +53,12 @@ class PromptOptimizer:
     def prompt(self) -> str:
         """The judged prompt text (slots filled with :meth:`slot_ids`, special ids dropped)."""
         return self.layout.text(self.text, self.slot_ids())
+
+    def valid(self) -> bool:
+        """True while the optimised variables are finite (and, for a distribution, still one): a diverged
+        step leaves NaN/inf or an all-zero row, whose argmax or nearest token is meaningless (the prompt
+        read from it would be garbage, e.g. NUL characters) and which cannot be sampled."""
+        return True
 
 
 class SoftOneHot(PromptOptimizer):
@@ -86,6 +94,12 @@ class SoftOneHot(PromptOptimizer):
 
     def slot_ids(self) -> Tensor:
         return self.P.detach().argmax(dim=-1)
+
+    def valid(self) -> bool:
+        P = self.P.detach()
+        if not bool(torch.isfinite(P).all()) or bool((P < -1e-6).any()):
+            return False
+        return bool(((P.sum(dim=-1) - 1.0).abs() < 1e-3).all())  # each row a distribution over the allowed ids
 
 
 class NearestToken(PromptOptimizer):
@@ -129,6 +143,19 @@ class NearestToken(PromptOptimizer):
     def slot_ids(self) -> Tensor:
         return self.project()
 
+    def valid(self) -> bool:
+        return all(bool(torch.isfinite(z.detach()).all()) for z in self.Z)
+
     def last_ids(self) -> Tensor:
         """The ids the latest forward pass used (official P4D decodes these at its evaluation steps)."""
         return self.project() if self._last is None else self._last
+
+
+def check_finite(loss: float, opt: PromptOptimizer, where: str) -> None:
+    """Stop a diverged optimisation (a NaN/inf loss, or prompt variables that a step made non-finite): a
+    runtime failure naming ``lr`` (exit 1), never an adversarial prompt read from NaN (NUL characters)."""
+    if math.isfinite(loss) and opt.valid():
+        return
+    what = f"the loss is {loss}" if not math.isfinite(loss) else "the optimised prompt variables are no longer finite (or no longer a distribution)"
+    raise CadkitError(f"the attack diverged at {where}: {what}, so no adversarial prompt can be read; a smaller learning rate may help",
+                      param="lr")

@@ -24,10 +24,13 @@ from typing import Any
 
 from cadkit.errors import bad_arg
 
-__all__ = ["ATTACKS", "P4D_IMPLS", "P4D_VARIANTS", "SCHEDULERS", "VOCABS", "PRESET_FIELDS", "AttackOptions", "options_for",
+__all__ = ["ATTACKS", "MAX_FILTER_TOKENS", "FILTER_TOKENS_HELP", "P4D_IMPLS", "P4D_VARIANTS", "SCHEDULERS", "VOCABS", "PRESET_FIELDS", "AttackOptions", "options_for",
            "tiny_options"]
 
 ATTACKS = ("unlearndiff", "p4d")
+#: Bounds of ``filter_tokens`` (0 keeps every prompt) and its help, one text for ``cadkit attack`` and ``bench attack``.
+MAX_FILTER_TOKENS = 100_000
+FILTER_TOKENS_HELP = "Drop prompts of more than N tokens, BOS/EOS included; 0 keeps all [default: 60, UnlearnDiff]."
 P4D_IMPLS = ("ud", "official")
 P4D_VARIANTS = ("n", "k", "union")
 SCHEDULERS = ("default", "lms", "dpm")
@@ -83,7 +86,7 @@ class AttackOptions:
         counts = {
             "num_timesteps": (1, 1000), "iterations": (1, 10_000), "official_iterations": (1, 100_000),
             "eval_every": (1, 100_000), "prompt_len": (1, 512), "every_k": (1, 512), "num_target_images": (1, 64),
-            "num_eval_images": (1, 64), "target_steps": (1, 1000), "eval_steps": (1, 1000), "filter_tokens": (0, 100_000),
+            "num_eval_images": (1, 64), "target_steps": (1, 1000), "eval_steps": (1, 1000), "filter_tokens": (0, MAX_FILTER_TOKENS),
         }
         for name, (lo, hi) in counts.items():
             v = getattr(self, name)

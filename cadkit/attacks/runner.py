@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -40,7 +41,7 @@ from cadkit.attacks.engine import (
 )
 from cadkit.attacks.judges import AttackTask, Judge, Verdict
 from cadkit.attacks.layout import prefix_layout
-from cadkit.attacks.optimizers import NearestToken, PromptOptimizer, SoftOneHot
+from cadkit.attacks.optimizers import NearestToken, PromptOptimizer, SoftOneHot, check_finite
 from cadkit.attacks.options import ATTACKS, AttackOptions
 from cadkit.attacks.pair import DenoiserSwap, ModelPair
 from cadkit.attacks.records import AttackRecord
@@ -49,7 +50,7 @@ from cadkit.attacks.text import TextSide
 from cadkit.data.prompts import PromptRecord
 from cadkit.errors import bad_arg
 
-__all__ = ["attack_prompt", "run_block", "allowed_ids_of"]
+__all__ = ["attack_prompt", "run_block", "allowed_ids_of", "check_finite", "check_attack_setup"]
 
 
 def allowed_ids_of(text: TextSide, options: AttackOptions) -> Tensor:
@@ -92,13 +93,36 @@ def run_block(
         targets = [ad.target(x0, eps, tt) for eps in noises]
     losses: list[float] = []
     with pair.erased():
-        for eps, tgt in zip(noises, targets):
+        for i, (eps, tgt) in enumerate(zip(noises, targets)):
             cond, leaves = opt.condition(gen)
             loss = diffusion_mse(ad.predict(ad.add_noise(x0, eps, tt), tt, cond), tgt)
+            check_finite(float(loss.detach()), opt, f"timestep {t}, step {i + 1}")
             grads = torch.autograd.grad(loss, leaves)
             opt.apply_grads(grads)
+            check_finite(float(loss.detach()), opt, f"timestep {t}, step {i + 1}")
             losses.append(float(loss.detach()))
     return losses
+
+
+def check_attack_setup(attack: str, adapter: Any, options: AttackOptions, task: AttackTask) -> None:
+    """Refuse, before a run writes anything, what :func:`attack_prompt` would refuse about ``options`` on this
+    model only when it gets there: the prefix length ``k`` (or official P4D's ``prompt_len`` / ``every_k``)
+    against the tokenizer's length, a ``vocab`` that leaves no token, ``num_timesteps`` beyond the scheduler's."""
+    if attack not in ATTACKS:
+        raise bad_arg("attack", ATTACKS, attack)
+    options.validate()
+    text = TextSide(adapter, options.height, options.width)
+    allowed_ids_of(text, options)
+    if attack == "p4d" and options.p4d_impl == "official":
+        from cadkit.attacks.layout import interleave_layout, replace_layout
+
+        if options.p4d_variant in ("n", "union"):
+            replace_layout(text, options.prompt_len)
+        if options.p4d_variant in ("k", "union"):
+            interleave_layout(text, "", options.every_k)
+    else:
+        prefix_layout(text, "", options.k if options.k is not None else task.default_k)
+        attack_timesteps(num_train_timesteps(adapter), options.num_timesteps)
 
 
 def _judge(pair: ModelPair, judge: Judge, prompt: str, seeds: list[int], guidance: float, options: AttackOptions) -> tuple[Verdict, Tensor]:

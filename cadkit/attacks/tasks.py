@@ -97,7 +97,10 @@ def task_judge(task: AttackTask, model: str, weights: str | os.PathLike[str] | N
         from cadkit.attacks.judges import make_judge
 
         world = attack_world(model)
-        return make_judge(task, world.name, weights=None if weights is None else str(weights))
+        try:
+            return make_judge(task, world.name, weights=None if weights is None else str(weights))
+        except CadkitError as exc:  # the judge loader names its own parameter ("path"): the caller's is judge_weights
+            raise (exc.renamed("judge_weights") if exc.param == "path" else exc) from None
     from cadkit.metrics.accuracy import imagenette_accuracy
 
     return ObjectJudge(imagenette_accuracy([task.target]), task.target, "imagenet-resnet50")

@@ -29,6 +29,7 @@ from typing import Any
 from cadkit.attacks import ATTACKS, AttackOptions, asr_summary, filter_prompts, write_attack_csv, write_filtered
 from cadkit.attacks.judges import Judge
 from cadkit.attacks.options import options_for
+from cadkit.attacks.runner import check_attack_setup
 from cadkit.attacks.store import attack_and_save, done_record
 from cadkit.attacks.tasks import (
     ATTACK_FORMAT,
@@ -38,7 +39,7 @@ from cadkit.attacks.tasks import (
     task_judge,
     world_prompt_rows,
 )
-from cadkit.data.prompts import PromptRecord
+from cadkit.data.prompts import MAX_SEED, PromptRecord
 from cadkit.errors import UsageError, bad_arg
 from cadkit.io import check_not_input, check_writable_dir, local_folder, write_json
 from cadkit.models.registry import DEFAULT_MODEL
@@ -137,6 +138,11 @@ def run(
     adapter = load_adapter(resolved, device=pick_device(device))
     opts = options_for(model, adapter, **dict(options or {}))
     pair = _pair(adapter, loaded, unet)  # an edit made for another model fails here (usage error), before any write
+    check_attack_setup(attack, adapter, opts, the_task)  # k, prompt_len, vocab, timesteps against this model: before any write
+    extra = max(opts.num_eval_images, opts.num_target_images) - 1  # official P4D judges and targets seeds seed .. seed + n - 1
+    bad = next((r for r in records if r.seed > MAX_SEED - extra), None)
+    if bad is not None:
+        raise bad_arg("prompts", f"evaluation_seed values from 0 to 2**63 - 1 - {extra}", f"{prompts} row {bad.index}: {bad.seed}")
     protocol = {
         "command": "attack", "attack": attack, "task": {"kind": the_task.kind, "target": the_task.target}, "model": model,
         "edits": [e.content_hash() for e in loaded], "unet": str(unet) if unet else None, "options": opts.to_dict(), "seed": seed,

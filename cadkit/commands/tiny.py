@@ -64,6 +64,8 @@ def check_checkpoint(path: str | os.PathLike[str], arg: str = "resume") -> dict[
         ckpt = torch.load(str(p), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
         why = " ".join(str(exc).split())[:120]
+        if "weights_only" in str(exc) or "Weights only" in str(exc):  # torch advises weights_only=False: never passed on
+            why = "it holds more than tensors and plain values, and cadkit never runs code from a file"
         raise UsageError(arg, f"{p} is not a readable training checkpoint ({type(exc).__name__}: {why}); "
                               "delete it to start over") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):

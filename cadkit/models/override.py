@@ -92,10 +92,10 @@ def _one_line(exc: BaseException) -> str:
 def _read_pickle(path: Path, arg: str) -> dict[str, Tensor]:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # torch's message advises weights_only=False (running the file's code): never passed on
         raise UsageError(arg,
-            f"{path} is not a plain state dict (torch.load(weights_only=True) refused it: {_one_line(exc)}); "
-            "save torch.save(unet.state_dict(), FILE) or use safetensors"
+            f"{path} is not a plain state dict of tensors (a safe load refused it: {type(exc).__name__}); cadkit never "
+            "runs code from a weights file: save torch.save(unet.state_dict(), FILE) or use safetensors"
         ) from None
     if not isinstance(obj, Mapping) or not obj:
         raise UsageError(arg, f"{path} is not a plain state dict ({{name: tensor}}); it holds a {type(obj).__name__}")
