@@ -112,10 +112,12 @@ def test_generate_replaces_its_earlier_output_as_a_whole(tiny_sd1: Path, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g"]  # no temporary folder left beside it
 
 
-def test_files_get_the_umask_permissions(tmp_path: Path) -> None:
+def test_files_get_the_umask_permissions(tmp_path: Path, files: dict[str, Path], run_cli: Any) -> None:
     """Class 8: written through the temporary-then-rename path, files and folders get what a plain
-    open/mkdir would give under the umask (not mkstemp's 0600 / mkdtemp's 0700)."""
+    open/mkdir would give under the umask (not mkstemp's 0600 / mkdtemp's 0700), including the files a
+    library writes into a temporary folder through mkstemp (issue 21: export's three weight files were 0600)."""
     import os
+    import tempfile
 
     from cadkit.io import atomic_dir, atomic_path, write_json
 
@@ -127,6 +129,9 @@ def test_files_get_the_umask_permissions(tmp_path: Path) -> None:
         with atomic_dir(tmp_path / "d") as tmp:
             (tmp / "sub").mkdir()
             (tmp / "sub" / "f").write_text("f")
+            fd, name = tempfile.mkstemp(dir=tmp / "sub")  # as safetensors/diffusers write weights: 0600
+            os.close(fd)
+            os.replace(name, tmp / "sub" / "w.safetensors")
         plain = tmp_path / "plain"
         plain.write_text("p")
         plain_dir = tmp_path / "plain_dir"
@@ -135,4 +140,19 @@ def test_files_get_the_umask_permissions(tmp_path: Path) -> None:
         os.umask(old)
     mode = lambda p: oct(p.stat().st_mode & 0o777)  # noqa: E731
     assert mode(tmp_path / "a.json") == mode(tmp_path / "b.bin") == mode(plain) == oct(0o640)
+    assert mode(tmp_path / "d" / "sub" / "f") == mode(tmp_path / "d" / "sub" / "w.safetensors") == oct(0o640)
     assert mode(tmp_path / "d") == mode(tmp_path / "d" / "sub") == mode(plain_dir) == oct(0o750)
+    # every file and folder `cadkit export` writes, under the usual umask 022
+    out = tmp_path / "exported"
+    old = os.umask(0o022)
+    try:
+        res = run_cli("export", "--model", files["model"], "--edit", files["edit"], "--device", "cpu", "--out", out)
+    finally:
+        os.umask(old)
+    assert res.code == 0, res
+    written = {str(p.relative_to(out)): mode(p) for p in out.rglob("*")}
+    weights = ("unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors")
+    assert all(w in written for w in weights), sorted(written)
+    assert {p: m for p, m in written.items() if (out / p).is_file()} == {p: oct(0o644) for p in written if (out / p).is_file()}
+    assert {p: m for p, m in written.items() if (out / p).is_dir()} == {p: oct(0o755) for p in written if (out / p).is_dir()}
+    assert mode(out) == oct(0o755)
