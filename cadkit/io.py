@@ -240,7 +240,7 @@ def check_replaceable(path: str | os.PathLike[str], is_own: Callable[[Path], boo
     an output only ever replaces an earlier output of its kind, never some other file."""
     p = check_writable_file(path, arg)
     if p.exists() and not is_own(p):
-        raise usage_error(arg, f"{p} exists and is not {what}; cadkit replaces only its own {what}s: choose another name")
+        raise usage_error(arg, f"{p} exists and is not {what}; cadkit replaces only {what} it wrote earlier: choose another name")
     return p
 
 

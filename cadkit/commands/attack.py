@@ -139,7 +139,8 @@ def run(
     opts = options_for(model, adapter, **dict(options or {}))
     pair = _pair(adapter, loaded, unet)  # an edit made for another model fails here (usage error), before any write
     check_attack_setup(attack, adapter, opts, the_task)  # k, prompt_len, vocab, timesteps against this model: before any write
-    extra = max(opts.num_eval_images, opts.num_target_images) - 1  # official P4D judges and targets seeds seed .. seed + n - 1
+    official = attack == "p4d" and opts.p4d_impl == "official"  # it judges and targets seeds seed .. seed + n - 1
+    extra = max(opts.num_eval_images, opts.num_target_images) - 1 if official else 0
     bad = next((r for r in records if r.seed > MAX_SEED - extra), None)
     if bad is not None:
         raise bad_arg("prompts", f"evaluation_seed values from 0 to 2**63 - 1 - {extra}", f"{prompts} row {bad.index}: {bad.seed}")
