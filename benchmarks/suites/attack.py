@@ -194,12 +194,31 @@ def _ratio(ctx: BenchContext, ratio: float | None) -> Iterator[None]:
         ctx.opts = saved
 
 
+#: The erasure methods' concept type of each task kind (a world's style is erased as an artist's style is).
+TASK_CONCEPT_TYPES = {"object": "object", "style": "artist", "nudity": "nudity"}
+
+
+def task_method_concept(task: AttackTask, nudity_concept: str = "naked") -> tuple[str, str]:
+    """``(concept, concept_type)`` the erasure methods other than CAD-Erase get for ``task``: the class name
+    (object), the style's name (artist: each method words it, as in ``erase-artists``' styles mode), or the
+    ``--concept`` of the nudity task (nudity)."""
+    concept = nudity_concept if task.kind == "nudity" else task.target
+    return concept, TASK_CONCEPT_TYPES[task.kind]
+
+
 def task_variants(ctx: BenchContext, task: AttackTask) -> list[Variant]:
-    """The rows of ``task``: the base model, then the model erased for the task's concept (or ``--unet``)."""
+    """The rows of ``task``: the base model, then one model per ``--methods`` entry erasing the task's own
+    concept with the task's concept type (or ``--unet``). CAD-Erase attributes :func:`task_concept` (a
+    style's world prompt); every other method gets :func:`task_method_concept`."""
+    from cadkit.benchmarks.framework.methods import method_variants
+
     x = ctx.opts.extra
+    nudity = str(x.get("concept") or "naked")
     with _ratio(ctx, float(x["nudity_ratio"]) if task.kind == "nudity" else None):
-        vs = model_variants(ctx, task_concept(task, ctx.opts.model, str(x.get("concept") or "naked")))
-    return vs
+        if x.get("unet"):
+            return model_variants(ctx, task_concept(task, ctx.opts.model, nudity))
+        concept, concept_type = task_method_concept(task, nudity)
+        return [Variant("base"), *method_variants(ctx, concept, concept_type, task_concept(task, ctx.opts.model, nudity))]
 
 
 def _task_records(ctx: BenchContext, task: AttackTask, path: Path | None, opts: AttackOptions) -> tuple[list[PromptRecord], list[dict[str, Any]], str]:
