@@ -65,7 +65,8 @@ class AttackOptionWord(click.ParamType):
             try:
                 parse_attack_options(attack, [str(value)])
             except CadkitError as exc:
-                self.fail(exc.message if exc.exit_code == 2 else str(exc), param, ctx)
+                named = f"{exc.param}: {exc.message}" if exc.param not in (None, "options") else exc.message
+                self.fail(named if exc.exit_code == 2 else str(exc), param, ctx)
         return str(value)
 
 
