@@ -346,7 +346,7 @@ def _report(ctx: BenchContext, tasks: dict[str, AttackTask], variants: dict[str,
             rows, names = [], []
             for v in variants[t]:
                 folders = [it.folder for it in items if it.row == v.label and it.task == t and it.attack == a][:GRID_PROMPTS]
-                imgs = [record_images(f) for f in folders]
+                imgs = [i for i in (record_images(f) for f in folders) if "pre_image" in i and "image" in i]  # none: nothing attacked
                 if imgs:
                     import torch
 

@@ -54,7 +54,7 @@ __all__ = ["RevivalOptions", "Revival", "DEFAULT_THRESHOLD", "edit_zero_masks", 
 
 #: The soft threshold (fraction of the top singular value) when neither ``rank`` nor ``threshold`` is given.
 DEFAULT_THRESHOLD = 0.05
-NOTHING_TO_REVIVE = "nothing to revive: no matrix of the erased model holds exact zeros (a dense edit, or no edit)"
+NOTHING_TO_REVIVE = "nothing to revive: no exact zeros in any matrix of the erased model (a dense edit, or no edit)"
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ class Revival(Attack):
             params = dict(a.denoiser.named_parameters())
             if not edit_zero_masks(params, options.min_zero_fraction):
                 raise bad_arg("attack", "revival of a model whose edit zeroed weights (cad, conceptprune, random)",
-                              f"revival on a model with no exact zeros ({NOTHING_TO_REVIVE[len('nothing to revive: '):]})")
+                              f"revival with {NOTHING_TO_REVIVE}")
 
     def prepare(self, pair: ModelPair, task: AttackTask, judge: Judge, options: Any, common: AttackOptions, seed: int,
                 progress: Callable[[str], None] | None = None) -> Revived:
