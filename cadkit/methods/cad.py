@@ -33,6 +33,8 @@ class CADOptions:
     base_prompt: str = text("", doc="c_base of the erase objective")
     batch_size: int = count(4, 1, 4096, doc="(sample, t) pairs per backward pass")
     precision: str = choice("32", ("32", "bf16-mixed", "16-mixed"), doc="Lightning precision of the attribution")
+    fill: str = choice("zero", ("zero", "row-mean", "noise"), doc="value written into the ablated entries: zero (the paper), "
+                       "the row's mean or noise with the row's mean and std (seeded), over the entries the edit keeps")
 
 
 def cad_wording(concept: str, concept_type: str) -> str:
@@ -74,5 +76,9 @@ class CADErase(ErasureMethod):
             meta = encode_metadata(scores.metadata)
             edit = make_edit(scores, meta, "erase", o.ratio, o.granularity, o.modules,
                              model=adapter)
+            if o.fill != "zero":  # the same ablated set; reversible (the fill values are stored in the edit)
+                from cadkit.editing.edits import fill_edit
+
+                edit = fill_edit(edit, adapter, o.fill, seed)
         diag = {"objective_total": scores.objective_total, "entries": edit.num_selected()}
         return MethodOutput(concept_text=wording, edit=edit, texts={"base_prompt": o.base_prompt}, diagnostics=diag)
