@@ -58,6 +58,10 @@ class Attack:
     kind: ClassVar[str] = "prompt"
     Options: ClassVar[type] = NoOptions
 
+    def validate(self, options: Any) -> Any:
+        """Checks across options (one-line usage error) once each option is in range; returns ``options``."""
+        return options
+
     def check(self, pair: ModelPair, options: Any) -> None:  # noqa: B027
         """Refuse a model this attack cannot attack, with a one-line usage error, before anything is
         written (``cadkit attack``). Default: any model."""

@@ -85,14 +85,15 @@ def parse_attack_options(name: str, given: Mapping[str, Any] | Sequence[str] | A
     """The checked ``Options`` of attack ``name`` from a mapping, ``NAME=VALUE`` words, or an instance."""
     from cadkit.typed_options import parse_option_text, parse_options
 
-    cls = get_attack(name).Options
+    attack = get_attack(name)
+    cls = attack.Options
     if given is None or isinstance(given, (Mapping, cls)):
-        return parse_options(cls, given)
+        return attack.validate(parse_options(cls, given))
     values: dict[str, Any] = {}
     for w in [given] if isinstance(given, str) else list(given):
         k, v = parse_option_text(cls, str(w))
         values[k] = v
-    return parse_options(cls, values)
+    return attack.validate(parse_options(cls, values))
 
 
 def parse_attack_option_words(words: Sequence[str] | Mapping[str, Mapping[str, Any]] | None, attacks: Sequence[str],

@@ -193,8 +193,10 @@ class Revival(Attack):
     kind = "model"
     Options = RevivalOptions
 
+    def validate(self, options: Any) -> Any:
+        return _check_options(options)
+
     def check(self, pair: ModelPair, options: Any) -> None:
-        _check_options(options)
         with pair.erased() as a:
             params = dict(a.denoiser.named_parameters())
             if not edit_zero_masks(params, options.min_zero_fraction):

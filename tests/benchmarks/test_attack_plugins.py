@@ -105,3 +105,21 @@ def test_plugin_attack_runs_in_bench_attack(run_cli: Any, tiny_sd1: Path, judge_
     other = run_cli(*args(tmp_path / "bad2", "relearn.steps=3"))
     assert_one_line_error(other, "attack", "relearn")
     assert not (tmp_path / "bad").exists() and not (tmp_path / "bad2").exists()
+
+
+@pytest.mark.parametrize(("extra", "needles"), [
+    (["--attacks", "nope"], ["--attacks", "revival", "nope"]),
+    (["--attacks", "revival", "--attack-option", "revival.rank=nan"], ["revival.rank"]),
+    (["--attacks", "revival", "--attack-option", "revival.threshold=inf"], ["revival.threshold"]),
+    (["--attacks", "revival", "--attack-option", "revival.rank=2", "--attack-option", "revival.threshold=0.1"], ["rank", "not both"]),
+    (["--attacks", "relearn", "--attack-option", "relearn.images=0"], ["relearn.images"]),
+    (["--attacks", "relearn", "--attack-option", "relearn.steps=0"], ["relearn.steps"]),
+    (["--attacks", "relearn", "--attack-option", "steps=3"], ["ATTACK.NAME=VALUE"]),
+])
+def test_bench_attack_new_attacks_bad_input(extra: list[str], needles: list[str], run_cli: Any, tiny_sd1: Path, judge_weights: Path,
+                                            tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    res = run_cli("bench", "attack", "--model", str(tiny_sd1), "--judge-weights", str(judge_weights), "--out", str(out),
+                  "--tasks", "circle", *extra)
+    assert_one_line_error(res, *needles)
+    assert not out.exists()
