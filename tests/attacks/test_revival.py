@@ -144,3 +144,34 @@ def test_bench_attack_revival_rows(run_cli: Any, tiny_sd1: Path, tmp_path: Path)
     assert [r["status"] for r in uce] == ["inapplicable"] * 2
     report = (out / "report.md").read_text()
     assert "UCE | circle | revival: nothing to revive" in report and "base | circle | revival: nothing to revive" in report
+
+
+def test_bench_attack_revival_two_processes(tiny_sd1: Path, tmp_path: Path) -> None:
+    """Revival rows shard over 2 gloo processes like the prompt attacks: the one-process table, each prompt once."""
+    from cadkit.benchmarks.framework import BenchOptions, run_suite
+    from safetensors.torch import load_file, save_file
+
+    from tests.helpers import random_judge_weights
+
+    state = load_file(str(tiny_sd1 / "unet" / "diffusion_pytorch_model.safetensors"))
+    g = torch.Generator().manual_seed(0)
+    for n, v in state.items():
+        if "attn2.to_k.weight" in n:  # a sparse zeroing edit baked into --unet weights: 10 % of the entries
+            state[n] = v.masked_fill(torch.rand(v.shape, generator=g) < 0.1, 0.0)
+    unet = tmp_path / "zeroed.safetensors"
+    save_file(state, str(unet))
+    judge = random_judge_weights(tmp_path / "judge.safetensors")
+    extra = dict(tasks="circle", attacks="revival", limit=3, eval_steps=2, unet=str(unet), method="zeroed",
+                 attack_options=("revival.rank=2",))
+
+    def opts(out: Path, **kw: Any) -> BenchOptions:
+        return BenchOptions(model=str(tiny_sd1), judge_weights=str(judge), out=str(out), extra=dict(extra), **kw)
+
+    one, o1 = run_suite("attack", opts(tmp_path / "one"))
+    two, o2 = run_suite("attack", opts(tmp_path / "two", devices=2, accelerator="cpu", strategy="ddp_fork"))
+    assert one.tables[0].rows == two.tables[0].rows and one.tables[0].rows[1]["circle|revival"] is not None
+    recs = [json.loads(p.read_text()) for p in sorted((o2 / "attacks" / "zeroed" / "circle" / "revival").glob("*/record.json"))]
+    ref = [json.loads(p.read_text()) for p in sorted((o1 / "attacks" / "zeroed" / "circle" / "revival").glob("*/record.json"))]
+    assert [(r["status"], r["blocks"][0]["score"]) for r in recs] == [(r["status"], pytest.approx(r["blocks"][0]["score"], abs=1e-5)) for r in ref]
+    ranks = [json.loads(p.read_text())["models"]["rank"] for p in (o2 / "attacks").glob("*/circle/revival/*/record.json")]
+    assert sorted(ranks) == [0, 0, 0, 1, 1, 1]  # 6 items (base and zeroed rows) strided over 2 ranks: each attacked once
