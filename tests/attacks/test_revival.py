@@ -175,3 +175,21 @@ def test_bench_attack_revival_two_processes(tiny_sd1: Path, tmp_path: Path) -> N
     assert [(r["status"], r["blocks"][0]["score"]) for r in recs] == [(r["status"], pytest.approx(r["blocks"][0]["score"], abs=1e-5)) for r in ref]
     ranks = [json.loads(p.read_text())["models"]["rank"] for p in (o2 / "attacks").glob("*/circle/revival/*/record.json")]
     assert sorted(ranks) == [0, 0, 0, 1, 1, 1]  # 6 items (base and zeroed rows) strided over 2 ranks: each attacked once
+
+
+def test_bench_attack_fill_noise_leaves_nothing_to_revive(run_cli: Any, tiny_sd1: Path, tmp_path: Path) -> None:
+    """--fill noise: the CAD-Erase row writes noise into the same entries; revival finds no zeros there."""
+    from tests.helpers import random_judge_weights
+
+    judge = random_judge_weights(tmp_path / "judge.safetensors")
+    out = tmp_path / "run"
+    res = run_cli("bench", "attack", "--model", str(tiny_sd1), "--judge-weights", str(judge), "--out", str(out), "--tasks", "circle",
+                  "--attacks", "revival", "--fill", "noise", "--limit", "1", "--eval-steps", "2", "--attr-timesteps", "2", "--ratio", "5%")
+    assert res.code == 0, res
+    rows = {r["model"]: r for r in json.loads((out / "results.json").read_text())["tables"][0]["rows"]}
+    assert rows["CAD-Erase"]["circle|revival"] is None
+    assert "CAD-Erase | circle | revival: nothing to revive" in (out / "report.md").read_text()
+    bad = run_cli("bench", "attack", "--model", str(tiny_sd1), "--judge-weights", str(judge), "--out", str(tmp_path / "bad"),
+                  "--tasks", "circle", "--fill", "mean")
+    assert_one_line_error(bad, "--fill", "row-mean", "mean")
+    assert not (tmp_path / "bad").exists()
