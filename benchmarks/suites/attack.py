@@ -1,4 +1,12 @@
-"""``cadkit bench attack`` (Table 3): attack success rate of UnlearnDiff and P4D on the base and the erased models.
+"""``cadkit bench attack`` (Table 3): attack success rate of the attacks on the base and the erased models.
+
+``--attacks`` names any attack of :mod:`cadkit.attacks.registry`: the prompt attacks UnlearnDiff and P4D
+(the default pair), the model attacks ``revival`` (data-free mask revival: a row whose edit left no exact
+zeros reports "nothing to revive" and no number) and ``relearn`` (fine-tuning on K images; the report
+gives its accuracy curve and the step reaching 50 %), and plug-ins (entry points ``cadkit.attacks``);
+``--attack-option ATTACK.NAME=VALUE`` sets an attack's own options. Every ``--methods`` row erases the
+task's own concept with the task's concept type (object; a world style as an artist's; nudity);
+``--fill`` makes the CAD-Erase rows write row means or row noise into their ablated entries.
 
 Rows are the model variants of the prompt-file suites (``model_variants``): the base model, then the
 model erased for the task's concept by CAD-Erase (an edit), or the ``--unet`` model (an override) —
