@@ -8,7 +8,6 @@ import click
 from cadkit.cli.core import SEED, CadkitCommand, choice, count, defaults_text, finite_float, model_help
 
 from cadkit.attacks.options import (
-    ATTACKS,
     FILTER_TOKENS_HELP,
     MAX_FILTER_TOKENS,
     P4D_IMPLS,
@@ -45,6 +44,49 @@ def attack_option_names() -> list[str]:
     return [flag[2:].replace("-", "_") for flag, _, _ in ATTACK_OPTIONS]
 
 
+class AttackType(click.ParamType):
+    """An attack name (built-in or plug-in), listed from the attack registry when the line is read."""
+
+    name = "attack"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from cadkit.attacks.registry import attack_names
+
+        names = attack_names()
+        if value not in names:
+            self.fail(f"expected one of {', '.join(names)}; got {value!r}", param, ctx)
+        return str(value)
+
+
+class AttackOptionWord(click.ParamType):
+    """``NAME=VALUE``: an option of the ``--attack`` given, checked against its typed ``Options``."""
+
+    name = "NAME=VALUE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from cadkit.attacks.registry import parse_attack_options
+        from cadkit.errors import CadkitError
+
+        attack = ctx.params.get("attack") if ctx is not None else None
+        if attack:
+            try:
+                parse_attack_options(attack, [str(value)])
+            except CadkitError as exc:
+                named = f"{exc.param}: {exc.message}" if exc.param not in (None, "options") else exc.message
+                self.fail(named if exc.exit_code == 2 else str(exc), param, ctx)
+        return str(value)
+
+
+def _list_options(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from cadkit.attacks.registry import attack_options_help
+
+    attack = ctx.params.get("attack")
+    click.echo(attack_options_help([attack] if attack else None))
+    ctx.exit(0)
+
+
 def _with_attack_options(f: Any) -> Any:
     for flag, typ, help_ in reversed(ATTACK_OPTIONS):
         f = click.option(flag, type=typ, default=None, help=help_)(f)
@@ -52,7 +94,12 @@ def _with_attack_options(f: Any) -> Any:
 
 
 @click.command("attack", cls=CadkitCommand)
-@click.option("--attack", "attack", required=True, type=choice(ATTACKS), help="unlearndiff (UnlearnDiff) or p4d (P4D).")
+@click.option("--attack", "attack", required=True, is_eager=True, type=AttackType(),
+              help="unlearndiff (UnlearnDiff), p4d (P4D), revival (mask revival), relearn (relearning) or a plug-in (`cadkit plugins`).")
+@click.option("--attack-option", "attack_options", multiple=True, type=AttackOptionWord(),
+              help="NAME=VALUE, an option of the --attack (repeatable; see --list-options).")
+@click.option("--list-options", is_flag=True, expose_value=False, is_eager=True, callback=_list_options,
+              help="Print the options of --attack (or of every attack) and exit.")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, help=model_help())
 @click.option("--edit", "edits", multiple=True, type=click.Path(dir_okay=False), help="Edit file of the erased model (repeatable).")
 @click.option("--unet", default=None, help="Denoiser weights of the erased model (another method's): safetensors, .pt state dict or diffusers folder.")
@@ -67,11 +114,11 @@ def _with_attack_options(f: Any) -> Any:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (a rerun resumes it).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def attack(**kw: Any) -> None:
-    """Attack an erased model with UnlearnDiff or P4D: per-prompt records, pre-ASR and ASR."""
+    """Attack an erased model (UnlearnDiff, P4D, revival, relearn, a plug-in): per-prompt records, pre-ASR and ASR."""
     from cadkit.commands.attack import run
 
     options = {k: kw.pop(k) for k in attack_option_names()}
-    s = run(edits=list(kw.pop("edits")), options=options, **kw)
+    s = run(edits=list(kw.pop("edits")), options=options, attack_options=list(kw.pop("attack_options")), **kw)
     rate = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731  (None: every prompt was filtered)
     click.echo(f"N={s['N']} filtered={s['filtered']} pre-ASR={rate(s['pre_asr'])} ASR={rate(s['asr'])} "
                f"(attacked this run: {s['attacked_this_run']}, {s['wall_time_s']:.1f} s); wrote {kw['out']}/summary.json")

@@ -1,4 +1,5 @@
-"""``cadkit plugins``: the built-in and installed metrics (``cadkit.metrics``) and erasure methods (``cadkit.methods``)."""
+"""``cadkit plugins``: the built-in and installed metrics (``cadkit.metrics``), erasure methods (``cadkit.methods``)
+and attacks (``cadkit.attacks``)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,17 @@ def _table(title: str, rows: list[tuple[str, str, str]]) -> None:
 
 @click.command("plugins", cls=CadkitCommand)
 def plugins() -> None:
-    """List metrics (`cadkit bench ... --metric NAME`) and erasure methods (`cadkit erase --method NAME`,
-    `--methods`), built-in and installed plug-ins."""
+    """List metrics (`cadkit bench ... --metric NAME`), erasure methods (`cadkit erase --method NAME`,
+    `--methods`) and attacks (`cadkit attack --attack NAME`, `--attacks`), built-in and installed plug-ins."""
+    from cadkit.attacks.registry import list_attacks
     from cadkit.methods import list_methods
     from cadkit.metrics import list_metrics
 
     _table("# metrics (entry points: cadkit.metrics)", list_metrics())
     click.echo("")
     _table("# erasure methods (entry points: cadkit.methods)", list_methods())
+    click.echo("")
+    _table("# attacks (entry points: cadkit.attacks; `cadkit attack --attack NAME`, `cadkit bench attack --attacks`)", list_attacks())
 
 
 def register(group: click.Group) -> None:

@@ -76,11 +76,14 @@ class AttackModule(pl.LightningModule):
     """Predict step: attack the batch's items and write their records.
 
     ``pair_for(row, task)`` gives the :class:`~cadkit.attacks.ModelPair` of a model row for a task (called
-    on the rank's device, cached); ``judges`` and ``tasks`` are keyed by task name.
+    on the rank's device, cached); ``judges`` and ``tasks`` are keyed by task name. ``attack_options``:
+    attack name -> its own options (``{}``: defaults). An attack's ``prepare`` (a model attack's weight
+    work: revival, relearn) runs once per (row, task, attack) on each rank that attacks one of its prompts.
     """
 
     def __init__(self, adapter: Any, pair_for: Callable[[str, str], ModelPair], judges: Mapping[str, Judge],
-                 tasks: Mapping[str, AttackTask], options: AttackOptions, seed: int) -> None:
+                 tasks: Mapping[str, AttackTask], options: AttackOptions, seed: int,
+                 attack_options: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.adapter = adapter
         comps = getattr(adapter.pipe, "components", {}) or {}
@@ -90,7 +93,19 @@ class AttackModule(pl.LightningModule):
         self.pair_for, self.judges, self.tasks = pair_for, dict(judges), dict(tasks)
         self.options, self.seed = options, seed
         self._pairs: dict[tuple[str, str], ModelPair] = {}
+        self._prepared: dict[tuple[str, str, str], Any] = {}
+        self.attack_options = dict(attack_options or {})
         self.attacked = 0
+
+    def _prepare(self, row: str, task: str, attack: str) -> Any:
+        from cadkit.attacks.registry import get_attack, parse_attack_options
+
+        key = (row, task, attack)
+        if key not in self._prepared:
+            a = get_attack(attack)
+            own = parse_attack_options(attack, self.attack_options.get(attack))
+            self._prepared[key] = a.prepare(self._pairs[(row, task)], self.tasks[task], self.judges[task], own, self.options, self.seed)
+        return self._prepared[key]
 
     def predict_step(self, batch: list[dict[str, Any]], batch_idx: int = 0, dataloader_idx: int = 0) -> int:
         with torch.enable_grad():
@@ -98,9 +113,11 @@ class AttackModule(pl.LightningModule):
                 key = (d["row"], d["task"])
                 if key not in self._pairs:
                     self._pairs[key] = self.pair_for(*key)
+                prepared = self._prepare(d["row"], d["task"], d["attack"])
                 attack_and_save(d["folder"], d["attack"], self._pairs[key], PromptRecord.from_dict(d["record"]), self.tasks[d["task"]],
                                 self.judges[d["task"]], self.options, self.seed,
-                                {"row": d["row"], "key": d["model_key"], "rank": int(self.global_rank)})
+                                {"row": d["row"], "key": d["model_key"], "rank": int(self.global_rank)},
+                                attack_options=self.attack_options.get(d["attack"]), prepared=prepared)
                 self.attacked += 1
         return len(batch)
 
@@ -109,6 +126,7 @@ def attack_missing(
     adapter: Any, items: Sequence[AttackItem], pair_for: Callable[[str, str], ModelPair], judges: Mapping[str, Judge],
     tasks: Mapping[str, AttackTask], options: AttackOptions, seed: int, *, devices: int = 1, num_nodes: int = 1,
     accelerator: str = "auto", strategy: str | None = None, progress: bool = False,
+    attack_options: Mapping[str, Any] | None = None,
 ) -> int:
     """Attack the items that have no finished record; returns how many were missing (over all ranks)."""
     import torch.distributed as dist
@@ -123,7 +141,7 @@ def attack_missing(
         if isinstance(getattr(j, "metric", None), nn.Module):
             j.metric.to(adapter.device)  # type: ignore[attr-defined]
     trainer = make_predict_trainer(devices, num_nodes, accelerator, strategy, progress=progress, inference_mode=False)
-    module = AttackModule(adapter, pair_for, judges, tasks, options, seed)
+    module = AttackModule(adapter, pair_for, judges, tasks, options, seed, attack_options)
     with keep_device(module):
         trainer.predict(module, datamodule=AttackDataModule(missing), return_predictions=False)
     if dist.is_available() and dist.is_initialized():

@@ -1,4 +1,7 @@
-"""White-box prompt attacks on erased models: UnlearnDiff and P4D (BASELINES_ATTACKS.md §8-§11).
+"""Attacks on erased models: the prompt attacks UnlearnDiff and P4D (BASELINES_ATTACKS.md §8-§11), the model
+attacks ``revival`` (:mod:`~cadkit.attacks.revival`, data-free mask revival) and ``relearn``
+(:mod:`~cadkit.attacks.relearn`), and plug-ins: every attack is an :class:`~cadkit.attacks.base.Attack`
+found by name in :mod:`~cadkit.attacks.registry` (entry points ``cadkit.attacks``).
 
 Entry points:
 

@@ -25,7 +25,9 @@ from cadkit.io import atomic_path, write_json
 
 __all__ = ["STATUSES", "IMAGE_FILES", "AttackRecord", "save_record", "asr_summary"]
 
-STATUSES = ("pre-success", "success", "failure", "filtered")
+#: ``inapplicable``: the attack has nothing to work on for this model (revival of a model without zeros);
+#: such prompts are not in N (a table shows no number for them).
+STATUSES = ("pre-success", "success", "failure", "filtered", "inapplicable")
 _IMAGES = ("image", "target_image", "pre_image")
 #: PNG file of each image field in a record folder.
 IMAGE_FILES = {"image": "image.png", "target_image": "target.png", "pre_image": "pre.png"}
@@ -124,8 +126,9 @@ def asr_summary(records: Iterable[AttackRecord | dict[str, Any]], filtered: int 
     for r in rows:
         if r.get("status") not in STATUSES:
             raise bad_arg("status", STATUSES, r.get("status"))
-    attacked = [r for r in rows if r["status"] != "filtered"]
-    n_filtered = filtered + (len(rows) - len(attacked))
+    inapplicable = sum(r["status"] == "inapplicable" for r in rows)
+    attacked = [r for r in rows if r["status"] not in ("filtered", "inapplicable")]
+    n_filtered = filtered + (len(rows) - len(attacked) - inapplicable)
     n = len(attacked)
     pre = [r for r in attacked if r["pre_success"]]
     post = [r for r in attacked if not r["pre_success"] and r["success"]]
@@ -141,4 +144,5 @@ def asr_summary(records: Iterable[AttackRecord | dict[str, Any]], filtered: int 
         "mean_evaluations_to_success": _mean([float(r["evaluations"]) for r in post]),
         "mean_time_s": _mean(times),
         "total_time_s": sum(times),
+        "inapplicable": inapplicable,
     }

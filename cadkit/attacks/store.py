@@ -63,15 +63,22 @@ def done_record(folder: str | os.PathLike[str], model_key: str | None = None) ->
 def attack_and_save(
     folder: str | os.PathLike[str], attack: str, pair: ModelPair, record: PromptRecord, task: AttackTask, judge: Judge,
     options: AttackOptions, seed: int, model: Mapping[str, Any], progress: Callable[[str], None] | None = None,
+    *, attack_options: Any = None, prepared: Any = None,
 ) -> dict[str, Any]:
-    """Attack ``record`` (:func:`~cadkit.attacks.attack_prompt`) and write its folder; returns the record dict.
+    """Attack ``record`` with the attack called ``attack`` (built-in or plug-in, :mod:`cadkit.attacks.registry`)
+    and write its folder; returns the record dict.
 
-    ``model`` (``row``, ``key`` and anything else that names the model under attack) is merged into the
-    record's ``models``; ``seed`` seeds the attack's own generator (noise, token sampling, initial tokens).
+    ``options`` are the run's common :class:`~cadkit.attacks.AttackOptions`; ``attack_options`` the attack's
+    own (its ``Options``, a mapping, or None for its defaults); ``prepared`` what the attack's ``prepare``
+    returned for this model and task (None: the attack prepares itself). ``model`` (``row``, ``key`` and
+    anything else that names the model under attack) is merged into the record's ``models``; ``seed``
+    seeds the attack's own generator (noise, token sampling, initial tokens).
     """
-    from cadkit.attacks.runner import attack_prompt
+    from cadkit.attacks.registry import get_attack, parse_attack_options
 
-    rec: AttackRecord = attack_prompt(attack, pair, record, task, judge, options, seed=seed, progress=progress)
+    a = get_attack(attack)
+    own = parse_attack_options(attack, attack_options)
+    rec: AttackRecord = a.attack_prompt(pair, record, task, judge, own, options, seed, prepared, progress)
     rec.models = {**rec.models, **dict(model)}
     save_record(folder, rec)
     return rec.to_dict()

@@ -1,4 +1,4 @@
-"""``cadkit attack``: UnlearnDiff or P4D on every prompt of a file against one (erased) model.
+"""``cadkit attack``: an attack (UnlearnDiff, P4D, revival, relearn or a plug-in) on every prompt of a file against one (erased) model.
 
 The model under attack is ``model`` with ``edits`` applied (edit files, toggled on for the erased model
 and off for the base model's targets), or with the denoiser weights of ``unet`` (another method's
@@ -100,20 +100,26 @@ def run(
     unet: str | None = None, out: str | Path = "outputs/attack", limit: int | None = None, seed: int = 0,
     judge_weights: str | None = None, nudity_threshold: float = 0.45, device: str | None = None,
     options: Mapping[str, Any] | None = None, judge: Judge | None = None, progress: bool = True,
+    attack_options: Mapping[str, Any] | Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Attack every prompt; returns the summary (also written to ``out/summary.json``).
 
     ``options``: :class:`~cadkit.attacks.AttackOptions` fields over the model's registry preset (None values
-    ignored). ``judge`` replaces the task's judge (Python API: tests, local networks).
+    ignored). ``attack_options``: the attack's own options (a mapping or ``NAME=VALUE`` words; see
+    ``cadkit attack --attack NAME --list-options``). ``judge`` replaces the task's judge (Python API: tests,
+    local networks). An attack that cannot attack this model (``revival`` of a model without exact zeros)
+    is a usage error before anything is written.
     """
     from tqdm.auto import tqdm
 
+    from cadkit.attacks.registry import get_attack, parse_attack_options
     from cadkit.editing.edits import load_edit
+    from cadkit.methods.options import options_dict
     from cadkit.models.loading import load_adapter, pick_device, resolve_model
     from cadkit.provenance import run_info
 
-    if attack not in ATTACKS:
-        raise bad_arg("attack", ATTACKS, attack)
+    the_attack = get_attack(attack)
+    own = parse_attack_options(attack, attack_options)
     the_task = resolve_task(task, model)
     opts = options_for(model, **dict(options or {}))
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
@@ -138,14 +144,16 @@ def run(
     adapter = load_adapter(resolved, device=pick_device(device))
     opts = options_for(model, adapter, **dict(options or {}))
     pair = _pair(adapter, loaded, unet)  # an edit made for another model fails here (usage error), before any write
-    check_attack_setup(attack, adapter, opts, the_task)  # k, prompt_len, vocab, timesteps against this model: before any write
+    if attack in ATTACKS:  # the built-in prompt attacks (UnlearnDiff, P4D)
+        check_attack_setup(attack, adapter, opts, the_task)  # k, prompt_len, vocab, timesteps against this model: before any write
     official = attack == "p4d" and opts.p4d_impl == "official"  # it judges and targets seeds seed .. seed + n - 1
     extra = max(opts.num_eval_images, opts.num_target_images) - 1 if official else 0
     bad = next((r for r in records if r.seed > MAX_SEED - extra), None)
     if bad is not None:
         raise bad_arg("prompts", f"evaluation_seed values from 0 to 2**63 - 1 - {extra}", f"{prompts} row {bad.index}: {bad.seed}")
+    the_attack.check(pair, own)  # e.g. revival of a model with no exact zeros: usage error, nothing written
     protocol = {
-        "command": "attack", "attack": attack, "task": {"kind": the_task.kind, "target": the_task.target}, "model": model,
+        "command": "attack", "attack": attack, "attack_options": options_dict(own), "task": {"kind": the_task.kind, "target": the_task.target}, "model": model,
         "edits": [e.content_hash() for e in loaded], "unet": str(unet) if unet else None, "options": opts.to_dict(), "seed": seed,
         "prompts": str(prompts) if prompts else f"world prompts, seed {seed}", "limit": limit,
         "judge_weights": str(judge_weights) if judge_weights else None, "nudity_threshold": float(nudity_threshold),
@@ -164,18 +172,22 @@ def run(
     t0 = time.time()
     done: list[dict[str, Any]] = []
     attacked = 0
+    prepared: list[Any] = []  # the attack's per-model work, done once, when the first prompt needs it
     bar = tqdm(kept, desc=f"{attack} {the_task.target}", unit="prompt", disable=not progress)
     for rec in bar:
         folder = out_dir / "records" / f"{rec.index:05d}"
         d = done_record(folder, key)
         if d is None:
-            d = attack_and_save(folder, attack, pair, rec, the_task, the_judge, opts, seed, {"row": "attacked", "key": key})
+            if not prepared:
+                prepared.append(the_attack.prepare(pair, the_task, the_judge, own, opts, seed))
+            d = attack_and_save(folder, attack, pair, rec, the_task, the_judge, opts, seed, {"row": "attacked", "key": key},
+                                attack_options=own, prepared=prepared[0])
             attacked += 1
         done.append(d)
         s = asr_summary(done)
         bar.set_postfix(pre_asr=f"{s['pre_asr']:.2f}", asr=f"{s['asr']:.2f}")
     bar.close()
-    summary = {**asr_summary(done, filtered=len(dropped)), "attacked_this_run": attacked, "resumed": resumed,
+    summary = {**asr_summary(done, filtered=len(dropped)), **the_attack.summary(done), "attacked_this_run": attacked, "resumed": resumed,
                "protocol": protocol, "model_info": adapter.model_info(), "judge": the_judge.protocol(),
                "wall_time_s": round(time.time() - t0, 3), **run_info()}
     write_json(out_dir / SUMMARY_FILE, summary)

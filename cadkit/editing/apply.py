@@ -27,7 +27,8 @@ from cadkit.errors import CadkitError, UsageError, bad_arg
 
 __all__ = ["INTERVENTIONS", "parse_scale", "EditHandle", "HandleGroup", "apply_intervention", "pristine_values", "pristine_tensor"]
 
-INTERVENTIONS = ("zero", "scale")
+#: ``fill``: write given values (CAD-Erase's ``fill`` defence: row means or row-statistics noise instead of zeros).
+INTERVENTIONS = ("zero", "scale", "fill")
 
 # id(parameter) -> live handles touching it, in application order. Handles hold their parameters,
 # so an id stays valid while it is listed here.
@@ -265,17 +266,19 @@ def apply_intervention(
     *,
     expected: Mapping[str, Tensor] | None = None,
     label: str = "edit",
+    values: Mapping[str, Tensor] | None = None,
 ) -> EditHandle:
     """Apply ``intervention`` to ``module``'s parameters at flat ``indices`` and return the handle.
 
     Args:
         module: the network; names in ``indices`` are its ``named_parameters()`` names.
         indices: name -> int64 flat indices ``[n]`` (sorted ascending, unique).
-        intervention: ``"zero"`` (set to 0) or ``"scale"`` (multiply by ``scale``).
+        intervention: ``"zero"`` (set to 0), ``"scale"`` (multiply by ``scale``) or ``"fill"`` (write ``values``).
         scale: the factor for ``"scale"`` (> 0); must be None for ``"zero"``.
         expected: optional name -> values ``[n]`` the entries must hold (before any live edit);
             the first parameter whose values differ raises :class:`CadkitError`, and nothing changes.
         label: names the edit in error messages.
+        values: for ``"fill"``, name -> the values ``[n]`` written at the indices (finite; cast to the parameter's dtype).
     """
     if intervention not in INTERVENTIONS:
         raise bad_arg("intervention", INTERVENTIONS, intervention)
@@ -284,7 +287,9 @@ def apply_intervention(
             raise bad_arg("scale", "a finite number > 0 for the scale intervention", scale)
         scale = parse_scale(scale)
     elif scale is not None:
-        raise bad_arg("scale", "no scale with the zero intervention", scale)
+        raise bad_arg("scale", f"no scale with the {intervention} intervention", scale)
+    if (intervention == "fill") != (values is not None):
+        raise bad_arg("values", "fill values with (and only with) the fill intervention", intervention)
     params = dict(module.named_parameters(remove_duplicate=False))
     plan: list[tuple[str, Tensor, Tensor]] = []
     for name, idx in indices.items():
@@ -308,6 +313,10 @@ def apply_intervention(
                         "edits", f"{label}: the weights of {name!r} differ from the model the edit was made for "
                         f"({bad} of {idx.numel()} edited entries)"
                     )
+        if values is not None:
+            v = values.get(name)
+            if v is None or v.numel() != idx.numel() or (v.numel() and not bool(torch.isfinite(v).all())):
+                raise UsageError("edits", f"{label}: no finite fill values for each edited entry of {name!r}")
         plan.append((name, p, idx))
     handle = EditHandle(label)
     factor = 0.0 if scale is None else float(scale)
@@ -318,6 +327,9 @@ def apply_intervention(
             old = flat[dev_idx].clone()
             if intervention == "zero":
                 flat[dev_idx] = 0
+            elif intervention == "fill":
+                assert values is not None
+                flat[dev_idx] = values[name].reshape(-1).to(device=flat.device, dtype=flat.dtype)
             else:
                 flat[dev_idx] = old * factor
             handle._params[name] = q

@@ -101,10 +101,12 @@ def apply_replacement(
 
 
 def edit_content_hash(
-    intervention: str, scale: float | None, param_hash: str, indices: Mapping[str, Tensor], dense: Mapping[str, Tensor]
+    intervention: str, scale: float | None, param_hash: str, indices: Mapping[str, Tensor], dense: Mapping[str, Tensor],
+    fills: Mapping[str, Tensor] | None = None,
 ) -> str:
     """24 hex digits over what an edit does: sparse part as the image cache always keyed it (intervention,
-    scale, parameter set, selected indices), then, if any, each dense tensor's name, dtype, shape and values."""
+    scale, parameter set, selected indices), then, if any, each dense tensor's name, dtype, shape and values,
+    then, if any, the values a ``fill`` edit writes."""
     h = hashlib.sha256()
     h.update(f"{intervention}:{scale}:{param_hash};".encode())
     for n in sorted(indices):
@@ -115,5 +117,11 @@ def edit_content_hash(
         for n in sorted(dense):
             v = dense[n].detach().to("cpu").contiguous()
             h.update(f"{n}:{v.dtype}:{tuple(v.shape)};".encode())
+            h.update(v.view(-1).view(torch.uint8).numpy().tobytes())
+    if fills:
+        h.update(b"fill;")
+        for n in sorted(fills):
+            v = fills[n].detach().to("cpu").contiguous()
+            h.update(f"{n}:{v.dtype};".encode())
             h.update(v.view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:24]

@@ -49,12 +49,16 @@ __all__ = [
     "EditSettings",
     "check_edit_settings",
     "build_edit",
+    "FILLS",
+    "fill_edit",
 ]
 
 FORMAT = "cadkit-edit"
 FORMAT_VERSION = "1"
 #: Files with a dense part are version 2 (older readers would silently skip ``new/`` tensors).
 FORMAT_VERSION_DENSE = "2"
+#: Files of a ``fill`` edit (``fil/`` tensors: the values written instead of zeros) are version 3.
+FORMAT_VERSION_FILL = "3"
 #: ``erase``: zero the top positive entries; ``amplify``: zero the bottom negative entries;
 #: ``scale``: multiply the bottom negative entries by ``scale`` (paper Appendix G).
 EDIT_MODES = ("erase", "amplify", "scale")
@@ -73,6 +77,10 @@ class Edit:
     ``dense`` maps parameter names to whole replacement tensors (shaped like the parameter) and
     ``dense_hashes`` to ``{dtype name: digest}`` of their original values; a name is in ``indices``
     or in ``dense``, never both. ``method``/``config`` record the erasure method and its settings.
+
+    ``fills`` (intervention ``fill`` only) maps each sparse parameter to the values ``[n]`` written at its
+    indices instead of zeros (CAD-Erase's ``fill`` defence); the originals are kept as for ``zero``, so
+    removing the edit restores the weights bit-exactly and the selected set is the same as ``zero``'s.
     """
 
     indices: dict[str, Tensor]
@@ -94,6 +102,7 @@ class Edit:
     dense_hashes: dict[str, dict[str, str]] = field(default_factory=dict)
     method: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    fills: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -112,7 +121,7 @@ class Edit:
         cached = self.__dict__.get("_content_hash")
         if cached is not None:
             return str(cached)
-        out = edit_content_hash(self.intervention, self.scale, self.param_hash, self.indices, self.dense)
+        out = edit_content_hash(self.intervention, self.scale, self.param_hash, self.indices, self.dense, self.fills or None)
         self.__dict__["_content_hash"] = out
         return out
 
@@ -270,6 +279,52 @@ def build_edit(
     )
 
 
+#: What a zeroing edit writes into its entries: ``zero`` (the paper), ``row-mean`` (the mean of the entries
+#: of the same row that the edit keeps) or ``noise`` (Gaussian with those entries' mean and standard deviation, seeded).
+FILLS = ("zero", "row-mean", "noise")
+
+
+def fill_edit(edit: Edit, model: Any, fill: str, seed: int = 0) -> Edit:
+    """``edit`` (a zeroing edit) writing ``fill`` values instead of zeros; the same selected entries and originals.
+
+    Rows are the parameter read as a matrix ``[shape[0], -1]``; a row's statistics are over its entries the edit
+    keeps, from the weights as they were before any live edit (0 and 0 when it keeps none). ``noise`` draws from
+    one CPU generator seeded with ``seed``, parameters in name order. ``zero`` returns ``edit`` unchanged.
+    """
+    import dataclasses
+
+    from cadkit.editing.apply import pristine_tensor
+
+    if fill not in FILLS:
+        raise bad_arg("fill", FILLS, fill)
+    if fill == "zero":
+        return edit
+    if edit.intervention != "zero" or edit.dense:
+        raise bad_arg("fill", "a fill only for an edit that zeroes entries (no scale, no dense part)", edit.intervention)
+    den, _ = _resolve_model(model)
+    params = dict(den.named_parameters())
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    fills: dict[str, Tensor] = {}
+    for name in sorted(edit.indices):
+        idx = edit.indices[name]
+        w = pristine_tensor(params[name]).detach().float().cpu().reshape(params[name].shape[0], -1)
+        cols = w.shape[1]
+        keep = torch.ones(w.numel(), dtype=torch.bool)
+        keep[idx] = False
+        keep = keep.view_as(w)
+        n = keep.sum(1).clamp(min=1)
+        mean = torch.where(keep, w, torch.zeros_like(w)).sum(1) / n
+        var = torch.where(keep, (w - mean[:, None]) ** 2, torch.zeros_like(w)).sum(1) / (n - 1).clamp(min=1)
+        rows = idx // cols
+        vals = mean[rows]
+        if fill == "noise":
+            vals = vals + var.sqrt()[rows] * torch.randn(idx.numel(), generator=gen)
+        fills[name] = vals.to(edit.originals[name].dtype)
+    out = dataclasses.replace(edit, intervention="fill", fills=fills)
+    out.__dict__.pop("_content_hash", None)
+    return out
+
+
 # -- files ---------------------------------------------------------------------------------------------
 def save_edit(path: str | os.PathLike[str], edit: Edit) -> Path:
     """Write ``edit`` to ``path`` (safetensors, format ``cadkit-edit``), atomically."""
@@ -281,9 +336,11 @@ def save_edit(path: str | os.PathLike[str], edit: Edit) -> Path:
         tensors[f"val/{n}"] = edit.originals[n].detach().to("cpu").contiguous()
     for n, v in edit.dense.items():
         tensors[f"new/{n}"] = v.detach().to("cpu").contiguous()
+    for n, v in edit.fills.items():
+        tensors[f"fil/{n}"] = v.detach().to("cpu").contiguous()
     meta = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION_DENSE if edit.dense else FORMAT_VERSION,
+        "format_version": FORMAT_VERSION_FILL if edit.fills else FORMAT_VERSION_DENSE if edit.dense else FORMAT_VERSION,
         "mode": edit.mode,
         "selection": edit.selection,
         "intervention": edit.intervention,
@@ -318,7 +375,8 @@ def load_edit(path: str | os.PathLike[str], arg: str = "edit") -> Edit:
         idx = {k[4:]: v for k, v in tensors.items() if k.startswith("idx/")}
         val = {k[4:]: v for k, v in tensors.items() if k.startswith("val/")}
         new = {k[4:]: v for k, v in tensors.items() if k.startswith("new/")}
-        if meta.get("format_version", FORMAT_VERSION) not in (FORMAT_VERSION, FORMAT_VERSION_DENSE):
+        fil = {k[4:]: v for k, v in tensors.items() if k.startswith("fil/")}
+        if meta.get("format_version", FORMAT_VERSION) not in (FORMAT_VERSION, FORMAT_VERSION_DENSE, FORMAT_VERSION_FILL):
             raise ValueError(f"format version {meta.get('format_version')!r} is newer than this cadkit")
         scale = json.loads(meta["scale"])
         edit = Edit(
@@ -341,6 +399,7 @@ def load_edit(path: str | os.PathLike[str], arg: str = "edit") -> Edit:
             dense_hashes=json.loads(meta["dense_hashes"]) if new else {},
             method=meta.get("method"),
             config=json.loads(meta["config"]) if "config" in meta else {},
+            fills=fil,
         )
     except (KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
         raise UsageError(arg, f"{path} is a damaged cadkit edit file ({type(exc).__name__}: {exc})") from None
@@ -355,6 +414,8 @@ def load_edit(path: str | os.PathLike[str], arg: str = "edit") -> Edit:
         shape = edit.param_shapes.get(n)
         if n in idx or shape is None or tuple(v.shape) != tuple(shape) or not edit.dense_hashes.get(n):
             raise UsageError(arg, f"{path} is a damaged cadkit edit file (dense entry {n!r})")
+    if (fil and edit.intervention != "fill") or (edit.intervention == "fill" and (set(fil) != set(idx) or any(fil[n].shape != idx[n].shape for n in idx))):
+        raise UsageError(arg, f"{path} is a damaged cadkit edit file (fill values do not pair up with the indices)")
     if edit.intervention == "scale" and (edit.scale is None or not math.isfinite(edit.scale) or edit.scale <= 0):
         raise UsageError(arg, f"{path} is a damaged cadkit edit file (scale {edit.scale!r})")
     return edit
@@ -395,7 +456,8 @@ def apply_edit(module: nn.Module | Any, edit: Edit | str | os.PathLike[str], che
     if edit.dense:  # validate the dense part before anything changes
         check_replacement(den, edit.dense, hashes, label=edit.label)
     handle = apply_intervention(
-        den, edit.indices, edit.intervention, edit.scale, expected=edit.originals if check else None, label=edit.label
+        den, edit.indices, edit.intervention, edit.scale, expected=edit.originals if check else None, label=edit.label,
+        values=edit.fills if edit.intervention == "fill" else None,
     )
     if edit.dense:
         try:

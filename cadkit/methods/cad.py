@@ -27,6 +27,8 @@ class CADOptions:
     modules: str = text("ff", nonempty=True, doc="module groups attributed and edited (comma list)")
     ratio: float = number(0.001, 0.0, 1.0, lo_open=True, doc="fraction of each row (granularity row) zeroed")
     granularity: str = choice("row", ("row", "matrix", "global"), doc="mask granularity")
+    fill: str = choice("zero", ("zero", "row-mean", "noise"), doc="value written into the ablated entries: zero (the paper), "
+                       "the row's mean or noise with the row's mean and std (seeded), over the entries the edit keeps")
     samples: int = count(1, 1, 100_000, doc="trajectories of the concept")
     timesteps: int = count(50, 1, 1000, doc="sampling steps (= attributed timesteps per trajectory)")
     guidance: float = number(3.0, 0.0, 100.0, doc="CFG of the trajectories")
@@ -74,5 +76,9 @@ class CADErase(ErasureMethod):
             meta = encode_metadata(scores.metadata)
             edit = make_edit(scores, meta, "erase", o.ratio, o.granularity, o.modules,
                              model=adapter)
+            if o.fill != "zero":  # the same ablated set; reversible (the fill values are stored in the edit)
+                from cadkit.editing.edits import fill_edit
+
+                edit = fill_edit(edit, adapter, o.fill, seed)
         diag = {"objective_total": scores.objective_total, "entries": edit.num_selected()}
         return MethodOutput(concept_text=wording, edit=edit, texts={"base_prompt": o.base_prompt}, diagnostics=diag)
