@@ -39,6 +39,7 @@ BUILTIN_METHODS: dict[str, str] = {
     "esd-x": "cadkit.methods.esd:ESDX",
     "conceptprune": "cadkit.methods.conceptprune:ConceptPrune",
     "rece": "cadkit.methods.rece:RECE",
+    "random": "cadkit.methods.random_ablation:RandomAblation",
 }
 """Built-in method names -> ``module:class``."""
 
@@ -109,7 +110,7 @@ def run_method(name: str, adapter: Any, concept: str, concept_type: str = "objec
     """Run erasure method ``name`` for ``concept`` on ``adapter``; the adapter's weights are unchanged.
 
     Args:
-        name: a built-in (``cad``, ``uce``, ``esd-u``, ``esd-x``, ``conceptprune``, ``rece``) or plug-in method.
+        name: a built-in (``cad``, ``uce``, ``esd-u``, ``esd-x``, ``conceptprune``, ``rece``, ``random``) or plug-in method.
         adapter: a loaded family adapter (``cadkit.models.load_adapter``); "models loaded" starts the clock.
         concept: the concept as the benchmark names it ("church", "nudity", "Van Gogh"); each method
             maps it to its reference wording unless its ``concept_text`` option says otherwise.

@@ -123,6 +123,7 @@ _TINY_OBJECTS = ("circle", "square", "triangle", "star", "plus", "cross", "diamo
 # in the model's own caption templates (the reference's "a {scene}" / "a {object} in a {scene}" words are unknown to it).
 _TINY_METHODS: dict[str, MethodDefaults] = {
     "cad": MethodDefaults({"modules": "attn2", "ratio": 0.05, "timesteps": 25, "guidance": 3.0}),
+    "random": MethodDefaults({"modules": "attn2", "ratio": 0.05, "timesteps": 25, "guidance": 3.0}),  # CAD's counts at CAD's settings
     "esd-u": MethodDefaults({"steps": 20, "iterations": 200, "lr": 2e-4}),
     "esd-x": MethodDefaults({"steps": 20, "iterations": 200, "lr": 2e-3}),
     "conceptprune": MethodDefaults({"steps": 20, "guidance": 5.0, "timesteps": 4}, by_type={
