@@ -52,6 +52,7 @@ class CADErase(ErasureMethod):
     description = "CAD-Erase: attribution w * dJ/dw, zero the top positive components per row"
     Options = CADOptions
     families = ("sd", "sdxl", "sd3", "flux")
+    strength = ("ratio",)
 
     def check(self, adapter: Any, concept: str, concept_type: str, options: Any) -> None:
         from cadkit.models.adapters.base import parse_modules

@@ -123,6 +123,7 @@ class RandomAblation(ErasureMethod):
     label = "random"
     description = "chance control: CAD-Erase's per-row counts of zeroed entries, at uniformly random positions"
     Options = RandomOptions
+    strength = ("ratio",)
     families = ("sd", "sdxl", "sd3", "flux")
     choices = ("random: positions uniform over the whole row (not only the entries with a positive CAD score)",)
 
