@@ -31,7 +31,7 @@ from cadkit.benchmarks.framework.concepts import slug
 
 from cadkit.errors import CadkitError, UsageError, bad_arg
 
-__all__ = ["DEFAULT_METHODS", "CAD_METHOD", "chance_variant", "parse_methods", "parse_method_options", "check_methods", "method_label", "method_options", "method_edit", "method_variant",
+__all__ = ["DEFAULT_METHODS", "CAD_METHOD", "chance_variant", "method_edit_for", "method_snapshots_for", "parse_methods", "parse_method_options", "check_methods", "method_label", "method_options", "method_edit", "method_variant",
            "method_variants", "methods_note", "methods_lines", "METHODS_HELP"]
 
 #: The method the bench options configure (its edits are the run's own CAD-Erase edits).
@@ -147,10 +147,14 @@ def _edit_path(ctx: Any, method: str, concept: str, concept_type: str, options: 
 def method_edit(ctx: Any, method: str, concept: str, concept_type: str) -> tuple[Any, dict[str, Any]]:
     """``(edit, record)`` of a method other than ``cad`` for ``concept``: read from ``edits/methods/`` or
     computed with :func:`cadkit.methods.run_method` and saved there (rank 0)."""
+    return method_edit_for(ctx, method, concept, concept_type, method_options(ctx.opts, method, concept, concept_type))
+
+
+def method_edit_for(ctx: Any, method: str, concept: str, concept_type: str, opts: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """:func:`method_edit` with the method's options given (e.g. one point of a strength grid)."""
     from cadkit.editing import load_edit, save_edit
     from cadkit.methods import run_method
 
-    opts = method_options(ctx.opts, method, concept, concept_type)
     path = _edit_path(ctx, method, concept, concept_type, opts)
     if path.is_file():
         e = load_edit(path)
@@ -160,6 +164,35 @@ def method_edit(ctx: Any, method: str, concept: str, concept_type: str) -> tuple
         save_edit(path, res.edit)
     res.edit.source = str(path)
     return res.edit, res.record
+
+
+def method_snapshots_for(ctx: Any, method: str, concept: str, concept_type: str, opts: dict[str, Any], knob: str,
+                         values: Sequence[int]) -> dict[int, tuple[Any, dict[str, Any]]]:
+    """``{value: (edit, record)}`` of ``method`` with its snapshot knob at each of ``values`` (other options ``opts``):
+    the edits in ``edits/methods/`` are read back; the missing ones come from ONE run to the largest missing value
+    (:func:`cadkit.methods.registry.run_method_snapshots`), saved under the keys a single run would have."""
+    from cadkit.editing import load_edit, save_edit
+    from cadkit.methods.registry import run_method_snapshots
+
+    out: dict[int, tuple[Any, dict[str, Any]]] = {}
+    missing = []
+    for v in values:
+        path = _edit_path(ctx, method, concept, concept_type, {**opts, knob: v})
+        if path.is_file():
+            e = load_edit(path)
+            out[v] = (e, dict(e.config))
+        else:
+            missing.append(v)
+    if missing:
+        got = run_method_snapshots(method, ctx.adapter, concept, concept_type, opts, ctx.opts.seed, missing)
+        for v in missing:
+            res = got[int(v)]
+            path = _edit_path(ctx, method, concept, concept_type, {**opts, knob: v})
+            if ctx.is_main:
+                save_edit(path, res.edit)
+            res.edit.source = str(path)
+            out[v] = (res.edit, res.record)
+    return out
 
 
 def method_variant(ctx: Any, method: str, concept: str, concept_type: str, cad_concept: str | None = None) -> Any:
