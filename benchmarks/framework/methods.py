@@ -254,7 +254,9 @@ def methods_note(o: Any, concept_type: str, concept: str = "{concept}", cad_benc
     for m in o.methods or DEFAULT_METHODS:
         if m == CAD_METHOD and cad_bench or (m == "random" and cad_bench and "counts" not in (o.method_options or {}).get(m, {})):
             parts.append(f"{m} (bench options: modules {o.modules}, ratio {o.ratio:g}, granularity {o.granularity}, attribution "
-                         f"{o.attr_samples} x {o.attr_timesteps} timesteps, CFG {o.attr_guidance:g})")
+                         f"{o.attr_samples} x {o.attr_timesteps} timesteps, CFG {o.attr_guidance:g}"
+                         + ("" if getattr(o, "attr_pair_design", "trajectories") == "trajectories" else f", pair design {o.attr_pair_design}")
+                         + ")")
             continue
         reg = method_defaults(o.model, m, concept_type, concept)
         user = fill_concept((o.method_options or {}).get(m, {}), concept)

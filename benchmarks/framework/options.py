@@ -151,6 +151,7 @@ class BenchOptions:
     attr_samples: int = 1
     attr_timesteps: int | None = None
     attr_guidance: float = 3.0
+    attr_pair_design: str = "trajectories"
     base_prompt: str = ""
     dtype: str = "fp32"
     methods: tuple[str, ...] | None = None
@@ -168,6 +169,8 @@ class BenchOptions:
             if f.name in _EXECUTION:
                 continue
             v = getattr(self, f.name)
+            if f.name == "attr_pair_design" and self.attr_pair_design == "trajectories":
+                continue  # the default is left out: run folders made before pair designs existed still resume
             if f.name == "extra":
                 out.update({f"extra.{k}": (list(x) if isinstance(x, tuple) else x) for k, x in sorted(v.items())})
                 continue
@@ -207,6 +210,9 @@ def _check_sizes(o: BenchOptions) -> None:
         _positive_int(arg, getattr(o, arg), hi)
     _finite("guidance", o.guidance)
     _finite("attr_guidance", o.attr_guidance)
+    from cadkit.attribution.pairs import check_pair_design
+
+    check_pair_design(o.attr_pair_design, o.attr_samples, o.attr_timesteps, arg="attr_pair_design")
     if isinstance(o.seed, bool) or not isinstance(o.seed, int) or not 0 <= o.seed <= 2**63 - 1:
         raise bad_arg("seed", "an integer from 0 to 2**63 - 1", o.seed)
     check_devices(o.devices, o.accelerator, o.num_nodes)  # the machine: before protocol.json is written

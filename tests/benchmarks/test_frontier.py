@@ -16,19 +16,20 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import assert_one_line_error, cli_args, install_method_plugin
+from tests.helpers import assert_one_line_error, cli_args, install_method_plugin, quick_options
 
 GRIDS = ["--methods", "cad,random,uce,esd-u", "--grid", "cad.ratio=0.05,0.3", "--grid", "random.ratio=0.05,0.3",
          "--grid", "uce.erase_scale=0.5,4", "--grid", "esd-u.iterations=1,2", "--method-option", "esd-u.steps=2"]
 
 
 def _args(model: Path, out: Path, judge: Path, *extra: str) -> list[str]:
-    return [a if a != "5%" else "5%" for a in cli_args(model, out, judge, "--images-per-class", "4", *GRIDS, *extra)]
+    return cli_args(model, out, judge, "--images-per-class", "4", *GRIDS, *extra)
 
 
 def test_frontier_numbers(run_cli: Any, tiny_sd1: Path, judge_weights: Path, tmp_path: Path) -> None:
     from cadkit.benchmarks.framework.generation import model_fingerprint, model_key
     from cadkit.benchmarks.framework.registry import prepare
+
     from cadkit.data import ImageCache
     from cadkit.editing import load_edit
     from cadkit.metrics.frontier import frontier_area, matched_retention
@@ -47,14 +48,13 @@ def test_frontier_numbers(run_cli: Any, tiny_sd1: Path, judge_weights: Path, tmp
     report = (out / "report.md").read_text()
     assert "images generated this run" in report and "Wall time" in report and "1000 replicates" in report
     # a naive recomputation of one point: CAD-Erase at ratio 0.3, test rows (odd row index), target = mean over classes
-    _, o, adapter = prepare("erase-objects", __import__("tests.helpers", fromlist=["quick_options"]).quick_options(
-        tiny_sd1, tmp_path / "x", images_per_class=4, judge_weights=str(judge_weights)))
+    _, o, adapter = prepare("erase-objects", quick_options(tiny_sd1, tmp_path / "x", images_per_class=4, judge_weights=str(judge_weights)))
     cache = ImageCache(out / "cache")
     mk = model_key(str(tiny_sd1), model_fingerprint(adapter))
     from cadkit.benchmarks.framework.context import object_records
     from cadkit.benchmarks.framework.generation import edit_key, generation_protocol
 
-    gen = generation_protocol(adapter, 2, adapter.default_guidance if False else data["protocol"]["generation"]["guidance"])
+    gen = generation_protocol(adapter, 2, data["protocol"]["generation"]["guidance"])
     judge = WORLD.object_judge(str(judge_weights))
     recs = object_records(o)
     targets = []
