@@ -153,6 +153,8 @@ def _columns(o: BenchOptions) -> dict[str, list[str]]:
         styles = list(getattr(world, "styles", ()))
     if o.judge_network is not None and network(o, "style_classifier") is not None:
         styles = list(judge_world(o).styles) if judge_world(o) is not None else []
+    if o.quick:  # --quick: as many weak classes and styles as common classes
+        weak, styles = weak[: len(classes)], styles[: len(classes)]
     return {"common": classes, "weak": weak, "styles": styles}
 
 
@@ -160,13 +162,12 @@ def _columns(o: BenchOptions) -> dict[str, list[str]]:
 @dataclasses.dataclass
 class _Records:
     """Every image record of the run (``rows``), its judge head and label, its group (a class or style, the unit of
-    an accuracy) and its stratum (the unit of resampling), and which rows each kind of condition generates."""
+    an accuracy), its row within the group, and which rows each kind of condition generates."""
 
     rows: list[PromptRecord]
     head: list[str]
     label: list[str]
     group: np.ndarray
-    stratum: np.ndarray
     row_in_group: np.ndarray
     groups: list[tuple[str, str]]  # (column, name)
     target_rows: dict[str, list[int]]
@@ -184,12 +185,10 @@ def _records(ctx: BenchContext) -> _Records:
     head: list[str] = []
     label: list[str] = []
     group: list[int] = []
-    stratum: list[int] = []
     within: list[int] = []
     groups: list[tuple[str, str]] = []
     target_rows: dict[str, list[int]] = {}
     shared: list[int] = []
-    n_strata = 0
     for c in cols["common"]:
         mine = [r for r in recs if r.cls == c]
         g = len(groups)
@@ -203,9 +202,7 @@ def _records(ctx: BenchContext) -> _Records:
             head.append("object")
             label.append(c)
             group.append(g)
-            stratum.append(n_strata + (0 if j < m else 1))
             within.append(j)
-        n_strata += 2
     world = judge_world(o)
     extra_sets = [("weak", "object", cols["weak"], o.template), ("styles", "style", cols["styles"],
                                                                  getattr(world, "style_template", "an image in {class} style"))]
@@ -222,10 +219,8 @@ def _records(ctx: BenchContext) -> _Records:
                 head.append(hd)
                 label.append(name)
                 group.append(g)
-                stratum.append(n_strata)
                 within.append(j)
-            n_strata += 1
-    return _Records(rows, head, label, np.array(group), np.array(stratum), np.array(within), groups, target_rows, shared)
+    return _Records(rows, head, label, np.array(group), np.array(within), groups, target_rows, shared)
 
 
 def _judges(ctx: BenchContext) -> dict[str, tuple[Any, list[str]]]:
@@ -308,13 +303,12 @@ class _Stats:
         for (_, _, c), k in g.cond.items():
             target_of[k] = gi[c]
         self.present = [c for c in ("common", "weak", "styles") if any(col == c for col, _ in recs.groups)]
-        self.weights: dict[str, np.ndarray] = {}
+        self.weights: dict[str, np.ndarray] = {}  # per condition: the groups each others column pools
         for col in ("common", "weak", "styles"):
             w = np.zeros((n_cond, n_groups))
             for k in range(n_cond):
                 ii = [i for i, (cc, _) in enumerate(recs.groups) if cc == col and i != target_of[k]]
-                if ii:
-                    w[k, ii] = 1.0 / len(ii)
+                w[k, ii] = 1.0
             self.weights[col] = w
         self.target_of = target_of
         # condition index per (method, point) x class; the base model: targets from base_all, others from base_shared
@@ -325,29 +319,40 @@ class _Stats:
         for j, c in enumerate(self.classes):
             for col in base_w:
                 ii = [i for i, (cc, name) in enumerate(recs.groups) if cc == col and not (cc == "common" and name == c)]
-                if ii:
-                    base_w[col][j, ii] = 1.0 / len(ii)
+                base_w[col][j, ii] = 1.0
         self.base_w = base_w
+
+    def counts(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted correct and judged counts ``[conditions, groups]`` under record weights ``w``."""
+        return (self.cm * w) @ self.ind, (self.g.made * w) @ self.ind
 
     def accuracy(self, w: np.ndarray) -> np.ndarray:
         """Accuracy (percent) ``[conditions, groups]`` under record weights ``w`` (NaN where a group has no weight)."""
+        num, den = self.counts(w)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return 100.0 * ((self.cm * w) @ self.ind) / ((self.g.made * w) @ self.ind)
+            return 100.0 * num / den
 
-    def _cols(self, acc: np.ndarray) -> dict[str, np.ndarray]:
+    def _cols(self, num: np.ndarray, den: np.ndarray, num_o: np.ndarray, den_o: np.ndarray) -> dict[str, np.ndarray]:
+        """Per condition: the target class's accuracy (target-role counts), and each others column pooled over its
+        records (others-role counts), in percent."""
         out: dict[str, np.ndarray] = {}
-        k = np.arange(acc.shape[0])
-        out["target"] = np.where(self.target_of >= 0, acc[k, np.maximum(self.target_of, 0)], np.nan)
-        for col in ("common", "weak", "styles"):
-            w = self.weights[col]
-            with np.errstate(invalid="ignore"):
-                out[col] = np.where(w.sum(1) > 0, (np.where(w > 0, acc, 0.0) * w).sum(1), np.nan)
+        k = np.arange(num.shape[0])
+        t = np.maximum(self.target_of, 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["target"] = np.where(self.target_of >= 0, 100.0 * num[k, t] / den[k, t], np.nan)
+            for col in ("common", "weak", "styles"):
+                w = self.weights[col]
+                out[col] = 100.0 * (num_o * w).sum(1) / (den_o * w).sum(1)
         return out
 
-    def points(self, w: np.ndarray) -> dict[tuple[str, int], dict[str, float]]:
-        """Per (method, point) and ``("base", 0)``: target / common / weak / styles / all, means over the erased classes."""
+    def points(self, w: np.ndarray, w_others: np.ndarray | None = None) -> dict[tuple[str, int], dict[str, float]]:
+        """Per (method, point) and ``("base", 0)``: target / common / weak / styles / all, means over the erased classes.
+        ``w`` weighs the records in their target role, ``w_others`` (default ``w``) in their others role."""
+        num, den = self.counts(w)
+        num_o, den_o = self.counts(w if w_others is None else w_others)
         acc = self.accuracy(w)
-        cols = self._cols(acc)
+        cols = self._cols(num, den, num_o, den_o)
+        num, den = num_o, den_o  # the base model's others below
         out: dict[tuple[str, int], dict[str, float]] = {}
         per = {col: cols[col][self.cidx].mean(axis=1) for col in ("target", "common", "weak", "styles")}
         for r, key in enumerate(self.rows):
@@ -356,7 +361,8 @@ class _Stats:
             out[key] = d
         base = {"target": float(acc[self.g.base_all, self.class_groups].mean())}
         for col, bw in self.base_w.items():
-            vals = (np.where(bw > 0, acc[self.g.base_shared][None, :], 0.0) * bw).sum(1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                vals = 100.0 * (num[self.g.base_shared][None, :] * bw).sum(1) / (den[self.g.base_shared][None, :] * bw).sum(1)
             base[col] = float(vals.mean()) if bw.sum() > 0 else float("nan")
         base["all"] = float(np.mean([base[c] for c in self.present]))
         out[("base", 0)] = base
@@ -367,9 +373,9 @@ class _Stats:
         r = self.retain
         return [(pts[(m, p)]["target"], pts[(m, p)][r]) for p in range(self.n_pts[m])] + [(pts[("base", 0)]["target"], pts[("base", 0)][r])]
 
-    def vector(self, w: np.ndarray) -> np.ndarray:
+    def vector(self, w: np.ndarray, w_others: np.ndarray | None = None) -> np.ndarray:
         """Every statistic (see :meth:`positions`)."""
-        pts = self.points(w)
+        pts = self.points(w, w_others)
         vec: list[float] = []
         for m in self.methods:
             for p in range(self.n_pts[m]):
@@ -509,13 +515,23 @@ def frontier_suite(ctx: BenchContext) -> SuiteResult:
     test_idx = np.flatnonzero(test_mask)
     reps = int(ex["bootstrap"])
     boot_t0 = time.time()
-    wt = bootstrap_weights(recs.stratum[test_idx], reps, int(o.seed))
+    # two roles: a common-class image is a target record (resampled within its class) and, for the first rows, an
+    # others record (resampled within its column: the common classes' shared rows, the weak classes, the styles)
+    shared_set = set(recs.shared)
+    col_id = {"common": 0, "weak": 1, "styles": 2}
+    t_items = [int(i) for i in test_idx if recs.groups[recs.group[i]][0] == "common"]
+    o_items = [int(i) for i in test_idx if int(i) in shared_set]
+    strata = [int(recs.group[i]) for i in t_items] + [len(recs.groups) + col_id[recs.groups[recs.group[i]][0]] for i in o_items]
+    wt = bootstrap_weights(strata, reps, int(o.seed))
     est = st.vector(test_mask)
-    full = np.zeros(n)
+    w_t = np.zeros(n)
+    w_o = np.zeros(n)
     rep = np.empty((reps, len(est)))
+    nt = len(t_items)
     for b in range(reps):
-        full[test_idx] = wt[b]
-        rep[b] = st.vector(full)
+        w_t[t_items] = wt[b, :nt]
+        w_o[o_items] = wt[b, nt:]
+        rep[b] = st.vector(w_t, w_o)
     boot_wall = time.time() - boot_t0
 
     def ci(j: int | np.ndarray) -> tuple[float, float, float]:
@@ -621,9 +637,12 @@ def frontier_suite(ctx: BenchContext) -> SuiteResult:
     notes = [
         f"Split: rule {ex['split']} over each class's rows (even row index -> validation); {n_val} validation and {n_test} test records. "
         "Operating point: on validation, the best retention among the points with target <= 10 %, else the lowest target; its numbers are test numbers.",
-        f"Intervals: stratified percentile bootstrap, {reps} replicates, numpy seed {o.seed}, over the test records; strata: each common "
-        f"class's first {m_o} rows (judged under every other class's edit too) and its other rows, each weak class, each style. "
-        "Classes are fixed (not resampled). The same resamples serve every method (paired).",
+        f"Intervals: stratified percentile bootstrap, {reps} replicates, numpy seed {o.seed}, over the test records in two roles: "
+        "as target images, resampled within each class (every class keeps its size; the target is the mean over the erased "
+        f"classes, which are fixed), and as others images (the first {m_o} rows of each class, weak class and style), resampled "
+        "within each column (the common classes together, the weak classes together, the styles together: one or two test "
+        "images per class cannot carry an interval on their own); an others column pools its records. The same resamples "
+        "serve every method and strength (paired).",
         f"Others are sub-sampled: {m_o} images per other class, weak class and style under each edit (the same prompts and seeds for "
         f"every edit); the target uses all {o.images_per_class} rows. A test cell of one class moves in steps of "
         f"{100 / max(1, len(split_rows(int(o.images_per_class or 0), str(ex['split']))[1])):.1f} points (target) and "

@@ -87,8 +87,8 @@ class FrontierDefaults:
     """``cadkit bench frontier`` on a model: per method a grid of strengths ``{knob: values}`` (knobs zipped
     into one path, see :mod:`cadkit.methods.strength`), the ``--quick`` grids where they are not the
     first, middle and last point of the full ones, options the frontier sets over :class:`MethodDefaults`
-    (e.g. cheaper inner sampling of ESD), the target images per class and the images per class of every
-    "others" column (other common classes, weak classes, styles) under each edit."""
+    (e.g. cheaper inner sampling of ESD) and the images per class of every "others" column (other common
+    classes, weak classes, styles) under each edit (the target takes the bench's ``images_per_class``)."""
 
     grids: Mapping[str, Mapping[str, tuple[Any, ...]]] = field(default_factory=lambda: {
         "cad": {"ratio": (0.0005, 0.001, 0.002, 0.005, 0.01)},
@@ -102,7 +102,6 @@ class FrontierDefaults:
     quick_grids: Mapping[str, Mapping[str, tuple[Any, ...]]] = field(default_factory=dict)
     method_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     methods: tuple[str, ...] = FRONTIER_METHODS
-    images_per_class: int = 50
     others_per_class: int = 10
 
 
@@ -169,21 +168,21 @@ _TINY_METHODS: dict[str, MethodDefaults] = {
 
 # cadkit bench frontier on the embedded model: 5 strengths per method from no erasure towards full erasure (UCE by s_e,
 # RECE by rounds and lambda, ESD-u by iterations from one run per class with snapshots, at 4 inner sampling steps and
-# lr 1e-3 so that 200 iterations fit the CPU budget, ConceptPrune by skill and selection ratios); 16 target images per
-# class (8 validation, 8 test) and 2 images per class of every "others" column under each edit (the cost: see README).
+# lr 1e-3 (--quick: 5 iterations already move the target), ConceptPrune by skill and selection ratios); 2 images per
+# class of every "others" column under each edit (1 validation, 1 test); the target uses all images_per_class rows.
 _TINY_FRONTIER = FrontierDefaults(
     grids={
         "cad": {"ratio": (0.01, 0.03, 0.05, 0.1, 0.2)},
         "random": {"ratio": (0.01, 0.03, 0.05, 0.1, 0.2)},
         "uce": {"erase_scale": (0.1, 0.3, 1.0, 3.0, 10.0)},
         "rece": {"epochs": (1, 1, 2, 3, 5), "lam": (2.0, 0.5, 0.1, 0.1, 0.1)},
-        "esd-u": {"iterations": (10, 25, 50, 100, 200)},
-        "esd-x": {"iterations": (10, 25, 50, 100, 200)},
+        "esd-u": {"iterations": (5, 10, 20, 40, 80)},
+        "esd-x": {"iterations": (5, 10, 20, 40, 80)},
         "conceptprune": {"skill_ratio": (0.02, 0.05, 0.1, 0.2, 0.3), "select_ratio": (0.5, 0.3, 0.2, 0.1, 0.05)},
     },
     quick_grids={"esd-u": {"iterations": (2, 5, 10)}, "esd-x": {"iterations": (2, 5, 10)}},
     method_options={"esd-u": {"steps": 4, "lr": 1e-3}, "esd-x": {"steps": 4, "lr": 1e-2}},
-    images_per_class=16, others_per_class=2,
+    others_per_class=2,
 )
 
 REGISTRY: dict[str, ModelEntry] = {

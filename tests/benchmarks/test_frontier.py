@@ -19,7 +19,7 @@ import torch
 from tests.helpers import assert_one_line_error, cli_args, install_method_plugin, quick_options
 
 GRIDS = ["--methods", "cad,random,uce,esd-u", "--grid", "cad.ratio=0.05,0.3", "--grid", "random.ratio=0.05,0.3",
-         "--grid", "uce.erase_scale=0.5,4", "--grid", "esd-u.iterations=1,2", "--method-option", "esd-u.steps=2"]
+         "--grid", "uce.erase_scale=0.5,4", "--grid", "esd-u.iterations=1,2", "--method-option", "esd-u.steps=2", "--others-per-class", "2"]
 
 
 def _args(model: Path, out: Path, judge: Path, *extra: str) -> list[str]:
@@ -88,6 +88,14 @@ def test_frontier_numbers(run_cli: Any, tiny_sd1: Path, judge_weights: Path, tmp
     again = run_cli("bench", "frontier", *_args(tiny_sd1, out, judge_weights))
     assert again.code == 0 and json.loads((out / "results.json").read_text())["generated"] == 0
     assert (out / "results.csv").read_text() == csv
+    # adding a strength to a finished run generates only its images: 2 classes x (4 target + 2 other-class + 5 x 2 weak
+    # + 5 x 2 styles) images
+    more = [a if a != "cad.ratio=0.05,0.3" else "cad.ratio=0.05,0.1,0.3" for a in _args(tiny_sd1, out, judge_weights)]
+    grown = run_cli("bench", "frontier", *more)
+    assert grown.code == 0, grown
+    data = json.loads((out / "results.json").read_text())
+    assert data["generated"] == 2 * (4 + 2 + 10 + 10)
+    assert [r["strength"] for r in data["tables"][2]["rows"] if r["method"] == "CAD-Erase"] == ["ratio=0.05", "ratio=0.1", "ratio=0.3"]
 
 
 @pytest.mark.slow
