@@ -599,14 +599,12 @@ def frontier_suite(ctx: BenchContext) -> SuiteResult:
         tj, rj = pos[(m, (p, "target"))], pos[(m, (p, retain))]
         row["chosen_target"], row["chosen_retain"] = est[tj], est[rj]
         row["chosen_ci"] = f"{_pct(*ci(tj)[:2])} / {_pct(*ci(rj)[:2])}"
-        row["edit_time_s"] = sum(costs[m]) if costs[m] else None
         head_rows.append(row)
     hcols = [("method", "method"), ("tau10", f"{retain} at target <= 10 %"), ("tau10_ci", "95 % CI"), ("tau25", f"{retain} at target <= 25 %"),
              ("tau25_ci", "95 % CI"), ("area", f"area ({AREA_KIND})"), ("area_ci", "95 % CI"), ("chosen", "point chosen on validation"),
-             ("chosen_target", "test: target"), ("chosen_retain", f"test: {retain}"), ("chosen_ci", "95 % CIs"),
-             ("edit_time_s", "method compute (s)")]
+             ("chosen_target", "test: target"), ("chosen_retain", f"test: {retain}"), ("chosen_ci", "95 % CIs")]
     t_head = Table("frontier-headline", f"Headline per method on the test rows (retention = {retain}; area under the frontier as a "
-                   "fraction of the square, step function)", hcols, head_rows, formats={"area": ".3f", "edit_time_s": ".1f"})
+                   "fraction of the square, step function)", hcols, head_rows, formats={"area": ".3f"})
     tables = [t_head]
     if CAD_METHOD in methods:
         diff_rows = []
@@ -651,7 +649,9 @@ def frontier_suite(ctx: BenchContext) -> SuiteResult:
         "Matched erasure: linear interpolation between the two frontier points around the level; 'not reached' when no point is at or "
         f"below it (never extrapolated). Area: {AREA_KIND} function over erasure 1 - target from 0 to 1, retention 0 beyond the last point.",
         "random: CAD-Erase's per-row counts at each ratio (from the same cached scores), at uniformly random positions.",
-        f"Time: edits and images {edit_wall:.1f} s, bootstrap {boot_wall:.1f} s, suite {time.time() - t0:.1f} s.",
+        f"Time: edits and images {edit_wall:.1f} s, bootstrap {boot_wall:.1f} s, suite {time.time() - t0:.1f} s. Method compute "
+        "recorded with the edits (seconds, summed over classes; CAD-Erase and random: the attribution, in scores/): "
+        + ", ".join(f"{method_label(m)} {sum(costs[m]):.1f}" for m in methods if costs[m]) + ".",
     ]
     grid_line = "Grids: " + "; ".join(f"{m} " + " | ".join(", ".join(f"{k}={v}" for k, v in pt.items()) for pt in grids[m]) for m in methods)
     extra_opts = {m: fd.method_options[m] for m in methods if m in fd.method_options}
