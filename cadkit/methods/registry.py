@@ -150,7 +150,7 @@ def run_method_snapshots(name: str, adapter: Any, concept: str, concept_type: st
     family = str(getattr(adapter, "family", ""))
     for v in vals:  # each value through the option's own bounds
         parse_options(method.Options, {**dict(options or {}), knob: v}, method.type_defaults(concept_type, family))
-    opts = parse_options(method.Options, {**dict(options or {}), knob: vals[-1]}, method.type_defaults(concept_type, family))
+    opts: Any = parse_options(method.Options, {**dict(options or {}), knob: vals[-1]}, method.type_defaults(concept_type, family))
     method.check(adapter, concept, concept_type, opts)
     got = _run(method, name, adapter, concept, concept_type, opts, seed, None, vals)
     return dict(zip(vals, got))
