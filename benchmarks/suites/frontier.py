@@ -223,28 +223,36 @@ def _records(ctx: BenchContext) -> _Records:
     return _Records(rows, head, label, np.array(group), np.array(within), groups, target_rows, shared)
 
 
-def _judges(ctx: BenchContext) -> dict[str, tuple[Any, list[str]]]:
+_Judge = tuple[Any, dict[str, int], Any]  # (network, class name -> logit index, preprocess or None)
+
+
+def _judges(ctx: BenchContext) -> dict[str, _Judge]:
+    """Per judge head (``object``, ``style``): the network, the logit index of each name it judges, its preprocessing."""
     o = ctx.opts
+
+    def index(labels: Sequence[str]) -> dict[str, int]:
+        return {str(name): i for i, name in enumerate(labels)}
+
     if o.judge_network is not None:
-        out = {"object": (o.judge_network[0], list(o.judge_network[1]))}
+        out: dict[str, _Judge] = {"object": (o.judge_network[0], index(o.judge_network[1]), None)}
         style = network(o, "style_classifier")
         if style is not None:
-            out["style"] = (style, list(getattr(style, "classes", _columns(o)["styles"])))
+            out["style"] = (style, index(getattr(style, "classes", _columns(o)["styles"])), None)
         return out
     world = judge_world(o)
-    if world is None:  # imagenet: the run's object judge, through its metric (per-image correctness from its network)
+    if world is None:  # imagenet: the run's object-accuracy metric knows each class's label index and the preprocessing
         metric = ctx.judge()
-        return {"object": (metric.classifier, list(metric.labels))}
+        return {"object": (metric.classifier, dict(zip(metric.classes, metric.label_index)), metric.preprocess)}
     obj = world.object_judge(o.judge_weights)
-    out = {"object": (obj, list(obj.classes))}
+    out = {"object": (obj, index(obj.classes), None)}
     if _columns(o)["styles"]:
         sty = world.style_judge(o.judge_weights)
-        out["style"] = (sty, list(sty.classes))
+        out["style"] = (sty, index(sty.classes), None)
     return out
 
 
 @torch.no_grad()
-def _correct(ctx: BenchContext, recs: _Records, idx: Sequence[int], edit: Any, judges: Mapping[str, tuple[Any, list[str]]]) -> np.ndarray:
+def _correct(ctx: BenchContext, recs: _Records, idx: Sequence[int], edit: Any, judges: Mapping[str, _Judge]) -> np.ndarray:
     """1/0 per record of ``idx``: the judge names its class (or style) on the cached image under ``edit``."""
     rows = [recs.rows[i] for i in idx]
     ctx.generate(rows, edit)
@@ -256,15 +264,15 @@ def _correct(ctx: BenchContext, recs: _Records, idx: Sequence[int], edit: Any, j
             sel = [k for k in chunk if recs.head[idx[k]] == hd]
             if not sel:
                 continue
-            net, labels = judges[hd]
+            net, label_index, preprocess = judges[hd]
             dev = next((p.device for p in net.parameters()), torch.device("cpu"))
             x = imgs[[k - start for k in sel]].to(dev)
-            logits = net(x)
+            logits = net(preprocess(x) if preprocess is not None else x)
             if isinstance(logits, (tuple, list)):
                 logits = logits[0 if hd == "object" else 1]
             pred = logits.argmax(-1).cpu().tolist()
             for k, p in zip(sel, pred):
-                out[k] = int(labels[p] == recs.label[idx[k]]) if p < len(labels) else 0
+                out[k] = int(p == label_index.get(recs.label[idx[k]], -1))
     return out
 
 

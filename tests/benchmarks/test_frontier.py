@@ -143,3 +143,18 @@ def test_bad_inputs(case: str, run_cli: Any, tiny_sd1: Path, judge_weights: Path
     res = run_cli("bench", "frontier", *cli_args(tiny_sd1, out, judge_weights, *extra))
     assert_one_line_error(res, *needles)
     assert not out.exists()
+
+
+def test_injected_judge_has_one_retain_column(tiny_sd1: Path, tmp_path: Path, judge_network: Any) -> None:
+    """With an injected judge (no world): the common column only; the Python API takes the grid as a mapping."""
+    from cadkit.benchmarks.framework import run_suite
+
+    opts = quick_options(tiny_sd1, tmp_path / "run", judge_network=judge_network, methods="cad,random", images_per_class=2,
+                         extra={"grid": {"cad": {"ratio": [0.05, 0.3]}, "random": {"ratio": [0.05, 0.3]}}, "others_per_class": 2})
+    res, out = run_suite("frontier", opts)
+    points = next(t for t in res.tables if t.name == "frontier-points")
+    assert "weak" not in points.rows[1] and "styles" not in points.rows[1] and "common" in points.rows[1]
+    net, labels = judge_network
+    data = json.loads((out / "results.json").read_text())
+    assert data["execution"]["extra.grid"]["cad"] == [{"ratio": 0.05}, {"ratio": 0.3}]
+    assert "extra.grid" not in data["protocol"]
