@@ -109,7 +109,8 @@ def frontier_chart(series: Mapping[str, Mapping[str, Any]], title: str, xlabel: 
         ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt="o", ms=3.5, color=colour, alpha=0.45, elinewidth=0.8, capsize=1.5)
         front = [pts[i] for i in d.get("frontier", [])]
         if front:
-            ax.step([p[0] for p in front], [p[1] for p in front], where="post", color=colour, label=name, lw=1.6)
+            # the staircase continues flat to target 100 %: the best retention reachable at any larger target
+            ax.step([p[0] for p in front] + [100.0], [p[1] for p in front] + [front[-1][1]], where="post", color=colour, label=name, lw=1.6)
             ax.plot([p[0] for p in front], [p[1] for p in front], "o", color=colour, ms=5)
     ax.set_xlim(-2, 102)
     ax.set_ylim(-2, 102)
