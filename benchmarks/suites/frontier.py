@@ -426,8 +426,8 @@ def operating_point(curve: Sequence[tuple[float, float]], tau: float = TAUS[0]) 
     return min(range(len(curve)), key=lambda i: (curve[i][0], -curve[i][1], i))
 
 
-def _pct(lo: float, hi: float) -> str:
-    return "-" if not (math.isfinite(lo) and math.isfinite(hi)) else f"[{lo:.1f}, {hi:.1f}]"
+def _pct(lo: float, hi: float, spec: str = ".1f") -> str:
+    return "-" if not (math.isfinite(lo) and math.isfinite(hi)) else f"[{lo:{spec}}, {hi:{spec}}]"
 
 
 # -- the suite -------------------------------------------------------------------------------------------
@@ -599,9 +599,10 @@ def frontier_suite(ctx: BenchContext) -> SuiteResult:
             lo, hi, share = ci(jj)
             v = est[jj]
             row[h] = v if math.isfinite(v) else None
-            row[f"{h}_ci"] = _pct(lo, hi) + (f" ({100 * share:.0f} % of resamples reach it)" if h != "area" and share < 1.0 else "")
+            row[f"{h}_ci"] = _pct(lo, hi, ".3f" if h == "area" else ".1f") + (
+                f" ({100 * share:.1f} % of resamples reach it)" if h != "area" and share < 1.0 else "")
             if not math.isfinite(v):
-                row[f"{h}_ci"] = "not reached" + (f" ({100 * share:.0f} % of resamples reach it)" if share > 0 else "")
+                row[f"{h}_ci"] = "not reached" + (f" ({100 * share:.1f} % of resamples reach it)" if share > 0 else "")
         p = chosen[m]
         row["chosen"] = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in grids[m][p].items())
         tj, rj = pos[(m, (p, "target"))], pos[(m, (p, retain))]
@@ -625,7 +626,8 @@ def frontier_suite(ctx: BenchContext) -> SuiteResult:
                 v = est[pos[(CAD_METHOD, h)]] - est[pos[(m, h)]]
                 lo, hi, share = ci(d)
                 row[h] = v if math.isfinite(v) else None
-                row[f"{h}_ci"] = _pct(lo, hi) + (f" ({100 * share:.0f} % of resamples define both)" if share < 1.0 else "")
+                row[f"{h}_ci"] = _pct(lo, hi, ".3f" if h == "area" else ".1f") + (
+                    f" ({100 * share:.1f} % of resamples define both)" if share < 1.0 else "")
             diff_rows.append(row)
         dcols = [("pair", "pair"), ("tau10", f"{retain} at target <= 10 %"), ("tau10_ci", "95 % CI"), ("tau25", f"{retain} at target <= 25 %"),
                  ("tau25_ci", "95 % CI"), ("area", "area"), ("area_ci", "95 % CI")]
