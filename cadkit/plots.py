@@ -17,7 +17,7 @@ from torch import Tensor
 
 from cadkit.io import atomic_path
 
-__all__ = ["bar_chart", "curve_chart", "image_grid", "localization_map", "verify_scatter", "write_png", "is_png"]
+__all__ = ["bar_chart", "curve_chart", "frontier_chart", "image_grid", "localization_map", "verify_scatter", "write_png", "is_png"]
 
 
 def is_png(path: str | os.PathLike[str]) -> bool:
@@ -84,6 +84,41 @@ def curve_chart(xs: Sequence[float], series: Mapping[str, Sequence[float]], titl
     ax.set_ylim(0, 105)
     ax.set_title(title)
     ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def frontier_chart(series: Mapping[str, Mapping[str, Any]], title: str, xlabel: str = "target accuracy (%, lower = erased)",
+                   ylabel: str = "others accuracy (%, higher = kept)") -> bytes:
+    """One curve per method: ``series[name]`` has ``points`` ``[(target, others, t_lo, t_hi, o_lo, o_hi), ...]`` (the
+    intervals drawn as error bars) and ``frontier`` (indices of the Pareto points, sorted by target: drawn as a
+    staircase line, the best others reachable at each target); PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for k, (name, d) in enumerate(series.items()):
+        pts = list(d.get("points", []))
+        if not pts:
+            continue
+        colour = f"C{k % 10}"
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        xerr = [[max(0.0, p[0] - p[2]) for p in pts], [max(0.0, p[3] - p[0]) for p in pts]]
+        yerr = [[max(0.0, p[1] - p[4]) for p in pts], [max(0.0, p[5] - p[1]) for p in pts]]
+        ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt="o", ms=3.5, color=colour, alpha=0.45, elinewidth=0.8, capsize=1.5)
+        front = [pts[i] for i in d.get("frontier", [])]
+        if front:
+            # the staircase continues flat to target 100 %: the best retention reachable at any larger target
+            ax.step([p[0] for p in front] + [100.0], [p[1] for p in front] + [front[-1][1]], where="post", color=colour, label=name, lw=1.6)
+            ax.plot([p[0] for p in front], [p[1] for p in front], "o", color=colour, ms=5)
+    ax.set_xlim(-2, 102)
+    ax.set_ylim(-2, 102)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
     return _png(fig)
 
 

@@ -9,6 +9,7 @@ from cadkit.cli.core import SEED, CadkitCommand, CadkitSubGroup, choice, count, 
 
 from cadkit.attribution.cad import MAX_BATCH, MAX_SAMPLES, MAX_TIMESTEPS
 from cadkit.attribution.objectives import OBJECTIVES
+from cadkit.attribution.pairs import DEFAULT_PAIR_DESIGN, PAIR_DESIGNS
 from cadkit.attribution.trainer import ACCELERATORS, PRECISIONS
 from cadkit.models.loading import DTYPES
 from cadkit.models.registry import DEFAULT_MODEL
@@ -23,6 +24,9 @@ from cadkit.models.registry import DEFAULT_MODEL
 @click.option("--samples", type=count(1, MAX_SAMPLES), default=1, show_default=True, help="Trajectories (erase) or generated images (amplify).")
 @click.option("--timesteps", type=count(1, MAX_TIMESTEPS), default=50, show_default=True, help="Sampling steps T; every step is used.")
 @click.option("--guidance", type=finite_float(0), default=3.0, show_default=True, help="CFG of the concept trajectories.")
+@click.option("--pair-design", type=choice(PAIR_DESIGNS), default=DEFAULT_PAIR_DESIGN, show_default=True,
+              help="erase pairs: trajectories (S trajectories x all T steps), official (S x T independent trajectories, each "
+                   "stopped at its own step: the paper's estimator), stratified (S trajectories sharing the T steps).")
 @click.option("--modules", type=modules_type(), default="ff", show_default=True, help="Module groups (comma list).")
 @click.option("--batch-size", type=count(1, MAX_BATCH), default=4, show_default=True, help="(sample, t) pairs per step.")
 @click.option("--devices", type=count(1, 4096), default=1, show_default=True)

@@ -17,6 +17,7 @@ def _common() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
     from cadkit.cli.core import RATIO, SEED, choice, count, defaults_text, finite_float, model_help, modules_type
 
     from cadkit.attribution.cad import MAX_BATCH, MAX_SAMPLES, MAX_TIMESTEPS
+    from cadkit.attribution.pairs import PAIR_DESIGNS
     from cadkit.editing.masks import GRANULARITIES
     from cadkit.generation import MAX_IMAGES, MAX_STEPS
     from cadkit.models.registry import DEFAULT_MODEL
@@ -39,6 +40,8 @@ def _common() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
         (("--attr-timesteps",), dict(type=count(1, MAX_TIMESTEPS), default=None, help="Attribution timesteps " + defaults_text("bench.attr_timesteps")[:-1] + f"; --quick {q['attr_timesteps']}].")),
         (("--attr-samples",), dict(type=count(1, MAX_SAMPLES), default=1, show_default=True, help="Attribution trajectories per concept.")),
         (("--attr-guidance",), dict(type=finite_float(0), default=3.0, show_default=True, help="CFG of the attribution trajectories.")),
+        (("--attr-pair-design",), dict(type=choice(PAIR_DESIGNS), default="trajectories", show_default=True,
+                                       help="Erase attribution pairs: trajectories, official (the paper's: one trajectory per step) or stratified.")),
         (("--devices",), dict(type=count(1, 4096), default=1, show_default=True)),
         (("--num-nodes",), dict(type=count(1, 4096), default=1, show_default=True)),
         (("--accelerator",), dict(default="auto", show_default=True)),

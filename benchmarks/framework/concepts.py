@@ -21,25 +21,26 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-")[:48] or "x"
 
 
-def scores_path(folder: Path, concept: str, objective: str, modules: str) -> Path:
-    return folder / f"{slug(concept)}-{objective}-{slug(modules)}.safetensors"
+def scores_path(folder: Path, concept: str, objective: str, modules: str, pair_design: str = "trajectories") -> Path:
+    design = "" if pair_design == "trajectories" else f"-{pair_design}"
+    return folder / f"{slug(concept)}-{objective}-{slug(modules)}{design}.safetensors"
 
 
 def get_scores(
     adapter: Any, folder: Path, concept: str, objective: str, modules: str, *, samples: int, timesteps: int, guidance: float,
     seed: int, base_prompt: str = "", images: Tensor | None = None, batch_size: int = 8, devices: int = 1,
-    num_nodes: int = 1, accelerator: str = "auto", progress: bool = False,
+    num_nodes: int = 1, accelerator: str = "auto", progress: bool = False, pair_design: str = "trajectories",
 ) -> tuple[dict[str, Tensor], dict[str, str], Path]:
     """``(scores, metadata, path)``: read from ``folder`` if there, else attribute and save (rank 0)."""
     from cadkit.attribution import CAD, load_scores, save_scores
 
-    path = scores_path(folder, concept, objective, modules)
+    path = scores_path(folder, concept, objective, modules, pair_design)
     if path.is_file():
         s, meta = load_scores(path)
         return s, meta, path
     res = CAD(adapter, modules, devices=devices, num_nodes=num_nodes, accelerator=accelerator, progress=progress).attribute(
         concept, objective=objective, base_prompt=base_prompt, samples=samples if images is None else len(images),
-        timesteps=timesteps, guidance=guidance, seed=seed, images=images, batch_size=batch_size,
+        timesteps=timesteps, guidance=guidance, seed=seed, images=images, batch_size=batch_size, pair_design=pair_design,
     )
     meta = dict(res.metadata)
     if _rank() == 0:

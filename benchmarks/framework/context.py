@@ -158,6 +158,7 @@ class BenchContext:
             self.adapter, self.run.scores_dir, concept, objective, modules or str(o.modules), samples=samples or o.attr_samples,
             timesteps=o.attr_timesteps, guidance=o.attr_guidance, seed=o.seed, base_prompt=o.base_prompt, images=images,
             batch_size=min(o.batch_size, 8), devices=o.devices, num_nodes=o.num_nodes, accelerator=o.accelerator, progress=o.progress,
+            pair_design=o.attr_pair_design if objective == "erase" else "trajectories",
         )
 
     def edit(self, concept: str, mode: str = "erase", ratio: float | None = None, modules: str | None = None,

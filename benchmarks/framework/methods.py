@@ -31,14 +31,14 @@ from cadkit.benchmarks.framework.concepts import slug
 
 from cadkit.errors import CadkitError, UsageError, bad_arg
 
-__all__ = ["DEFAULT_METHODS", "CAD_METHOD", "parse_methods", "parse_method_options", "check_methods", "method_label", "method_options", "method_edit", "method_variant",
+__all__ = ["DEFAULT_METHODS", "CAD_METHOD", "chance_variant", "method_edit_for", "method_snapshots_for", "parse_methods", "parse_method_options", "check_methods", "method_label", "method_options", "method_edit", "method_variant",
            "method_variants", "methods_note", "methods_lines", "METHODS_HELP"]
 
 #: The method the bench options configure (its edits are the run's own CAD-Erase edits).
 CAD_METHOD = "cad"
 DEFAULT_METHODS: tuple[str, ...] = (CAD_METHOD,)
 METHODS_HELP = ("Comma list of erasure methods, one row each after the base model (built-in: cad, uce, esd-u, esd-x, "
-                "conceptprune, rece; plug-ins: see `cadkit plugins`) [cad]")
+                "conceptprune, rece, random (CAD-Erase's per-row counts at random positions); plug-ins: see `cadkit plugins`) [cad]")
 
 
 def parse_methods(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -151,10 +151,14 @@ def _edit_path(ctx: Any, method: str, concept: str, concept_type: str, options: 
 def method_edit(ctx: Any, method: str, concept: str, concept_type: str) -> tuple[Any, dict[str, Any]]:
     """``(edit, record)`` of a method other than ``cad`` for ``concept``: read from ``edits/methods/`` or
     computed with :func:`cadkit.methods.run_method` and saved there (rank 0)."""
+    return method_edit_for(ctx, method, concept, concept_type, method_options(ctx.opts, method, concept, concept_type))
+
+
+def method_edit_for(ctx: Any, method: str, concept: str, concept_type: str, opts: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """:func:`method_edit` with the method's options given (e.g. one point of a strength grid)."""
     from cadkit.editing import load_edit, save_edit
     from cadkit.methods import run_method
 
-    opts = method_options(ctx.opts, method, concept, concept_type)
     path = _edit_path(ctx, method, concept, concept_type, opts)
     if path.is_file():
         e = load_edit(path)
@@ -164,6 +168,35 @@ def method_edit(ctx: Any, method: str, concept: str, concept_type: str) -> tuple
         save_edit(path, res.edit)
     res.edit.source = str(path)
     return res.edit, res.record
+
+
+def method_snapshots_for(ctx: Any, method: str, concept: str, concept_type: str, opts: dict[str, Any], knob: str,
+                         values: Sequence[int]) -> dict[int, tuple[Any, dict[str, Any]]]:
+    """``{value: (edit, record)}`` of ``method`` with its snapshot knob at each of ``values`` (other options ``opts``):
+    the edits in ``edits/methods/`` are read back; the missing ones come from ONE run to the largest missing value
+    (:func:`cadkit.methods.registry.run_method_snapshots`), saved under the keys a single run would have."""
+    from cadkit.editing import load_edit, save_edit
+    from cadkit.methods.registry import run_method_snapshots
+
+    out: dict[int, tuple[Any, dict[str, Any]]] = {}
+    missing = []
+    for v in values:
+        path = _edit_path(ctx, method, concept, concept_type, {**opts, knob: v})
+        if path.is_file():
+            e = load_edit(path)
+            out[v] = (e, dict(e.config))
+        else:
+            missing.append(v)
+    if missing:
+        got = run_method_snapshots(method, ctx.adapter, concept, concept_type, opts, ctx.opts.seed, missing)
+        for v in missing:
+            res = got[int(v)]
+            path = _edit_path(ctx, method, concept, concept_type, {**opts, knob: v})
+            if ctx.is_main:
+                save_edit(path, res.edit)
+            res.edit.source = str(path)
+            out[v] = (res.edit, res.record)
+    return out
 
 
 def method_variant(ctx: Any, method: str, concept: str, concept_type: str, cad_concept: str | None = None) -> Any:
@@ -177,10 +210,31 @@ def method_variant(ctx: Any, method: str, concept: str, concept_type: str, cad_c
     if method == CAD_METHOD:
         c = cad_concept or concept
         return Variant(label, edit=ctx.edit(c, "erase"), meta={"method": method, "concept": c, "ratio": o.ratio, "objective": "erase"})
+    chance = chance_variant(ctx, method, cad_concept or concept, float(o.ratio))
+    if chance is not None:
+        return chance
     edit, record = method_edit(ctx, method, concept, concept_type)
     meta = {"method": method, "concept": concept, "concept_type": concept_type, "concept_text": record.get("concept_text"),
             "options": record.get("options"), "cost": record.get("cost"), "extension": record.get("extension")}
     return Variant(label, edit=edit, meta=meta)
+
+
+def chance_variant(ctx: Any, method: str, concept: str, ratio: float, label: str | None = None) -> Any:
+    """The variant of a chance-control method (one with ``from_cad_edit``, e.g. ``random``) made from the run's
+    own CAD-Erase edit of ``concept`` at ``ratio`` (its cached scores: no attribution), or None for any other
+    method or when ``--method-option METHOD.counts=ratio`` asks for counts without CAD."""
+    from cadkit.methods import get_method
+
+    m = get_method(method)
+    make = getattr(m, "from_cad_edit", None)
+    if make is None or (ctx.opts.method_options or {}).get(method, {}).get("counts", "cad") != "cad":
+        return None
+    from cadkit.benchmarks.framework.prompt_suites import Variant
+
+    cad = ctx.edit(concept, "erase", ratio=ratio)
+    edit = make(ctx.adapter, cad, ctx.opts.seed, ctx.opts.granularity, {"concept": concept, "ratio": ratio})
+    meta = {"method": method, "concept": concept, "ratio": ratio, "counts_from": "CAD-Erase edit of the same concept and ratio"}
+    return Variant(label or method_label(method), edit=edit, meta=meta)
 
 
 def method_variants(ctx: Any, concept: str, concept_type: str, cad_concept: str | None = None) -> list[Any]:
@@ -202,9 +256,11 @@ def methods_note(o: Any, concept_type: str, concept: str = "{concept}", cad_benc
 
     parts = []
     for m in o.methods or DEFAULT_METHODS:
-        if m == CAD_METHOD and cad_bench:
+        if m == CAD_METHOD and cad_bench or (m == "random" and cad_bench and "counts" not in (o.method_options or {}).get(m, {})):
             parts.append(f"{m} (bench options: modules {o.modules}, ratio {o.ratio:g}, granularity {o.granularity}, attribution "
-                         f"{o.attr_samples} x {o.attr_timesteps} timesteps, CFG {o.attr_guidance:g})")
+                         f"{o.attr_samples} x {o.attr_timesteps} timesteps, CFG {o.attr_guidance:g}"
+                         + ("" if getattr(o, "attr_pair_design", "trajectories") == "trajectories" else f", pair design {o.attr_pair_design}")
+                         + ")")
             continue
         reg = method_defaults(o.model, m, concept_type, concept)
         user = fill_concept((o.method_options or {}).get(m, {}), concept)

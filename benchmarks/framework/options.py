@@ -48,7 +48,7 @@ from typing import Any
 from cadkit.errors import CadkitError, bad_arg
 from cadkit.models.registry import DEFAULT_MODEL
 
-__all__ = ["BenchOptions", "resolve", "judge_names", "QUICK", "parse_list", "parse_float_list", "DEFAULT_TEMPLATE", "model_world",
+__all__ = ["BenchOptions", "EXECUTION_EXTRA", "resolve", "judge_names", "QUICK", "parse_list", "parse_float_list", "DEFAULT_TEMPLATE", "model_world",
            "judge_world", "bench_defaults", "IMAGENET_JUDGE"]
 
 IMAGENET_JUDGE = "imagenet"
@@ -69,6 +69,11 @@ QUICK: dict[str, Any] = {"classes": 3, "images_per_class": 4, "steps": 10, "attr
 # are keyed by all its settings; each row's settings are in its conditions' records), so adding a method resumes a run.
 _EXECUTION = ("batch_size", "devices", "num_nodes", "accelerator", "strategy", "out", "cache", "progress", "judge_network", "networks",
               "methods", "method_options")
+
+
+#: Suite options (``extra``) that choose rows, not numbers: left out of the protocol like ``methods`` (the frontier's
+#: ``grid``: each point's edit, and so its images, is keyed by its settings; adding a strength resumes a run).
+EXECUTION_EXTRA = ("grid",)
 
 
 def parse_list(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
@@ -151,6 +156,7 @@ class BenchOptions:
     attr_samples: int = 1
     attr_timesteps: int | None = None
     attr_guidance: float = 3.0
+    attr_pair_design: str = "trajectories"
     base_prompt: str = ""
     dtype: str = "fp32"
     methods: tuple[str, ...] | None = None
@@ -168,8 +174,10 @@ class BenchOptions:
             if f.name in _EXECUTION:
                 continue
             v = getattr(self, f.name)
+            if f.name == "attr_pair_design" and self.attr_pair_design == "trajectories":
+                continue  # the default is left out: run folders made before pair designs existed still resume
             if f.name == "extra":
-                out.update({f"extra.{k}": (list(x) if isinstance(x, tuple) else x) for k, x in sorted(v.items())})
+                out.update({f"extra.{k}": (list(x) if isinstance(x, tuple) else x) for k, x in sorted(v.items()) if k not in EXECUTION_EXTRA})
                 continue
             out[f.name] = list(v) if isinstance(v, tuple) else v
         if self.judge_network is not None:
@@ -180,7 +188,8 @@ class BenchOptions:
 
     def execution(self) -> dict[str, Any]:
         """The execution settings (recorded, not compared)."""
-        return {k: getattr(self, k) for k in _EXECUTION if k not in ("judge_network", "networks")}
+        return {**{k: getattr(self, k) for k in _EXECUTION if k not in ("judge_network", "networks")},
+                **{f"extra.{k}": self.extra[k] for k in EXECUTION_EXTRA if k in self.extra}}
 
 
 def _positive_int(arg: str, v: int | None, hi: int | None = None) -> None:
@@ -207,6 +216,9 @@ def _check_sizes(o: BenchOptions) -> None:
         _positive_int(arg, getattr(o, arg), hi)
     _finite("guidance", o.guidance)
     _finite("attr_guidance", o.attr_guidance)
+    from cadkit.attribution.pairs import check_pair_design
+
+    check_pair_design(o.attr_pair_design, o.attr_samples, o.attr_timesteps, arg="attr_pair_design")
     if isinstance(o.seed, bool) or not isinstance(o.seed, int) or not 0 <= o.seed <= 2**63 - 1:
         raise bad_arg("seed", "an integer from 0 to 2**63 - 1", o.seed)
     check_devices(o.devices, o.accelerator, o.num_nodes)  # the machine: before protocol.json is written

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from cadkit.attribution.module import AttributionModule
 from cadkit.attribution.objectives import OBJECTIVES, Objective, get_objective
-from cadkit.attribution.pairs import PairSource
+from cadkit.attribution.pairs import DEFAULT_PAIR_DESIGN, PairSource, check_pair_design, design_cost
 from cadkit.attribution.scores import SIGN_CONVENTION
 from cadkit.attribution.trainer import TrainerSettings, keep_device, lightning_interrupts, make_trainer
 from cadkit.errors import bad_arg
@@ -58,6 +58,7 @@ class AttributionSpec:
     seed: int = 0
     images: str | Path | Tensor | None = field(default=None, compare=False)
     batch_size: int = 4
+    pair_design: str = DEFAULT_PAIR_DESIGN
 
     def __post_init__(self) -> None:
         if not isinstance(self.concept, str) or not self.concept.strip():
@@ -67,6 +68,10 @@ class AttributionSpec:
         _int_in("timesteps", self.timesteps, 1, MAX_TIMESTEPS)
         _int_in("batch_size", self.batch_size, 1, MAX_BATCH)
         _int_in("seed", self.seed, 0, 2**63 - 1)
+        check_pair_design(self.pair_design, self.samples, self.timesteps)
+        if self.pair_design != DEFAULT_PAIR_DESIGN and self.objective != "erase":
+            raise bad_arg("pair_design", f"{DEFAULT_PAIR_DESIGN} with the {self.objective} objective (pair designs are the erase "
+                          "objective's trajectories)", self.pair_design)
         g = self.guidance
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
             raise bad_arg("guidance", "a finite number >= 0", g)
@@ -131,16 +136,23 @@ class CAD:
         self.trainer_settings = TrainerSettings(devices, num_nodes, accelerator, precision, strategy, progress)
 
     def make_source(self, concept: str, objective: str | Objective, samples: int, timesteps: int, guidance: float,
-                    seed: int, images: str | Path | Tensor | None, batch_size: int, negative_prompt: str = "") -> PairSource:
-        """The (sample, t) pairs of ``objective``."""
+                    seed: int, images: str | Path | Tensor | None, batch_size: int, negative_prompt: str = "",
+                    pair_design: str = DEFAULT_PAIR_DESIGN) -> PairSource:
+        """The (sample, t) pairs of ``objective`` (erase: of ``pair_design``, see :func:`cadkit.attribution.pairs.erase_source`)."""
         return get_objective(objective).pairs(self.adapter, concept, samples=samples, timesteps=timesteps, guidance=guidance,
-                                              seed=seed, images=images, batch_size=batch_size, negative_prompt=negative_prompt)
+                                              seed=seed, images=images, batch_size=batch_size, negative_prompt=negative_prompt,
+                                              pair_design=pair_design)
 
     def attribute(self, concept: str, *, objective: str = "erase", base_prompt: str = "", samples: int = 1,
                   timesteps: int = 50, guidance: float = 3.0, seed: int = 0, images: str | Path | Tensor | None = None,
-                  batch_size: int = 4) -> AttributionResult:
-        """Scores ``w ⊙ Σ ∂J/∂w`` over all (sample, t) pairs; see :mod:`cadkit.attribution.objectives`."""
-        return self.run(AttributionSpec(concept, objective, base_prompt, samples, timesteps, guidance, seed, images, batch_size))
+                  batch_size: int = 4, pair_design: str = DEFAULT_PAIR_DESIGN) -> AttributionResult:
+        """Scores ``w ⊙ Σ ∂J/∂w`` over all (sample, t) pairs; see :mod:`cadkit.attribution.objectives`.
+
+        ``pair_design`` (erase): ``trajectories`` (``samples`` trajectories, every one used at all ``timesteps``
+        steps), ``official`` (``samples x timesteps`` independent trajectories, each stopped at its own step) or
+        ``stratified`` (``samples`` trajectories sharing the steps); the score file records it and its cost."""
+        return self.run(AttributionSpec(concept, objective, base_prompt, samples, timesteps, guidance, seed, images, batch_size,
+                                        pair_design))
 
     def run(self, spec: AttributionSpec) -> AttributionResult:
         """:meth:`attribute` for an already validated :class:`AttributionSpec`."""
@@ -149,7 +161,7 @@ class CAD:
         trainer = make_trainer(self.trainer_settings)
         objective = OBJECTIVES[spec.objective]
         source = self.make_source(spec.concept, objective, spec.samples, spec.timesteps, spec.guidance, spec.seed, spec.images,
-                                  spec.batch_size)
+                                  spec.batch_size, pair_design=spec.pair_design)
         params = self.adapter.select_parameters(self.modules)
         # with spawned/forked workers the module in this process never sees the result: rank 0 saves it
         tmp = tempfile.mkdtemp(prefix="cadkit-attr-") if trainer.world_size > 1 else None
@@ -174,6 +186,8 @@ class CAD:
             "images": None if images is None or isinstance(images, Tensor) else str(images),
             "batch_size": spec.batch_size, "precision": self.trainer_settings.precision, "world_size": trainer.world_size,
             "pairs": len(source), "objective_total": module.total_objective,
+            **({"pair_design": spec.pair_design, "pair_cost": design_cost(spec.pair_design, spec.samples, int(source.steps))}
+               if spec.objective == "erase" else {}),
             "sign_convention": SIGN_CONVENTION, "wall_time_s": round(time.time() - t0, 3), **run_info(),
         }
         return AttributionResult(module.scores, metadata, module.total_objective, module.pair_counts, source)

@@ -28,7 +28,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from cadkit.attribution.pairs import ImageSource, PairSource, TrajectorySource, load_image_folder
+from cadkit.attribution.pairs import ImageSource, PairSource, erase_source, load_image_folder
 from cadkit.errors import bad_arg
 from cadkit.models.adapters.base import Condition, DiffusionAdapter
 
@@ -49,7 +49,8 @@ class Objective(abc.ABC):
 
     @abc.abstractmethod
     def pairs(self, adapter: DiffusionAdapter, concept: str, *, samples: int, timesteps: int, guidance: float, seed: int,
-              images: str | Path | Tensor | None = None, batch_size: int = 4, negative_prompt: str = "") -> PairSource:
+              images: str | Path | Tensor | None = None, batch_size: int = 4, negative_prompt: str = "",
+              pair_design: str = "trajectories") -> PairSource:
         """The (sample, t) pairs J is summed over."""
 
     @abc.abstractmethod
@@ -82,8 +83,9 @@ class Erase(Objective):
     model_reference = True
 
     def pairs(self, adapter: DiffusionAdapter, concept: str, *, samples: int, timesteps: int, guidance: float, seed: int,
-              images: str | Path | Tensor | None = None, batch_size: int = 4, negative_prompt: str = "") -> PairSource:
-        return TrajectorySource(adapter, concept, samples, timesteps, guidance, seed, batch_size, negative_prompt)
+              images: str | Path | Tensor | None = None, batch_size: int = 4, negative_prompt: str = "",
+              pair_design: str = "trajectories") -> PairSource:
+        return erase_source(pair_design, adapter, concept, samples, timesteps, guidance, seed, batch_size, negative_prompt)
 
     def reference(self, adapter: DiffusionAdapter, x_t: Tensor, t: Tensor, base: Condition, target: Tensor | None) -> Tensor:
         return adapter.predict(x_t, t, base)
@@ -99,8 +101,11 @@ class Amplify(Objective):
     uses_images = True
 
     def pairs(self, adapter: DiffusionAdapter, concept: str, *, samples: int, timesteps: int, guidance: float, seed: int,
-              images: str | Path | Tensor | None = None, batch_size: int = 4, negative_prompt: str = "") -> PairSource:
+              images: str | Path | Tensor | None = None, batch_size: int = 4, negative_prompt: str = "",
+              pair_design: str = "trajectories") -> PairSource:
         a = adapter
+        if pair_design != "trajectories":
+            raise bad_arg("pair_design", "trajectories (the amplify pairs are noised concept images)", pair_design)
         if images is None:  # generated concept images: their final latents are the clean x0
             lat = []
             for i in range(0, samples, batch_size):

@@ -18,7 +18,12 @@ from torch import Tensor
 from cadkit.errors import bad_arg
 from cadkit.models.adapters.base import DiffusionAdapter
 
-__all__ = ["PairSource", "TrajectorySource", "ImageSource", "pair_seed", "check_image_folder", "load_image_folder", "IMAGE_EXTS"]
+__all__ = ["PairSource", "TrajectorySource", "OfficialSource", "StratifiedSource", "ImageSource", "pair_seed", "check_image_folder",
+           "load_image_folder", "IMAGE_EXTS", "PAIR_DESIGNS", "DEFAULT_PAIR_DESIGN", "erase_source", "design_cost", "check_pair_design"]
+
+#: Pair designs of the erase attribution (see :func:`erase_source`).
+PAIR_DESIGNS = ("trajectories", "official", "stratified")
+DEFAULT_PAIR_DESIGN = "trajectories"
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -82,6 +87,106 @@ class TrajectorySource(PairSource):
         x = torch.stack([self.latents[int(s)][int(i)] for s, i in zip(samples, steps)])
         t = self.timesteps[steps].to(x.device)
         return x, t, None
+
+
+class OfficialSource(PairSource):
+    """``official``: the paper's estimator. ``n_samples x T`` independent trajectories, trajectory ``p`` (seed
+    ``seed + p``) sampled only until step ``i = p % T`` is fed to the denoiser (``i`` guided calls) and contributing
+    only that latent, paired with the timestep it was fed at (cadkit's correction of the reference code's
+    off-by-one). Pair ``p`` = (trajectory ``p``, step ``p % T``)."""
+
+    def __init__(self, adapter: DiffusionAdapter, concept: str, n_samples: int, steps: int, guidance: float,
+                 seed: int, negative_prompt: str = "") -> None:
+        super().__init__(adapter, n_samples, steps)
+        self.concept, self.guidance, self.seed, self.negative_prompt = concept, guidance, seed, negative_prompt
+        self.latents: dict[int, Tensor] = {}
+
+    def split(self, pairs: Tensor) -> tuple[Tensor, Tensor]:
+        return pairs, pairs % self.steps
+
+    def prepare(self, pairs: Sequence[int]) -> None:
+        for p in sorted({int(q) for q in pairs} - set(self.latents)):
+            res = self.adapter.sample([self.concept], [self.seed + p], steps=self.steps, guidance=self.guidance,
+                                      negative_prompt=self.negative_prompt, decode=False, stop_at=p % self.steps)
+            self.latents[p] = res.latents[0]
+
+    def batch(self, pairs: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        self.prepare(pairs.tolist())
+        x = torch.stack([self.latents[int(p)] for p in pairs])
+        t = self.timesteps[pairs % self.steps].to(x.device)
+        return x, t, None
+
+
+class StratifiedSource(PairSource):
+    """``stratified``: ``n_samples`` trajectories (seed ``seed + s``) share the ``T`` steps, each step used once:
+    trajectory ``s`` contributes the steps ``i`` with ``i % n_samples == s`` (interleaved, so each covers the whole
+    schedule) and is sampled only until its last one. ``T`` pairs; pair ``p`` = (trajectory ``p % S``, step ``p``)."""
+
+    def __init__(self, adapter: DiffusionAdapter, concept: str, n_samples: int, steps: int, guidance: float,
+                 seed: int, batch_size: int = 4, negative_prompt: str = "") -> None:
+        super().__init__(adapter, n_samples, steps)
+        self.concept, self.guidance, self.seed = concept, guidance, seed
+        self.batch_size, self.negative_prompt = batch_size, negative_prompt
+        self.latents: dict[int, Tensor] = {}
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def split(self, pairs: Tensor) -> tuple[Tensor, Tensor]:
+        return pairs % self.n_samples, pairs
+
+    def last_step(self, s: int) -> int:
+        """The last step trajectory ``s`` contributes."""
+        return max(i for i in range(self.steps) if i % self.n_samples == s)
+
+    def prepare(self, pairs: Sequence[int]) -> None:
+        need = sorted({int(p) % self.n_samples for p in pairs} - set(self.latents))
+        for s in need:
+            res = self.adapter.sample([self.concept], [self.seed + s], steps=self.steps, guidance=self.guidance,
+                                      negative_prompt=self.negative_prompt, return_trajectory=True, decode=False,
+                                      stop_at=self.last_step(s))
+            self.latents[s] = torch.stack([st.latents[0] for st in res.trajectory])  # [last + 1, ...]
+
+    def batch(self, pairs: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        self.prepare(pairs.tolist())
+        x = torch.stack([self.latents[int(p) % self.n_samples][int(p)] for p in pairs])
+        t = self.timesteps[pairs].to(x.device)
+        return x, t, None
+
+
+def check_pair_design(design: str, samples: int | None = None, steps: int | None = None, arg: str = "pair_design") -> str:
+    """``design`` if it is one of :data:`PAIR_DESIGNS` (``stratified`` needs ``samples <= steps``), else a one-line error."""
+    if design not in PAIR_DESIGNS:
+        raise bad_arg(arg, PAIR_DESIGNS, design)
+    if design == "stratified" and samples is not None and steps is not None and samples > steps:
+        raise bad_arg("samples", f"at most the {steps} timesteps with the stratified design (each trajectory needs a step)", samples)
+    return design
+
+
+def erase_source(design: str, adapter: DiffusionAdapter, concept: str, samples: int, steps: int, guidance: float, seed: int,
+                 batch_size: int = 4, negative_prompt: str = "") -> PairSource:
+    """The erase pairs of ``design``: ``trajectories`` (S trajectories x all T steps, each trajectory reused),
+    ``official`` (S x T independent trajectories, each stopped at its own step) or ``stratified`` (S trajectories
+    sharing the T steps)."""
+    check_pair_design(design, samples, steps)
+    if design == "official":
+        return OfficialSource(adapter, concept, samples, steps, guidance, seed, negative_prompt)
+    if design == "stratified":
+        return StratifiedSource(adapter, concept, samples, steps, guidance, seed, batch_size, negative_prompt)
+    return TrajectorySource(adapter, concept, samples, steps, guidance, seed, batch_size, negative_prompt)
+
+
+def design_cost(design: str, samples: int, steps: int) -> dict[str, int]:
+    """What an erase attribution of ``design`` costs: ``guided_calls`` (sampler steps, each one guided denoiser call
+    on a CFG batch), ``pairs`` (forward/backward passes of J, each 2 denoiser forwards and one backward) and
+    ``noises`` (independent trajectories)."""
+    check_pair_design(design, samples, steps)
+    if design == "official":
+        return {"guided_calls": samples * steps * (steps - 1) // 2, "pairs": samples * steps, "noises": samples * steps}
+    if design == "stratified":
+        last = [max(i for i in range(steps) if i % samples == s) for s in range(samples)]
+        return {"guided_calls": sum(last), "pairs": steps, "noises": samples}
+    return {"guided_calls": samples * steps, "pairs": samples * steps, "noises": samples}
 
 
 class ImageSource(PairSource):

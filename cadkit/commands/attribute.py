@@ -32,13 +32,14 @@ def run(
     samples: int = 1, timesteps: int = 50, guidance: float = 3.0, modules: str = "ff", batch_size: int = 4,
     devices: int = 1, num_nodes: int = 1, accelerator: str = "auto", precision: str = "32", dtype: str = "fp32",
     gradient_checkpointing: bool = False, seed: int = 0, out: str | None = None, progress: bool = True,
+    pair_design: str = "trajectories",
 ) -> tuple[Path | None, AttributionResult]:
     """Validate, attribute, write the score file (rank 0). Returns ``(path or None on other ranks, result)``."""
     from cadkit.attribution.pairs import check_image_folder, load_image_folder
     from cadkit.models.adapters import adapter_class
     from cadkit.models.adapters.base import parse_modules
 
-    spec = AttributionSpec(concept, objective, base_prompt, samples, timesteps, guidance, seed, None, batch_size)
+    spec = AttributionSpec(concept, objective, base_prompt, samples, timesteps, guidance, seed, None, batch_size, pair_design)
     settings = TrainerSettings(devices, num_nodes, accelerator, precision, None, progress)
     check_devices(devices, accelerator, num_nodes)
     torch_dtype(dtype)

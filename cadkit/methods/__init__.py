@@ -2,7 +2,8 @@
 
 ``run_method(name, adapter, concept, concept_type, options, seed)`` returns a
 :class:`MethodResult` (an :class:`~cadkit.editing.Edit`, its :class:`CostRecord` and the run record).
-Built-ins: ``cad``, ``uce``, ``esd-u``, ``esd-x``, ``conceptprune``, ``rece``; third parties register
+Built-ins: ``cad``, ``uce``, ``esd-u``, ``esd-x``, ``conceptprune``, ``rece`` and ``random`` (the chance control of
+CAD-Erase); each declares its strength knobs (``strength``, :mod:`cadkit.methods.strength`); third parties register
 through the entry-point group ``cadkit.methods`` (see :mod:`cadkit.methods.registry`).
 """
 

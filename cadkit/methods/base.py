@@ -10,6 +10,9 @@ A method is a subclass of :class:`ErasureMethod` that declares
 * ``families``: adapter families it edits with a reference implementation (``sd`` = SD-1/2,
   ``sdxl``, ``sd3``, ``flux``) and ``extension_families``: families cadkit supports without one
   (results are marked ``extension`` in the record);
+* ``strength``: the option(s) that set how strongly it erases (its knobs, e.g. ``("ratio",)``); a
+  frontier (``cadkit bench frontier``) varies them along a grid (:mod:`cadkit.methods.strength`);
+  ``snapshot_knob``: a count knob whose values one run can produce together (see ``compute_snapshots``);
 * ``type_defaults(concept_type, family)``: per-concept-type defaults layered over ``Options``;
 * ``compute(adapter, concept, concept_type, options, seed, meter) -> MethodOutput``: the work. It
   must leave the adapter's weights as it found them (bit-exact) and return the edit as data:
@@ -83,6 +86,8 @@ class ErasureMethod(abc.ABC):
     choices: ClassVar[tuple[str, ...]] = ()
     families: ClassVar[tuple[str, ...]] = ()
     extension_families: ClassVar[tuple[str, ...]] = ()
+    strength: ClassVar[tuple[str, ...]] = ()
+    snapshot_knob: ClassVar[str | None] = None
 
     def type_defaults(self, concept_type: str, family: str) -> dict[str, Any]:
         """Defaults for ``concept_type`` on ``family``, layered over the ``Options`` dataclass defaults."""

@@ -35,6 +35,7 @@ class CADOptions:
     base_prompt: str = text("", doc="c_base of the erase objective")
     batch_size: int = count(4, 1, 4096, doc="(sample, t) pairs per backward pass")
     precision: str = choice("32", ("32", "bf16-mixed", "16-mixed"), doc="Lightning precision of the attribution")
+    pair_design: str = choice("trajectories", ("trajectories", "official", "stratified"), doc="erase pairs (cadkit.attribution.pairs)")
 
 
 def cad_wording(concept: str, concept_type: str) -> str:
@@ -54,11 +55,15 @@ class CADErase(ErasureMethod):
     description = "CAD-Erase: attribution w * dJ/dw, zero the top positive components per row"
     Options = CADOptions
     families = ("sd", "sdxl", "sd3", "flux")
+    strength = ("ratio",)
 
     def check(self, adapter: Any, concept: str, concept_type: str, options: Any) -> None:
         from cadkit.models.adapters.base import parse_modules
 
         parse_modules(options.modules, adapter.groups, arg="modules")
+        from cadkit.attribution.pairs import check_pair_design
+
+        check_pair_design(options.pair_design, options.samples, options.timesteps)
 
     def compute(self, adapter: Any, concept: str, concept_type: str, options: Any, seed: int, meter: CostMeter) -> MethodOutput:
         from cadkit.attribution.cad import CAD
@@ -70,7 +75,7 @@ class CADErase(ErasureMethod):
             accelerator = adapter.device.type if adapter.device.type in ("cpu", "cuda") else "auto"
             scores = CAD(adapter, o.modules, devices=1, precision=o.precision, accelerator=accelerator).attribute(
                 wording, objective="erase", base_prompt=o.base_prompt, samples=o.samples, timesteps=o.timesteps,
-                guidance=o.guidance, seed=seed, batch_size=o.batch_size,
+                guidance=o.guidance, seed=seed, batch_size=o.batch_size, pair_design=o.pair_design,
             )
         with meter.phase("masks"):
             meta = encode_metadata(scores.metadata)

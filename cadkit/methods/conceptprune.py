@@ -162,6 +162,7 @@ class ConceptPrune(ErasureMethod):
     """ConceptPrune: zero the FFN output weights that fire for the concept over the first timesteps."""
 
     name = "conceptprune"
+    strength = ("skill_ratio", "select_ratio")
     label = "ConceptPrune"
     choices = (
         "artists take the object setting (tau 10, k 2 %); the paper's \"same parameters\" is ambiguous",

@@ -24,7 +24,7 @@ attention projections and ``context_embedder``; ``esd-u`` = every other block pa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -200,6 +200,8 @@ class _ESD(ErasureMethod):
     families = ("sd", "sdxl")
     extension_families = ("sd3", "flux")
     which = ""
+    strength = ("iterations",)
+    snapshot_knob = "iterations"
 
     def type_defaults(self, concept_type: str, family: str) -> dict[str, Any]:
         return {"sampler": "matched"} if family in ("sd3", "flux") else {}
@@ -211,25 +213,41 @@ class _ESD(ErasureMethod):
             raise bad_arg("erase_from", "None unless target='diffusers'", options.erase_from)
 
     def compute(self, adapter: Any, concept: str, concept_type: str, options: Any, seed: int, meter: CostMeter) -> MethodOutput:
+        return self.compute_snapshots(adapter, concept, concept_type, options, seed, meter, [options.iterations])[options.iterations]
+
+    def compute_snapshots(self, adapter: Any, concept: str, concept_type: str, options: Any, seed: int, meter: CostMeter,
+                          at: Sequence[int]) -> dict[int, MethodOutput]:
+        """One training run to ``max(at)`` iterations, with the trained values after each iteration count of
+        ``at``: snapshot ``k`` equals a run with ``iterations = k`` bit for bit (the same draws, the same Adam
+        states), so a grid of iteration counts costs one run of the largest."""
         o = options
         wording = o.concept_text or ("nudity" if concept_type == "nudity" else concept)
         names = esd_parameters(adapter, self.which, o.selection)
         if not names:
             raise bad_arg("adapter", f"a denoiser with parameters for {self.which}", adapter.family)
+        wanted = sorted({int(k) for k in at})
         trainer = ESDTrainer(adapter, names, wording, o, seed)
         losses: list[float] = []
+        snaps: dict[int, dict[str, Tensor]] = {}
         try:
             with meter.phase("train"):
-                for _ in range(o.iterations):
+                for i in range(1, wanted[-1] + 1):
                     losses.append(trainer.step())
+                    if i in wanted and i != wanted[-1]:
+                        snaps[i] = {n: p.detach().clone() for n, p in trainer.params.items()}
         finally:
-            trained = trainer.finish()
-        every = max(1, len(losses) // 20)
-        diag = {"loss_first": losses[0], "loss_last": losses[-1], "loss_curve": losses[::every], "loss_every": every,
-                "parameters": len(names), "entries": int(sum(v.numel() for v in trained.values())),
-                "target_legacy_eta": o.negative_guidance if o.target == "legacy" else o.negative_guidance - 1,
-                "target_diffusers_eta": o.negative_guidance + 1 if o.target == "legacy" else o.negative_guidance}
-        return MethodOutput(concept_text=wording, dense=trained, texts={"unconditional": "", "erase_from": o.erase_from}, diagnostics=diag)
+            snaps[wanted[-1]] = trainer.finish()
+        out: dict[int, MethodOutput] = {}
+        for k in wanted:
+            trained, ls = snaps[k], losses[:k]
+            every = max(1, len(ls) // 20)
+            diag = {"loss_first": ls[0], "loss_last": ls[-1], "loss_curve": ls[::every], "loss_every": every,
+                    "parameters": len(names), "entries": int(sum(v.numel() for v in trained.values())),
+                    "target_legacy_eta": o.negative_guidance if o.target == "legacy" else o.negative_guidance - 1,
+                    "target_diffusers_eta": o.negative_guidance + 1 if o.target == "legacy" else o.negative_guidance}
+            out[k] = MethodOutput(concept_text=wording, dense=trained, texts={"unconditional": "", "erase_from": o.erase_from},
+                                  diagnostics=diag)
+        return out
 
 
 class ESDU(_ESD):

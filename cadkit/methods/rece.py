@@ -76,6 +76,7 @@ class RECE(ErasureMethod):
     """RECE: UCE followed by closed-form adversarial-embedding erasure rounds."""
 
     name = "rece"
+    strength = ("epochs", "lam")
     label = "RECE"
     choices = (
         "epochs and lambda_r from the RECE README (nudity 3 / 0.1, objects 1 / 1e-3, artists 1 / 1e-3); the epochs of the "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -27,7 +27,8 @@ from cadkit.methods.cost import CostMeter
 from cadkit.methods.options import options_dict, parse_options
 from cadkit.plugins import Plugin, discover, load
 
-__all__ = ["ENTRY_POINT_GROUP", "BUILTIN_METHODS", "get_method", "method_names", "list_methods", "run_method", "check_method_args", "MAX_SEED"]
+__all__ = ["ENTRY_POINT_GROUP", "BUILTIN_METHODS", "get_method", "method_names", "list_methods", "run_method", "check_method_args", "MAX_SEED",
+           "run_method_snapshots"]
 
 ENTRY_POINT_GROUP = "cadkit.methods"
 MAX_SEED = 2**63 - 1
@@ -39,6 +40,7 @@ BUILTIN_METHODS: dict[str, str] = {
     "esd-x": "cadkit.methods.esd:ESDX",
     "conceptprune": "cadkit.methods.conceptprune:ConceptPrune",
     "rece": "cadkit.methods.rece:RECE",
+    "random": "cadkit.methods.random_ablation:RandomAblation",
 }
 """Built-in method names -> ``module:class``."""
 
@@ -109,7 +111,7 @@ def run_method(name: str, adapter: Any, concept: str, concept_type: str = "objec
     """Run erasure method ``name`` for ``concept`` on ``adapter``; the adapter's weights are unchanged.
 
     Args:
-        name: a built-in (``cad``, ``uce``, ``esd-u``, ``esd-x``, ``conceptprune``, ``rece``) or plug-in method.
+        name: a built-in (``cad``, ``uce``, ``esd-u``, ``esd-x``, ``conceptprune``, ``rece``, ``random``) or plug-in method.
         adapter: a loaded family adapter (``cadkit.models.load_adapter``); "models loaded" starts the clock.
         concept: the concept as the benchmark names it ("church", "nudity", "Van Gogh"); each method
             maps it to its reference wording unless its ``concept_text`` option says otherwise.
@@ -128,30 +130,74 @@ def run_method(name: str, adapter: Any, concept: str, concept_type: str = "objec
         raise bad_arg("adapter", f"a model of family {', '.join(supported)} (method {name})", family or type(adapter).__name__)
     opts = parse_options(method.Options, options, method.type_defaults(concept_type, family))
     method.check(adapter, concept, concept_type, opts)
+
+    return _run(method, name, adapter, concept, concept_type, opts, seed, load_time_s, None)[0]
+
+
+def run_method_snapshots(name: str, adapter: Any, concept: str, concept_type: str, options: Mapping[str, Any] | Any,
+                         seed: int, values: Sequence[int]) -> dict[int, MethodResult]:
+    """:func:`run_method` for every value of the method's ``snapshot_knob`` in ``values`` (e.g. ESD's
+    iteration counts) from ONE run to the largest: result ``k`` has the edit of a run with that knob at ``k``
+    (its record's options say ``k``); every cost record is the whole run's (``record["snapshot_of"]``)."""
+    method = get_method(name)
+    knob = method.snapshot_knob
+    if knob is None or not hasattr(method, "compute_snapshots"):
+        raise bad_arg("name", "a method with a snapshot knob (e.g. esd-u, esd-x)", name)
+    check_method_args(concept, concept_type, seed)
+    vals = sorted({int(v) for v in values})
+    if not vals:
+        raise bad_arg(knob, "one or more values", list(values))
+    family = str(getattr(adapter, "family", ""))
+    for v in vals:  # each value through the option's own bounds
+        parse_options(method.Options, {**dict(options or {}), knob: v}, method.type_defaults(concept_type, family))
+    opts: Any = parse_options(method.Options, {**dict(options or {}), knob: vals[-1]}, method.type_defaults(concept_type, family))
+    method.check(adapter, concept, concept_type, opts)
+    got = _run(method, name, adapter, concept, concept_type, opts, seed, None, vals)
+    return dict(zip(vals, got))
+
+
+def _run(method: ErasureMethod, name: str, adapter: Any, concept: str, concept_type: str, opts: Any, seed: int,
+         load_time_s: float | None, snapshots: Sequence[int] | None) -> list[MethodResult]:
+    import dataclasses
+
     from cadkit.provenance import run_info
 
+    family = str(getattr(adapter, "family", ""))
     model_info = {"spec": getattr(adapter, "spec", None), **adapter.model_info(), "denoiser_fingerprint": weights_fingerprint(adapter.denoiser)}
     devices = [adapter.device] if adapter.device.type == "cuda" else []
     snapshot_rng = random.getstate()
+    made: list[tuple[Any, dict[str, Any]]] = []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         random.seed(seed)
         with CostMeter(adapter.device, adapter.dtype) as meter:
-            out = method.compute(adapter, concept, concept_type, opts, seed, meter)
-            record: dict[str, Any] = {
-                "method": name, "concept": concept, "concept_type": concept_type, "concept_text": out.concept_text,
-                "texts": out.texts, "options": options_dict(opts), "seed": seed, "family": family,
-                "extension": family in method.extension_families and family not in method.families,
-                "model": model_info,
-                "diagnostics": out.diagnostics, **run_info(),
-            }
-            if out.edit is not None:
-                edit = out.edit
-                edit.method, edit.config = name, record
+            if snapshots is None:
+                outs = [(opts, method.compute(adapter, concept, concept_type, opts, seed, meter))]
             else:
-                edit = make_method_edit(adapter, name, record, out.sparse, out.dense)
-                record = edit.config
+                knob = str(method.snapshot_knob)
+                by = method.compute_snapshots(adapter, concept, concept_type, opts, seed, meter, snapshots)  # type: ignore[attr-defined]
+                outs = [(dataclasses.replace(opts, **{knob: k}), by[k]) for k in snapshots]
+            for o, out in outs:
+                record: dict[str, Any] = {
+                    "method": name, "concept": concept, "concept_type": concept_type, "concept_text": out.concept_text,
+                    "texts": out.texts, "options": options_dict(o), "seed": seed, "family": family,
+                    "extension": family in method.extension_families and family not in method.families,
+                    "model": model_info,
+                    "diagnostics": out.diagnostics, **run_info(),
+                }
+                if snapshots is not None:
+                    record["snapshot_of"] = {method.snapshot_knob: max(snapshots), "values": list(snapshots)}
+                if out.edit is not None:
+                    edit = out.edit
+                    edit.method, edit.config = name, record
+                else:
+                    edit = make_method_edit(adapter, name, record, out.sparse, out.dense)
+                    record = edit.config
+                made.append((edit, record))
     random.setstate(snapshot_rng)
     cost = meter.record(load_time_s)
-    record["cost"] = cost.to_dict()
-    return MethodResult(edit=edit, cost=cost, record=record)
+    results = []
+    for edit, record in made:
+        record["cost"] = cost.to_dict()
+        results.append(MethodResult(edit=edit, cost=cost, record=record))
+    return results

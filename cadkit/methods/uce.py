@@ -101,6 +101,7 @@ class UCE(ErasureMethod):
     """UCE: closed-form rewrite of the cross-attention keys/values (text-side projections on FLUX/SD-3)."""
 
     name = "uce"
+    strength = ("erase_scale", "lam")
     label = "UCE"
     choices = (
         "objects and nudity: RECE's UCE settings (guide \" \", retain [\"\"], s_e 1, s_p 1.0, lambda 0.5, legacy tokens); the "

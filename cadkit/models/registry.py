@@ -19,7 +19,8 @@ from typing import Any
 
 __all__ = ["ModelEntry", "BenchDefaults", "AttackDefaults", "attack_defaults", "REGISTRY", "DEFAULT_MODEL", "get_entry", "is_available", "shipped_path",
            "tiny_path", "load_world", "world_entries", "defaults_help", "sampling_defaults",
-           "MethodDefaults", "method_defaults", "fill_concept", "CONCEPT_PLACEHOLDER"]
+           "MethodDefaults", "method_defaults", "fill_concept", "CONCEPT_PLACEHOLDER", "FrontierDefaults", "FRONTIER_METHODS",
+           "frontier_defaults"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,33 @@ class AttackDefaults:
     vocab: str = "all"
 
 
+#: The methods ``cadkit bench frontier`` compares by default.
+FRONTIER_METHODS: tuple[str, ...] = ("cad", "random", "uce", "rece", "esd-u", "conceptprune")
+
+
+@dataclass(frozen=True)
+class FrontierDefaults:
+    """``cadkit bench frontier`` on a model: per method a grid of strengths ``{knob: values}`` (knobs zipped
+    into one path, see :mod:`cadkit.methods.strength`), the ``--quick`` grids where they are not the
+    first, middle and last point of the full ones, options the frontier sets over :class:`MethodDefaults`
+    (e.g. cheaper inner sampling of ESD) and the images per class of every "others" column (other common
+    classes, weak classes, styles) under each edit (the target takes the bench's ``images_per_class``)."""
+
+    grids: Mapping[str, Mapping[str, tuple[Any, ...]]] = field(default_factory=lambda: {
+        "cad": {"ratio": (0.0005, 0.001, 0.002, 0.005, 0.01)},
+        "random": {"ratio": (0.0005, 0.001, 0.002, 0.005, 0.01)},
+        "uce": {"erase_scale": (0.1, 0.3, 1.0, 3.0, 10.0)},
+        "rece": {"epochs": (1, 2, 3, 5, 10)},
+        "esd-u": {"iterations": (100, 250, 500, 1000, 2000)},
+        "esd-x": {"iterations": (100, 250, 500, 1000, 2000)},
+        "conceptprune": {"skill_ratio": (0.005, 0.01, 0.02, 0.05, 0.1)},
+    })
+    quick_grids: Mapping[str, Mapping[str, tuple[Any, ...]]] = field(default_factory=dict)
+    method_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    methods: tuple[str, ...] = FRONTIER_METHODS
+    others_per_class: int = 10
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """One registry entry.
@@ -109,6 +137,7 @@ class ModelEntry:
     world: str | None = None
     attack: AttackDefaults = field(default_factory=AttackDefaults)
     method_defaults: Mapping[str, MethodDefaults] = field(default_factory=dict)
+    frontier: FrontierDefaults = field(default_factory=FrontierDefaults)
 
 
 # The embedded model's words (its captions: "a {colour} {object}", "a {object} in {style} style", "a {colour} image",
@@ -123,6 +152,7 @@ _TINY_OBJECTS = ("circle", "square", "triangle", "star", "plus", "cross", "diamo
 # in the model's own caption templates (the reference's "a {scene}" / "a {object} in a {scene}" words are unknown to it).
 _TINY_METHODS: dict[str, MethodDefaults] = {
     "cad": MethodDefaults({"modules": "attn2", "ratio": 0.05, "timesteps": 25, "guidance": 3.0}),
+    "random": MethodDefaults({"modules": "attn2", "ratio": 0.05, "timesteps": 25, "guidance": 3.0}),  # CAD's counts at CAD's settings
     "esd-u": MethodDefaults({"steps": 20, "iterations": 200, "lr": 2e-4}),
     "esd-x": MethodDefaults({"steps": 20, "iterations": 200, "lr": 2e-3}),
     "conceptprune": MethodDefaults({"steps": 20, "guidance": 5.0, "timesteps": 4}, by_type={
@@ -135,6 +165,25 @@ _TINY_METHODS: dict[str, MethodDefaults] = {
                    "target_prompts": tuple(f"a {o} in {{concept}} style" for o in _TINY_OBJECTS)},
     }),
 }
+
+# cadkit bench frontier on the embedded model: 5 strengths per method from no erasure towards full erasure (UCE by s_e,
+# RECE by rounds and lambda, ESD-u by iterations from one run per class with snapshots, at 4 inner sampling steps and
+# lr 1e-3 (--quick: 5 iterations already move the target), ConceptPrune by skill and selection ratios); 2 images per
+# class of every "others" column under each edit (1 validation, 1 test); the target uses all images_per_class rows.
+_TINY_FRONTIER = FrontierDefaults(
+    grids={
+        "cad": {"ratio": (0.01, 0.03, 0.05, 0.1, 0.2)},
+        "random": {"ratio": (0.01, 0.03, 0.05, 0.1, 0.2)},
+        "uce": {"erase_scale": (0.1, 0.3, 1.0, 3.0, 10.0)},
+        "rece": {"epochs": (1, 1, 2, 3, 5), "lam": (2.0, 0.5, 0.1, 0.1, 0.1)},
+        "esd-u": {"iterations": (5, 10, 20, 40, 80)},
+        "esd-x": {"iterations": (5, 10, 20, 40, 80)},
+        "conceptprune": {"skill_ratio": (0.02, 0.05, 0.1, 0.2, 0.3), "select_ratio": (0.5, 0.3, 0.2, 0.1, 0.05)},
+    },
+    quick_grids={"esd-u": {"iterations": (2, 5, 10)}, "esd-x": {"iterations": (2, 5, 10)}},
+    method_options={"esd-u": {"steps": 4, "lr": 1e-3}, "esd-x": {"steps": 4, "lr": 1e-2}},
+    others_per_class=2,
+)
 
 REGISTRY: dict[str, ModelEntry] = {
     e.name: e
@@ -161,7 +210,7 @@ REGISTRY: dict[str, ModelEntry] = {
                    attack=AttackDefaults(preset="tiny-cpu", tasks=("circle", "square", "triangle"), prompts=10, num_timesteps=5,
                                          iterations=10, official_iterations=200, eval_every=20, prompt_len=8, target_steps=20,
                                          target_guidance=5.0, eval_steps=20, guidance=5.0, scheduler="default", vocab="words"),
-                   method_defaults=_TINY_METHODS),
+                   method_defaults=_TINY_METHODS, frontier=_TINY_FRONTIER),
     ]
 }
 
@@ -238,6 +287,12 @@ def method_defaults(spec: str, method: str, concept_type: str, concept: str | No
         return {}
     out = {**d.options, **d.by_type.get(concept_type, {})}
     return out if concept is None else fill_concept(out, concept)
+
+
+def frontier_defaults(spec: str) -> FrontierDefaults:
+    """``cadkit bench frontier``'s defaults on model ``spec``: its registry entry's, else the SD ones."""
+    entry = REGISTRY.get(spec)
+    return entry.frontier if entry is not None else FrontierDefaults()
 
 
 def fill_concept(options: Mapping[str, Any], concept: str) -> dict[str, Any]:

@@ -210,12 +210,16 @@ class DiffusionAdapter(abc.ABC):
         return_trajectory: bool = False,
         decode: bool = True,
         progress: bool = False,
+        stop_at: int | None = None,
     ) -> SampleResult:
         """Guided sampling, one image per (prompt, seed) pair; same seed, same image.
 
         ``steps``/``guidance`` default to the family pipeline's (:attr:`default_steps`,
         :attr:`default_guidance`). With ``return_trajectory`` every step's latent ``[B, C, h, w]`` is
-        returned exactly as the denoiser received it, with the timestep it received.
+        returned exactly as the denoiser received it, with the timestep it received. ``stop_at = i``
+        stops when step ``i``'s input is ready (after ``i`` guided denoiser calls): the trajectory ends
+        with step ``i`` and ``latents`` is that step's latent (not decoded); the schedule is still the
+        one of ``steps`` steps, so the latent equals step ``i`` of the full run.
         """
         if len(prompts) != len(seeds):
             raise ValueError("prompts and seeds must have the same length")
@@ -236,8 +240,10 @@ class DiffusionAdapter(abc.ABC):
             iterator = tqdm(iterator, desc="sampling", leave=False)
         for i, t in enumerate(iterator):
             x_in = self._model_input(run, state, t)
-            if return_trajectory:
+            if return_trajectory or (stop_at is not None and i == stop_at):
                 traj.append(TrajectoryStep(i, t.detach().cpu().clone(), self._latent_view(run, x_in).detach().clone()))
+            if stop_at is not None and i == stop_at:
+                return SampleResult(latents=traj[-1].latents, images=None, trajectory=traj if return_trajectory else [traj[-1]])
             out = self._predict_state(run, torch.cat([x_in] * 2) if run.cfg else x_in, t)
             if run.cfg:
                 u, c = out.chunk(2)
