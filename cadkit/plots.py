@@ -169,7 +169,7 @@ def verify_scatter(predicted: Sequence[float], series: Mapping[str, Sequence[flo
 
 def heatmaps(labels: Sequence[str], matrices: Mapping[str, Any], title: str = "") -> bytes:
     """Side-by-side heatmaps of square matrices ``[n, n]`` (tensors or nested lists) over ``labels``, each
-    cell printed (NaN left blank); PNG bytes."""
+    cell printed (NaN left blank), each colour scale from min(0, smallest) to the largest value; PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,7 +181,10 @@ def heatmaps(labels: Sequence[str], matrices: Mapping[str, Any], title: str = ""
     fig, axes = plt.subplots(1, k, figsize=(size * k, size), squeeze=False)
     for ax, (name, mat) in zip(axes[0], matrices.items()):
         m = torch.as_tensor(mat, dtype=torch.float64).reshape(n, n)
-        im = ax.imshow(m.numpy(), cmap="viridis", vmin=float(min(0.0, m.nan_to_num(0.0).min())), vmax=1.0)
+        finite = m[torch.isfinite(m)]
+        hi = float(finite.max()) if finite.numel() else 1.0
+        lo = float(min(0.0, float(finite.min()))) if finite.numel() else 0.0
+        im = ax.imshow(m.numpy(), cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1.0)
         ax.set_xticks(range(n))
         ax.set_yticks(range(n))
         ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
@@ -192,7 +195,7 @@ def heatmaps(labels: Sequence[str], matrices: Mapping[str, Any], title: str = ""
                 for j in range(n):
                     v = float(m[i, j])
                     if v == v:
-                        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=5, color="white" if v < 0.5 else "black")
+                        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=5, color="white" if v < (lo + hi) / 2 else "black")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     if title:
         fig.suptitle(title)

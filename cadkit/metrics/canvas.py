@@ -224,10 +224,14 @@ def collateral_correlation(objects: Sequence[str], styles: Sequence[str], base: 
 def predict_correct(metric: Any, images: Any, names: Sequence[str]) -> np.ndarray:
     """Per image, whether the classifier of an ``object-accuracy`` style metric (a
     :class:`~cadkit.metrics.accuracy.ClassifierAccuracy`: ``classifier``, ``preprocess``, ``classes``,
-    ``label_index``) names class ``names[i]`` of image ``i`` (its top-1 is that class's label).
+    ``label_index``; or a plug-in wrapper of one, with it as ``metric``) names class ``names[i]`` of
+    image ``i`` (its top-1 is that class's label).
     ``images`` ``[N, 3, H, W]`` in [0, 1]."""
     import torch
 
+    inner = getattr(metric, "metric", None)  # a plug-in shaped RecordMetric wraps the classifier metric
+    if inner is not None and not hasattr(metric, "classifier"):
+        metric = inner
     for attr in ("classifier", "classes", "label_index"):
         if not hasattr(metric, attr):
             raise bad_arg("judge", "a classifier metric (object-accuracy or a plug-in built on ClassifierAccuracy)", type(metric).__name__)
