@@ -9,7 +9,8 @@
   (:func:`cadkit.methods.uce.uce_weights`);
 * ``rece``: native: the UCE start erases every concept; each round computes every concept's
   adversarial embedding against the current weights and one ridge system maps all of them to the guide;
-* every other method (ESD, ConceptPrune, plug-ins): sequential (:func:`run_sequential`).
+* every other method (ESD, ConceptPrune, plug-ins): sequential (:func:`run_sequential`; a
+  ``{concept}`` placeholder in an option is filled with each step's concept).
 
 :func:`run_sequential` applies the method to the previously edited model, one concept after another,
 and returns the cumulative edit after each step (the composition of the steps so far, as one edit
@@ -109,6 +110,8 @@ def run_many(name: str, adapter: Any, concepts: Sequence[str], concept_type: str
     strategy = multi_strategy(name, combine)
     if strategy == "sequential":
         return run_sequential(name, adapter, concepts, concept_type, options, seed)[-1]
+    if isinstance(options, Mapping) and any("{concept}" in str(v) for v in options.values()):
+        raise bad_arg("options", f"options without a {{concept}} placeholder for {name} with several concepts", dict(options))
     method, opts = _parsed(name, adapter, concepts, concept_type, options, seed)
     snapshot = random.getstate()
     with _seeded(adapter, seed):
@@ -290,6 +293,7 @@ def run_sequential(name: str, adapter: Any, concepts: Sequence[str], concept_typ
     the cumulative edit after each step (step ``k``: concepts ``1..k``), each as one edit of the original weights."""
     from cadkit.editing.edits import apply_edit
     from cadkit.methods import run_method
+    from cadkit.models.registry import fill_concept
 
     concepts = check_concepts(concepts)
     steps: list[Any] = []
@@ -297,7 +301,8 @@ def run_sequential(name: str, adapter: Any, concepts: Sequence[str], concept_typ
     handles: list[Any] = []
     try:
         for i, c in enumerate(concepts):  # the model holds steps 1..i-1 here
-            res = run_method(name, adapter, c, concept_type, options, seed=seed)
+            opts = fill_concept(dict(options), c) if isinstance(options, Mapping) else options
+            res = run_method(name, adapter, c, concept_type, opts, seed=seed)
             steps.append(res.edit)
             for h in reversed(handles):
                 h.remove()
