@@ -178,7 +178,7 @@ def multi_concept(ctx: BenchContext) -> SuiteResult:
                 ok_o, ok_s = _judge(ctx, recs, e, om, sm)
                 ctx.conditions[f"{label} n={n}"] = {"edit": e.source, "edit_key": e.content_hash(), "erased": erased,
                                                     "selected_entries": e.num_selected(), "images": len(recs)}
-            row = {"method": label, "n": n, "erased": _rows_acc(bo, bs, labels, ok_o, ok_s, erased),
+            row: dict[str, Any] = {"method": label, "n": n, "erased": _rows_acc(bo, bs, labels, ok_o, ok_s, erased),
                    "retain": _rows_acc(bo, bs, labels, ok_o, ok_s, kept), "style": float(100 * ok_s.mean())}
             rows.append(row)
             if label != "base":
