@@ -216,7 +216,9 @@ def _judges(ctx: BenchContext, objects: Sequence[str], styles: Sequence[str]) ->
     dev = ctx.adapter.device
     if world is not None:
         onet = world.object_judge(o.judge_weights)
-        snet = network(o, "style_classifier") or world.style_judge(o.judge_weights)
+        snet = network(o, "style_classifier")
+        if snet is None:
+            snet = world.style_judge(o.judge_weights)
         om = get_metric("object-accuracy", classes=list(objects), classifier=onet, labels=list(onet.classes))
         sm = get_metric("object-accuracy", classes=list(styles), classifier=snet, labels=list(snet.classes), class_key="style")
         return om.to(dev), sm.to(dev), f"the {world.name} world's object and style heads"
@@ -300,7 +302,7 @@ def _overlap_table(m: Any, name: str) -> Table:
                                "guidance", "ratio", "modules", "granularity", "extra.bootstrap", "seed"))
 def canvas(ctx: BenchContext) -> SuiteResult:
     """UnlearnCanvas on a style x object grid (see the module docstring)."""
-    from cadkit.metrics.canvas import Condition, collateral_correlation, collateral_pairs, method_summary
+    from cadkit.metrics.canvas import Condition, canvas_scores, collateral_correlation, collateral_pairs, method_summary
 
     o, x = ctx.opts, ctx.opts.extra
     objects, styles = canvas_concepts(o)
@@ -318,8 +320,6 @@ def canvas(ctx: BenchContext) -> SuiteResult:
     judged: dict[str, list[Condition]] = {}
     outputs: list[tuple[str, np.ndarray, np.ndarray]] = [("base", bo, bs)]
     per_concept: list[dict[str, Any]] = []
-    from cadkit.metrics.canvas import canvas_scores
-
     for m in methods:
         label = method_label(m)
         judged[label] = []
