@@ -17,7 +17,7 @@ from torch import Tensor
 
 from cadkit.io import atomic_path
 
-__all__ = ["bar_chart", "curve_chart", "frontier_chart", "image_grid", "localization_map", "verify_scatter", "write_png", "is_png"]
+__all__ = ["bar_chart", "curve_chart", "frontier_chart", "image_grid", "localization_map", "verify_scatter", "write_png", "is_png", "heatmaps"]
 
 
 def is_png(path: str | os.PathLike[str]) -> bool:
@@ -198,5 +198,41 @@ def verify_scatter(predicted: Sequence[float], series: Mapping[str, Sequence[flo
     ax.set_ylabel("actual change J(w) − J(w, S zeroed)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def heatmaps(labels: Sequence[str], matrices: Mapping[str, Any], title: str = "") -> bytes:
+    """Side-by-side heatmaps of square matrices ``[n, n]`` (tensors or nested lists) over ``labels``, each
+    cell printed (NaN left blank), each colour scale from min(0, smallest) to the largest value; PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(labels)
+    k = max(1, len(matrices))
+    size = max(3.5, 0.42 * n + 1.5)
+    fig, axes = plt.subplots(1, k, figsize=(size * k, size), squeeze=False)
+    for ax, (name, mat) in zip(axes[0], matrices.items()):
+        m = torch.as_tensor(mat, dtype=torch.float64).reshape(n, n)
+        finite = m[torch.isfinite(m)]
+        hi = float(finite.max()) if finite.numel() else 1.0
+        lo = float(min(0.0, float(finite.min()))) if finite.numel() else 0.0
+        im = ax.imshow(m.numpy(), cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1.0)
+        ax.set_xticks(range(n))
+        ax.set_yticks(range(n))
+        ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+        ax.set_yticklabels(labels, fontsize=7)
+        ax.set_title(name, fontsize=9)
+        if n <= 20:
+            for i in range(n):
+                for j in range(n):
+                    v = float(m[i, j])
+                    if v == v:
+                        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=5, color="white" if v < (lo + hi) / 2 else "black")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return _png(fig)

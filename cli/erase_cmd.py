@@ -66,7 +66,8 @@ def _list_options(ctx: click.Context, param: click.Parameter, value: bool) -> No
 @click.option("--method", is_eager=True, type=MethodType(),
               help="Erasure method: cad, uce, esd-u, esd-x, conceptprune, rece, or a plug-in (`cadkit plugins`)  [required]")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, help=model_help())
-@click.option("--concept", required=True, help="The concept as the benchmarks name it (church, naked, Van Gogh); each method words it its own way.")
+@click.option("--concept", "concepts", required=True, multiple=True, help="The concept as the benchmarks name it (church, naked, Van Gogh); each method words it its own way. Repeat it to erase several concepts into one edit (CAD: --combine; UCE, RECE: natively; other methods: one after another).")
+@click.option("--combine", type=choice(("sum", "union")), default="sum", show_default=True, help="CAD with several concepts: select from the summed scores, or unite each concept's mask.")
 @click.option("--concept-type", type=choice(CONCEPT_TYPES), default="object", show_default=True, help="Selects the per-type defaults.")
 @click.option("--option", "options", multiple=True, type=OptionWord(), help="NAME=VALUE, an option of the method over the model's defaults (repeatable; lists: JSON or commas; see --list-options).")
 @click.option("--list-options", is_flag=True, expose_value=False, callback=_list_options, help="Print the options of --method (or of every method) and exit.")
@@ -74,16 +75,18 @@ def _list_options(ctx: click.Context, param: click.Parameter, value: bool) -> No
 @click.option("--dtype", type=choice(DTYPES), default="fp32", show_default=True)
 @click.option("--device", default=None, help="cpu, cuda, cuda:N [default: cuda if available].")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Edit file to write (.safetensors).")
-def erase(method: str | None, model: str, concept: str, concept_type: str, options: tuple[str, ...], seed: int, dtype: str,
-          device: str | None, out: str) -> None:
-    """Erase a concept with one method; writes an edit file with its configuration and cost record."""
+def erase(method: str | None, model: str, concepts: tuple[str, ...], combine: str, concept_type: str, options: tuple[str, ...],
+          seed: int, dtype: str, device: str | None, out: str) -> None:
+    """Erase a concept (or several: repeat --concept) with one method; writes an edit file with its configuration and cost record."""
     from cadkit.commands.erase import run
 
     if method is None:  # required (click's own message), but not for --list-options
         raise click.MissingParameter(ctx=click.get_current_context(), param_type="option", param_hint="'--method'")
 
+    concept: str | list[str] = concepts[0] if len(concepts) == 1 else list(concepts)
     res = run(method=method, model=model, concept=concept, concept_type=concept_type, options=list(options), seed=seed,
-              device=device, dtype=dtype, out=out)
+              device=device, dtype=dtype, out=out, combine=combine)
+    concept = " + ".join(concepts)
     c = res.cost
     mem = f"peak CUDA {c.peak_mem_mb:.0f} MiB" if c.peak_mem_mb is not None else f"peak RSS growth {c.peak_rss_growth_mb} MiB"
     click.echo(f"{method}: concept {concept!r} worded {res.record['concept_text']!r}; {res.edit.num_selected()} entries changed; "

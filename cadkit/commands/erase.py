@@ -89,11 +89,23 @@ def options_help(methods: Sequence[str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def run(*, method: str, concept: str, model: str | None = None, concept_type: str = "object",
+def run(*, method: str, concept: str | Sequence[str], model: str | None = None, concept_type: str = "object",
         options: Mapping[str, Any] | Sequence[str] | None = None, seed: int = 0, device: str | None = None,
-        dtype: str = "fp32", out: str | os.PathLike[str]) -> Any:
+        dtype: str = "fp32", out: str | os.PathLike[str], combine: str = "sum") -> Any:
     """Run ``method`` for ``concept`` on ``model`` and write the edit to ``out``; returns the
-    :class:`~cadkit.methods.MethodResult` (edit, cost, record)."""
+    :class:`~cadkit.methods.MethodResult` (edit, cost, record).
+
+    Several concepts (a sequence of two or more) are erased into one edit by
+    :func:`cadkit.methods.multi.run_many` (CAD: scores summed or masks united, ``combine``; UCE and RECE
+    natively; other methods one after another)."""
+    from cadkit.methods.multi import check_concepts, multi_strategy
+
+    concepts = check_concepts([concept] if isinstance(concept, str) else list(concept))
+    multi_strategy(method, combine)
+    if len(concepts) > 1:
+        return _run_many(method=method, concepts=concepts, model=model, concept_type=concept_type, options=options, seed=seed,
+                         device=device, dtype=dtype, out=out, combine=combine)
+    concept = concepts[0]
     from cadkit.editing.edits import FORMAT, save_edit
     from cadkit.files import check_out_file
     from cadkit.io import check_not_input, local_folder
@@ -127,5 +139,40 @@ def run(*, method: str, concept: str, model: str | None = None, concept_type: st
     load_s = time.perf_counter() - t0
     opts = fill_concept({**method_defaults(resolved.spec, method, concept_type), **given}, concept)
     res = run_method(method, adapter, concept, concept_type, opts, seed=seed, load_time_s=load_s)
+    save_edit(Path(out), res.edit)
+    return res
+
+
+def _run_many(*, method: str, concepts: list[str], model: str | None, concept_type: str, options: Mapping[str, Any] | Sequence[str] | None,
+              seed: int, device: str | None, dtype: str, out: str | os.PathLike[str], combine: str) -> Any:
+    """:func:`run` for several concepts (validated like one, then :func:`cadkit.methods.multi.run_many`)."""
+    from cadkit.editing.edits import FORMAT, save_edit
+    from cadkit.files import check_out_file
+    from cadkit.io import check_not_input, local_folder
+    from cadkit.methods.multi import run_many
+    from cadkit.methods.registry import check_method_args
+    from cadkit.models.adapters import adapter_class
+    from cadkit.models.loading import DTYPES, load_adapter, pick_device, resolve_model
+    from cadkit.models.registry import DEFAULT_MODEL, method_defaults
+
+    model = DEFAULT_MODEL if model is None else model  # '' is refused by resolve_model, as in run()
+    families = method_families(method)
+    for c in concepts:
+        check_method_args(c, concept_type, seed)
+    if dtype not in DTYPES:
+        raise bad_arg("dtype", DTYPES, dtype)
+    given = check_options(method, options)
+    if "concept_text" in given:
+        raise bad_arg("options", "no concept_text with several concepts (each concept keeps the method's wording)", "concept_text")
+    resolved = resolve_model(model)
+    check_not_input(out, {"model": local_folder(resolved.source)}, "out")  # the output rules of run()
+    check_out_file(out, FORMAT, "out")
+    cls = adapter_class(resolved.pipeline_class)
+    family = cls.family if cls is not None else resolved.family
+    if family not in families:
+        raise bad_arg("method", f"a method that edits {family} models ({method} edits {', '.join(families)})", method)
+    adapter = load_adapter(resolved, dtype=dtype, device=pick_device(device))
+    defaults = method_defaults(resolved.spec, method, concept_type)  # {concept} is filled per concept (sequential methods)
+    res = run_many(method, adapter, concepts, concept_type, {**defaults, **given}, seed=seed, combine=combine)
     save_edit(Path(out), res.edit)
     return res

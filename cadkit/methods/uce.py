@@ -64,15 +64,20 @@ def _stack(parts: list[Tensor], width: int, like: Tensor) -> Tensor:
     return torch.cat(parts) if parts else like.new_zeros(0, width)
 
 
-def uce_weights(adapter: Any, sites: list[Site], erase: TextKeys, guide: TextKeys, preserve: list[TextKeys], tokens: str,
+def uce_weights(adapter: Any, sites: list[Site], erase: TextKeys | list[TextKeys], guide: TextKeys, preserve: list[TextKeys], tokens: str,
                 lam: float, erase_scale: float, preserve_scale: float, dtype: torch.dtype = torch.float64,
                 inverse: bool = False) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Edited site matrices (``dtype``) and diagnostics (key counts, relative erase residuals)."""
+    """Edited site matrices (``dtype``) and diagnostics (key counts, relative erase residuals).
+
+    ``erase``: one concept's keys, or several concepts' (UCE's native multi-concept edit: the keys of
+    every concept, each paired with the guide, enter one ridge system)."""
     params = dict(adapter.denoiser.named_parameters())
     out: dict[str, Tensor] = {}
     diag: dict[str, Any] = {"keys": {}, "erase_residual_before": {}, "erase_residual_after": {}}
+    erases = list(erase) if isinstance(erase, (list, tuple)) else [erase]
     for space in dict.fromkeys(s.space for s in sites):
-        keys, gkeys = pair_keys(erase, guide, space, tokens)
+        pairs = [pair_keys(e, guide, space, tokens) for e in erases]
+        keys, gkeys = (pairs[0] if len(pairs) == 1 else (torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])))
         width = int(keys.shape[1])
         pres = _stack([own_keys(p, space, tokens) for p in preserve], width, keys)
         diag["keys"][space] = {"erase": int(keys.shape[0]), "preserve": int(pres.shape[0])}
