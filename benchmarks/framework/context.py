@@ -69,6 +69,8 @@ class BenchContext:
         self.repaired: list[str] = []  # cache entries found damaged, discarded and regenerated
         self._judge: Any = judge
         self._plugins: dict[str, Any] | None = plugins
+        #: called as ``hook(name, records, edit, accuracy)`` after each :meth:`evaluate` (e.g. per-image hits for intervals)
+        self.evaluate_hooks: list[Callable[[str, Sequence[PromptRecord], Any, dict[str, float]], None]] = []
 
     # -- prompts and images ------------------------------------------------------------------------------
     def object_records(self) -> list[PromptRecord]:
@@ -145,6 +147,8 @@ class BenchContext:
             "edit_key": edit_key(edit), "selected_entries": edit.num_selected() if edit is not None else 0,
             "images": len(records), "images_sha256": digest, "accuracy": acc, "metrics": got, **meta,
         }
+        for hook in self.evaluate_hooks:
+            hook(name, records, edit, acc)
         return acc
 
     # -- attribution and edits ---------------------------------------------------------------------------

@@ -25,7 +25,8 @@ __all__ = ["Table", "SuiteResult", "write_report", "metrics_table", "bar_chart",
 
 @dataclass
 class Table:
-    """One table: ``columns`` are ``(key, header)`` pairs; ``rows`` dicts keyed by column keys."""
+    """One table: ``columns`` are ``(key, header)`` pairs; ``rows`` dicts keyed by column keys. ``data_keys``: row keys
+    written to ``results.csv`` (after the columns) but not shown in ``report.md`` (e.g. interval bounds)."""
 
     name: str
     title: str
@@ -33,6 +34,7 @@ class Table:
     rows: list[dict[str, Any]]
     note: str = ""
     formats: dict[str, str] = field(default_factory=dict)
+    data_keys: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -71,7 +73,7 @@ def markdown_table(t: Table) -> str:
 def _csv(tables: Sequence[Table]) -> str:
     keys: list[str] = ["table"]
     for t in tables:
-        for k, _ in t.columns:
+        for k in [k for k, _ in t.columns] + t.data_keys:
             if k not in keys:
                 keys.append(k)
     buf = io.StringIO()
@@ -79,7 +81,7 @@ def _csv(tables: Sequence[Table]) -> str:
     w.writeheader()
     for t in tables:
         for r in t.rows:
-            w.writerow({"table": t.name, **{k: ("" if r.get(k) is None else r.get(k)) for k, _ in t.columns}})
+            w.writerow({"table": t.name, **{k: ("" if r.get(k) is None else r.get(k)) for k in [k for k, _ in t.columns] + t.data_keys}})
     return buf.getvalue()
 
 

@@ -20,6 +20,7 @@ from cadkit.benchmarks.framework.options import BenchOptions, bench_defaults, ju
 from cadkit.benchmarks.framework.prompt_suites import METHOD_OPTION, METHODS_OPTION
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart, curve_chart, image_grid
+from cadkit.benchmarks.suites.erasure_stats import RETAIN_OPTION, ErasureStats, check_retain
 from torch import Tensor
 
 from cadkit.data import PromptRecord
@@ -107,11 +108,12 @@ def methods_table(name: str, title: str, classes: Sequence[str], base: Mapping[s
 
 
 @register_suite("erase-objects", "Table 1: erase each class (CAD-Erase, or every --methods entry); accuracy on the target and the other classes",
-                options=(METHODS_OPTION, METHOD_OPTION))
+                check=check_retain, options=(METHODS_OPTION, METHOD_OPTION, RETAIN_OPTION))
 def erase_objects(ctx: BenchContext) -> SuiteResult:
     """Table 1: erase each class with each method; accuracy on the target and the other classes."""
     o = ctx.opts
     recs = ctx.object_records()
+    es = ErasureStats(ctx, recs)  # per-image hits of every condition below: intervals, weak / styles columns
     base = ctx.evaluate("base", recs)
     methods = list(o.methods or DEFAULT_METHODS)
     labels = {m: method_label(m) for m in methods}
@@ -123,6 +125,7 @@ def erase_objects(ctx: BenchContext) -> SuiteResult:
     judge = f"accuracy %, judge: {o.judge}"
     tables = [methods_table("erase-objects", f"Erasing each class ({judge}); target: the erased class, others: the mean over the rest",
                             ctx.classes, base, edited)]
+    es.methods_table(tables[0], base, edited)
     summary = tables[0].rows
     files: dict[str, bytes] = {"accuracy.png": bar_chart([r["model"] for r in summary], {
         "mean: target": [r["mean:target"] for r in summary], "mean: others": [r["mean:others"] for r in summary]}, "erase-objects")}
@@ -130,9 +133,10 @@ def erase_objects(ctx: BenchContext) -> SuiteResult:
         lab = labels[m]
         what = f"CAD-Erase at ratio {o.ratio:g}" if m == CAD_METHOD else lab
         tables.append(table1(f"erase-objects-{m}", f"{what} per class ({judge})", ctx.classes, base, edited[lab], lab))
+        es.table1(tables[-1], base, edited[lab], lab)
         files[f"accuracy-{m}.png"] = _bars(tables[-1], f"erase-objects: {lab}", lab)
     files["grids/erase.png"] = _methods_grid(ctx, recs, methods)
-    return SuiteResult("erase-objects", tables, files=files, protocol_notes=methods_lines(o, "object"))
+    return SuiteResult("erase-objects", tables, files=files, notes=es.notes(), protocol_notes=methods_lines(o, "object"))
 
 
 def _methods_grid(ctx: BenchContext, records: Sequence[PromptRecord], methods: Sequence[str]) -> bytes:
@@ -227,11 +231,13 @@ def amplify_objects(ctx: BenchContext) -> SuiteResult:
 
 # -- ablate-modules ----------------------------------------------------------------------------------------
 @register_suite("ablate-modules", "Table 7: erase-objects with the edit restricted to each module group",
-                defaults={"modules": ABLATION_GROUPS})
+                defaults={"modules": ABLATION_GROUPS}, check=check_retain, options=(RETAIN_OPTION,))
 def ablate_modules(ctx: BenchContext) -> SuiteResult:
     """Table 7: erase-objects with the edit restricted to each module group."""
     groups = [g.strip() for g in str(ctx.opts.modules).split(",") if g.strip()]
     recs = ctx.object_records()
+    es = ErasureStats(ctx, recs)
+    specs = []
     base = ctx.evaluate("base", recs)
     rows = []
     tables = []
@@ -242,12 +248,15 @@ def ablate_modules(ctx: BenchContext) -> SuiteResult:
             edited[c] = ctx.evaluate(f"CAD-Erase {c} [{g}]", recs, e, target=c, modules=g)
         s = _summary(ctx.classes, base, edited)
         rows.append({"modules": g, **s})
+        specs.append(es.summary(base, edited))
         tables.append(table1(f"ablate-{g}", f"CAD-Erase on {g} only (accuracy %)", ctx.classes, base, edited, f"CAD-Erase [{g}]"))
+        es.table1(tables[-1], base, edited, f"CAD-Erase [{g}]")
     cols = [("modules", "module group"), ("base_target", "base: target acc"), ("target", "edited: target acc"),
             ("base_others", "base: others acc"), ("others", "edited: others acc")]
     summary = Table("ablate-modules", f"Module groups at ratio {ctx.opts.ratio:g} (mean over classes, accuracy %)", cols, rows)
+    es.summary_table(summary, specs)
     chart = bar_chart(groups, {"target": [r["target"] for r in rows], "others": [r["others"] for r in rows]}, "ablate-modules")
-    return SuiteResult("ablate-modules", [summary, *tables], files={"modules.png": chart})
+    return SuiteResult("ablate-modules", [summary, *tables], files={"modules.png": chart}, notes=es.notes())
 
 
 # -- ratio-sweep -------------------------------------------------------------------------------------------
@@ -259,16 +268,20 @@ def default_ratios(o: BenchOptions) -> tuple[float, ...]:
 
 
 def _check_ratios(o: BenchOptions) -> BenchOptions:
+    o = check_retain(o)
     return o if o.ratios is not None else dataclasses.replace(o, ratios=default_ratios(o))
 
 
 @register_suite("ratio-sweep", "Fig. 7: target and other accuracy of CAD-Erase over a list of ratios", check=_check_ratios,
-                options=(SuiteOption("ratios", "--ratios", "Comma list of ratios (fractions or percents) [tiny: 0.01,0.03,0.05,0.1,0.2; SD: 0.0005..0.01]"),))
+                options=(SuiteOption("ratios", "--ratios", "Comma list of ratios (fractions or percents) [tiny: 0.01,0.03,0.05,0.1,0.2; SD: 0.0005..0.01]"),
+                         RETAIN_OPTION))
 def ratio_sweep(ctx: BenchContext) -> SuiteResult:
     """Fig. 7: target and other accuracy of CAD-Erase over a list of ratios."""
     ratios = sorted(ctx.opts.ratios or ())
     recs = ctx.object_records()
+    es = ErasureStats(ctx, recs)
     base = ctx.evaluate("base", recs)
+    specs = [es.base_summary(base)]
     b = _summary(ctx.classes, base, {c: base for c in ctx.classes})
     rows: list[dict[str, Any]] = [{"ratio": 0.0, "target": b["base_target"], "others": b["base_others"], "selected": 0}]
     for r in ratios:
@@ -280,24 +293,29 @@ def ratio_sweep(ctx: BenchContext) -> SuiteResult:
             edited[c] = ctx.evaluate(f"CAD-Erase {c} r={r:g}", recs, e, target=c, ratio=r)
         s = _summary(ctx.classes, base, edited)
         rows.append({"ratio": r, "target": s["target"], "others": s["others"], "selected": sel // max(1, len(ctx.classes))})
+        specs.append(es.edited_summary(base, edited))
     cols = [("ratio", "ratio"), ("target", "target acc"), ("others", "others acc"), ("selected", "entries zeroed per edit")]
     t = Table("ratio-sweep", "CAD-Erase over ratios (mean over classes, accuracy %; ratio 0 = base model)", cols, rows,
               formats={"ratio": "g"})
+    es.summary_table(t, specs)
     ok = [row["ratio"] for row in rows[1:] if row["target"] <= 15.0 and row["others"] >= b["base_others"] - 10.0]
     note = (f"smallest ratio that erases (mean target <= 15 %, others within 10 points of base): {min(ok):g}" if ok
             else "no ratio reached mean target <= 15 % with others within 10 points of base")
     chart = curve_chart(ratios, {"target": [row["target"] for row in rows[1:]], "others": [row["others"] for row in rows[1:]]},
                         "ratio-sweep", "ratio (fraction of each row)")
-    return SuiteResult("ratio-sweep", [t], files={"ratio_sweep.png": chart}, notes=[note])
+    return SuiteResult("ratio-sweep", [t], files={"ratio_sweep.png": chart}, notes=[note, *es.notes()])
 
 
 # -- scale -------------------------------------------------------------------------------------------------
 @register_suite("scale", "Table 11: scaling negative components by s vs knocking out positive ones",
-                options=(SuiteOption("scales", "--scales", "Comma list of factors s for the negative components [1.5,2,3]"),))
+                check=check_retain, options=(SuiteOption("scales", "--scales", "Comma list of factors s for the negative components [1.5,2,3]"),
+                                             RETAIN_OPTION))
 def scale_suite(ctx: BenchContext) -> SuiteResult:
     """Table 11: scaling negative components by s vs knocking out positive ones."""
     recs = ctx.object_records()
+    es = ErasureStats(ctx, recs)
     base = ctx.evaluate("base", recs)
+    specs = [es.base_summary(base)]
     b = _summary(ctx.classes, base, {c: base for c in ctx.classes})
     rows: list[dict[str, Any]] = [{"intervention": "base model", "target": b["base_target"], "others": b["base_others"]}]
     variants: list[tuple[str, str, float | None]] = [("knock out positive (CAD-Erase)", "erase", None)]
@@ -309,8 +327,10 @@ def scale_suite(ctx: BenchContext) -> SuiteResult:
             edited[c] = ctx.evaluate(f"{label} {c}", recs, e, target=c, mode=mode, scale=s)
         sm = _summary(ctx.classes, base, edited)
         rows.append({"intervention": label, "target": sm["target"], "others": sm["others"]})
+        specs.append(es.edited_summary(base, edited))
     cols = [("intervention", "intervention"), ("target", "target acc"), ("others", "others acc")]
     t = Table("scale", f"Interventions at ratio {ctx.opts.ratio:g} (mean over classes, accuracy %)", cols, rows)
+    es.summary_table(t, specs)
     chart = bar_chart([r["intervention"] for r in rows], {"target": [r["target"] for r in rows], "others": [r["others"] for r in rows]}, "scale")
-    return SuiteResult("scale", [t], files={"scale.png": chart})
+    return SuiteResult("scale", [t], files={"scale.png": chart}, notes=es.notes())
 
