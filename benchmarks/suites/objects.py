@@ -20,6 +20,7 @@ from cadkit.benchmarks.framework.options import BenchOptions, bench_defaults, ju
 from cadkit.benchmarks.framework.prompt_suites import METHOD_OPTION, METHODS_OPTION
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart, curve_chart, image_grid
+from cadkit.benchmarks.suites.together import CONCEPTS_OPTIONS, check_together, erase_together, together_concepts
 from torch import Tensor
 
 from cadkit.data import PromptRecord
@@ -107,9 +108,11 @@ def methods_table(name: str, title: str, classes: Sequence[str], base: Mapping[s
 
 
 @register_suite("erase-objects", "Table 1: erase each class (CAD-Erase, or every --methods entry); accuracy on the target and the other classes",
-                options=(METHODS_OPTION, METHOD_OPTION))
+                options=(METHODS_OPTION, METHOD_OPTION, *CONCEPTS_OPTIONS), check=check_together)
 def erase_objects(ctx: BenchContext) -> SuiteResult:
     """Table 1: erase each class with each method; accuracy on the target and the other classes."""
+    if together_concepts(ctx.opts):  # --concepts: the listed classes erased together (suites/together.py)
+        return erase_together(ctx)
     o = ctx.opts
     recs = ctx.object_records()
     base = ctx.evaluate("base", recs)
