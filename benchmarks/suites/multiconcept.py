@@ -44,7 +44,7 @@ from cadkit.benchmarks.suites.canvas import _check as canvas_check
 
 from cadkit.errors import bad_arg
 
-__all__ = ["multi_concept", "sequential", "DEFAULT_COUNTS"]
+__all__ = ["multi_concept", "sequential", "together_edit", "DEFAULT_COUNTS"]
 
 DEFAULT_COUNTS = (1, 2, 5, 10)
 _GRID_OPTIONS = tuple(o for o in CANVAS_OPTIONS if o.name not in ("bootstrap",))
@@ -114,7 +114,7 @@ def _cached(ctx: BenchContext, kind: str, method: str, concepts: Sequence[str], 
     return edit
 
 
-def _together(ctx: BenchContext, method: str, combine: str, concepts: Sequence[str]) -> Any:
+def together_edit(ctx: BenchContext, method: str, combine: str, concepts: Sequence[str]) -> Any:
     """The edit of ``method`` erasing ``concepts`` together (CAD: from the run's own scores)."""
     from cadkit.methods.multi import run_many
 
@@ -174,7 +174,7 @@ def multi_concept(ctx: BenchContext) -> SuiteResult:
             if label == "base":
                 ok_o, ok_s = bo, bs
             else:
-                e = _together(ctx, m, combine, erased)
+                e = together_edit(ctx, m, combine, erased)
                 ok_o, ok_s = _judge(ctx, recs, e, om, sm)
                 ctx.conditions[f"{label} n={n}"] = {"edit": e.source, "edit_key": e.content_hash(), "erased": erased,
                                                     "selected_entries": e.num_selected(), "images": len(recs)}

@@ -21,6 +21,7 @@ from cadkit.benchmarks.framework.prompt_suites import METHOD_OPTION, METHODS_OPT
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart, curve_chart, image_grid
 from cadkit.benchmarks.suites.erasure_stats import RETAIN_OPTION, ErasureStats, check_retain
+from cadkit.benchmarks.suites.together import CONCEPTS_OPTIONS, check_together, erase_together, together_concepts
 from torch import Tensor
 
 from cadkit.data import PromptRecord
@@ -107,10 +108,17 @@ def methods_table(name: str, title: str, classes: Sequence[str], base: Mapping[s
     return Table(name, title, cols, rows)
 
 
+def _check_erase_objects(o: BenchOptions) -> BenchOptions:
+    """``--retain-per-class``, then ``--concepts`` / ``--combine``."""
+    return check_together(check_retain(o))
+
+
 @register_suite("erase-objects", "Table 1: erase each class (CAD-Erase, or every --methods entry); accuracy on the target and the other classes",
-                check=check_retain, options=(METHODS_OPTION, METHOD_OPTION, RETAIN_OPTION))
+                check=_check_erase_objects, options=(METHODS_OPTION, METHOD_OPTION, RETAIN_OPTION, *CONCEPTS_OPTIONS))
 def erase_objects(ctx: BenchContext) -> SuiteResult:
     """Table 1: erase each class with each method; accuracy on the target and the other classes."""
+    if together_concepts(ctx.opts):  # --concepts: the listed classes erased together (suites/together.py)
+        return erase_together(ctx)
     o = ctx.opts
     recs = ctx.object_records()
     es = ErasureStats(ctx, recs)  # per-image hits of every condition below: intervals, weak / styles columns
