@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ from cadkit.attacks.tasks import (
     task_slug,
 )
 from cadkit.data import PromptRecord
-from cadkit.errors import CadkitError, bad_arg
+from cadkit.errors import BadArgument, CadkitError, bad_arg
 
 __all__ = ["ATTACK_SHORT", "ATTACK_FIELDS", "ATTACK_SUITE_OPTIONS", "attack_suite", "task_files", "asr_table"]
 
@@ -187,6 +187,7 @@ def _check(o: BenchOptions) -> BenchOptions:
     for a in x["attacks"]:
         get_attack(a, "attacks")  # a plug-in that does not load fails here, with its own line
     x["attack_options"] = parse_attack_option_words(x.get("attack_options") or (), x["attacks"])
+    _check_attacks_on_model(o.model, x["attacks"], x["attack_options"])
     x["nudity_ratio"] = ratio_option(x["nudity_ratio"], "nudity_ratio")
     from cadkit.editing.edits import FILLS
 
@@ -211,6 +212,23 @@ def _check(o: BenchOptions) -> BenchOptions:
     for t in tasks:  # a judge not available here (weights not cached) fails now, before the run folder is written
         task_judge(t, o.model, o.judge_weights, float(x["nudity_threshold"]))
     return o
+
+
+def _check_attacks_on_model(model: str, attacks: Sequence[str], given: Mapping[str, Mapping[str, Any]]) -> None:
+    """Each attack's checks that need only the model's adapter class (e.g. ``relearn.modules`` against the
+    model's module groups), before the run folder is written; errors name ``--attack-option ATTACK.NAME``."""
+    from cadkit.attacks.registry import get_attack, parse_attack_options
+    from cadkit.models.adapters import adapter_class
+    from cadkit.models.loading import resolve_model
+
+    cls = adapter_class(resolve_model(model).pipeline_class)
+    if cls is None:
+        return
+    for a in attacks:
+        try:
+            get_attack(a).check_model(cls, parse_attack_options(a, given.get(a)))
+        except BadArgument as exc:
+            raise bad_arg("attack_options", f"{a}.{exc.param}: {exc.allowed}", exc.given) from None
 
 
 @contextlib.contextmanager

@@ -62,6 +62,11 @@ class Attack:
         """Checks across options (one-line usage error) once each option is in range; returns ``options``."""
         return options
 
+    def check_model(self, adapter_class: type, options: Any) -> None:  # noqa: B027
+        """The checks of ``options`` that need only the model's adapter class (its module groups, its
+        family's facts), run before any model is loaded or any file is written (``bench attack`` runs them
+        on its options before the run folder exists). One-line usage error. Default: none."""
+
     def check(self, pair: ModelPair, options: Any) -> None:  # noqa: B027
         """Refuse a model this attack cannot attack, with a one-line usage error, before anything is
         written (``cadkit attack``). Default: any model."""

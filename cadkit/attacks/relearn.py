@@ -175,10 +175,13 @@ class Relearn(Attack):
     kind = "model"
     Options = RelearnOptions
 
-    def check(self, pair: ModelPair, options: Any) -> None:
+    def check_model(self, adapter_class: type, options: Any) -> None:
         from cadkit.models.adapters.base import parse_modules
 
-        parse_modules(options.modules, pair.adapter.groups, arg="modules")
+        parse_modules(options.modules, adapter_class.groups, arg="modules")  # type: ignore[attr-defined]
+
+    def check(self, pair: ModelPair, options: Any) -> None:
+        self.check_model(type(pair.adapter), options)
 
     def prepare(self, pair: ModelPair, task: AttackTask, judge: Judge, options: Any, common: AttackOptions, seed: int,
                 progress: Callable[[str], None] | None = None) -> Relearned:

@@ -115,6 +115,8 @@ def test_plugin_attack_runs_in_bench_attack(run_cli: Any, tiny_sd1: Path, judge_
     (["--attacks", "relearn", "--attack-option", "relearn.images=0"], ["relearn.images"]),
     (["--attacks", "relearn", "--attack-option", "relearn.steps=0"], ["relearn.steps"]),
     (["--attacks", "relearn", "--attack-option", "steps=3"], ["ATTACK.NAME=VALUE"]),
+    # a module group the model does not have: refused from the model's adapter class, before the run folder
+    (["--attacks", "relearn", "--attack-option", "relearn.modules=bogus"], ["--attack-option", "relearn.modules", "attn2", "bogus"]),
 ])
 def test_bench_attack_new_attacks_bad_input(extra: list[str], needles: list[str], run_cli: Any, tiny_sd1: Path, judge_weights: Path,
                                             tmp_path: Path) -> None:
