@@ -39,10 +39,11 @@ from cadkit.attacks.tasks import (
     task_judge,
     world_prompt_rows,
 )
-from cadkit.data.prompts import MAX_SEED, PromptRecord
+from cadkit.data.prompts import PromptRecord
 from cadkit.errors import UsageError, bad_arg
 from cadkit.io import check_not_input, check_writable_dir, local_folder, write_json
 from cadkit.models.registry import DEFAULT_MODEL
+from cadkit.typed_options import MAX_SEED, check_seed
 
 __all__ = ["run", "PROTOCOL_FILE", "SUMMARY_FILE"]
 
@@ -122,8 +123,7 @@ def run(
     own = parse_attack_options(attack, attack_options)
     the_task = resolve_task(task, model)
     opts = options_for(model, **dict(options or {}))
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise bad_arg("seed", "an integer in [0, 2**63)", seed)
+    check_seed("seed", seed)
     if not 0.0 < float(nudity_threshold) < 1.0:
         raise bad_arg("nudity_threshold", "a number in (0, 1)", nudity_threshold)
     if edits and unet:

@@ -32,11 +32,11 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from cadkit.attribution.scores import param_set_hash
 from cadkit.editing.apply import pristine_values
 from cadkit.editing.dense import digests_by_dtype
 from cadkit.editing.edits import Edit
 from cadkit.errors import CadkitError
+from cadkit.files import param_set_hash
 from cadkit.methods.cost import CostMeter, CostRecord
 
 __all__ = [
@@ -121,7 +121,8 @@ def title_case(text: str) -> str:
 
 def drop_overlapping(preserve: Sequence[str], erased: Sequence[str]) -> tuple[list[str], list[str]]:
     """Split ``preserve`` into (kept, dropped): a name is dropped when it contains, or is contained in,
-    an erased name (case-insensitive), e.g. "Vincent Van Gogh" when erasing "Van Gogh" (spec §3.3)."""
+    an erased name (case-insensitive), e.g. "Vincent Van Gogh" when erasing "Van Gogh" (UCE's
+    reference code, rohitgandikota/unified-concept-editing, drops such preserve names)."""
     low = [e.strip().lower() for e in erased if e.strip()]
     kept: list[str] = []
     dropped: list[str] = []

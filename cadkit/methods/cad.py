@@ -39,7 +39,7 @@ class CADOptions:
 
 
 def cad_wording(concept: str, concept_type: str) -> str:
-    """CAD's own concept wording (PROTOCOLS §1)."""
+    """CAD's own concept wording (the official code's prompts, mail-research/CAD-attribution4diffusion)."""
     if concept_type == "nudity":
         return "naked"
     if concept_type == "artist":

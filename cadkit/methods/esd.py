@@ -5,18 +5,18 @@ frozen model is a copy of those parameters' original values, swapped in (pointer
 the frozen predictions. After the last iteration the trained values become the edit's dense part and
 the originals are written back, so the adapter ends bit-exactly as it started.
 
-Loss (spec §4.1) = MSE(ε_θ(x_t, c, t), target), with frozen predictions ε*:
+Loss (ESD, Gandikota et al., ICCV 2023; rohitgandikota/erasing) = MSE(ε_θ(x_t, c, t), target), with frozen predictions ε*:
 
 * ``legacy`` (paper, CAD):   target = ε*(x_t, ∅, t) − η (ε*(x_t, c, t) − ε*(x_t, ∅, t));
 * ``diffusers``:             target = ε*(x_t, c_from, t) − η (ε*(x_t, c, t) − ε*(x_t, ∅, t)), c_from = c by
   default, so diffusers(η + 1) = legacy(η).
 
-x_t (spec §4.2): ``legacy`` samples with the trainee (DDIM, CFG = start guidance, fresh noise),
+x_t (the reference's ``train-scripts/train-esd.py`` and ``esd_sd.py``): ``legacy`` samples with the trainee (DDIM, CFG = start guidance, fresh noise),
 keeps the latent after ``steps − k + 1`` steps (k uniform in 0..steps−1; all steps for k = 0) and
 labels it with a DDPM timestep uniform in [round(T k/steps), round(T (k+1)/steps)); ``matched``
 samples with the frozen weights and takes step k's latent with its own timestep. The adapter's
 sampler always runs the whole schedule (it has no early stop), so sampling costs about twice the
-reference's average. Parameters (spec §4.3): ``esd-x`` every ``attn2`` parameter; ``esd-u``
+reference's average. Parameters (the reference's train methods): ``esd-x`` every ``attn2`` parameter; ``esd-u``
 everything but ``attn2``, the time embedding and the output norm/conv (legacy rule) or every
 Linear/Conv2d outside ``attn2`` (diffusers rule). SD-3/FLUX (extension): ``esd-x`` = the text-stream
 attention projections and ``context_embedder``; ``esd-u`` = every other block parameter.

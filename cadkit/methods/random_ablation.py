@@ -1,4 +1,4 @@
-"""``random``: the chance control of CAD-Erase (COMPARISON.md §1, a COAR-style sanity check).
+"""``random``: the chance control of CAD-Erase (a COAR-style sanity check: does attribution beat chance?).
 
 In the same module groups and the same rows, ``random`` zeroes exactly as many entries as CAD-Erase
 zeroes at the same ratio, chosen uniformly at random among all the entries of the row (seeded). A

@@ -1,7 +1,8 @@
 """RECE, Reliable and Efficient Concept Erasure (Gong et al.): UCE, then closed-form adversarial rounds.
 
 Start: the UCE edit of the concept (RECE's UCE settings: legacy tokens, guide " ", retain [""],
-s_e = 1, s_p = 1.0, λ = 0.5; spec §6.1). Each epoch, per text space (spec §6.2, §6.3):
+s_e = 1, s_p = 1.0, λ = 0.5; CharlesGong12/RECE ``train.py``). Each epoch, per text space (the same
+code and ``utils/embedding_calculation/close_form_emb.py``):
 
 1. the adversarial embedding ``c' = (λ_r I + Σ W'ᵀW')⁻¹ (Σ W'ᵀW) c`` of the concept's outputs at all
    positions (``c``: ``[L, n]``; the pooled space of FLUX/SD-3 has one vector), jointly over the

@@ -26,12 +26,12 @@ from cadkit.methods.base import CONCEPT_TYPES, ErasureMethod, MethodResult, make
 from cadkit.methods.cost import CostMeter
 from cadkit.methods.options import options_dict, parse_options
 from cadkit.plugins import Plugin, discover, load
+from cadkit.typed_options import check_seed
 
-__all__ = ["ENTRY_POINT_GROUP", "BUILTIN_METHODS", "get_method", "method_names", "list_methods", "run_method", "check_method_args", "MAX_SEED",
+__all__ = ["ENTRY_POINT_GROUP", "BUILTIN_METHODS", "get_method", "method_names", "list_methods", "run_method", "check_method_args",
            "run_method_snapshots"]
 
 ENTRY_POINT_GROUP = "cadkit.methods"
-MAX_SEED = 2**63 - 1
 
 BUILTIN_METHODS: dict[str, str] = {
     "cad": "cadkit.methods.cad:CADErase",
@@ -102,8 +102,7 @@ def check_method_args(concept: str, concept_type: str, seed: int) -> None:
         raise bad_arg("concept_type", CONCEPT_TYPES, concept_type)
     if not isinstance(concept, str) or not concept.strip():
         raise bad_arg("concept", "a non-empty text", concept)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise bad_arg("seed", f"an integer from 0 to {MAX_SEED}", seed)
+    check_seed("seed", seed)
 
 
 def run_method(name: str, adapter: Any, concept: str, concept_type: str = "object", options: Mapping[str, Any] | Any = None,

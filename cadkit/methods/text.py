@@ -12,7 +12,7 @@ input lives in:
 * SD-XL with ``pooled=True`` (cadkit option, not in the reference): also the pooled-text columns
   ``[0, P)`` of ``add_embedding.linear_1`` (its input is the pooled embedding, then the time ids).
 
-Token rules (spec §3.2), with ``last`` = attention-mask sum - 2 of the first tokenizer (the last
+Token rules (UCE's reference code, rohitgandikota/unified-concept-editing, paper-era and current), with ``last`` = attention-mask sum - 2 of the first tokenizer (the last
 content token; 0, the BOS token, for ""):
 
 * ``legacy`` (paper-era UCE): erase tokens ``last_e ..`` paired with guide tokens ``last_g ..``,

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import abc
 import copy
-import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -345,7 +344,3 @@ def parse_modules(modules: str | Sequence[str], allowed: Sequence[str], arg: str
             out.append(m)
     return out
 
-
-def name_matches(name: str, patterns: Sequence[str]) -> bool:
-    """True when ``name`` matches one of the glob ``patterns``."""
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
