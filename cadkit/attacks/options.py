@@ -146,9 +146,10 @@ def _is_flow(model: str, adapter: Any = None) -> bool:
         cls = json.loads(index.read_text()).get("_class_name")
     except (OSError, ValueError):
         return False
-    from cadkit.models.adapters import family_of_class
+    from cadkit.models.adapters import adapter_class
 
-    return family_of_class().get(str(cls)) in ("sd3", "flux")
+    found = adapter_class(str(cls))
+    return found is not None and found.flow_matching
 
 
 def options_for(model: str, adapter: Any = None, **changes: Any) -> AttackOptions:

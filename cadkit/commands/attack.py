@@ -113,9 +113,10 @@ def run(
     """
     from tqdm.auto import tqdm
 
-    from cadkit.attacks.registry import get_attack, parse_attack_options
+    from cadkit.attacks.registry import check_supported, get_attack, parse_attack_options
     from cadkit.editing.edits import load_edit
     from cadkit.methods.options import options_dict
+    from cadkit.models.adapters import adapter_class
     from cadkit.models.loading import load_adapter, pick_device, resolve_model
     from cadkit.provenance import run_info
 
@@ -141,6 +142,8 @@ def run(
     resolved = resolve_model(model)
     check_not_input(out_dir, {"model": local_folder(resolved.source), "prompts": prompts, "unet": unet,
                               **{f"edits[{i}]": e for i, e in enumerate(edits)}, "judge_weights": judge_weights}, "out")
+    found = adapter_class(resolved.pipeline_class)
+    check_supported(the_attack, attack, found if found is not None else resolved)  # before loading: nothing written
     adapter = load_adapter(resolved, device=pick_device(device))
     opts = options_for(model, adapter, **dict(options or {}))
     pair = _pair(adapter, loaded, unet)  # an edit made for another model fails here (usage error), before any write

@@ -54,7 +54,6 @@ class CADErase(ErasureMethod):
     label = "CAD-Erase"
     description = "CAD-Erase: attribution w * dJ/dw, zero the top positive components per row"
     Options = CADOptions
-    families = ("sd", "sdxl", "sd3", "flux")
     strength = ("ratio",)
 
     def check(self, adapter: Any, concept: str, concept_type: str, options: Any) -> None:

@@ -170,10 +170,9 @@ class ConceptPrune(ErasureMethod):
     )
     description = "ConceptPrune: prune skilled FFN output neurons' weights (WANDA scores, early timesteps)"
     Options = ConceptPruneOptions
-    families = ("sd", "sdxl")
-    extension_families = ("sd3", "flux")
+    requires = frozenset({"ffn-outputs"})
 
-    def type_defaults(self, concept_type: str, family: str) -> dict[str, Any]:
+    def type_defaults(self, concept_type: str, adapter: Any) -> dict[str, Any]:
         return {"skill_ratio": 0.01, "timesteps": 9} if concept_type == "nudity" else {}
 
     def check(self, adapter: Any, concept: str, concept_type: str, options: Any) -> None:

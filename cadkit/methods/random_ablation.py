@@ -124,7 +124,6 @@ class RandomAblation(ErasureMethod):
     description = "chance control: CAD-Erase's per-row counts of zeroed entries, at uniformly random positions"
     Options = RandomOptions
     strength = ("ratio",)
-    families = ("sd", "sdxl", "sd3", "flux")
     choices = ("random: positions uniform over the whole row (not only the entries with a positive CAD score)",)
 
     def from_cad_edit(self, adapter: Any, cad_edit: Any, seed: int, granularity: str = "row",

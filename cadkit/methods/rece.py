@@ -86,22 +86,22 @@ class RECE(ErasureMethod):
     )
     description = "RECE: UCE, then closed-form rounds erasing the embedding that regenerates the concept"
     Options = RECEOptions
-    families = ("sd", "sdxl")
-    extension_families = ("flux", "sd3")
+    requires = frozenset({"text-projections"})
 
-    def type_defaults(self, concept_type: str, family: str) -> dict[str, Any]:
+    def type_defaults(self, concept_type: str, adapter: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if concept_type == "nudity":
             out.update(lam_r=0.1, epochs=3, retain=(" ",))
         if concept_type == "artist":
             out.update(uce_preserve_scale=0.1)
-        if family in ("flux", "sd3"):
+        if not adapter.legacy_token_slicing:
             out["uce_tokens"] = "last"
         return out
 
     def check(self, adapter: Any, concept: str, concept_type: str, options: Any) -> None:
-        if options.uce_tokens == "legacy" and adapter.family in ("flux", "sd3"):
-            raise bad_arg("uce_tokens", "last or all for FLUX and SD-3", options.uce_tokens)
+        if options.uce_tokens == "legacy" and not adapter.legacy_token_slicing:
+            raise bad_arg("uce_tokens", f"last or all for {adapter.family} models (legacy slicing is defined for one CLIP sequence)",
+                          options.uce_tokens)
 
     def compute(self, adapter: Any, concept: str, concept_type: str, options: Any, seed: int, meter: CostMeter) -> MethodOutput:
         o = options

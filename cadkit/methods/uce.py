@@ -116,18 +116,18 @@ class UCE(ErasureMethod):
     )
     description = "UCE: closed-form edit of the text-side projections (attn2 to_k/to_v; FLUX context_embedder)"
     Options = UCEOptions
-    families = ("sd", "sdxl", "flux")
-    extension_families = ("sd3",)
+    requires = frozenset({"text-projections"})
 
-    def type_defaults(self, concept_type: str, family: str) -> dict[str, Any]:
+    def type_defaults(self, concept_type: str, adapter: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        if family in ("flux", "sd3"):
+        if not adapter.legacy_token_slicing:
             out["tokens"] = "last"
         return out
 
     def check(self, adapter: Any, concept: str, concept_type: str, options: Any) -> None:
-        if options.tokens == "legacy" and adapter.family in ("flux", "sd3"):
-            raise bad_arg("tokens", "last or all for FLUX and SD-3 (legacy slicing is defined for one CLIP sequence)", options.tokens)
+        if options.tokens == "legacy" and not adapter.legacy_token_slicing:
+            raise bad_arg("tokens", f"last or all for {adapter.family} models (legacy slicing is defined for one CLIP sequence)",
+                          options.tokens)
 
     @staticmethod
     def resolve_texts(concept: str, concept_type: str, o: Any) -> tuple[str, str, list[str], list[str], float]:
