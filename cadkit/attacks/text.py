@@ -90,7 +90,8 @@ class TextSide:
         self.adapter = adapter
         self.size = (height, width)  # SD-XL's time ids describe images of this size (None: native)
         if not hasattr(adapter, "prompt_text_streams"):
-            raise CadkitError(f"prompt attacks need an adapter with CLIP text streams; this model is {type(pipe).__name__}")
+            raise CadkitError("prompt attacks need an adapter with CLIP text streams; this model is "
+                              f"{getattr(adapter, 'family', '') or type(pipe).__name__}")
         streams = [TextStream(tok, enc) for tok, enc in adapter.prompt_text_streams()]
         self.streams = streams
         tok0 = streams[0].tokenizer

@@ -129,3 +129,36 @@ def test_every_supporting_attack_runs_on_the_toy_family(twins: tuple[Any, Any]) 
         assert recs[0] == recs[1], name  # the toy twin is attacked exactly as SD is
         ran.append(name)
     assert ran == ["unlearndiff", "p4d", "revival", "relearn"]
+
+
+def test_attacks_ask_for_capabilities_not_families() -> None:
+    """Prompt attacks need CLIP text streams; model attacks any adapter. The refusal is one line naming both sides."""
+    from cadkit.attacks.registry import check_supported, get_attack
+    from cadkit.errors import BadArgument
+
+    class NoStreams(ToyAdapter):
+        family = "nostreams"
+        capabilities = frozenset({"text-projections", "text-side-parameters", "ffn-outputs"})
+
+    for name in ("unlearndiff", "p4d"):
+        assert not get_attack(name).supports(NoStreams)
+        with pytest.raises(BadArgument, match=r"^attack: .*nostreams.*sd, sdxl, sd3, flux") as err:
+            check_supported(get_attack(name), name, NoStreams)
+        assert "\n" not in str(err.value)
+    for name in ("revival", "relearn"):
+        assert get_attack(name).supports(NoStreams)
+        check_supported(get_attack(name), name, NoStreams)
+
+
+@pytest.mark.parametrize("family", ["sd1", "sd2", "sdxl", "sd3", "flux"])
+def test_class_facts_agree_with_the_loaded_model(family: str, tmp_path: Any) -> None:
+    """What the attack options read from the adapter CLASS of a folder's ``model_index.json`` before loading (flow
+    matching) is what the loaded adapter says."""
+    from cadkit.attacks.options import _is_flow
+    from cadkit.models import load_adapter
+    from cadkit.testing import save_tiny_pipeline
+
+    folder = save_tiny_pipeline(family, tmp_path / family)
+    ad = load_adapter(str(folder))
+    assert type(ad).flow_matching == (ad.prediction_type == "flow") == _is_flow(str(folder))
+    assert type(ad).flow_matching == (family in ("sd3", "flux"))  # independent: the families' known prediction types
