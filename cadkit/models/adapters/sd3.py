@@ -77,13 +77,10 @@ class FlowForwardMixin:
         return noise - x0
 
 
-class TransformerTextSideMixin:
+class TransformerTextSideMixin(DiffusionAdapter):
     """Text-side facts shared by the MMDiT families (SD-3, FLUX): text enters through ``context_embedder`` (the
     token sequence) and ``time_text_embed.text_embedder.linear_1`` (the pooled CLIP vector), and through the
     text-stream projections of the joint-attention blocks."""
-
-    denoiser: nn.Module
-    family: str
 
     def text_edit_sites(self, pooled: bool = False) -> list[Site]:
         """``context_embedder`` (space ``tokens``) and ``time_text_embed.text_embedder.linear_1`` (``pooled``), as
