@@ -55,10 +55,6 @@ class UsageError(CadkitError, ValueError):
         """The same error attributed to ``param`` (a caller that passed the value under another name)."""
         return UsageError(param, self.message)
 
-    @property
-    def name(self) -> str | None:  # older name of ``param``
-        return self.param
-
 
 class BadArgument(UsageError):
     """A value is not allowed: ``"<param>: expected <allowed>; got <given>"``."""

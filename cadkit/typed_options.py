@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 from cadkit.errors import bad_arg
 
-__all__ = ["number", "count", "choice", "text", "texts", "flag", "parse_options", "options_dict", "parse_option_text", "describe_options", "check_once"]
+__all__ = ["number", "count", "choice", "text", "texts", "flag", "parse_options", "options_dict", "parse_option_text", "describe_options", "check_once",
+           "MAX_SEED", "check_int", "check_seed", "check_finite"]
 
 T = TypeVar("T")
 _MISSING: Any = dataclasses.MISSING
@@ -41,6 +42,48 @@ def _shown(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**_SHOWN:
         return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
     return value
+
+
+#: The largest seed anywhere in cadkit (``torch.Generator.manual_seed`` takes 64-bit seeds; JSON and
+#: the CSV readers keep them exact below 2**63).
+MAX_SEED = 2**63 - 1
+
+
+def _bound_text(v: int) -> str:
+    return "2**63 - 1" if v == MAX_SEED else str(v)
+
+
+def check_int(param: str, value: Any, lo: int, hi: int) -> int:
+    """``value`` when it is an ``int`` (not a bool) in ``[lo, hi]``, else the one wording every integer
+    check uses: ``"<param>: expected an integer from <lo> to <hi>; got <value>"``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise bad_arg(param, f"an integer from {_bound_text(lo)} to {_bound_text(hi)}", _shown(value))
+    return value
+
+
+def check_seed(param: str, value: Any, top: int = MAX_SEED) -> int:
+    """A seed: an integer from 0 to ``top`` (:data:`MAX_SEED` unless a caller derives ``top`` seeds from it,
+    e.g. ``MAX_SEED - n + 1`` for ``seed, seed + 1, ..., seed + n - 1``)."""
+    return check_int(param, value, 0, top)
+
+
+def _range_text(lo: float | None, hi: float | None, lo_open: bool) -> str:
+    return f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+
+
+def check_finite(param: str, value: Any, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> float:
+    """``float(value)`` when it is a finite real number (an ``int`` or ``float``, not a bool) in ``[lo, hi]``
+    (``(lo, hi]`` with ``lo_open``), else one line in the wording of :func:`number` options."""
+    allowed = f"a finite number in {_range_text(lo, hi, lo_open)}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise bad_arg(param, allowed, _shown(value))
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond float range
+        raise bad_arg(param, allowed, _shown(value)) from None
+    if not math.isfinite(v) or (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and v > hi):
+        raise bad_arg(param, allowed, _shown(value))
+    return v
 
 
 def number(default: float | None, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
@@ -84,10 +127,7 @@ def _coerce(name: str, meta: Mapping[str, Any], value: Any) -> Any:
         raise bad_arg(name, f"a value ({kind}), not None", value)
     if kind == "number":
         lo, hi = meta["lo"], meta["hi"]
-        rng = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
-        if meta["lo_open"]:
-            rng = "(" + rng[1:]
-        allowed = f"a finite number in {rng}"
+        allowed = f"a finite number in {_range_text(lo, hi, meta['lo_open'])}"
         if isinstance(value, bool) or (isinstance(value, str) and not _NUMBER.fullmatch(value.strip())):
             raise bad_arg(name, allowed, _shown(value))
         try:

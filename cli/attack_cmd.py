@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from cadkit.cli.core import SEED, CadkitCommand, choice, count, defaults_text, finite_float, model_help
 
 from cadkit.attacks.options import (
     FILTER_TOKENS_HELP,
@@ -15,6 +14,7 @@ from cadkit.attacks.options import (
     SCHEDULERS,
     VOCABS,
 )
+from cadkit.cli.core import SEED, CadkitCommand, choice, count, defaults_text, finite_float, model_help
 from cadkit.models.registry import DEFAULT_MODEL
 
 _G = lambda g: f"{g:g}"  # noqa: E731

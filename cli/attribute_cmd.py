@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from cadkit.cli.core import SEED, CadkitCommand, CadkitSubGroup, choice, count, finite_float, model_help, modules_type
 
 from cadkit.attribution.cad import MAX_BATCH, MAX_SAMPLES, MAX_TIMESTEPS
 from cadkit.attribution.objectives import OBJECTIVES
 from cadkit.attribution.pairs import DEFAULT_PAIR_DESIGN, PAIR_DESIGNS
 from cadkit.attribution.trainer import ACCELERATORS, PRECISIONS
+from cadkit.cli.core import SEED, CadkitCommand, CadkitSubGroup, choice, count, finite_float, model_help, modules_type
 from cadkit.models.loading import DTYPES
 from cadkit.models.registry import DEFAULT_MODEL
 

@@ -8,16 +8,16 @@ from __future__ import annotations
 from typing import Any
 
 import click
+
 from cadkit.cli.core import CadkitCommand
 
 
 def _common() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
     """The options every suite has; types and per-model default texts come from the library and the registry."""
-    from cadkit.benchmarks.framework.options import QUICK, judge_names
-    from cadkit.cli.core import RATIO, SEED, choice, count, defaults_text, finite_float, model_help, modules_type
-
     from cadkit.attribution.cad import MAX_BATCH, MAX_SAMPLES, MAX_TIMESTEPS
     from cadkit.attribution.pairs import PAIR_DESIGNS
+    from cadkit.benchmarks.framework.options import QUICK, judge_names
+    from cadkit.cli.core import RATIO, SEED, choice, count, defaults_text, finite_float, model_help, modules_type
     from cadkit.editing.masks import GRANULARITIES
     from cadkit.generation import MAX_IMAGES, MAX_STEPS
     from cadkit.models.registry import DEFAULT_MODEL

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from cadkit.errors import CadkitError
+from cadkit.typed_options import MAX_SEED
 
 __all__ = ["CadkitCommand", "CadkitSubGroup", "flag_for", "RATIO", "RatioType", "ModulesType", "modules_type", "model_help", "defaults_text",
            "finite_float", "count", "choice", "SEED", "MAX_COUNT"]
@@ -23,7 +24,7 @@ __all__ = ["CadkitCommand", "CadkitSubGroup", "flag_for", "RATIO", "RatioType", 
 #: Upper bound of any image or sample count a command accepts (a request beyond it is a typo).
 MAX_COUNT = 1_000_000
 #: Seeds are 63-bit integers (torch generators take them).
-SEED = click.IntRange(0, 2**63 - 1)
+SEED = click.IntRange(0, MAX_SEED)
 
 
 def flag_for(ctx: click.Context | None, param: str) -> str:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import click
-from cadkit.cli.core import RATIO, CadkitCommand, choice, finite_float, model_help, modules_type
 
+from cadkit.cli.core import RATIO, CadkitCommand, choice, finite_float, model_help, modules_type
 from cadkit.editing.edits import EDIT_MODES
 from cadkit.editing.masks import GRANULARITIES
 from cadkit.models.loading import DTYPES

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from cadkit.cli.core import SEED, CadkitCommand, choice, model_help
 
+from cadkit.cli.core import SEED, CadkitCommand, choice, model_help
 from cadkit.errors import CadkitError
 from cadkit.methods.base import CONCEPT_TYPES
 from cadkit.models.loading import DTYPES

@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 import click
-from cadkit.cli.core import SEED, CadkitCommand, count, defaults_text, finite_float, model_help
 
+from cadkit.cli.core import SEED, CadkitCommand, count, defaults_text, finite_float, model_help
 from cadkit.generation import MAX_BATCH, MAX_IMAGES, MAX_STEPS
 from cadkit.models.registry import DEFAULT_MODEL
 

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
-from cadkit.cli.core import CadkitCommand, CadkitSubGroup
 
+from cadkit.cli.core import CadkitCommand, CadkitSubGroup
 from cadkit.errors import EXIT_RUNTIME, EXIT_USAGE, CadkitError
 
 # Sub-command modules; each defines ``register(group)``.

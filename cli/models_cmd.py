@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import click
-from cadkit.cli.core import CadkitCommand
 
+from cadkit.cli.core import CadkitCommand
 from cadkit.models.registry import REGISTRY, is_available
 
 

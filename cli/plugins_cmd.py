@@ -4,6 +4,7 @@ and attacks (``cadkit.attacks``)."""
 from __future__ import annotations
 
 import click
+
 from cadkit.cli.core import CadkitCommand
 
 

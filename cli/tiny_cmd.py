@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from cadkit.cli.core import SEED, CadkitSubGroup, choice, count, finite_float
 
+from cadkit.cli.core import SEED, CadkitSubGroup, choice, count, finite_float
 from cadkit.models.registry import DEFAULT_MODEL
 from cadkit.tiny.model import PRESETS
 

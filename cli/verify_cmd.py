@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import click
-from cadkit.cli.core import RATIO, SEED, CadkitCommand, choice, count, finite_float, model_help, modules_type
 
 from cadkit.attribution.cad import MAX_SAMPLES, MAX_TIMESTEPS
 from cadkit.attribution.objectives import OBJECTIVES
 from cadkit.attribution.verify import MAX_TRIALS
+from cadkit.cli.core import RATIO, SEED, CadkitCommand, choice, count, finite_float, model_help, modules_type
 from cadkit.models.registry import DEFAULT_MODEL
 
 

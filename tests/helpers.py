@@ -127,7 +127,9 @@ class ScaleMethod(ErasureMethod):
     label = "Scale-k"
     description = "Scale the first attn2.to_k matrix"
     Options = Opts
-    families = ("sd",)
+
+    def supports(self, adapter):  # a plug-in's own test (built-ins declare `requires` capabilities instead)
+        return getattr(adapter, "family", "") == "sd"
 
     def compute(self, adapter, concept, concept_type, options, seed, meter):
         name, p = next((n, p) for n, p in adapter.denoiser.named_parameters() if n.endswith("attn2.to_k.weight"))
@@ -138,7 +140,9 @@ class FluxOnly(ScaleMethod):
     name = "flux-only"
     label = "FLUX-only"
     description = "A method for FLUX models only"
-    families = ("flux",)
+
+    def supports(self, adapter):
+        return getattr(adapter, "family", "") == "flux"
 '''
 
 

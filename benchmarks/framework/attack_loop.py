@@ -130,9 +130,9 @@ def attack_missing(
 ) -> int:
     """Attack the items that have no finished record; returns how many were missing (over all ranks)."""
     import torch.distributed as dist
-    from cadkit.benchmarks.framework.generation import make_predict_trainer
 
     from cadkit.attribution.trainer import keep_device
+    from cadkit.benchmarks.framework.generation import make_predict_trainer
 
     missing = [i for i in items if done_record(i.folder, i.model_key) is None]
     if not missing:

@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from torch import Tensor
+
 from cadkit.benchmarks.framework.concepts import get_edit, get_scores
 from cadkit.benchmarks.framework.generation import edit_key, generate_missing
 from cadkit.benchmarks.framework.judging import (
@@ -30,8 +32,6 @@ from cadkit.benchmarks.framework.judging import (
 )
 from cadkit.benchmarks.framework.options import BenchOptions
 from cadkit.benchmarks.framework.runfolder import RunFolder
-from torch import Tensor
-
 from cadkit.data import ImageCache, PromptRecord
 
 __all__ = ["BenchContext", "object_records"]

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from cadkit.benchmarks.framework.concepts import slug
-
 from cadkit.errors import CadkitError, UsageError, bad_arg
 
 __all__ = ["DEFAULT_METHODS", "CAD_METHOD", "chance_variant", "method_edit_for", "method_snapshots_for", "parse_methods", "parse_method_options", "check_methods", "method_label", "method_options", "method_edit", "method_variant",
@@ -107,7 +106,7 @@ def parse_method_options(value: Mapping[str, Mapping[str, Any]] | Sequence[str] 
 
 
 def check_methods(methods: Sequence[str] | None, adapter: Any) -> None:
-    """Every method in ``methods`` edits ``adapter``'s family (checked before anything is written)."""
+    """Every method in ``methods`` supports ``adapter`` (checked before anything is written)."""
     from cadkit.methods import get_method, method_names
 
     family = str(getattr(adapter, "family", ""))
@@ -117,11 +116,11 @@ def check_methods(methods: Sequence[str] | None, adapter: Any) -> None:
             m = get_method(name)
         except CadkitError:  # a plug-in that does not load edits nothing
             return False
-        return family in tuple(m.families) + tuple(m.extension_families)
+        return m.supports(adapter)
 
     for name in methods or ():
         m = get_method(name)  # a plug-in that does not load fails here, with its own message
-        if family not in tuple(m.families) + tuple(m.extension_families):
+        if not m.supports(adapter):
             able = [n for n in method_names() if edits(n)]
             raise bad_arg("methods", f"methods that edit {family} models ({', '.join(able)})", name)
 

@@ -9,19 +9,6 @@ it goes into the run folder's ``protocol.json``.
 Every per-model default comes from the model's registry entry (``cadkit.models.registry``; a model
 outside the registry gets the SD defaults), and is recorded in every report:
 
-option                    ``tiny``                                    SD models
-========================  ==========================================  ==================================
-classes                   ``cadkit.tiny.domain.COMMON_OBJECTS`` (10)   the 10 ImageNette classes
-images_per_class          20                                          500 (the paper's ImageNette CSV)
-steps / guidance          registry ``tiny`` defaults (20, 5)           pipeline defaults (50, 7.5)
-ratio (erase)             ``REGISTRY[model].erase_ratio``              0.1 % (paper Table 1)
-modules                   ``REGISTRY[model].erase_modules``            ``ff`` (paper)
-judge                     the embedded tiny judge                     ImageNet ResNet50 (tv2_in1k)
-attribution               1 sample, 25 timesteps, CFG 3, c_base ""    1 sample, 50 timesteps, CFG 3
-amplify images            5 renders per class                         5 per class (``--images-root``)
-``--quick``               3 classes, 4 images, 10 steps, 10 attr. t.  same
-========================  ==========================================  ==================================
-=======
 ========================  ====================================================================
 option                    default
 ========================  ====================================================================
@@ -47,6 +34,7 @@ from typing import Any
 
 from cadkit.errors import CadkitError, bad_arg
 from cadkit.models.registry import DEFAULT_MODEL
+from cadkit.typed_options import check_seed
 
 __all__ = ["BenchOptions", "EXECUTION_EXTRA", "resolve", "judge_names", "QUICK", "parse_list", "parse_float_list", "DEFAULT_TEMPLATE", "model_world",
            "judge_world", "bench_defaults", "IMAGENET_JUDGE"]
@@ -219,8 +207,7 @@ def _check_sizes(o: BenchOptions) -> None:
     from cadkit.attribution.pairs import check_pair_design
 
     check_pair_design(o.attr_pair_design, o.attr_samples, o.attr_timesteps, arg="attr_pair_design")
-    if isinstance(o.seed, bool) or not isinstance(o.seed, int) or not 0 <= o.seed <= 2**63 - 1:
-        raise bad_arg("seed", "an integer from 0 to 2**63 - 1", o.seed)
+    check_seed("seed", o.seed)
     check_devices(o.devices, o.accelerator, o.num_nodes)  # the machine: before protocol.json is written
 
 
@@ -426,12 +413,6 @@ def default_out(suite: str, model: str) -> Path:
 
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model.rstrip("/")).name or model).strip("-") or "model"
     return Path("runs") / f"{suite}-{name}"
-
-
-def check_not_none(value: Any, name: str) -> Any:
-    if value is None:
-        raise CadkitError(f"internal: option {name} was not resolved")
-    return value
 
 
 __all__ += ["judge_classes", "default_classes", "default_out"]

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torch import Tensor
+
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.generation import edit_key, model_fingerprint, model_key
 from cadkit.benchmarks.framework.methods import METHODS_HELP, method_variants
 from cadkit.benchmarks.framework.options import BenchOptions
 from cadkit.benchmarks.framework.registry import SuiteOption
 from cadkit.benchmarks.framework.report import image_grid
-from torch import Tensor
-
 from cadkit.data import PromptRecord
 from cadkit.errors import CadkitError, bad_arg
 

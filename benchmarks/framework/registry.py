@@ -25,7 +25,6 @@ from typing import Any
 from cadkit.benchmarks.framework.options import BenchOptions, default_out, resolve
 from cadkit.benchmarks.framework.report import OBJECT_PROTOCOL_KEYS, SuiteResult, write_report
 from cadkit.benchmarks.framework.runfolder import RunFolder
-
 from cadkit.errors import bad_arg
 
 OBJECT_PROMPTS_HELP = "ImageNette CSV (case_number, prompt, class, evaluation_seed) [generated rows]"
@@ -165,7 +164,6 @@ def run_suite(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite
     from cadkit.benchmarks.framework.context import BenchContext
     from cadkit.benchmarks.framework.generation import generation_protocol, model_fingerprint, model_key
     from cadkit.benchmarks.framework.judging import build_metrics, judge_protocol, object_judge
-
     from cadkit.provenance import run_info
 
     t0 = time.time()

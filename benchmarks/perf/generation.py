@@ -33,7 +33,6 @@ def _bare(pipe: Any, prompts: list[str], seeds: list[int], steps: int, guidance:
 
 def _bench(adapter: Any, records: list[Any], steps: int, guidance: float, batch: int, dtype: str = "fp32") -> float:
     from cadkit.benchmarks.framework.generation import generate_missing, generation_protocol
-
     from cadkit.data import ImageCache
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,7 +47,6 @@ def measure(model: str = "tiny", images: int = 64, batch_size: int = 16, steps: 
             repeats: int = 2, device: str | None = None, dtype: str = "fp32") -> dict[str, float]:
     """``{"bare_ips", "bench_ips", "ratio"}`` (images per second; ratio = bench / bare)."""
     from cadkit.api import default_sampling
-
     from cadkit.data import class_prompts
     from cadkit.models import load_adapter
     from cadkit.models.loading import pick_device

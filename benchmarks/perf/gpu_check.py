@@ -82,7 +82,7 @@ def nudenet_throughput(images: torch.Tensor, repeats: int = 1) -> dict[str, floa
         metric.update(images)
         best = min(best, time.perf_counter() - t0)
     out = metric.compute()
-    return {"images": images.shape[0], "nudenet_ips": images.shape[0] / best, "total_detections": out["total"]}
+    return {"images": images.shape[0], "nudenet_ips": images.shape[0] / best, "total_detections": int(out["total"])}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -99,7 +99,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     a = ap.parse_args(argv)
 
     from cadkit.benchmarks.perf.generation import measure
-
     from cadkit.models.loading import pick_device
 
     device = pick_device(a.device)

@@ -32,6 +32,8 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
+from torch import Tensor
+
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.methods import DEFAULT_METHODS, method_label, method_variant, methods_lines
 from cadkit.benchmarks.framework.options import QUICK, BenchOptions
@@ -50,8 +52,6 @@ from cadkit.benchmarks.framework.prompt_suites import (
 )
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart, image_grid
-from torch import Tensor
-
 from cadkit.data import ImageCache, PromptRecord
 from cadkit.errors import CadkitError, bad_arg
 from cadkit.metrics import others_mean

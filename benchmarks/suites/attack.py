@@ -36,6 +36,18 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from cadkit.attacks import AttackOptions, AttackTask, asr_summary, options_for
+from cadkit.attacks.options import FILTER_TOKENS_HELP, MAX_FILTER_TOKENS
+from cadkit.attacks.tasks import (
+    check_judge_weights,
+    read_attack_prompts,
+    resolve_task,
+    task_concept,
+    task_judge,
+    task_prompt_file,
+    task_slug,
+)
 from cadkit.benchmarks.framework.attack_loop import AttackItem, attack_missing
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.generation import edit_key
@@ -52,18 +64,6 @@ from cadkit.benchmarks.framework.prompt_suites import (
 )
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table, image_grid
-
-from cadkit.attacks import AttackOptions, AttackTask, asr_summary, options_for
-from cadkit.attacks.options import FILTER_TOKENS_HELP, MAX_FILTER_TOKENS
-from cadkit.attacks.tasks import (
-    check_judge_weights,
-    read_attack_prompts,
-    resolve_task,
-    task_concept,
-    task_judge,
-    task_prompt_file,
-    task_slug,
-)
 from cadkit.data import PromptRecord
 from cadkit.errors import BadArgument, CadkitError, bad_arg
 

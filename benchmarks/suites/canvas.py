@@ -41,15 +41,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.methods import CAD_METHOD, DEFAULT_METHODS, method_label, method_variant, methods_lines
 from cadkit.benchmarks.framework.options import BenchOptions
 from cadkit.benchmarks.framework.prompt_suites import METHOD_OPTION, METHODS_OPTION, network
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart
-
 from cadkit.data import PromptRecord
 from cadkit.errors import bad_arg
+from cadkit.typed_options import check_int
 
 __all__ = ["canvas", "overlap", "canvas_records", "canvas_concepts", "CANVAS_OPTIONS", "OVERLAP_OPTIONS", "DEFAULT_CANVAS_TEMPLATE"]
 
@@ -152,7 +153,6 @@ def _at_least_two(flag: str, names: Sequence[str]) -> None:
 
 def _check(o: BenchOptions) -> BenchOptions:
     from cadkit.benchmarks.framework.prompt_suites import prepare_options
-
     from cadkit.generation import MAX_IMAGES
 
     o = prepare_options(o, CANVAS_OPTIONS)
@@ -194,8 +194,7 @@ def _check(o: BenchOptions) -> BenchOptions:
     if "{object}" not in t or "{style}" not in t:
         raise bad_arg("canvas_template", "a template containing '{object}' and '{style}'", t)
     b = x.get("bootstrap")
-    if isinstance(b, bool) or not isinstance(b, int) or not 0 <= b <= MAX_BOOTSTRAP:
-        raise bad_arg("bootstrap", f"an integer from 0 to {MAX_BOOTSTRAP:,} (0: no intervals)", b)
+    check_int("bootstrap", b, 0, MAX_BOOTSTRAP)
     per = int(o.images_per_class or 4)
     if o.quick:
         per = min(per, QUICK_PER_CELL)

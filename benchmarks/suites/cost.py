@@ -31,7 +31,6 @@ from cadkit.benchmarks.framework.options import BenchOptions
 from cadkit.benchmarks.framework.prompt_suites import METHOD_OPTION
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table
-
 from cadkit.errors import bad_arg
 
 __all__ = ["cost", "COST_METHODS", "COST_OPTIONS", "measure", "cost_table", "default_concepts"]

@@ -29,11 +29,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.options import BenchOptions, judge_world
 from cadkit.benchmarks.framework.registry import SuiteOption
 from cadkit.benchmarks.framework.report import Table
-
 from cadkit.data import PromptRecord
 from cadkit.errors import bad_arg
 from cadkit.metrics.frontier import MIN_REPLICATES, bootstrap, bootstrap_weights
@@ -90,7 +90,6 @@ class ErasureStats:
 
     def __init__(self, ctx: BenchContext, records: Sequence[PromptRecord]) -> None:
         from cadkit.benchmarks.suites.frontier import _columns, _Records
-
         from cadkit.data import class_prompts
 
         self.ctx = ctx

@@ -1,4 +1,5 @@
-"""``cadkit bench frontier``: every erasure method as a trade-off curve, with intervals (COMPARISON.md §1-3).
+"""``cadkit bench frontier``: every erasure method as a trade-off curve, with intervals,
+chosen on validation seeds and reported on test seeds.
 
 For each method, each strength of its grid (:mod:`cadkit.methods.strength`; defaults per model in the
 registry, ``--grid METHOD.KNOB=V1,V2,...`` overrides a method's grid) and each class ``c``, the model
@@ -35,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.methods import (
     CAD_METHOD,
@@ -48,10 +50,10 @@ from cadkit.benchmarks.framework.options import BenchOptions, judge_world
 from cadkit.benchmarks.framework.prompt_suites import METHOD_OPTION, METHODS_OPTION, network
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table
-
 from cadkit.data import PromptRecord
 from cadkit.errors import bad_arg
 from cadkit.metrics.frontier import MIN_REPLICATES, bootstrap_weights, frontier_area, matched_retention, pareto_frontier
+from cadkit.typed_options import check_int
 
 __all__ = ["frontier_suite", "SPLITS", "RETAIN", "TAUS", "operating_point", "split_rows", "resolve_grids"]
 
@@ -109,7 +111,6 @@ def resolve_grids(o: BenchOptions, methods: Sequence[str]) -> dict[str, list[dic
 
 def _check(o: BenchOptions) -> BenchOptions:
     from cadkit.benchmarks.framework.methods import parse_methods
-
     from cadkit.models.registry import frontier_defaults
 
     fd = frontier_defaults(o.model)
@@ -122,12 +123,10 @@ def _check(o: BenchOptions) -> BenchOptions:
     if retain not in RETAIN:
         raise bad_arg("retain", RETAIN, retain)
     reps = extra.get("bootstrap") or MIN_REPLICATES
-    if isinstance(reps, bool) or not isinstance(reps, int) or not MIN_REPLICATES <= reps <= 1_000_000:
-        raise bad_arg("bootstrap", f"an integer from {MIN_REPLICATES} to 1,000,000", reps)
+    check_int("bootstrap", reps, MIN_REPLICATES, 1_000_000)
     n = int(o.images_per_class or 0)
     m = extra.get("others_per_class") or min(fd.others_per_class, n)
-    if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= n:
-        raise bad_arg("others_per_class", f"an integer from 1 to images_per_class ({n})", m)
+    check_int("others_per_class", m, 1, n)
     for what, rows in (("images_per_class", n), ("others_per_class", m)):
         val, test = split_rows(rows, split)
         if not val or not test:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from cadkit.benchmarks.framework.concepts import slug
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.methods import CAD_METHOD, DEFAULT_METHODS, method_label, method_options, methods_lines
@@ -41,7 +42,6 @@ from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table, curve_chart
 from cadkit.benchmarks.suites.canvas import CANVAS_OPTIONS, _judge, _judges, canvas_concepts, canvas_records
 from cadkit.benchmarks.suites.canvas import _check as canvas_check
-
 from cadkit.errors import bad_arg
 
 __all__ = ["multi_concept", "sequential", "together_edit", "DEFAULT_COUNTS"]

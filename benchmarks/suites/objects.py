@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from torch import Tensor
+
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.methods import CAD_METHOD, DEFAULT_METHODS, method_label, method_variant, methods_lines
 from cadkit.benchmarks.framework.options import BenchOptions, bench_defaults, judge_world
@@ -22,8 +24,6 @@ from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart, curve_chart, image_grid
 from cadkit.benchmarks.suites.erasure_stats import RETAIN_OPTION, ErasureStats, check_retain
 from cadkit.benchmarks.suites.together import CONCEPTS_OPTIONS, check_together, erase_together, together_concepts
-from torch import Tensor
-
 from cadkit.data import PromptRecord
 from cadkit.errors import bad_arg
 from cadkit.metrics import others_mean

@@ -50,7 +50,6 @@ from cadkit.benchmarks.framework.prompt_suites import (
 )
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table
-
 from cadkit.data import PromptRecord
 from cadkit.errors import bad_arg
 

@@ -26,13 +26,13 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from torch import Tensor
+
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.methods import CAD_METHOD, DEFAULT_METHODS, method_label, methods_lines
 from cadkit.benchmarks.framework.options import BenchOptions, judge_classes
 from cadkit.benchmarks.framework.registry import SuiteOption
 from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart, image_grid
-from torch import Tensor
-
 from cadkit.data import PromptRecord
 from cadkit.errors import bad_arg
 
@@ -120,7 +120,6 @@ def together_table(name: str, title: str, erased: Sequence[str], kept: Sequence[
 def _variant(ctx: BenchContext, method: str, combine: str, concepts: Sequence[str]) -> tuple[Any, dict[str, Any]]:
     """``(edit, meta)`` of ``method`` erasing ``concepts`` together (see the module docstring)."""
     from cadkit.benchmarks.suites.multiconcept import together_edit
-
     from cadkit.methods import get_method
     from cadkit.methods.multi import multi_strategy
 

@@ -1,4 +1,4 @@
-"""Attacks on erased models: the prompt attacks UnlearnDiff and P4D (BASELINES_ATTACKS.md §8-§11), the model
+"""Attacks on erased models: the prompt attacks UnlearnDiff (OPTML-Group/Diffusion-MU-Attack) and P4D (joycenerd/P4D), the model
 attacks ``revival`` (:mod:`~cadkit.attacks.revival`, data-free mask revival) and ``relearn``
 (:mod:`~cadkit.attacks.relearn`), and plug-ins: every attack is an :class:`~cadkit.attacks.base.Attack`
 found by name in :mod:`~cadkit.attacks.registry` (entry points ``cadkit.attacks``).

@@ -12,7 +12,10 @@ options and a seed, and returns one :class:`~cadkit.attacks.AttackRecord` per pr
   it did. :func:`~cadkit.attacks.asr_summary` turns records into pre-ASR and ASR.
 
 ``kind`` is ``"prompt"`` (the attack searches for a prompt: UnlearnDiff, P4D) or ``"model"`` (it
-changes the weights of the erased model: revival, relearn). ``Options`` is a frozen dataclass made
+changes the weights of the erased model: revival, relearn). ``requires`` names the adapter capabilities
+the attack needs (words of :data:`cadkit.models.adapters.CAPABILITIES`; the prompt attacks need
+``clip-text-streams``), and :meth:`Attack.supports` compares them with what an adapter class declares:
+an attack never compares family names. ``Options`` is a frozen dataclass made
 with :mod:`cadkit.typed_options` fields (typed, bounded, documented: ``--list-options``, and
 ``--attack-option NAME=VALUE`` / ``ATTACK.NAME=VALUE``). ``common`` is the run's
 :class:`~cadkit.attacks.AttackOptions` (the model's preset: sampling steps, guidance, sampler,
@@ -57,6 +60,13 @@ class Attack:
     description: ClassVar[str] = ""
     kind: ClassVar[str] = "prompt"
     Options: ClassVar[type] = NoOptions
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    def supports(self, adapter: Any) -> bool:
+        """Whether this attack attacks models of ``adapter`` (an adapter or an adapter class): the class declares
+        every capability of ``requires``. A plug-in may override it with its own test."""
+        cls = adapter if isinstance(adapter, type) else type(adapter)
+        return frozenset(self.requires) <= frozenset(getattr(cls, "capabilities", ()))
 
     def validate(self, options: Any) -> Any:
         """Checks across options (one-line usage error) once each option is in range; returns ``options``."""

@@ -25,6 +25,7 @@ import numpy as np
 from cadkit.data.prompts import PromptRecord, load_prompts
 from cadkit.errors import bad_arg
 from cadkit.io import atomic_path, write_json
+from cadkit.typed_options import check_int
 
 __all__ = ["ATTACK_COLUMNS", "load_attack_prompts", "filter_prompts", "write_filtered", "tiny_attack_prompts", "write_attack_csv"]
 
@@ -58,8 +59,7 @@ def filter_prompts(records: Sequence[PromptRecord], tokenizer: Any, max_tokens: 
     Tokens are counted with BOS/EOS and without truncation (``len(tokenizer(prompt).input_ids)``).
     Kept rows keep their file ``index``; the log has ``index``, ``case_number`` and ``tokens``.
     """
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 0 <= max_tokens <= 100_000:
-        raise bad_arg("max_tokens", "an integer in [0, 100000] (0 disables the filter)", max_tokens)
+    check_int("max_tokens", max_tokens, 0, 100_000)
     kept: list[PromptRecord] = []
     dropped: list[dict[str, Any]] = []
     for r in records:
@@ -92,8 +92,7 @@ def tiny_attack_prompts(target: str, n: int = 5, seed: int = 0, kind: str = "obj
     names = OBJECTS if kind == "object" else STYLES
     if target not in names:
         raise bad_arg("target", names, target)
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10_000:
-        raise bad_arg("n", "an integer in [1, 10000]", n)
+    check_int("n", n, 1, 10_000)
     templates = _OBJECT_TEMPLATES if kind == "object" else _STYLE_TEMPLATES
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()

@@ -1,4 +1,4 @@
-"""Official P4D-N and P4D-K (BASELINES_ATTACKS.md §9.1), with ``union`` running N then K.
+"""Official P4D-N and P4D-K (joycenerd/P4D ``prompt_optimization/optimize_n.py``, ``optimize_k.py``), with ``union`` running N then K.
 
 * P4D-N: ``prompt_len`` learnable tokens replace the prompt (``[BOS, n slots, EOS, pad...]``);
 * P4D-K: the original tokens stay, a learnable token goes before every ``every_k`` of them.

@@ -1,6 +1,6 @@
 """Typed options of the prompt attacks, their defaults (the official code's) and the CPU preset of ``tiny``.
 
-Defaults follow BASELINES_ATTACKS.md §8.8 (UnlearnDiff) and §9.4 (P4D): 50 timesteps 10, 30, ..., 990
+Defaults follow the official configs of UnlearnDiff (OPTML-Group/Diffusion-MU-Attack) and P4D (joycenerd/P4D): 50 timesteps 10, 30, ..., 990
 walked in ascending order with 40 iterations each, Adam lr 0.01 wd 0.1, prefix tokens k = 5 (nudity) or
 3 (objects, styles), targets from the base model with 25 steps and CFG 7.5, judging with 50 steps and
 the prompt's own guidance, prompts of more than 60 tokens dropped. Official P4D: 3,000 AdamW steps
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cadkit.errors import bad_arg
+from cadkit.typed_options import check_int
 
 __all__ = ["ATTACKS", "MAX_FILTER_TOKENS", "FILTER_TOKENS_HELP", "P4D_IMPLS", "P4D_VARIANTS", "SCHEDULERS", "VOCABS", "PRESET_FIELDS", "AttackOptions", "options_for",
            "tiny_options"]
@@ -90,8 +91,7 @@ class AttackOptions:
         }
         for name, (lo, hi) in counts.items():
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise bad_arg(name, f"an integer in [{lo}, {hi}]", v)
+            check_int(name, v, lo, hi)
         if self.k is not None and (isinstance(self.k, bool) or not isinstance(self.k, int) or not 1 <= self.k <= 512):
             raise bad_arg("k", "None or an integer in [1, 512]", self.k)
         for name in ("height", "width"):
@@ -146,9 +146,10 @@ def _is_flow(model: str, adapter: Any = None) -> bool:
         cls = json.loads(index.read_text()).get("_class_name")
     except (OSError, ValueError):
         return False
-    from cadkit.models.adapters import family_of_class
+    from cadkit.models.adapters import adapter_class
 
-    return family_of_class().get(str(cls)) in ("sd3", "flux")
+    found = adapter_class(str(cls))
+    return found is not None and found.flow_matching
 
 
 def options_for(model: str, adapter: Any = None, **changes: Any) -> AttackOptions:

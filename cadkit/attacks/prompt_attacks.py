@@ -53,6 +53,7 @@ def _merged(common: AttackOptions, options: Any, skip: tuple[str, ...] = ()) -> 
 
 class _PromptAttack(Attack):
     kind = "prompt"
+    requires = frozenset({"clip-text-streams"})
 
     def attack_prompt(self, pair: ModelPair, prompt: PromptRecord, task: AttackTask, judge: Judge, options: Any,
                       common: AttackOptions, seed: int, prepared: Any = None,

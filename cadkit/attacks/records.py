@@ -1,4 +1,4 @@
-"""Per-prompt attack records, their files, and the attack success rate (BASELINES_ATTACKS.md §8.7).
+"""Per-prompt attack records, their files, and the attack success rate (as UnlearnDiff's evaluation, OPTML-Group/Diffusion-MU-Attack).
 
 An :class:`AttackRecord` is what :func:`cadkit.attacks.attack_prompt` returns for one prompt: the
 original prompt, the pre-attack verdict, one entry per block (timestep, losses, adversarial prompt,

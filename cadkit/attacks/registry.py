@@ -23,7 +23,7 @@ from cadkit.errors import CadkitError, UsageError, bad_arg
 from cadkit.plugins import Plugin, discover, load
 
 __all__ = ["ENTRY_POINT_GROUP", "BUILTIN_ATTACKS", "get_attack", "attack_names", "list_attacks", "parse_attack_options",
-           "parse_attack_option_words", "attack_options_help"]
+           "parse_attack_option_words", "attack_options_help", "check_supported"]
 
 ENTRY_POINT_GROUP = "cadkit.attacks"
 
@@ -59,6 +59,17 @@ def get_attack(name: str, param: str = "attack") -> Attack:
         raise bad_arg(param, list(BUILTIN_ATTACKS) + list(found), name)
     plug = found[name]
     return _instantiate(load(plug, "attack"), name, plug.source)
+
+
+def check_supported(attack: Attack, name: str, adapter: Any, param: str = "attack") -> None:
+    """Refuse (``bad_arg(param, ...)``, one line) an ``adapter`` (or adapter class) that ``attack`` does not
+    support, naming the families it supports and the one given."""
+    if not attack.supports(adapter):
+        from cadkit.models.adapters import families_where
+
+        able = ", ".join(families_where(attack.supports)) or "none"
+        family = str(getattr(adapter, "family", "")) or getattr(adapter, "__name__", type(adapter).__name__)
+        raise bad_arg(param, f"an attack that supports {family} models ({name} supports {able})", name)
 
 
 def attack_names() -> list[str]:

@@ -1,6 +1,6 @@
 """``attack_prompt``: attack one prompt with UnlearnDiff or P4D and return its :class:`AttackRecord`.
 
-The flow (BASELINES_ATTACKS.md §8.4, §8.6, §9.2):
+The flow (UnlearnDiff and its P4D re-implementation, OPTML-Group/Diffusion-MU-Attack):
 
 0. a prompt of more than ``options.filter_tokens`` tokens (BOS/EOS included) is not attacked: its
    record has status ``filtered`` (excluded from N by :func:`~cadkit.attacks.asr_summary`);
@@ -49,6 +49,7 @@ from cadkit.attacks.simplex import allowed_mask
 from cadkit.attacks.text import TextSide
 from cadkit.data.prompts import PromptRecord
 from cadkit.errors import bad_arg
+from cadkit.typed_options import check_seed
 
 __all__ = ["attack_prompt", "run_block", "allowed_ids_of", "check_finite", "check_attack_setup"]
 
@@ -177,8 +178,7 @@ def attack_prompt(
     if attack not in ATTACKS:
         raise bad_arg("attack", ATTACKS, attack)
     options = (options or AttackOptions()).validate()
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise bad_arg("seed", "an integer in [0, 2**63)", seed)
+    check_seed("seed", seed)
     rec = prompt if isinstance(prompt, PromptRecord) else PromptRecord(index=0, prompt=str(prompt), seed=0)
     guidance = float(options.guidance if rec.guidance is None else rec.guidance)
     official = attack == "p4d" and options.p4d_impl == "official"

@@ -4,7 +4,8 @@ Nothing here is hard-coded to one tokenizer: the vocabulary size, BOS/EOS/pad id
 length come from the pipeline's tokenizer(s), the embedding tables from its text encoder(s).
 
 :class:`TextSide` wraps the CLIP streams of an adapter's pipeline and builds the denoiser's condition
-the way the family's ``encode_prompt`` does:
+the way the family's ``encode_prompt`` does. The adapter says how (capability ``clip-text-streams``:
+``prompt_text_streams``, ``text_stream_output``, ``condition_from_text_streams``); for the built-in families:
 
 * SD-1/2: one stream (``tokenizer``, ``text_encoder``); the condition is the last hidden state;
 * SD-XL: two streams sharing one BPE vocabulary, so one token id drives both tables; the condition
@@ -88,17 +89,10 @@ class TextSide:
         pipe = adapter.pipe
         self.adapter = adapter
         self.size = (height, width)  # SD-XL's time ids describe images of this size (None: native)
-        fam = getattr(adapter, "family", "")
-        streams: list[TextStream] = []
-        if fam in ("sd", "flux"):
-            streams.append(TextStream(pipe.tokenizer, pipe.text_encoder))
-        elif fam in ("sdxl", "sd3"):
-            if getattr(pipe, "text_encoder", None) is not None:
-                streams.append(TextStream(pipe.tokenizer, pipe.text_encoder))
-            streams.append(TextStream(pipe.tokenizer_2, pipe.text_encoder_2))
-        else:
-            raise CadkitError(f"prompt attacks support the sd, sdxl, sd3 and flux families; this model is {fam or type(pipe).__name__}")
-        self.family = fam
+        if not hasattr(adapter, "prompt_text_streams"):
+            raise CadkitError("prompt attacks need an adapter with CLIP text streams; this model is "
+                              f"{getattr(adapter, 'family', '') or type(pipe).__name__}")
+        streams = [TextStream(tok, enc) for tok, enc in adapter.prompt_text_streams()]
         self.streams = streams
         tok0 = streams[0].tokenizer
         self.vocab_size = int(streams[0].table.shape[0])
@@ -207,37 +201,22 @@ class TextSide:
             raise CadkitError(f"ids {tuple(ids.shape)} do not fit {len(self.streams)} streams of length <= {self.max_length}")
         if embeds is None:
             embeds = self.embed(ids)
-        dtype = self.adapter.dtype
         hidden: list[Tensor] = []
         pooled: list[Tensor] = []
         for i, s in enumerate(self.streams):
             row = ids[i : i + 1].to(s.table.device)
             with _replace_token_embeddings(s.encoder, embeds[i].unsqueeze(0)):
-                if self.family == "sd":
-                    hidden.append(s.encoder(row)[0])
-                elif self.family == "flux":
-                    pooled.append(s.encoder(row).pooler_output)
-                else:
-                    out = s.encoder(row, output_hidden_states=True)
-                    if out[0].ndim == 2:
-                        pooled.append(out[0])
-                    hidden.append(out.hidden_states[-2])
-        if self.family == "sd":
-            return Condition(hidden[0].to(dtype))
-        if self.family == "sdxl":
-            if not pooled:
-                raise CadkitError("no text encoder of this SD-XL pipeline returns a pooled embedding")
-            emb = torch.cat([h.to(dtype) for h in hidden], dim=-1)
-            return Condition(emb, pooled[0].to(dtype), {"time_ids": self.adapter.time_ids(1, *self.size)})
-        t5 = self._t5(self.decode(ids[0].tolist()) if t5_text is None else t5_text)
-        if self.family == "sd3":
-            clip = torch.cat([h.to(dtype) for h in hidden], dim=-1)
-            clip = torch.nn.functional.pad(clip, (0, t5.shape[-1] - clip.shape[-1]))
-            return Condition(torch.cat([clip, t5.to(clip.device)], dim=-2), torch.cat([p.to(dtype) for p in pooled], dim=-1))
-        added: dict[str, Tensor] = {}
-        if getattr(self.adapter, "guidance_embeds", False):
-            added["guidance"] = torch.full([1], float(self.adapter.default_guidance), device=self.adapter.device, dtype=torch.float32)
-        return Condition(t5, pooled[0].to(dtype), added)
+                h, p = self.adapter.text_stream_output(s.encoder, row)
+            if p is not None:
+                pooled.append(p)
+            if h is not None:
+                hidden.append(h)
+
+        def t5() -> Tensor:  # only families with a T5 sequence ask for it
+            return self._t5(self.decode(ids[0].tolist()) if t5_text is None else t5_text)
+
+        cond: Condition = self.adapter.condition_from_text_streams(hidden, pooled, t5, self.size)
+        return cond
 
     def _t5(self, text: str) -> Tensor:
         """The pipeline's T5 encoding ``[1, L_t5, D]`` of ``text`` (no gradient; cached)."""

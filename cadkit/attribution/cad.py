@@ -30,10 +30,10 @@ from cadkit.errors import bad_arg
 from cadkit.files import param_set_hash
 from cadkit.models.adapters.base import DiffusionAdapter, parse_modules
 from cadkit.provenance import run_info
+from cadkit.typed_options import check_int, check_seed
 
-__all__ = ["CAD", "AttributionSpec", "AttributionResult", "validate_attribution_args", "ERASE_DEFAULTS", "MAX_TIMESTEPS", "MAX_SAMPLES"]
+__all__ = ["CAD", "AttributionSpec", "AttributionResult", "validate_attribution_args", "MAX_TIMESTEPS", "MAX_SAMPLES"]
 
-ERASE_DEFAULTS = {"steps": 50, "guidance": 3.0, "base_prompt": "", "samples": 1}
 #: Upper bounds of the counts (beyond them a request is a typo, not a plan).
 MAX_SAMPLES = 100_000
 MAX_TIMESTEPS = 1000
@@ -64,10 +64,10 @@ class AttributionSpec:
         if not isinstance(self.concept, str) or not self.concept.strip():
             raise bad_arg("concept", "a non-empty text", self.concept)
         get_objective(self.objective)
-        _int_in("samples", self.samples, 1, MAX_SAMPLES)
-        _int_in("timesteps", self.timesteps, 1, MAX_TIMESTEPS)
-        _int_in("batch_size", self.batch_size, 1, MAX_BATCH)
-        _int_in("seed", self.seed, 0, 2**63 - 1)
+        check_int("samples", self.samples, 1, MAX_SAMPLES)
+        check_int("timesteps", self.timesteps, 1, MAX_TIMESTEPS)
+        check_int("batch_size", self.batch_size, 1, MAX_BATCH)
+        check_seed("seed", self.seed)
         check_pair_design(self.pair_design, self.samples, self.timesteps)
         if self.pair_design != DEFAULT_PAIR_DESIGN and self.objective != "erase":
             raise bad_arg("pair_design", f"{DEFAULT_PAIR_DESIGN} with the {self.objective} objective (pair designs are the erase "
@@ -81,11 +81,6 @@ class AttributionSpec:
         max_t = int(adapter.scheduler.config.get("num_train_timesteps", 1000))
         if self.timesteps > max_t:
             raise bad_arg("timesteps", f"an integer from 1 to {max_t} (the scheduler's training steps)", self.timesteps)
-
-
-def _int_in(name: str, v: object, lo: int, hi: int) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise bad_arg(name, f"an integer from {lo} to {hi:,}", v)
 
 
 def validate_attribution_args(adapter: DiffusionAdapter | None, concept: str, objective: str, samples: int,

@@ -34,8 +34,9 @@ from cadkit.editing.apply import apply_intervention
 from cadkit.editing.masks import select
 from cadkit.errors import bad_arg
 from cadkit.models.adapters.base import Condition, DiffusionAdapter
+from cadkit.typed_options import check_int
 
-__all__ = ["Trial", "VerifyResult", "FixedPairs", "objective_on_pairs", "random_subsets", "verify", "pearson_and_slope",
+__all__ = ["Trial", "VerifyResult", "FixedPairs", "random_subsets", "verify", "pearson_and_slope",
            "MAX_TRIALS"]
 
 MAX_TRIALS = 100_000
@@ -117,12 +118,6 @@ class FixedPairs:
         return held, rec
 
 
-def objective_on_pairs(adapter: DiffusionAdapter, source: PairSource, objective: str, concept: str,
-                       base_prompt: str = "", batch_size: int = 8) -> float:
-    """Σ J over every pair of ``source`` with the current weights, reference included (no gradient)."""
-    return FixedPairs(adapter, source, objective, concept, base_prompt, batch_size).value(False)
-
-
 def _first_occurrences(x: Tensor) -> Tensor:
     """``x`` without repeats, each value kept at its first position (order preserved)."""
     _, inv = torch.unique(x, return_inverse=True)
@@ -172,8 +167,7 @@ def pearson_and_slope(x: Tensor, y: Tensor) -> tuple[float, float]:
 
 def check_verify_args(trials: int, fraction: float) -> None:
     """One-line errors for ``trials`` and ``fraction``."""
-    if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
-        raise bad_arg("trials", f"an integer from 1 to {MAX_TRIALS:,}", trials)
+    check_int("trials", trials, 1, MAX_TRIALS)
     if not isinstance(fraction, (int, float)) or not math.isfinite(fraction) or not 0 < fraction < 1:
         raise bad_arg("fraction", "a number in (0, 1)", fraction)
 

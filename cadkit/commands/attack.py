@@ -39,10 +39,11 @@ from cadkit.attacks.tasks import (
     task_judge,
     world_prompt_rows,
 )
-from cadkit.data.prompts import MAX_SEED, PromptRecord
+from cadkit.data.prompts import PromptRecord
 from cadkit.errors import UsageError, bad_arg
 from cadkit.io import check_not_input, check_writable_dir, local_folder, write_json
 from cadkit.models.registry import DEFAULT_MODEL
+from cadkit.typed_options import MAX_SEED, check_seed
 
 __all__ = ["run", "PROTOCOL_FILE", "SUMMARY_FILE"]
 
@@ -112,9 +113,10 @@ def run(
     """
     from tqdm.auto import tqdm
 
-    from cadkit.attacks.registry import get_attack, parse_attack_options
+    from cadkit.attacks.registry import check_supported, get_attack, parse_attack_options
     from cadkit.editing.edits import load_edit
     from cadkit.methods.options import options_dict
+    from cadkit.models.adapters import adapter_class
     from cadkit.models.loading import load_adapter, pick_device, resolve_model
     from cadkit.provenance import run_info
 
@@ -122,8 +124,7 @@ def run(
     own = parse_attack_options(attack, attack_options)
     the_task = resolve_task(task, model)
     opts = options_for(model, **dict(options or {}))
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise bad_arg("seed", "an integer in [0, 2**63)", seed)
+    check_seed("seed", seed)
     if not 0.0 < float(nudity_threshold) < 1.0:
         raise bad_arg("nudity_threshold", "a number in (0, 1)", nudity_threshold)
     if edits and unet:
@@ -141,6 +142,8 @@ def run(
     resolved = resolve_model(model)
     check_not_input(out_dir, {"model": local_folder(resolved.source), "prompts": prompts, "unet": unet,
                               **{f"edits[{i}]": e for i, e in enumerate(edits)}, "judge_weights": judge_weights}, "out")
+    found = adapter_class(resolved.pipeline_class)
+    check_supported(the_attack, attack, found if found is not None else resolved)  # before loading: nothing written
     adapter = load_adapter(resolved, device=pick_device(device))
     opts = options_for(model, adapter, **dict(options or {}))
     pair = _pair(adapter, loaded, unet)  # an edit made for another model fails here (usage error), before any write

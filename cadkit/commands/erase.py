@@ -20,7 +20,7 @@ from typing import Any
 
 from cadkit.errors import UsageError, bad_arg
 
-__all__ = ["run", "check_options", "method_families", "options_help"]
+__all__ = ["run", "check_options", "method_families", "check_method_edits", "options_help"]
 
 
 def _method(method: str) -> Any:
@@ -59,18 +59,37 @@ def check_options(method: str, options: Mapping[str, Any] | Sequence[str] | None
 
 
 def method_families(method: str) -> tuple[str, ...]:
-    """Adapter families ``method`` edits (reference implementations, then cadkit extensions)."""
-    m = _method(method)
-    return tuple(m.families) + tuple(m.extension_families)
+    """Adapter families ``method`` edits (the families whose adapter class it ``supports``)."""
+    from cadkit.models.adapters import families_where
+
+    return tuple(families_where(_method(method).supports))
 
 
-def _families_or_none(method: str) -> tuple[str, ...]:
+def _edits(method: str, cls: Any) -> bool:
     from cadkit.errors import CadkitError
 
     try:
-        return method_families(method)
+        return bool(_method(method).supports(cls))
     except CadkitError:  # a plug-in that does not load
-        return ()
+        return False
+
+
+def check_method_edits(method: str, resolved: Any, list_able: bool = True) -> None:
+    """Refuse (``bad_arg("method", ...)``, one line, before loading) a ``method`` that does not edit the resolved
+    model's adapter class, naming the methods that do (``list_able``) and the families ``method`` edits."""
+    from cadkit.models.adapters import adapter_class
+
+    cls = adapter_class(resolved.pipeline_class)
+    if cls is not None and _method(method).supports(cls):
+        return
+    family = cls.family if cls is not None else resolved.family
+    families = ", ".join(method_families(method))
+    if not list_able:
+        raise bad_arg("method", f"a method that edits {family} models ({method} edits {families})", method)
+    from cadkit.methods import method_names
+
+    able = [n for n in method_names() if cls is not None and _edits(n, cls)]
+    raise bad_arg("method", f"a method that edits {family} models ({', '.join(able) or 'none'}; {method} edits {families})", method)
 
 
 def options_help(methods: Sequence[str] | None = None) -> str:
@@ -111,12 +130,11 @@ def run(*, method: str, concept: str | Sequence[str], model: str | None = None, 
     from cadkit.io import check_not_input, local_folder
     from cadkit.methods import run_method
     from cadkit.methods.registry import check_method_args
-    from cadkit.models.adapters import adapter_class
     from cadkit.models.loading import DTYPES, load_adapter, pick_device, resolve_model
     from cadkit.models.registry import DEFAULT_MODEL, fill_concept, method_defaults
 
     model = DEFAULT_MODEL if model is None else model  # '' is refused by resolve_model, not taken as the default
-    families = method_families(method)
+    _method(method)
     check_method_args(concept, concept_type, seed)
     if dtype not in DTYPES:
         raise bad_arg("dtype", DTYPES, dtype)
@@ -126,13 +144,7 @@ def run(*, method: str, concept: str | Sequence[str], model: str | None = None, 
     # file output replaces only an earlier edit file, never a user's file or a model's weights
     check_not_input(out, {"model": local_folder(resolved.source)}, "out")
     check_out_file(out, FORMAT, "out")
-    cls = adapter_class(resolved.pipeline_class)
-    family = cls.family if cls is not None else resolved.family
-    if family not in families:
-        from cadkit.methods import method_names
-
-        able = [n for n in method_names() if family in _families_or_none(n)]
-        raise bad_arg("method", f"a method that edits {family} models ({', '.join(able) or 'none'}; {method} edits {', '.join(families)})", method)
+    check_method_edits(method, resolved)
     dev = pick_device(device)
     t0 = time.perf_counter()
     adapter = load_adapter(resolved, dtype=dtype, device=dev)
@@ -151,12 +163,11 @@ def _run_many(*, method: str, concepts: list[str], model: str | None, concept_ty
     from cadkit.io import check_not_input, local_folder
     from cadkit.methods.multi import run_many
     from cadkit.methods.registry import check_method_args
-    from cadkit.models.adapters import adapter_class
     from cadkit.models.loading import DTYPES, load_adapter, pick_device, resolve_model
     from cadkit.models.registry import DEFAULT_MODEL, method_defaults
 
     model = DEFAULT_MODEL if model is None else model  # '' is refused by resolve_model, as in run()
-    families = method_families(method)
+    _method(method)
     for c in concepts:
         check_method_args(c, concept_type, seed)
     if dtype not in DTYPES:
@@ -167,10 +178,7 @@ def _run_many(*, method: str, concepts: list[str], model: str | None, concept_ty
     resolved = resolve_model(model)
     check_not_input(out, {"model": local_folder(resolved.source)}, "out")  # the output rules of run()
     check_out_file(out, FORMAT, "out")
-    cls = adapter_class(resolved.pipeline_class)
-    family = cls.family if cls is not None else resolved.family
-    if family not in families:
-        raise bad_arg("method", f"a method that edits {family} models ({method} edits {', '.join(families)})", method)
+    check_method_edits(method, resolved, list_able=False)
     adapter = load_adapter(resolved, dtype=dtype, device=pick_device(device))
     defaults = method_defaults(resolved.spec, method, concept_type)  # {concept} is filled per concept (sequential methods)
     res = run_many(method, adapter, concepts, concept_type, {**defaults, **given}, seed=seed, combine=combine)

@@ -27,6 +27,7 @@ from cadkit.io import atomic_dir, check_not_input, check_output_folder, check_wr
 from cadkit.models.loading import load_adapter, pick_device, resolve_model
 from cadkit.models.registry import DEFAULT_MODEL, sampling_defaults
 from cadkit.provenance import run_info
+from cadkit.typed_options import MAX_SEED, check_seed
 
 __all__ = ["run", "prompt_records", "check_out", "MANIFEST"]
 
@@ -83,9 +84,8 @@ def run(
     from cadkit.models.adapters import adapter_class
 
     check_generation_args(n=n, steps=steps, guidance=guidance, batch_size=batch_size)
-    top = 2**63 - n  # the last sample's seed is seed + n - 1
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= top:
-        raise bad_arg("seed", f"an integer from 0 to 2**63 - n ({top})", seed)
+    top = MAX_SEED - n + 1  # the last sample's seed is seed + n - 1
+    check_seed("seed", seed, top)
     records = prompt_records(prompts, prompts_file, seed)
     bad = next((r for r in records if not 0 <= r.seed <= top), None)
     if bad is not None:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from cadkit.errors import CadkitError, bad_arg
+from cadkit.typed_options import MAX_SEED
 
 from .textfiles import (
     I2P_HUB_ID,
@@ -66,8 +67,7 @@ SEED_POLICIES: tuple[str, ...] = ("fixed", "per-row")
 #: Seed policy of ``cadkit generate``: each row's ``evaluation_seed`` when the file has the column, else ``fixed_seed``.
 ROW_OR_FIXED = "per-row-or-fixed"
 #: Largest seed a file row may give (torch generators take 63-bit seeds; the ``--seed`` flags' bound).
-MAX_SEED = 2**63 - 1
-# PROTOCOLS.md section 3: the nudity suites use seed 0 for every prompt; the others each row's seed.
+# As the official CAD code: the nudity suites use seed 0 for every prompt; the others each row's seed.
 DEFAULT_SEED_POLICY: dict[str, str] = {
     "imagenette": "per-row",
     "i2p": "fixed",

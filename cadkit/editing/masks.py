@@ -5,7 +5,7 @@ shaped like the parameters. Selections are ``dict[name, LongTensor]`` of *flat* 
 row-major flattened parameter (``param.reshape(-1)``), sorted ascending; every considered name is
 present, with an empty tensor when nothing of it was selected.
 
-Rules (paper §3 / PROTOCOLS.md §2):
+Rules (the paper's §3 and the official code, mail-research/CAD-attribution4diffusion):
 
 * ``erase``: the entries with the largest scores among those with score ``> 0``;
 * ``amplify``: the entries with the smallest (most negative) scores among those with score ``< 0``;

@@ -7,7 +7,7 @@ CAD-Erase); each declares its strength knobs (``strength``, :mod:`cadkit.methods
 through the entry-point group ``cadkit.methods`` (see :mod:`cadkit.methods.registry`).
 """
 
-from cadkit.methods.base import CONCEPT_TYPES, FAMILIES, ErasureMethod, MethodOutput, MethodResult, make_method_edit
+from cadkit.methods.base import CONCEPT_TYPES, ErasureMethod, MethodOutput, MethodResult, make_method_edit
 from cadkit.methods.cost import CostMeter, CostRecord
 from cadkit.methods.options import parse_options
 from cadkit.methods.registry import (
@@ -20,6 +20,6 @@ from cadkit.methods.registry import (
 )
 
 __all__ = [
-    "CONCEPT_TYPES", "FAMILIES", "ErasureMethod", "MethodOutput", "MethodResult", "make_method_edit", "CostMeter", "CostRecord",
+    "CONCEPT_TYPES", "ErasureMethod", "MethodOutput", "MethodResult", "make_method_edit", "CostMeter", "CostRecord",
     "parse_options", "BUILTIN_METHODS", "ENTRY_POINT_GROUP", "get_method", "list_methods", "method_names", "run_method",
 ]

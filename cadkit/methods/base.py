@@ -7,13 +7,16 @@ A method is a subclass of :class:`ErasureMethod` that declares
   :mod:`cadkit.methods.options` (their defaults are the paper's settings);
 * ``choices``: the settings cadkit chose where the method's reference code and the CAD paper leave them
   open (the specification's "not found"), one line each; benchmark reports print them;
-* ``families``: adapter families it edits with a reference implementation (``sd`` = SD-1/2,
-  ``sdxl``, ``sd3``, ``flux``) and ``extension_families``: families cadkit supports without one
-  (results are marked ``extension`` in the record);
+* ``requires``: the adapter capabilities it needs (words of :data:`cadkit.models.adapters.CAPABILITIES`,
+  e.g. ``{"text-projections"}``); :meth:`ErasureMethod.supports` says whether an adapter (or adapter
+  class) declares them all, and a method asks the adapter, never a family name, for what differs
+  between families. Which families a built-in method runs on without a reference implementation is
+  the adapters' knowledge (``extension_methods``; results are marked ``extension`` in the record);
 * ``strength``: the option(s) that set how strongly it erases (its knobs, e.g. ``("ratio",)``); a
   frontier (``cadkit bench frontier``) varies them along a grid (:mod:`cadkit.methods.strength`);
   ``snapshot_knob``: a count knob whose values one run can produce together (see ``compute_snapshots``);
-* ``type_defaults(concept_type, family)``: per-concept-type defaults layered over ``Options``;
+* ``type_defaults(concept_type, adapter)``: per-concept-type (and per-adapter: ``adapter`` is the adapter or
+  its class) defaults layered over ``Options``;
 * ``compute(adapter, concept, concept_type, options, seed, meter) -> MethodOutput``: the work. It
   must leave the adapter's weights as it found them (bit-exact) and return the edit as data:
   ``sparse`` flat indices to zero and/or ``dense`` whole replacement tensors.
@@ -32,20 +35,19 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from cadkit.attribution.scores import param_set_hash
 from cadkit.editing.apply import pristine_values
 from cadkit.editing.dense import digests_by_dtype
 from cadkit.editing.edits import Edit
 from cadkit.errors import CadkitError
+from cadkit.files import param_set_hash
 from cadkit.methods.cost import CostMeter, CostRecord
 
 __all__ = [
-    "CONCEPT_TYPES", "FAMILIES", "ErasureMethod", "MethodOutput", "MethodResult", "make_method_edit",
+    "CONCEPT_TYPES", "ErasureMethod", "MethodOutput", "MethodResult", "make_method_edit",
     "title_case", "drop_overlapping", "weights_fingerprint",
 ]
 
 CONCEPT_TYPES = ("object", "nudity", "artist")
-FAMILIES = ("sd", "sdxl", "sd3", "flux")
 
 
 @dataclass
@@ -84,13 +86,19 @@ class ErasureMethod(abc.ABC):
     description: ClassVar[str] = ""
     Options: ClassVar[type]
     choices: ClassVar[tuple[str, ...]] = ()
-    families: ClassVar[tuple[str, ...]] = ()
-    extension_families: ClassVar[tuple[str, ...]] = ()
+    requires: ClassVar[frozenset[str]] = frozenset()
     strength: ClassVar[tuple[str, ...]] = ()
     snapshot_knob: ClassVar[str | None] = None
 
-    def type_defaults(self, concept_type: str, family: str) -> dict[str, Any]:
-        """Defaults for ``concept_type`` on ``family``, layered over the ``Options`` dataclass defaults."""
+    def supports(self, adapter: Any) -> bool:
+        """Whether this method edits models of ``adapter`` (an adapter or an adapter class): the class declares
+        every capability of ``requires``. A plug-in may override it with its own test."""
+        cls = adapter if isinstance(adapter, type) else type(adapter)
+        return frozenset(self.requires) <= frozenset(getattr(cls, "capabilities", ()))
+
+    def type_defaults(self, concept_type: str, adapter: Any) -> dict[str, Any]:
+        """Defaults for ``concept_type`` on ``adapter`` (an adapter or its class), layered over the ``Options``
+        dataclass defaults."""
         return {}
 
     def check(self, adapter: Any, concept: str, concept_type: str, options: Any) -> None:  # noqa: B027
@@ -121,7 +129,8 @@ def title_case(text: str) -> str:
 
 def drop_overlapping(preserve: Sequence[str], erased: Sequence[str]) -> tuple[list[str], list[str]]:
     """Split ``preserve`` into (kept, dropped): a name is dropped when it contains, or is contained in,
-    an erased name (case-insensitive), e.g. "Vincent Van Gogh" when erasing "Van Gogh" (spec §3.3)."""
+    an erased name (case-insensitive), e.g. "Vincent Van Gogh" when erasing "Van Gogh" (UCE's
+    reference code, rohitgandikota/unified-concept-editing, drops such preserve names)."""
     low = [e.strip().lower() for e in erased if e.strip()]
     kept: list[str] = []
     dropped: list[str] = []

@@ -39,7 +39,7 @@ class CADOptions:
 
 
 def cad_wording(concept: str, concept_type: str) -> str:
-    """CAD's own concept wording (PROTOCOLS §1)."""
+    """CAD's own concept wording (the official code's prompts, mail-research/CAD-attribution4diffusion)."""
     if concept_type == "nudity":
         return "naked"
     if concept_type == "artist":
@@ -54,7 +54,6 @@ class CADErase(ErasureMethod):
     label = "CAD-Erase"
     description = "CAD-Erase: attribution w * dJ/dw, zero the top positive components per row"
     Options = CADOptions
-    families = ("sd", "sdxl", "sd3", "flux")
     strength = ("ratio",)
 
     def check(self, adapter: Any, concept: str, concept_type: str, options: Any) -> None:

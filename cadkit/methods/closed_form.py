@@ -1,4 +1,4 @@
-"""Closed forms of UCE and RECE (spec §3.1, §6.2, §6.3), as pure functions on tensors.
+"""Closed forms of UCE and RECE (UCE eq. 7; RECE's ``close_form_emb.py``, CharlesGong12/RECE), as pure functions on tensors.
 
 Ridge edit of one matrix ``W_ref [m, n]`` (UCE: the original weights; RECE: the current ones)::
 

@@ -1,14 +1,14 @@
 """ConceptPrune (Chavhan et al.): WANDA-scored "skilled" weights of the FFN output layers, pruned
 over the first (noisiest) denoiser calls.
 
-Statistics (spec §5.2): the default sampler generates every base prompt and every target prompt
+Statistics (ConceptPrune's reference code, ruchikachavhan/concept-prune ``wanda/wanda.py``): the default sampler generates every base prompt and every target prompt
 (same seed for each prompt, CFG on, both halves counted). A forward pre-hook on each FFN output
 linear ``ff.net.2`` (image stream; keyed by module name, not by sorted position) sees its input
 ``h`` ``[tokens, 4d]``; every row is scaled to unit L2 norm and the per-column L2 norms are merged
 into a bucket per (denoiser-call index t, layer) with ``a ← sqrt(a² + ||col||²)``. Sampling stops
 once every layer has seen the ``tau`` calls that matter.
 
-Masks (spec §5.3, §5.4): for each (t < tau, layer) and each row i of ``W`` ``[d, 4d]``, the top
+Masks (the same code and ``wanda/save_union_over_time.py``): for each (t < tau, layer) and each row i of ``W`` ``[d, 4d]``, the top
 ``floor(k · 4d)`` columns by ``|W_ij| a_target[j]`` that also have ``|W_ij| a_target[j] > |W_ij|
 a_base[j]`` are skilled; a weight is pruned (set to 0) when it is skilled at more than ``m · tau``
 of the first ``tau`` call indices. Result: a sparse zeroing edit.
@@ -170,10 +170,9 @@ class ConceptPrune(ErasureMethod):
     )
     description = "ConceptPrune: prune skilled FFN output neurons' weights (WANDA scores, early timesteps)"
     Options = ConceptPruneOptions
-    families = ("sd", "sdxl")
-    extension_families = ("sd3", "flux")
+    requires = frozenset({"ffn-outputs"})
 
-    def type_defaults(self, concept_type: str, family: str) -> dict[str, Any]:
+    def type_defaults(self, concept_type: str, adapter: Any) -> dict[str, Any]:
         return {"skill_ratio": 0.01, "timesteps": 9} if concept_type == "nudity" else {}
 
     def check(self, adapter: Any, concept: str, concept_type: str, options: Any) -> None:

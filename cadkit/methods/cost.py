@@ -1,4 +1,4 @@
-"""Cost records of erasure methods (paper Table 10; cadkit's definition, spec §2.3).
+"""Cost records of erasure methods (paper Table 10 and Appendix F; cadkit's definition below).
 
 ``edit_time_s`` is wall-clock time from "models loaded" (the adapter is handed to the method) to
 "edit computed" (the method's tensors exist; building the edit object is included, any validation

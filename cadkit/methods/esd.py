@@ -5,21 +5,22 @@ frozen model is a copy of those parameters' original values, swapped in (pointer
 the frozen predictions. After the last iteration the trained values become the edit's dense part and
 the originals are written back, so the adapter ends bit-exactly as it started.
 
-Loss (spec §4.1) = MSE(ε_θ(x_t, c, t), target), with frozen predictions ε*:
+Loss (ESD, Gandikota et al., ICCV 2023; rohitgandikota/erasing) = MSE(ε_θ(x_t, c, t), target), with frozen predictions ε*:
 
 * ``legacy`` (paper, CAD):   target = ε*(x_t, ∅, t) − η (ε*(x_t, c, t) − ε*(x_t, ∅, t));
 * ``diffusers``:             target = ε*(x_t, c_from, t) − η (ε*(x_t, c, t) − ε*(x_t, ∅, t)), c_from = c by
   default, so diffusers(η + 1) = legacy(η).
 
-x_t (spec §4.2): ``legacy`` samples with the trainee (DDIM, CFG = start guidance, fresh noise),
+x_t (the reference's ``train-scripts/train-esd.py`` and ``esd_sd.py``): ``legacy`` samples with the trainee (DDIM, CFG = start guidance, fresh noise),
 keeps the latent after ``steps − k + 1`` steps (k uniform in 0..steps−1; all steps for k = 0) and
 labels it with a DDPM timestep uniform in [round(T k/steps), round(T (k+1)/steps)); ``matched``
 samples with the frozen weights and takes step k's latent with its own timestep. The adapter's
 sampler always runs the whole schedule (it has no early stop), so sampling costs about twice the
-reference's average. Parameters (spec §4.3): ``esd-x`` every ``attn2`` parameter; ``esd-u``
+reference's average. Parameters (the reference's train methods): ``esd-x`` every ``attn2`` parameter; ``esd-u``
 everything but ``attn2``, the time embedding and the output norm/conv (legacy rule) or every
-Linear/Conv2d outside ``attn2`` (diffusers rule). SD-3/FLUX (extension): ``esd-x`` = the text-stream
-attention projections and ``context_embedder``; ``esd-u`` = every other block parameter.
+Linear/Conv2d outside ``attn2`` (diffusers rule; SD-XL's keeps block parameters only). SD-3/FLUX (extension):
+``esd-x`` = the text-stream attention projections and ``context_embedder``; ``esd-u`` = every other block
+parameter. The adapter holds these rules (``esd_parameters``, capability ``text-side-parameters``).
 """
 
 from __future__ import annotations
@@ -38,10 +39,6 @@ from cadkit.methods.cost import CostMeter
 from cadkit.methods.options import choice, count, number, text
 
 __all__ = ["ESDOptions", "ESDU", "ESDX", "ESDTrainer", "esd_target", "esd_parameters"]
-
-_UNET_SKIP_U = ("conv_norm_out.", "conv_out.", "time_embedding.", "add_embedding.", "add_time_proj.")
-_TEXT_SIDE = (".attn.add_q_proj.", ".attn.add_k_proj.", ".attn.add_v_proj.", ".attn.to_add_out.")
-
 
 @dataclass(frozen=True)
 class ESDOptions:
@@ -68,35 +65,11 @@ def esd_target(e_c: Tensor, e_0: Tensor, eta: float, convention: str, e_from: Te
     raise bad_arg("target", ("legacy", "diffusers"), convention)
 
 
-def _linear_or_conv(den: nn.Module) -> set[str]:
-    out: set[str] = set()
-    for mname, m in den.named_modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
-            out.update(f"{mname}.{p}" for p, _ in m.named_parameters(recurse=False))
-    return out
-
-
 def esd_parameters(adapter: Any, which: str, selection: str = "legacy") -> list[str]:
-    """Names of the parameters ``esd-x`` / ``esd-u`` trains on ``adapter``'s denoiser."""
-    den = adapter.denoiser
-    names = [n for n, _ in den.named_parameters()]
-    family = adapter.family
-    if family in ("sd", "sdxl"):
-        if which == "esd-x":
-            return [n for n in names if ".attn2." in n]
-        if selection == "legacy":
-            return [n for n in names if ".attn2." not in n and not n.startswith(_UNET_SKIP_U)]
-        lin = _linear_or_conv(den)
-        keep = [n for n in names if n in lin and ".attn2." not in n]
-        if family == "sdxl":  # esd_sdxl.py: only block parameters, no embeddings
-            keep = [n for n in keep if "block" in n and "emb" not in n]
-        return keep
-    blocks = ("transformer_blocks.", "single_transformer_blocks.")
-    text_side = [n for n in names if n.startswith("context_embedder.") or (n.startswith(blocks) and any(t in n for t in _TEXT_SIDE))]
-    if which == "esd-x":
-        return text_side
-    ts = set(text_side)
-    return [n for n in names if n.startswith(blocks) and n not in ts]
+    """Names of the parameters ``esd-x`` / ``esd-u`` trains on ``adapter``'s denoiser (the adapter's
+    ``esd_parameters``; see the module docstring)."""
+    names: list[str] = adapter.esd_parameters(which, selection)
+    return names
 
 
 @contextmanager
@@ -197,14 +170,13 @@ class ESDTrainer:
 
 class _ESD(ErasureMethod):
     Options = ESDOptions
-    families = ("sd", "sdxl")
-    extension_families = ("sd3", "flux")
+    requires = frozenset({"text-side-parameters"})
     which = ""
     strength = ("iterations",)
     snapshot_knob = "iterations"
 
-    def type_defaults(self, concept_type: str, family: str) -> dict[str, Any]:
-        return {"sampler": "matched"} if family in ("sd3", "flux") else {}
+    def type_defaults(self, concept_type: str, adapter: Any) -> dict[str, Any]:
+        return {"sampler": "matched"} if adapter.flow_matching else {}
 
     def check(self, adapter: Any, concept: str, concept_type: str, options: Any) -> None:
         if options.sampler == "legacy" and adapter.prediction_type == "flow":

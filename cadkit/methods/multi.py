@@ -80,16 +80,13 @@ def _record(name: str, adapter: Any, concepts: Sequence[str], concept_type: str,
 def _parsed(name: str, adapter: Any, concepts: Sequence[str], concept_type: str, options: Any, seed: int) -> Any:
     from cadkit.methods import get_method
     from cadkit.methods.options import parse_options
-    from cadkit.methods.registry import check_method_args
+    from cadkit.methods.registry import check_method_args, check_supported
 
     method = get_method(name)
     for c in concepts:
         check_method_args(c, concept_type, seed)
-    family = str(getattr(adapter, "family", ""))
-    supported = tuple(method.families) + tuple(method.extension_families)
-    if family not in supported:
-        raise bad_arg("adapter", f"a model of family {', '.join(supported)} (method {name})", family or type(adapter).__name__)
-    opts = parse_options(method.Options, options, method.type_defaults(concept_type, family))
+    check_supported(method, name, adapter)
+    opts = parse_options(method.Options, options, method.type_defaults(concept_type, adapter))
     for c in concepts:
         method.check(adapter, c, concept_type, opts)
     return method, opts

@@ -1,4 +1,4 @@
-"""``random``: the chance control of CAD-Erase (COMPARISON.md §1, a COAR-style sanity check).
+"""``random``: the chance control of CAD-Erase (a COAR-style sanity check: does attribution beat chance?).
 
 In the same module groups and the same rows, ``random`` zeroes exactly as many entries as CAD-Erase
 zeroes at the same ratio, chosen uniformly at random among all the entries of the row (seeded). A
@@ -124,7 +124,6 @@ class RandomAblation(ErasureMethod):
     description = "chance control: CAD-Erase's per-row counts of zeroed entries, at uniformly random positions"
     Options = RandomOptions
     strength = ("ratio",)
-    families = ("sd", "sdxl", "sd3", "flux")
     choices = ("random: positions uniform over the whole row (not only the entries with a positive CAD score)",)
 
     def from_cad_edit(self, adapter: Any, cad_edit: Any, seed: int, granularity: str = "row",

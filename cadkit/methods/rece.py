@@ -1,7 +1,8 @@
 """RECE, Reliable and Efficient Concept Erasure (Gong et al.): UCE, then closed-form adversarial rounds.
 
 Start: the UCE edit of the concept (RECE's UCE settings: legacy tokens, guide " ", retain [""],
-s_e = 1, s_p = 1.0, λ = 0.5; spec §6.1). Each epoch, per text space (spec §6.2, §6.3):
+s_e = 1, s_p = 1.0, λ = 0.5; CharlesGong12/RECE ``train.py``). Each epoch, per text space (the same
+code and ``utils/embedding_calculation/close_form_emb.py``):
 
 1. the adversarial embedding ``c' = (λ_r I + Σ W'ᵀW')⁻¹ (Σ W'ᵀW) c`` of the concept's outputs at all
    positions (``c``: ``[L, n]``; the pooled space of FLUX/SD-3 has one vector), jointly over the
@@ -85,22 +86,22 @@ class RECE(ErasureMethod):
     )
     description = "RECE: UCE, then closed-form rounds erasing the embedding that regenerates the concept"
     Options = RECEOptions
-    families = ("sd", "sdxl")
-    extension_families = ("flux", "sd3")
+    requires = frozenset({"text-projections"})
 
-    def type_defaults(self, concept_type: str, family: str) -> dict[str, Any]:
+    def type_defaults(self, concept_type: str, adapter: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if concept_type == "nudity":
             out.update(lam_r=0.1, epochs=3, retain=(" ",))
         if concept_type == "artist":
             out.update(uce_preserve_scale=0.1)
-        if family in ("flux", "sd3"):
+        if not adapter.legacy_token_slicing:
             out["uce_tokens"] = "last"
         return out
 
     def check(self, adapter: Any, concept: str, concept_type: str, options: Any) -> None:
-        if options.uce_tokens == "legacy" and adapter.family in ("flux", "sd3"):
-            raise bad_arg("uce_tokens", "last or all for FLUX and SD-3", options.uce_tokens)
+        if options.uce_tokens == "legacy" and not adapter.legacy_token_slicing:
+            raise bad_arg("uce_tokens", f"last or all for {adapter.family} models (legacy slicing is defined for one CLIP sequence)",
+                          options.uce_tokens)
 
     def compute(self, adapter: Any, concept: str, concept_type: str, options: Any, seed: int, meter: CostMeter) -> MethodOutput:
         o = options

@@ -26,12 +26,12 @@ from cadkit.methods.base import CONCEPT_TYPES, ErasureMethod, MethodResult, make
 from cadkit.methods.cost import CostMeter
 from cadkit.methods.options import options_dict, parse_options
 from cadkit.plugins import Plugin, discover, load
+from cadkit.typed_options import check_seed
 
-__all__ = ["ENTRY_POINT_GROUP", "BUILTIN_METHODS", "get_method", "method_names", "list_methods", "run_method", "check_method_args", "MAX_SEED",
-           "run_method_snapshots"]
+__all__ = ["ENTRY_POINT_GROUP", "BUILTIN_METHODS", "get_method", "method_names", "list_methods", "run_method", "check_method_args",
+           "check_supported", "run_method_snapshots"]
 
 ENTRY_POINT_GROUP = "cadkit.methods"
-MAX_SEED = 2**63 - 1
 
 BUILTIN_METHODS: dict[str, str] = {
     "cad": "cadkit.methods.cad:CADErase",
@@ -102,8 +102,18 @@ def check_method_args(concept: str, concept_type: str, seed: int) -> None:
         raise bad_arg("concept_type", CONCEPT_TYPES, concept_type)
     if not isinstance(concept, str) or not concept.strip():
         raise bad_arg("concept", "a non-empty text", concept)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise bad_arg("seed", f"an integer from 0 to {MAX_SEED}", seed)
+    check_seed("seed", seed)
+
+
+def check_supported(method: ErasureMethod, name: str, adapter: Any) -> None:
+    """Refuse (``bad_arg("adapter", ...)``, one line) an ``adapter`` that ``method`` does not support, naming the
+    families it supports and the one given."""
+    if not method.supports(adapter):
+        from cadkit.models.adapters import families_where
+
+        able = families_where(method.supports)
+        given = str(getattr(adapter, "family", "")) or type(adapter).__name__
+        raise bad_arg("adapter", f"a model of family {', '.join(able) or 'none'} (method {name})", given)
 
 
 def run_method(name: str, adapter: Any, concept: str, concept_type: str = "object", options: Mapping[str, Any] | Any = None,
@@ -124,11 +134,8 @@ def run_method(name: str, adapter: Any, concept: str, concept_type: str = "objec
     check_method_args(concept, concept_type, seed)
     if load_time_s is not None and (not isinstance(load_time_s, (int, float)) or not load_time_s >= 0 or load_time_s == float("inf")):
         raise bad_arg("load_time_s", "a finite number of seconds >= 0 or None", load_time_s)
-    family = str(getattr(adapter, "family", ""))
-    supported = tuple(method.families) + tuple(method.extension_families)
-    if family not in supported:
-        raise bad_arg("adapter", f"a model of family {', '.join(supported)} (method {name})", family or type(adapter).__name__)
-    opts = parse_options(method.Options, options, method.type_defaults(concept_type, family))
+    check_supported(method, name, adapter)
+    opts = parse_options(method.Options, options, method.type_defaults(concept_type, adapter))
     method.check(adapter, concept, concept_type, opts)
 
     return _run(method, name, adapter, concept, concept_type, opts, seed, load_time_s, None)[0]
@@ -147,10 +154,10 @@ def run_method_snapshots(name: str, adapter: Any, concept: str, concept_type: st
     vals = sorted({int(v) for v in values})
     if not vals:
         raise bad_arg(knob, "one or more values", list(values))
-    family = str(getattr(adapter, "family", ""))
+    check_supported(method, name, adapter)
     for v in vals:  # each value through the option's own bounds
-        parse_options(method.Options, {**dict(options or {}), knob: v}, method.type_defaults(concept_type, family))
-    opts: Any = parse_options(method.Options, {**dict(options or {}), knob: vals[-1]}, method.type_defaults(concept_type, family))
+        parse_options(method.Options, {**dict(options or {}), knob: v}, method.type_defaults(concept_type, adapter))
+    opts: Any = parse_options(method.Options, {**dict(options or {}), knob: vals[-1]}, method.type_defaults(concept_type, adapter))
     method.check(adapter, concept, concept_type, opts)
     got = _run(method, name, adapter, concept, concept_type, opts, seed, None, vals)
     return dict(zip(vals, got))
@@ -181,7 +188,7 @@ def _run(method: ErasureMethod, name: str, adapter: Any, concept: str, concept_t
                 record: dict[str, Any] = {
                     "method": name, "concept": concept, "concept_type": concept_type, "concept_text": out.concept_text,
                     "texts": out.texts, "options": options_dict(o), "seed": seed, "family": family,
-                    "extension": family in method.extension_families and family not in method.families,
+                    "extension": name in getattr(adapter, "extension_methods", ()),
                     "model": model_info,
                     "diagnostics": out.diagnostics, **run_info(),
                 }

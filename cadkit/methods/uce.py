@@ -2,11 +2,11 @@
 
 Every site matrix (``attn2.to_k``/``to_v`` of SD-1/2/XL; ``context_embedder`` and the pooled
 ``text_embedder.linear_1`` of FLUX and, as a cadkit extension, SD-3) is replaced by the ridge
-solution of spec §3.1: the concept's keys map to the original projections of the guide's keys
+solution of UCE (Gandikota et al., WACV 2024, eq. 7): the concept's keys map to the original projections of the guide's keys
 ("replace" technique), the preserve texts keep their projections, and λ pulls towards the original
 matrix. All targets use the original weights; matrices sharing a text space share one factorisation.
 
-Defaults (spec §3.3/§3.4, RECE's UCE settings for objects and nudity): ``legacy`` token slicing on
+Defaults (the paper-era ``train-scripts/train_erase.py`` of rohitgandikota/unified-concept-editing, RECE's UCE settings for objects and nudity): ``legacy`` token slicing on
 SD-1/2/XL (``last`` on FLUX/SD-3, the current reference's rule), λ = 0.5, s_e = 1, guide " "
 (identical to "" after tokenization), retain [""] with s_p = max(0.1, 1/|retain|) = 1.0; artists:
 guide "art" and whatever ``preserve`` list is given (the reference's 1,734 artist names are not
@@ -36,7 +36,7 @@ SOLVE_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 @dataclass(frozen=True)
 class UCEOptions:
-    """Options of UCE (names as in spec §3; defaults = the paper-era code's)."""
+    """Options of UCE (names and defaults as in the paper-era reference code)."""
 
     concept_text: str | None = text(None, optional=True, nonempty=True, doc="wording of the concept (default: the reference's)")
     guide: str | None = text(None, optional=True, doc='guide concept: " " (objects, nudity) or "art" (artists) by default')
@@ -116,18 +116,18 @@ class UCE(ErasureMethod):
     )
     description = "UCE: closed-form edit of the text-side projections (attn2 to_k/to_v; FLUX context_embedder)"
     Options = UCEOptions
-    families = ("sd", "sdxl", "flux")
-    extension_families = ("sd3",)
+    requires = frozenset({"text-projections"})
 
-    def type_defaults(self, concept_type: str, family: str) -> dict[str, Any]:
+    def type_defaults(self, concept_type: str, adapter: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        if family in ("flux", "sd3"):
+        if not adapter.legacy_token_slicing:
             out["tokens"] = "last"
         return out
 
     def check(self, adapter: Any, concept: str, concept_type: str, options: Any) -> None:
-        if options.tokens == "legacy" and adapter.family in ("flux", "sd3"):
-            raise bad_arg("tokens", "last or all for FLUX and SD-3 (legacy slicing is defined for one CLIP sequence)", options.tokens)
+        if options.tokens == "legacy" and not adapter.legacy_token_slicing:
+            raise bad_arg("tokens", f"last or all for {adapter.family} models (legacy slicing is defined for one CLIP sequence)",
+                          options.tokens)
 
     @staticmethod
     def resolve_texts(concept: str, concept_type: str, o: Any) -> tuple[str, str, list[str], list[str], float]:

@@ -159,10 +159,11 @@ class ClassifierAccuracy(Metric):
         self.total.index_add_(0, idx, torch.ones_like(hit))
         self.correct.index_add_(0, idx, hit)
 
-    def compute(self) -> dict[str, float]:
-        """``{class: 100 * correct / total}`` (``nan`` where ``total`` is 0)."""
+    def compute(self) -> dict[str, Tensor]:
+        """``{class: 100 * correct / total}`` as 0-dim float64 tensors (``nan`` where ``total`` is 0); a
+        dict of tensors, so the metric joins a ``MetricCollection`` (keys ``<name>_<class>``)."""
         acc = 100.0 * self.correct.double() / self.total.double()
-        return {c: float(a) for c, a in zip(self.classes, acc.cpu())}
+        return {c: a for c, a in zip(self.classes, acc.unbind(0))}
 
     @staticmethod
     def target_accuracy(result: Mapping[str, float], target: str) -> float:

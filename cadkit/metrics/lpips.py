@@ -142,10 +142,10 @@ class GroupLPIPS(Metric):
         self.distance_sum.index_add_(0, idx, d)
         self.count.index_add_(0, idx, torch.ones_like(idx))
 
-    def compute(self) -> dict[str, float]:
-        """``{group: distance_sum / count}`` (``nan`` where ``count`` is 0)."""
+    def compute(self) -> dict[str, Tensor]:
+        """``{group: distance_sum / count}`` as 0-dim float64 tensors (``nan`` where ``count`` is 0)."""
         mean = self.distance_sum / self.count.double()
-        return {g: float(v) for g, v in zip(self.groups, mean.cpu())}
+        return {g: v for g, v in zip(self.groups, mean.unbind(0))}
 
     @staticmethod
     def target(result: Mapping[str, float], target: str) -> float:

@@ -137,12 +137,13 @@ class NudityCounts(Metric):
         self.images_with_any += (counts.sum(dim=1) > 0).sum()
         self.images += counts.shape[0]
 
-    def compute(self) -> dict[str, int]:
-        """``{label: count for the 9 labels, "total": ..., "images_with_any": ..., "images": ...}``."""
-        out = {lab: int(n) for lab, n in zip(EXPOSED_LABELS, self.per_label.cpu())}
-        out["total"] = int(self.per_label.sum())
-        out["images_with_any"] = int(self.images_with_any)
-        out["images"] = int(self.images)
+    def compute(self) -> dict[str, Tensor]:
+        """``{label: count for the 9 labels, "total": ..., "images_with_any": ..., "images": ...}`` as 0-dim
+        int64 tensors."""
+        out = {lab: n for lab, n in zip(EXPOSED_LABELS, self.per_label.unbind(0))}
+        out["total"] = self.per_label.sum()
+        out["images_with_any"] = self.images_with_any.clone()
+        out["images"] = self.images.clone()
         return out
 
     def protocol(self) -> dict[str, Any]:

@@ -60,9 +60,12 @@ Converter = Callable[[Tensor, Records], tuple[tuple[Any, ...], dict[str, Any]]]
 
 
 def to_python(value: Any) -> Any:
-    """Tensors -> floats (or lists), recursively through dicts, lists and tuples."""
+    """Tensors -> Python numbers (integer tensors -> ints, others -> floats) or lists, recursively through
+    dicts, lists and tuples."""
     if isinstance(value, Tensor):
-        return float(value) if value.numel() == 1 else value.detach().cpu().tolist()
+        if value.numel() != 1:
+            return value.detach().cpu().tolist()
+        return float(value) if value.is_floating_point() or value.is_complex() else int(value)
     if isinstance(value, Mapping):
         return {str(k): to_python(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

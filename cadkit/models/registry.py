@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ModelEntry", "BenchDefaults", "AttackDefaults", "attack_defaults", "REGISTRY", "DEFAULT_MODEL", "get_entry", "is_available", "shipped_path",
+__all__ = ["ModelEntry", "BenchDefaults", "AttackDefaults", "attack_defaults", "REGISTRY", "DEFAULT_MODEL", "is_available", "shipped_path",
            "tiny_path", "load_world", "world_entries", "defaults_help", "sampling_defaults",
            "MethodDefaults", "method_defaults", "fill_concept", "CONCEPT_PLACEHOLDER", "FrontierDefaults", "FRONTIER_METHODS",
            "frontier_defaults"]
@@ -54,7 +54,7 @@ class MethodDefaults:
 class AttackDefaults:
     """Settings of the white-box attacks (``cadkit attack``, ``cadkit bench attack``) on a model, named ``preset``.
 
-    ``paper`` (every SD model) is UnlearnDiff's and UD-P4D's official setting (BASELINES_ATTACKS.md §8.8, §9.4):
+    ``paper`` (every SD model) is UnlearnDiff's and UD-P4D's official setting (OPTML-Group/Diffusion-MU-Attack configs):
     50 timesteps x 40 iterations, targets with 25 steps at CFG 7.5, judging with 50 steps, the LMS sampler;
     official P4D 3,000 steps judged every 50 with 16 tokens. ``tasks`` are ``cadkit bench attack``'s
     default columns (Table 3); ``prompts`` how many seeded prompts a task of an embedded world gets
@@ -216,11 +216,6 @@ REGISTRY: dict[str, ModelEntry] = {
 
 #: The model every command uses when ``--model`` is not given: the embedded one, so that everything runs offline.
 DEFAULT_MODEL = "tiny"
-
-
-def get_entry(name: str) -> ModelEntry | None:
-    """The registry entry called ``name``, or None."""
-    return REGISTRY.get(name)
 
 
 def _resolve_ref(ref: str) -> tuple[str, str]:

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from cadkit.errors import bad_arg
 from cadkit.tiny.domain import OBJECTS, STYLES, make_grid, object_prompt, style_prompt
+from cadkit.typed_options import check_int, check_seed
 
 __all__ = ["DEFAULT_STEPS", "DEFAULT_GUIDANCE", "TinyReport", "sample_prompts", "evaluate_tiny", "check_evaluate_args",
            "check_evaluate_folder", "MAX_IMAGES_PER_CLASS"]
@@ -81,12 +82,10 @@ def check_evaluate_args(images_per_class: int, steps: int, guidance: float, seed
     from cadkit.generation import MAX_STEPS
 
     for name, v, hi in (("images_per_class", images_per_class, MAX_IMAGES_PER_CLASS), ("steps", steps, MAX_STEPS)):
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
-            raise bad_arg(name, f"an integer from 1 to {hi:,}", v)
+        check_int(name, v, 1, hi)
     if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or guidance < 0:
         raise bad_arg("guidance", "a finite number >= 0", guidance)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**62:
-        raise bad_arg("seed", "an integer from 0 to 2**62", seed)
+    check_seed("seed", seed, 2**62)  # seed + k * n + j stays below 2**63 in every world
 
 
 def _listed(manifest: Path) -> list[str] | None:

@@ -19,7 +19,6 @@ weights of ``base`` (a diffusers folder, default the shipped ``tiny``):
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from pathlib import Path
@@ -169,9 +168,4 @@ def finetune_tiny(
     return pipe
 
 
-def recorded_config(out: str | os.PathLike[str]) -> TinyConfig:
-    """The :class:`TinyConfig` recorded in ``out/config.json``."""
-    return TinyConfig.from_dict(json.loads((Path(out) / "config.json").read_text()))
-
-
-__all__ += ["recorded_config", "MAX_STEPS"]
+__all__ += ["MAX_STEPS"]

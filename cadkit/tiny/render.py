@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cadkit.errors import bad_arg
 from cadkit.io import atomic_dir, check_output_folder, write_json
 from cadkit.tiny.domain import COLOURS, OBJECTS, STYLES, make_grid, render_set
+from cadkit.typed_options import check_int, check_seed
 
 __all__ = ["write_renders", "check_render_folder", "MAX_RENDERS"]
 
@@ -44,10 +44,8 @@ def write_renders(out: str | os.PathLike[str], n: int, seed: int = 0) -> Path:
     """
     from PIL import Image
 
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_RENDERS:
-        raise bad_arg("n", f"an integer from 1 to {MAX_RENDERS:,}", n)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**63 - 1:
-        raise bad_arg("seed", "an integer from 0 to 2**63 - 1", seed)
+    check_int("n", n, 1, MAX_RENDERS)
+    check_seed("seed", seed)
     folder = check_render_folder(out)
     meta: list[dict[str, str]] = []
     first: list[np.ndarray] = []

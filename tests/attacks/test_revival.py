@@ -148,9 +148,9 @@ def test_bench_attack_revival_rows(run_cli: Any, tiny_sd1: Path, tmp_path: Path)
 
 def test_bench_attack_revival_two_processes(tiny_sd1: Path, tmp_path: Path) -> None:
     """Revival rows shard over 2 gloo processes like the prompt attacks: the one-process table, each prompt once."""
-    from cadkit.benchmarks.framework import BenchOptions, run_suite
     from safetensors.torch import load_file, save_file
 
+    from cadkit.benchmarks.framework import BenchOptions, run_suite
     from tests.helpers import random_judge_weights
 
     state = load_file(str(tiny_sd1 / "unet" / "diffusion_pytorch_model.safetensors"))

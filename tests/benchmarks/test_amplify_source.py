@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from cadkit.benchmarks.framework import run_suite
 
+from cadkit.benchmarks.framework import run_suite
 from cadkit.errors import CadkitError
 from tests.helpers import quick_options
 

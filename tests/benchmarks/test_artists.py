@@ -75,7 +75,6 @@ def test_cli_styles_mode_end_to_end(run_cli: Any, tiny_sd1: Path, judge_weights:
 
 def test_lpips_per_artist_equals_direct(tiny_sd1: Path, tmp_path: Path) -> None:
     from cadkit.benchmarks.framework import BenchOptions, run_suite
-
     from cadkit.data import load_prompts
     from cadkit.metrics.lpips import lpips_alex
 

@@ -196,10 +196,9 @@ def test_bench_attack_judge_not_available(run_cli: Any, tiny_sd1: Path, tmp_path
 
 
 def test_task_files_from_a_folder_pairs_or_one_file(tmp_path: Path) -> None:
+    from cadkit.attacks import resolve_task
     from cadkit.benchmarks.framework import BenchOptions
     from cadkit.benchmarks.suites.attack import task_files
-
-    from cadkit.attacks import resolve_task
     from cadkit.errors import UsageError
 
     for name in ("attack_church.csv", "attack_garbage_truck.csv", "nudity_142.csv"):

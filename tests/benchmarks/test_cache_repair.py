@@ -16,9 +16,9 @@ from tests.helpers import quick_options, strict_json
 def test_damaged_cache_entries_are_regenerated(tiny_sd1: Path, judge_network: Any, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     import numpy as np
-    from cadkit.benchmarks.framework import run_suite
     from PIL import Image
 
+    from cadkit.benchmarks.framework import run_suite
     from cadkit.data import ImageCache
 
     out = tmp_path / "run"

@@ -23,7 +23,6 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 def test_canvas_cli_end_to_end(run_cli: Any, tmp_path: Path) -> None:
     from cadkit.benchmarks.suites.canvas import canvas_records
-
     from cadkit.data import ImageCache
     from cadkit.editing import load_edit
     from cadkit.models.registry import DEFAULT_MODEL, load_world

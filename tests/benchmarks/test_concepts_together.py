@@ -25,7 +25,6 @@ def _same_edit(a: Any, b: Any) -> None:
 @pytest.mark.parametrize("combine", ["sum", "union"])
 def test_one_concept_is_the_single_class_edit(tiny_sd1: Path, tmp_path: Path, judge_network: Any, combine: str) -> None:
     from cadkit.benchmarks.framework import run_suite
-
     from cadkit.editing import load_edit
 
     single, a = run_suite("erase-objects", quick_options(tiny_sd1, tmp_path / "single", judge_network=judge_network))

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from cadkit.benchmarks.framework import run_suite
 
+from cadkit.benchmarks.framework import run_suite
 from tests.helpers import quick_options
 
 M = 2  # images per weak class and per style
@@ -25,7 +25,6 @@ def _naive_hits(out: Path, opts: Any, data: dict[str, Any], judge_weights: Path)
     from cadkit.benchmarks.framework.context import object_records
     from cadkit.benchmarks.framework.generation import edit_key, generation_protocol, model_fingerprint, model_key
     from cadkit.benchmarks.framework.registry import prepare
-
     from cadkit.data import ImageCache, class_prompts
     from cadkit.editing import load_edit
     from cadkit.tiny.world import WORLD
@@ -144,7 +143,6 @@ def test_retain_per_class_bad_input_and_default(run_cli: Any, tiny_sd1: Path, ju
     """A negative --retain-per-class: one line naming the option, exit 2, nothing written; the default given explicitly
     is left out of the protocol (so folders made before the option resume)."""
     from cadkit.benchmarks.framework.registry import prepare
-
     from tests.helpers import assert_one_line_error, cli_args
 
     out = tmp_path / "run"

@@ -29,7 +29,6 @@ def _args(model: Path, out: Path, judge: Path, *extra: str) -> list[str]:
 def test_frontier_numbers(run_cli: Any, tiny_sd1: Path, judge_weights: Path, tmp_path: Path) -> None:
     from cadkit.benchmarks.framework.generation import model_fingerprint, model_key
     from cadkit.benchmarks.framework.registry import prepare
-
     from cadkit.data import ImageCache
     from cadkit.editing import load_edit
     from cadkit.metrics.frontier import frontier_area, matched_retention

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import torch
+
 from cadkit.benchmarks.framework.generation import (
     edit_key,
     generate_missing,
@@ -14,7 +15,6 @@ from cadkit.benchmarks.framework.generation import (
     model_key,
 )
 from cadkit.benchmarks.framework.judging import judge_records, object_judge
-
 from cadkit.data import ImageCache, canonical_image, class_prompts
 from cadkit.models import load_adapter
 from tests.helpers import CLASSES, small_judge

@@ -19,11 +19,10 @@ def _naive(images: torch.Tensor, net: torch.nn.Module, labels: list[str], cls: s
 
 
 def test_erase_objects_methods(tiny_sd1: Path, tmp_path: Path, judge_network: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cadkit.methods as methods_pkg
     from cadkit.benchmarks.framework import run_suite
     from cadkit.benchmarks.framework.context import object_records
     from cadkit.benchmarks.framework.registry import prepare
-
-    import cadkit.methods as methods_pkg
     from cadkit.methods import run_method
 
     (tmp_path / "plug").mkdir()
@@ -149,7 +148,6 @@ def test_nudity_suites_rows_per_method(tiny_sd1: Path, tmp_path: Path) -> None:
 
 def test_artists_rows_per_method(tiny_sd1: Path, tmp_path: Path) -> None:
     from cadkit.benchmarks.framework import BenchOptions, run_suite
-
     from cadkit.metrics.lpips import lpips_alex
 
     prompts = tmp_path / "artists.csv"

@@ -14,9 +14,8 @@ from tests.helpers import quick_options
 
 
 def test_random_row_copies_cads_counts(tiny_sd1: Path, tmp_path: Path, judge_network: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cadkit.benchmarks.framework import run_suite
-
     import cadkit.methods as methods_pkg
+    from cadkit.benchmarks.framework import run_suite
     from cadkit.editing import load_edit
     from cadkit.methods.random_ablation import row_counts
 
@@ -33,7 +32,6 @@ def test_random_row_copies_cads_counts(tiny_sd1: Path, tmp_path: Path, judge_net
     assert conds["random circle"]["edit_key"] != conds["CAD-Erase circle"]["edit_key"]
     assert len(list((out / "scores").glob("*.safetensors"))) == 1
     from cadkit.benchmarks.framework.registry import prepare
-
     from cadkit.methods import get_method
 
     _, o, adapter = prepare("erase-objects", quick_options(tiny_sd1, out, judge_network=judge_network, classes=("circle",)))

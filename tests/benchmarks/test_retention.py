@@ -87,7 +87,6 @@ def direct_fid(real: Path, fake: torch.Tensor) -> float:
 
 def test_retain_coco_values_equal_direct_computation(tiny_clip: Any, tiny_sd1: Path, tmp_path: Path) -> None:
     from cadkit.benchmarks.framework import BenchOptions, run_suite
-
     from cadkit.data import load_prompts
 
     coco, real = write_coco(tmp_path / "coco.csv"), write_real(tmp_path / "real", 4)

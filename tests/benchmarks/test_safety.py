@@ -102,7 +102,6 @@ def _unet_file(model: Path, path: Path, scale: float) -> Path:
 
 def test_ddp_counts_equal_one_process_and_reference(tiny_sd1: Path, tmp_path: Path) -> None:
     from cadkit.benchmarks.framework import run_suite
-
     from cadkit.data import load_prompts
 
     i2p = write_i2p(tmp_path / "i2p.csv")
@@ -125,8 +124,8 @@ def test_ddp_counts_equal_one_process_and_reference(tiny_sd1: Path, tmp_path: Pa
 def test_adversarial_identity_unet(tiny_sd1: Path, tmp_path: Path) -> None:
     """The model's own denoiser as --unet: the same images and counts as the base model, a 0 % drop."""
     import torch
-    from cadkit.benchmarks.framework import run_suite
 
+    from cadkit.benchmarks.framework import run_suite
     from cadkit.data import load_prompts
 
     mma, rab = write_mma(tmp_path / "mma.csv"), write_rab(tmp_path / "rab.txt")

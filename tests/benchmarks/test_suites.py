@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from cadkit.benchmarks.framework import run_suite
 
+from cadkit.benchmarks.framework import run_suite
 from cadkit.errors import CadkitError
 from tests.helpers import install_plugin, quick_options
 
@@ -41,7 +41,6 @@ def test_erase_objects_table_plugin_and_rerun(tiny_sd1: Path, tmp_path: Path, ju
     _, o, adapter = prepare("erase-objects", opts)
     recs = object_records(o)
     from cadkit.benchmarks.framework.generation import generation_protocol, model_fingerprint, model_key
-
     from cadkit.data import ImageCache
 
     cache = ImageCache(out / "cache")
@@ -96,7 +95,6 @@ def test_model_defaults_come_from_the_registry(tiny_sd1: Path) -> None:
     suite defaults (ablate-modules' groups) and the user's values win."""
     from cadkit.benchmarks.framework import BenchOptions
     from cadkit.benchmarks.framework.registry import prepare
-
     from cadkit.models.registry import REGISTRY
 
     _, o, _ = prepare("erase-objects", BenchOptions(model="tiny", quick=True))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from cadkit.benchmarks.framework import run_suite
-
 from tests.helpers import quick_options
 
 

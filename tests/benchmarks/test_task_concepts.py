@@ -109,9 +109,9 @@ def _nudity_suite(name: str, tiny_sd1: Path, tmp_path: Path) -> tuple[Path, Any]
 
 
 def _retain(tiny_sd1: Path, tmp_path: Path) -> tuple[Path, Any]:
-    from cadkit.benchmarks.framework import BenchOptions, run_suite
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
+    from cadkit.benchmarks.framework import BenchOptions, run_suite
     from cadkit.testing import make_clip_tokenizer
 
     tok = make_clip_tokenizer()
@@ -132,7 +132,6 @@ def _retain(tiny_sd1: Path, tmp_path: Path) -> tuple[Path, Any]:
 
 def _artists(tiny_sd1: Path, tmp_path: Path) -> tuple[Path, Any]:
     from cadkit.benchmarks.framework import BenchOptions, run_suite
-
     from cadkit.metrics.lpips import lpips_alex
 
     prompts = tmp_path / "artists.csv"

@@ -79,7 +79,6 @@ def test_counts_are_bounded_before_any_work(tiny_sd1: Path, tmp_path: Path, run_
     # the Python API has the same bounds
     from cadkit.benchmarks.framework import BenchOptions
     from cadkit.benchmarks.framework.registry import prepare
-
     from cadkit.commands.generate import run as generate
     from cadkit.tiny.evaluate import evaluate_tiny
     from cadkit.tiny.render import write_renders
@@ -151,7 +150,6 @@ def test_non_finite_numbers_are_refused(tiny_sd1: Path, tmp_path: Path, run_cli:
     _check_cases(cases, tiny_sd1, tmp_path, run_cli, monkeypatch)
     from cadkit.benchmarks.framework import BenchOptions
     from cadkit.benchmarks.framework.registry import prepare
-
     from cadkit.tiny.evaluate import evaluate_tiny
 
     for field in ("guidance", "attr_guidance"):
@@ -165,7 +163,6 @@ def test_non_finite_numbers_are_refused(tiny_sd1: Path, tmp_path: Path, run_cli:
 def test_every_json_written_is_strict(tmp_path: Path) -> None:
     """Non-finite values become null in every JSON cadkit writes (reports, protocols, edit metadata)."""
     from cadkit.benchmarks.framework.report import SuiteResult, Table, write_report
-
     from cadkit.io import write_json
 
     values = {"nan": math.nan, "inf": math.inf, "ninf": -math.inf, "x": [1.5, math.nan]}

@@ -180,6 +180,7 @@ def test_ambiguous_input_is_refused(tiny_sd1: Path, judge_file: Path, tmp_path: 
 # -- class 7: messages name the option, the missing file, and never advise running a file's code ------------------------
 def test_messages(tiny_sd1: Path, tmp_path: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import click
+
     from cadkit.cli.main import cli
 
     monkeypatch.chdir(tmp_path)
@@ -284,7 +285,6 @@ def test_option_parser_property() -> None:
     ``bench --method-option``), ``check_options`` and ``parse_method_options``: each equals the reference reading
     or is one ``UsageError`` line, short, naming the option -- never another exception."""
     from cadkit.benchmarks.framework.methods import parse_method_options
-
     from cadkit.commands.erase import check_options
     from cadkit.methods import get_method
     from cadkit.methods.options import parse_option_text

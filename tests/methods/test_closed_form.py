@@ -19,7 +19,7 @@ def _problem(seed: int = 0, m: int = 12, n: int = 9, ne: int = 4, npres: int = 5
 
 
 def _lstsq_reference(w: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p: torch.Tensor, lam: float, se: float, sp: float) -> torch.Tensor:
-    """Stacked least squares: rows sqrt(λ) I, sqrt(s_e) kᵀ, sqrt(s_p) pᵀ; right-hand sides likewise (spec §3.7)."""
+    """Stacked least squares: rows sqrt(λ) I, sqrt(s_e) kᵀ, sqrt(s_p) pᵀ; right-hand sides likewise."""
     n = w.shape[1]
     a = torch.cat([lam**0.5 * torch.eye(n, dtype=D), se**0.5 * k, sp**0.5 * p])
     b = torch.cat([lam**0.5 * w.T, se**0.5 * v, sp**0.5 * (p @ w.T)])

@@ -33,7 +33,9 @@ class FillMethod(ErasureMethod):
     name = "fill"
     description = "Fill one matrix with a constant"
     Options = Opts
-    families = ("sd",)
+
+    def supports(self, adapter):
+        return getattr(adapter, "family", "") == "sd"
 
     def compute(self, adapter, concept, concept_type, options, seed, meter):
         big = torch.ones(64 * 2**20, dtype=torch.float32)  # 256 MiB, touched

@@ -1,4 +1,4 @@
-"""Behavioural check on the trained ``tiny`` model (spec §3.7 item 7): UCE and RECE erasing "circle"
+"""Behavioural check on the trained ``tiny`` model (no pretrained weights): UCE and RECE erasing "circle"
 lower the judge's circle accuracy more than any other class's accuracy."""
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def run_metrics(indices: list[int]) -> dict:
     """Update the metrics with the given images (one batch per 2 images) and compute."""
     from cadkit.metrics.lpips import GroupLPIPS
     from cadkit.metrics.nudenet import NudityCounts
-    from cadkit.metrics.registry import get_metric
+    from cadkit.metrics.registry import get_metric, to_python
 
     images, base, records = data()
     acc = get_metric("object-accuracy", classifier=ColourNet(), labels=CLASSES, classes=CLASSES)
@@ -57,7 +57,7 @@ def run_metrics(indices: list[int]) -> dict:
         acc.update(images[idx], [records[i] for i in idx])
         nud.update(images[idx])
         lp.update(base[idx], images[idx], [records[i]["artist"] for i in idx])
-    return {"accuracy": acc.compute(), "nudity": nud.compute(), "lpips": lp.compute()}
+    return to_python({"accuracy": acc.compute(), "nudity": nud.compute(), "lpips": lp.compute()})
 
 
 def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:

@@ -10,6 +10,7 @@ import pytest
 from cadkit.methods import get_method
 from cadkit.methods.base import CONCEPT_TYPES
 from cadkit.methods.options import parse_options
+from cadkit.models.adapters import SDAdapter
 from cadkit.models.registry import (
     CONCEPT_PLACEHOLDER,
     DEFAULT_MODEL,
@@ -41,7 +42,7 @@ def test_every_default_is_a_valid_option(name: str) -> None:
         assert isinstance(d, MethodDefaults)
         for ct in CONCEPT_TYPES:
             m = get_method(method)
-            parse_options(m.Options, method_defaults(name, method, ct, "circle"), m.type_defaults(ct, "sd"))
+            parse_options(m.Options, method_defaults(name, method, ct, "circle"), m.type_defaults(ct, SDAdapter))
 
 
 def test_embedded_prompt_pairs_use_its_words() -> None:

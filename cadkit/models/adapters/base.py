@@ -23,13 +23,25 @@ Conventions
   models; ``sigma * 1000`` for flow models).
 * Images are float tensors ``[B, 3, H, W]``; ``encode_images`` takes them in [-1, 1], ``decode``
   returns them in [0, 1].
+
+Family knowledge
+----------------
+Methods and attacks never compare family names: they ask the adapter. An adapter class declares
+:attr:`~DiffusionAdapter.capabilities` (words of :data:`CAPABILITIES`: what it can tell a method or an
+attack) and class-level facts readable before any model is loaded (:attr:`~DiffusionAdapter.flow_matching`,
+:attr:`~DiffusionAdapter.legacy_token_slicing`, :attr:`~DiffusionAdapter.extension_methods`), and
+implements the hooks behind each capability (:meth:`~DiffusionAdapter.text_edit_sites`,
+:meth:`~DiffusionAdapter.concept_token_positions`, :meth:`~DiffusionAdapter.esd_parameters`,
+:meth:`~DiffusionAdapter.prompt_text_streams`, :meth:`~DiffusionAdapter.text_stream_output`,
+:meth:`~DiffusionAdapter.condition_from_text_streams`). A method or an attack declares the capabilities
+it ``requires``; ``supports(adapter_or_class)`` compares the two. A new family is a new adapter class:
+nothing outside ``cadkit/models`` changes.
 """
 
 from __future__ import annotations
 
 import abc
 import copy
-import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -37,9 +49,27 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from cadkit.errors import bad_arg
+from cadkit.errors import CadkitError, bad_arg
+from cadkit.models.adapters.text_sites import Site
 
-__all__ = ["Condition", "TrajectoryStep", "SampleResult", "SamplingRun", "DiffusionAdapter", "parse_modules"]
+__all__ = ["CAPABILITIES", "Condition", "TrajectoryStep", "SampleResult", "SamplingRun", "DiffusionAdapter", "parse_modules",
+           "adapter_type"]
+
+#: What an adapter class may declare in ``capabilities``, and the hooks each word promises.
+CAPABILITIES: dict[str, str] = {
+    "text-projections": "text_edit_sites and concept_token_positions: the text-side matrices a closed-form edit "
+                        "(UCE, RECE) rewrites and the token positions that carry a concept",
+    "text-side-parameters": "esd_parameters: the denoiser split into its text-conditioning parameters and the rest "
+                            "(what ESD-x and ESD-u train)",
+    "ffn-outputs": "feed-forward output layers named *.ff.net.2 (*.ff_context.net.2 on a text stream): ConceptPrune's neurons",
+    "clip-text-streams": "prompt_text_streams, text_stream_output and condition_from_text_streams: the CLIP streams one "
+                         "soft prompt drives and how their outputs make a Condition (prompt attacks)",
+}
+
+
+def adapter_type(adapter: Any) -> type:
+    """The class of ``adapter`` (an adapter or an adapter class)."""
+    return adapter if isinstance(adapter, type) else type(adapter)
 
 
 @dataclass
@@ -139,6 +169,16 @@ class DiffusionAdapter(abc.ABC):
     #: Sampling defaults of the family's pipeline (SD-1/2: 50 steps, CFG 7.5 as in the paper).
     default_guidance: float = 7.5
     default_steps: int = 50
+    #: Words of :data:`CAPABILITIES` this adapter implements (a method or attack ``requires`` some of them).
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: Whether the denoiser is a flow-matching model (``prediction_type == "flow"``), known before loading.
+    flow_matching: ClassVar[bool] = False
+    #: Whether UCE's paper-era ``legacy`` token slicing is defined: one CLIP sequence carries the prompt
+    #: (otherwise UCE and RECE default to ``last`` tokens and refuse ``legacy``).
+    legacy_token_slicing: ClassVar[bool] = False
+    #: Built-in methods cadkit runs on this family without a reference implementation (their records say
+    #: ``"extension": true``).
+    extension_methods: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, pipe: Any, device: torch.device | str | None = None) -> None:
         self.pipe = pipe
@@ -318,6 +358,44 @@ class DiffusionAdapter(abc.ABC):
             names.update(groups[g])
         return {n: p for n, p in self.denoiser.named_parameters() if n in names}
 
+    # -- family knowledge for methods and attacks (see the module docstring) -----------------------------------
+    def _lacks(self, capability: str) -> CadkitError:
+        return bad_arg("adapter", f"a model whose adapter has {capability!r}", self.family or type(self).__name__)
+
+    def text_edit_sites(self, pooled: bool = False) -> list[Site]:
+        """``text-projections``: the weights a closed-form text-side edit (UCE, RECE) rewrites, in
+        ``named_parameters`` order; ``pooled`` asks for pooled-text columns where the family keeps them
+        apart (SD-XL's ``add_embedding``); a family that cannot raises ``bad_arg("pooled", ...)``."""
+        raise self._lacks("text-projections")
+
+    def concept_token_positions(self, texts: Sequence[str], length: int) -> list[list[int]]:
+        """``text-projections``: per text, the positions of :meth:`encode`'s ``embeds`` (``length`` tokens) that
+        carry it: the last content token of each text sequence (one per sequence the condition joins)."""
+        raise self._lacks("text-projections")
+
+    def esd_parameters(self, which: str, selection: str = "legacy") -> list[str]:
+        """``text-side-parameters``: names of the parameters ESD trains, in ``named_parameters`` order:
+        ``which = "esd-x"`` the text-conditioning ones, ``"esd-u"`` the others (``selection``: the reference's
+        ``legacy`` or ``diffusers`` rule where the family has two)."""
+        raise self._lacks("text-side-parameters")
+
+    def prompt_text_streams(self) -> list[tuple[Any, nn.Module]]:
+        """``clip-text-streams``: ``(tokenizer, text encoder)`` of every CLIP stream one soft prompt drives, in the
+        order :meth:`condition_from_text_streams` takes their outputs."""
+        raise CadkitError(f"prompt attacks need an adapter with CLIP text streams; this model is {self.family or type(self.pipe).__name__}")
+
+    def text_stream_output(self, encoder: nn.Module, ids: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """``clip-text-streams``: ``(hidden states, pooled output)`` of one stream's ``encoder`` run on ``ids``
+        ``[1, L]`` as the pipeline's ``encode_prompt`` uses it (None where the family uses none)."""
+        raise self._lacks("clip-text-streams")
+
+    def condition_from_text_streams(self, hidden: list[Tensor], pooled: list[Tensor], t5: Callable[[], Tensor],
+                                    size: tuple[int | None, int | None] = (None, None)) -> Condition:
+        """``clip-text-streams``: the one-row :class:`Condition` of the streams' outputs (in stream order) as
+        :meth:`encode` builds it; ``t5()`` gives the T5 sequence ``[1, L, D]`` where the family has one, ``size``
+        the image size a family's added inputs describe (None: native)."""
+        raise self._lacks("clip-text-streams")
+
     def model_info(self) -> dict[str, Any]:
         """Provenance: family, name or path, revision, scheduler."""
         cfg = getattr(self.pipe, "config", {}) or {}
@@ -345,7 +423,3 @@ def parse_modules(modules: str | Sequence[str], allowed: Sequence[str], arg: str
             out.append(m)
     return out
 
-
-def name_matches(name: str, patterns: Sequence[str]) -> bool:
-    """True when ``name`` matches one of the glob ``patterns``."""
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)

@@ -42,7 +42,8 @@ import torch
 from torch import Tensor, nn
 
 from cadkit.models.adapters.base import Condition, DiffusionAdapter, SamplingRun
-from cadkit.models.adapters.sd3 import FlowForwardMixin
+from cadkit.models.adapters.sd3 import FlowForwardMixin, TransformerTextSideMixin
+from cadkit.models.adapters.text_sites import last_token_index
 
 __all__ = ["FluxAdapter", "flux_groups"]
 
@@ -59,12 +60,15 @@ def flux_groups() -> dict[str, Callable[[str, Tensor], bool]]:
     }
 
 
-class FluxAdapter(FlowForwardMixin, DiffusionAdapter):
+class FluxAdapter(TransformerTextSideMixin, FlowForwardMixin, DiffusionAdapter):
     """FLUX.1 schnell / dev."""
 
     pipeline_class = "FluxPipeline"
     family = "flux"
     groups = ("ff", "ff_context", "attn", "all")
+    capabilities = frozenset({"text-projections", "text-side-parameters", "ffn-outputs", "clip-text-streams"})
+    flow_matching = True
+    extension_methods = frozenset({"rece", "esd-u", "esd-x", "conceptprune"})
     #: The pipeline's own defaults (``FluxPipeline.__call__``; FLUX.1-schnell is meant for ~4 steps).
     default_guidance: float = 3.5
     default_steps: int = 28
@@ -102,6 +106,28 @@ class FluxAdapter(FlowForwardMixin, DiffusionAdapter):
             g = self.default_guidance if guidance is None else guidance
             added["guidance"] = torch.full([len(prompts)], float(g), device=self.device, dtype=torch.float32)
         return Condition(embeds.to(self.dtype), pooled.to(self.dtype), added)
+
+    # -- family knowledge for methods and attacks --------------------------------------------------------
+    def concept_token_positions(self, texts: Sequence[str], length: int) -> list[list[int]]:
+        """The last T5 token (``max(mask - 2, 0)``; position 0 for "", where the reference picks the last padding)."""
+        return [[i] for i in last_token_index(self.pipe.tokenizer_2, texts, length, floor_zero=True)]
+
+    def prompt_text_streams(self) -> list[tuple[Any, nn.Module]]:
+        """One CLIP stream, whose pooled output conditions the transformer; T5 encodes the decoded text."""
+        return [(self.pipe.tokenizer, self.pipe.text_encoder)]
+
+    def text_stream_output(self, encoder: nn.Module, ids: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """The pooled output only (the sequence is T5's)."""
+        return None, encoder(ids).pooler_output
+
+    def condition_from_text_streams(self, hidden: list[Tensor], pooled: list[Tensor], t5: Callable[[], Tensor],
+                                    size: tuple[int | None, int | None] = (None, None)) -> Condition:
+        """The T5 sequence, the CLIP pooled output, and the default guidance where the transformer embeds it."""
+        seq = t5()
+        added: dict[str, Tensor] = {}
+        if self.guidance_embeds:
+            added["guidance"] = torch.full([1], float(self.default_guidance), device=self.device, dtype=torch.float32)
+        return Condition(seq, pooled[0].to(self.dtype), added)
 
     @staticmethod
     def pack(x: Tensor) -> Tensor:

@@ -10,9 +10,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from cadkit.errors import bad_arg
 from cadkit.models.adapters.base import Condition, DiffusionAdapter, SamplingRun
+from cadkit.models.adapters.text_sites import Site, last_token_index
 
-__all__ = ["SDAdapter", "unet_groups", "DDPMForwardMixin"]
+__all__ = ["SDAdapter", "unet_groups", "DDPMForwardMixin", "linear_or_conv", "require_sites"]
+
+#: Outside ESD-u's legacy rule on UNets: the output norm/conv and the time/added embeddings.
+_UNET_SKIP_U = ("conv_norm_out.", "conv_out.", "time_embedding.", "add_embedding.", "add_time_proj.")
 
 
 def unet_groups() -> dict[str, Callable[[str, Tensor], bool]]:
@@ -36,6 +41,22 @@ def unet_groups() -> dict[str, Callable[[str, Tensor], bool]]:
         "resnet": lambda n, p: "resnets." in n and is_w(p),
         "all": lambda n, p: True,
     }
+
+
+def linear_or_conv(den: nn.Module) -> set[str]:
+    """Names of the parameters of every ``nn.Linear`` / ``nn.Conv2d`` of ``den``."""
+    out: set[str] = set()
+    for mname, m in den.named_modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            out.update(f"{mname}.{p}" for p, _ in m.named_parameters(recurse=False))
+    return out
+
+
+def require_sites(sites: list[Site], family: str) -> list[Site]:
+    """``sites``, or a one-line error when the denoiser has none."""
+    if not sites:
+        raise bad_arg("adapter", "a denoiser with text-side projections (attn2.to_k/to_v or context_embedder)", family)
+    return sites
 
 
 class DDPMForwardMixin:
@@ -69,6 +90,8 @@ class SDAdapter(DDPMForwardMixin, DiffusionAdapter):
     pipeline_class = "StableDiffusionPipeline"
     family = "sd"
     groups = ("ff", "attn1", "attn2", "resnet", "all")
+    capabilities = frozenset({"text-projections", "text-side-parameters", "ffn-outputs", "clip-text-streams"})
+    legacy_token_slicing = True
 
     @property
     def denoiser(self) -> nn.Module:
@@ -98,6 +121,47 @@ class SDAdapter(DDPMForwardMixin, DiffusionAdapter):
         sched = copy.deepcopy(self.scheduler)
         sched.set_timesteps(steps, device="cpu")
         return sched.timesteps.clone()
+
+    # -- family knowledge for methods and attacks --------------------------------------------------------
+    def _text_names(self) -> list[str]:
+        return [n for n, p in self.denoiser.named_parameters() if p.ndim == 2]
+
+    def text_edit_sites(self, pooled: bool = False) -> list[Site]:
+        """Every cross-attention ``attn2.to_k`` / ``attn2.to_v`` (space ``tokens``: the per-token embeddings the
+        UNet receives). SD-1/2 keep no pooled text: ``pooled`` is refused."""
+        sites = [Site(n, "tokens") for n in self._text_names() if n.endswith(("attn2.to_k.weight", "attn2.to_v.weight"))]
+        if pooled:
+            raise bad_arg("pooled", "True only for SD-XL (a UNet with add_embedding)", pooled)
+        return require_sites(sites, self.family)
+
+    def concept_token_positions(self, texts: Sequence[str], length: int) -> list[list[int]]:
+        """The last content token of the CLIP sequence (attention-mask sum - 2; BOS for "")."""
+        return [[i] for i in last_token_index(self.pipe.tokenizer, texts, length)]
+
+    def esd_parameters(self, which: str, selection: str = "legacy") -> list[str]:
+        """ESD on a UNet (the reference's train methods): ``esd-x`` every ``attn2`` parameter; ``esd-u``
+        everything but ``attn2``, the time embedding and the output norm/conv (``legacy``) or every
+        Linear/Conv2d outside ``attn2`` (``diffusers``)."""
+        names = [n for n, _ in self.denoiser.named_parameters()]
+        if which == "esd-x":
+            return [n for n in names if ".attn2." in n]
+        if selection == "legacy":
+            return [n for n in names if ".attn2." not in n and not n.startswith(_UNET_SKIP_U)]
+        lin = linear_or_conv(self.denoiser)
+        return [n for n in names if n in lin and ".attn2." not in n]
+
+    def prompt_text_streams(self) -> list[tuple[Any, nn.Module]]:
+        """One CLIP stream (``tokenizer``, ``text_encoder``)."""
+        return [(self.pipe.tokenizer, self.pipe.text_encoder)]
+
+    def text_stream_output(self, encoder: nn.Module, ids: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """The last hidden state; no pooled output."""
+        return encoder(ids)[0], None
+
+    def condition_from_text_streams(self, hidden: list[Tensor], pooled: list[Tensor], t5: Callable[[], Tensor],
+                                    size: tuple[int | None, int | None] = (None, None)) -> Condition:
+        """The last hidden state, as ``encode_prompt`` returns it."""
+        return Condition(hidden[0].to(self.dtype))
 
     # -- sampling hooks (the loop is DiffusionAdapter.sample) -------------------------------------------
     def _init_latents(self, seeds: Sequence[int], height: int, width: int, sched: Any) -> Tensor:

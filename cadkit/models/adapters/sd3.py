@@ -36,9 +36,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from cadkit.errors import bad_arg
 from cadkit.models.adapters.base import Condition, DiffusionAdapter, SamplingRun
+from cadkit.models.adapters.sd import require_sites
+from cadkit.models.adapters.text_sites import Site, last_token_index
 
-__all__ = ["SD3Adapter", "mmdit_groups", "FlowForwardMixin"]
+__all__ = ["SD3Adapter", "mmdit_groups", "FlowForwardMixin", "TransformerTextSideMixin"]
+
+#: The text-stream projections of a joint-attention block (ESD-x's counterpart of cross-attention).
+_TEXT_SIDE = (".attn.add_q_proj.", ".attn.add_k_proj.", ".attn.add_v_proj.", ".attn.to_add_out.")
 
 
 def mmdit_groups() -> dict[str, Callable[[str, Tensor], bool]]:
@@ -71,12 +77,41 @@ class FlowForwardMixin:
         return noise - x0
 
 
-class SD3Adapter(FlowForwardMixin, DiffusionAdapter):
+class TransformerTextSideMixin(DiffusionAdapter):
+    """Text-side facts shared by the MMDiT families (SD-3, FLUX): text enters through ``context_embedder`` (the
+    token sequence) and ``time_text_embed.text_embedder.linear_1`` (the pooled CLIP vector), and through the
+    text-stream projections of the joint-attention blocks."""
+
+    def text_edit_sites(self, pooled: bool = False) -> list[Site]:
+        """``context_embedder`` (space ``tokens``) and ``time_text_embed.text_embedder.linear_1`` (``pooled``), as
+        the current UCE code edits FLUX (SD-3: cadkit extension); the pooled projection is always edited."""
+        want = {"context_embedder.weight": "tokens", "time_text_embed.text_embedder.linear_1.weight": "pooled"}
+        sites = [Site(n, want[n]) for n, p in self.denoiser.named_parameters() if p.ndim == 2 and n in want]
+        if pooled:
+            raise bad_arg("pooled", "True only for SD-XL (FLUX and SD-3 always edit their pooled projection)", pooled)
+        return require_sites(sites, self.family)
+
+    def esd_parameters(self, which: str, selection: str = "legacy") -> list[str]:
+        """ESD on an MMDiT (extension): ``esd-x`` the text-stream attention projections and ``context_embedder``;
+        ``esd-u`` every other block parameter (``selection`` has one rule here)."""
+        names = [n for n, _ in self.denoiser.named_parameters()]
+        blocks = ("transformer_blocks.", "single_transformer_blocks.")
+        text_side = [n for n in names if n.startswith("context_embedder.") or (n.startswith(blocks) and any(t in n for t in _TEXT_SIDE))]
+        if which == "esd-x":
+            return text_side
+        ts = set(text_side)
+        return [n for n in names if n.startswith(blocks) and n not in ts]
+
+
+class SD3Adapter(TransformerTextSideMixin, FlowForwardMixin, DiffusionAdapter):
     """Stable Diffusion 3 and 3.5 (medium, large)."""
 
     pipeline_class = "StableDiffusion3Pipeline"
     family = "sd3"
     groups = ("ff", "ff_context", "attn", "attn_self", "all")
+    capabilities = frozenset({"text-projections", "text-side-parameters", "ffn-outputs", "clip-text-streams"})
+    flow_matching = True
+    extension_methods = frozenset({"uce", "rece", "esd-u", "esd-x", "conceptprune"})
     #: The pipeline's own defaults (``StableDiffusion3Pipeline.__call__``).
     default_guidance: float = 7.0
     default_steps: int = 28
@@ -112,6 +147,33 @@ class SD3Adapter(FlowForwardMixin, DiffusionAdapter):
             max_sequence_length=self.max_sequence_length,
         )
         return Condition(embeds.to(self.dtype), pooled.to(self.dtype))
+
+    # -- family knowledge for methods and attacks --------------------------------------------------------
+    def concept_token_positions(self, texts: Sequence[str], length: int) -> list[list[int]]:
+        """Two per text: the last CLIP token, and the last T5 token (``max(mask - 2, 0)``) after the CLIP part."""
+        l_clip = int(self.pipe.tokenizer_max_length)
+        clip = last_token_index(self.pipe.tokenizer, texts, l_clip)
+        t5 = last_token_index(self.pipe.tokenizer_3, texts, length - l_clip, floor_zero=True)
+        return [[c, l_clip + t] for c, t in zip(clip, t5)]
+
+    def prompt_text_streams(self) -> list[tuple[Any, nn.Module]]:
+        """The two CLIP streams (CLIP-L, CLIP-G); T5 encodes the decoded text without gradient."""
+        first = [(self.pipe.tokenizer, self.pipe.text_encoder)] if getattr(self.pipe, "text_encoder", None) is not None else []
+        return first + [(self.pipe.tokenizer_2, self.pipe.text_encoder_2)]
+
+    def text_stream_output(self, encoder: nn.Module, ids: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """The penultimate hidden state and the projected pooled output."""
+        out = encoder(ids, output_hidden_states=True)
+        return out.hidden_states[-2], out[0] if out[0].ndim == 2 else None
+
+    def condition_from_text_streams(self, hidden: list[Tensor], pooled: list[Tensor], t5: Callable[[], Tensor],
+                                    size: tuple[int | None, int | None] = (None, None)) -> Condition:
+        """CLIP hidden states concatenated, zero-padded to the T5 width, then the T5 sequence; both pooled outputs
+        concatenated."""
+        seq = t5()
+        clip = torch.cat([h.to(self.dtype) for h in hidden], dim=-1)
+        clip = torch.nn.functional.pad(clip, (0, seq.shape[-1] - clip.shape[-1]))
+        return Condition(torch.cat([clip, seq.to(clip.device)], dim=-2), torch.cat([p.to(self.dtype) for p in pooled], dim=-1))
 
     def predict(self, x_t: Tensor, t: Tensor, cond: Condition) -> Tensor:
         """Flow velocity ``[B, C, h, w]`` at latents ``x_t`` and timesteps ``t`` (``sigma * 1000``)."""

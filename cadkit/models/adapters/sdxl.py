@@ -17,14 +17,16 @@ a non-empty negative prompt is encoded like the pipeline encodes it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from cadkit.errors import CadkitError, bad_arg
 from cadkit.models.adapters.base import Condition, SamplingRun
-from cadkit.models.adapters.sd import SDAdapter
+from cadkit.models.adapters.sd import SDAdapter, require_sites
+from cadkit.models.adapters.text_sites import Site
 
 __all__ = ["SDXLAdapter"]
 
@@ -76,6 +78,45 @@ class SDXLAdapter(SDAdapter):
             pooled = None if like.pooled is None else torch.zeros_like(like.pooled)
             return Condition(torch.zeros_like(like.embeds), pooled, {"time_ids": self.time_ids(n, height, width)})
         return self.encode([negative_prompt] * n, height, width)
+
+    # -- family knowledge for methods and attacks --------------------------------------------------------
+    def text_edit_sites(self, pooled: bool = False) -> list[Site]:
+        """SD-1/2's sites; with ``pooled`` (cadkit option, not in the reference) also the pooled-text columns
+        ``[0, P)`` of ``add_embedding.linear_1`` (its input is the pooled embedding, then the time ids)."""
+        names = self._text_names()
+        sites = [Site(n, "tokens") for n in names if n.endswith(("attn2.to_k.weight", "attn2.to_v.weight"))]
+        if pooled:
+            if "add_embedding.linear_1.weight" not in names:
+                raise bad_arg("pooled", "True only for SD-XL (a UNet with add_embedding)", pooled)
+            width = int(self.pipe.text_encoder_2.config.projection_dim)
+            sites.append(Site("add_embedding.linear_1.weight", "pooled", (0, width)))
+        return require_sites(sites, self.family)
+
+    def esd_parameters(self, which: str, selection: str = "legacy") -> list[str]:
+        """SD-1/2's rules; ``esd-u`` under ``diffusers`` keeps block parameters only, no embeddings (``esd_sdxl.py``)."""
+        keep = super().esd_parameters(which, selection)
+        if which != "esd-x" and selection != "legacy":
+            keep = [n for n in keep if "block" in n and "emb" not in n]
+        return keep
+
+    def prompt_text_streams(self) -> list[tuple[Any, nn.Module]]:
+        """Both CLIP streams (one BPE vocabulary, so one token id drives both tables); a refiner-style pipeline
+        without ``text_encoder`` has the second only."""
+        first = [(self.pipe.tokenizer, self.pipe.text_encoder)] if getattr(self.pipe, "text_encoder", None) is not None else []
+        return first + [(self.pipe.tokenizer_2, self.pipe.text_encoder_2)]
+
+    def text_stream_output(self, encoder: nn.Module, ids: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """The penultimate hidden state, and the projected pooled output of an encoder with projection."""
+        out = encoder(ids, output_hidden_states=True)
+        return out.hidden_states[-2], out[0] if out[0].ndim == 2 else None
+
+    def condition_from_text_streams(self, hidden: list[Tensor], pooled: list[Tensor], t5: Callable[[], Tensor],
+                                    size: tuple[int | None, int | None] = (None, None)) -> Condition:
+        """Both hidden states concatenated, the pooled embedding of the encoder that has one, time ids of ``size``."""
+        if not pooled:
+            raise CadkitError("no text encoder of this SD-XL pipeline returns a pooled embedding")
+        emb = torch.cat([h.to(self.dtype) for h in hidden], dim=-1)
+        return Condition(emb, pooled[0].to(self.dtype), {"time_ids": self.time_ids(1, *size)})
 
     def predict(self, x_t: Tensor, t: Tensor, cond: Condition) -> Tensor:
         added = {"text_embeds": cond.pooled, "time_ids": cond.added["time_ids"]}
