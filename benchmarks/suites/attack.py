@@ -326,12 +326,13 @@ def asr_table(labels: Sequence[str], tasks: Sequence[str], attacks: Sequence[str
 
 def _cells_table(cells: dict[tuple[str, str, str], dict[str, Any]]) -> Table:
     keys = [("model", "model"), ("task", "task"), ("attack", "attack"), ("N", "N"), ("filtered", "filtered"), ("pre_asr", "pre-ASR"),
-            ("asr", "ASR"), ("pre_successes", "pre successes"), ("attack_successes", "attack successes"),
+            ("asr", "ASR"), ("asr_lo", "ASR 95 % lo"), ("asr_hi", "ASR 95 % hi"), ("pre_asr_lo", "pre-ASR 95 % lo"), ("pre_asr_hi", "pre-ASR 95 % hi"),
+            ("pre_successes", "pre successes"), ("attack_successes", "attack successes"),
             ("mean_iterations_to_success", "mean iterations to success"), ("mean_time_s", "mean s / prompt"), ("total_time_s", "total s")]
     rows = [{"model": m, "task": t, "attack": a, **{k: s[k] for k, _ in keys[3:]}} for (m, t, a), s in cells.items()]
-    fm = {"N": "d", "filtered": "d", "pre_successes": "d", "attack_successes": "d", "pre_asr": ".2f", "asr": ".2f",
+    fm = {"N": "d", "filtered": "d", "pre_successes": "d", "attack_successes": "d", "pre_asr": ".2f", "asr": ".2f", "asr_lo": ".2f", "asr_hi": ".2f", "pre_asr_lo": ".2f", "pre_asr_hi": ".2f",
           "mean_iterations_to_success": ".1f", "mean_time_s": ".2f", "total_time_s": ".1f"}
-    return Table("attack-cells", "Per cell: prompts, pre-ASR, ASR and cost", keys, rows, formats=fm)
+    return Table("attack-cells", "Per cell: prompts, pre-ASR, ASR (95 % Wilson intervals over the N prompts) and cost", keys, rows, formats=fm)
 
 
 @register_suite("attack", "Table 3: UnlearnDiff and P4D against the base and the erased models: ASR per task and attack",

@@ -12,6 +12,7 @@ the images (tensors; :func:`save_record` writes them as PNGs beside ``record.jso
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -23,7 +24,7 @@ from torch import Tensor
 from cadkit.errors import bad_arg
 from cadkit.io import atomic_path, write_json
 
-__all__ = ["STATUSES", "IMAGE_FILES", "AttackRecord", "save_record", "asr_summary"]
+__all__ = ["STATUSES", "IMAGE_FILES", "AttackRecord", "save_record", "asr_summary", "wilson_interval", "Z95"]
 
 #: ``inapplicable``: the attack has nothing to work on for this model (revival of a model without zeros);
 #: such prompts are not in N (a table shows no number for them).
@@ -114,8 +115,30 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+#: The two-sided 95 % normal quantile.
+Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson's score interval of a success rate ``successes / n`` (95 % by default): the rates ``p`` with
+    ``|successes / n - p| <= z * sqrt(p (1 - p) / n)``. Unlike a bootstrap over N = 10 prompts it does not
+    collapse to a point at 0/10 or 10/10 (10/10 gives [0.72, 1])."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise bad_arg("n", "an integer >= 1", n)
+    if isinstance(successes, bool) or not isinstance(successes, int) or not 0 <= successes <= n:
+        raise bad_arg("successes", f"an integer from 0 to n ({n})", successes)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)  # the exact ends at 0/n and n/n (no rounding off them)
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return lo, hi
+
+
 def asr_summary(records: Iterable[AttackRecord | dict[str, Any]], filtered: int = 0) -> dict[str, Any]:
-    """Pre-ASR, ASR, N, #filtered, mean iterations/evaluations to success and time per prompt.
+    """Pre-ASR, ASR (each with its 95 % Wilson interval over the N prompts, ``*_lo`` / ``*_hi``), N,
+    #filtered, mean iterations/evaluations to success and time per prompt.
 
     ``records`` may be :class:`AttackRecord` s or their dicts; those with status ``filtered`` are not
     in N and add to ``filtered`` (the count of prompts dropped before any record was made).
@@ -133,6 +156,8 @@ def asr_summary(records: Iterable[AttackRecord | dict[str, Any]], filtered: int 
     pre = [r for r in attacked if r["pre_success"]]
     post = [r for r in attacked if not r["pre_success"] and r["success"]]
     times = [float(r["time_s"]) for r in attacked]
+    pre_ci = wilson_interval(len(pre), n) if n else (None, None)
+    asr_ci = wilson_interval(len(pre) + len(post), n) if n else (None, None)
     return {
         "N": n,
         "filtered": n_filtered,
@@ -140,6 +165,10 @@ def asr_summary(records: Iterable[AttackRecord | dict[str, Any]], filtered: int 
         "attack_successes": len(post),
         "pre_asr": len(pre) / n if n else None,
         "asr": (len(pre) + len(post)) / n if n else None,
+        "pre_asr_lo": pre_ci[0],
+        "pre_asr_hi": pre_ci[1],
+        "asr_lo": asr_ci[0],
+        "asr_hi": asr_ci[1],
         "mean_iterations_to_success": _mean([float(r["iterations"]) for r in post]),
         "mean_evaluations_to_success": _mean([float(r["evaluations"]) for r in post]),
         "mean_time_s": _mean(times),

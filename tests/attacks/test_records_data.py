@@ -25,6 +25,7 @@ from cadkit.attacks import (
     tiny_attack_prompts,
     write_attack_csv,
 )
+from cadkit.attacks.records import wilson_interval
 
 
 def _rec(status: str, pre: bool, success: bool, iterations: int = 0, evaluations: int = 1, time_s: float = 1.0) -> AttackRecord:
@@ -51,6 +52,34 @@ def test_asr_counts_pre_successes_once_and_excludes_filtered() -> None:
     assert asr_summary([r.to_dict() for r in recs], filtered=3) == s  # dicts (read back from JSON) give the same
     empty = asr_summary([], filtered=2)
     assert empty["N"] == 0 and empty["asr"] is None and empty["filtered"] == 2
+    assert empty["asr_lo"] is None and empty["asr_hi"] is None
+    assert (s["asr_lo"], s["asr_hi"]) == wilson_interval(4, 5) and (s["pre_asr_lo"], s["pre_asr_hi"]) == wilson_interval(2, 5)
+
+
+def _score_test_interval(k: int, n: int, z: float = 1.959963984540054, grid: int = 200_001) -> tuple[float, float]:
+    """The rates p on a fine grid that the score test does not reject, |k/n - p| <= z sqrt(p (1 - p) / n):
+    Wilson's interval found by brute force, independently of its closed form."""
+    import numpy as np
+
+    p = np.linspace(0.0, 1.0, grid)
+    kept = p[np.abs(k / n - p) <= z * np.sqrt(p * (1 - p) / n)]
+    return float(kept.min()), float(kept.max())
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (3, 10), (5, 10), (10, 10), (1, 1), (17, 60)])
+def test_wilson_interval_is_the_score_test_inversion(k: int, n: int) -> None:
+    lo, hi = wilson_interval(k, n)
+    ref_lo, ref_hi = _score_test_interval(k, n)
+    assert lo == pytest.approx(ref_lo, abs=1e-5) and hi == pytest.approx(ref_hi, abs=1e-5)
+    assert lo <= k / n <= hi
+
+
+def test_wilson_interval_bad_input() -> None:
+    from cadkit.errors import BadArgument
+
+    for k, n in [(1, 0), (-1, 5), (6, 5), (True, 5)]:
+        with pytest.raises(BadArgument):
+            wilson_interval(k, n)
 
 
 def test_save_record_writes_json_and_pngs(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from cadkit.attacks.records import wilson_interval
 from tests.helpers import assert_one_line_error, recount_asr, scaled_unet_file
 
 FAST = ["--limit", "2", "--num-timesteps", "2", "--iterations", "1", "--eval-steps", "2", "--target-steps", "2",
@@ -48,6 +49,7 @@ def test_bench_attack_table_matches_the_records(run_cli: Any, tiny_sd1: Path, ju
         n_records += len(recs)
         n, pre, rate = recount_asr(recs)
         assert (cell["N"], cell["pre_asr"], cell["asr"], cell["filtered"]) == (n, pytest.approx(pre), pytest.approx(rate), 0) and n == 2
+        assert (cell["asr_lo"], cell["asr_hi"]) == pytest.approx(wilson_interval(round(rate * n), n))  # 95 % Wilson over the N prompts
         row = next(r for r in asr["rows"] if r["model"] == cell["model"])
         assert row[f"{cell['task']}|{cell['attack']}"] == pytest.approx(rate)
         kinds = {r["models"]["kind"] for r in recs}
