@@ -6,7 +6,7 @@
   re-entrant within a process, and only the launching process of a distributed run takes it (its
   Lightning workers, which run under it, must not wait for it).
 * :func:`owner_tag` / :func:`is_stale_temporary` -- every temporary file cadkit writes is named
-  ``.<name>.~<host>~<pid>~<random>.tmp`` (see :func:`cadkit.io.atomic_path`), so a cleanup deletes only
+  ``.<name>.~<host>~<pid>~<random>.tmp`` (see :func:`cadkit.outputs.atomic_path`), so a cleanup deletes only
   leftovers of dead processes (or of other hosts, once older than a day), never another live
   process's half-written file.
 """

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from cadkit.io import atomic_path
+from cadkit.outputs import atomic_path
 
 __all__ = ["bar_chart", "curve_chart", "frontier_chart", "image_grid", "localization_map", "verify_scatter", "write_png", "is_png", "heatmaps"]
 

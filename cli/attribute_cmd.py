@@ -58,7 +58,7 @@ def show(file: str, plot: str | None) -> None:
     """Print sizes and positive/negative mass per group and block; write a localization map PNG."""
     from cadkit.attribution.scores import load_scores
     from cadkit.attribution.summary import format_summary, summarize
-    from cadkit.io import check_not_input, check_replaceable
+    from cadkit.outputs import check_not_input, check_replaceable
     from cadkit.plots import is_png, localization_map, write_png
 
     png = Path(plot) if plot else Path(file).with_suffix(".png")

@@ -16,8 +16,8 @@ SOURCES = {"cadkit": "cadkit", "cli": "cadkit.cli", "benchmarks": "cadkit.benchm
 #: Floors, lowest first: a room imports rooms of its own floor or lower ones only.
 FLOORS: list[tuple[str, ...]] = [
     ("cadkit.errors", "cadkit.provenance", "cadkit.plugins", "cadkit.typed_options"),
-    ("cadkit.io", "cadkit.locking"),
-    ("cadkit.files", "cadkit.plots", "cadkit.models", "cadkit.data", "cadkit.metrics"),
+    ("cadkit.outputs", "cadkit.locking"),
+    ("cadkit.tensor_files", "cadkit.plots", "cadkit.models", "cadkit.data", "cadkit.metrics"),
     ("cadkit.editing", "cadkit.generation", "cadkit.tiny", "cadkit.testing"),
     ("cadkit.attribution", "cadkit.attacks"),
     ("cadkit.methods",),

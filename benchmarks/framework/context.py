@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 from torch import Tensor
 
-from cadkit.benchmarks.framework.concepts import get_edit, get_scores
 from cadkit.benchmarks.framework.generation import edit_key, generate_missing
 from cadkit.benchmarks.framework.judging import (
     DamagedImages,
@@ -31,6 +30,7 @@ from cadkit.benchmarks.framework.judging import (
     object_judge,
 )
 from cadkit.benchmarks.framework.options import BenchOptions
+from cadkit.benchmarks.framework.run_cache import get_edit, get_scores
 from cadkit.benchmarks.framework.runfolder import RunFolder
 from cadkit.data import ImageCache, PromptRecord
 

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cadkit.benchmarks.framework.concepts import slug
+from cadkit.benchmarks.framework.run_cache import slug
 from cadkit.errors import CadkitError, UsageError, bad_arg
 
 __all__ = ["DEFAULT_METHODS", "CAD_METHOD", "chance_variant", "method_edit_for", "method_snapshots_for", "parse_methods", "parse_method_options", "check_methods", "method_label", "method_options", "method_edit", "method_variant",

@@ -148,7 +148,7 @@ def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, 
 def check_outputs(name: str, o: BenchOptions) -> None:
     """An output is never an input: ``--out`` and ``--cache`` may not be, hold or lie inside the model's
     folder, a prompt file, judge weights, an image folder or any other path an option names."""
-    from cadkit.io import check_not_input, local_folder
+    from cadkit.outputs import check_not_input, local_folder
 
     inputs: dict[str, Any] = {"model": local_folder(o.model), "prompts": o.prompts, "judge_weights": o.judge_weights,
                               "images_root": o.images_root}

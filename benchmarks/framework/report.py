@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cadkit.io import atomic_path, dumps_strict
+from cadkit.outputs import atomic_path, dumps_strict
 from cadkit.plots import bar_chart, curve_chart, image_grid
 
 __all__ = ["Table", "SuiteResult", "write_report", "metrics_table", "bar_chart", "curve_chart", "image_grid", "fmt", "markdown_table"]

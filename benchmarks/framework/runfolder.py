@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from cadkit.errors import UsageError
-from cadkit.io import check_writable_dir, write_json
 from cadkit.locking import LOCK_NAME, folder_lock
+from cadkit.outputs import check_writable_dir, write_json
 
 __all__ = ["RunFolder", "first_difference", "PROTOCOL_FILE"]
 

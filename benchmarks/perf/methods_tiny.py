@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{name:14s} {acc[args.concept]:7.2f} {sum(others) / max(len(others), 1):7.2f} {cost.get('edit_time_s', 0):8.2f} "
               f"{cost.get('peak_rss_growth_mb') or 0:8.1f} {cost.get('peak_mem_mb') or 0:8.1f} {r.get('entries', 0):9d}")
     if args.out:
-        from cadkit.io import write_json
+        from cadkit.outputs import write_json
 
         write_json(args.out, report)
     return report

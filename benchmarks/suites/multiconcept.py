@@ -34,12 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from cadkit.benchmarks.framework.concepts import slug
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.methods import CAD_METHOD, DEFAULT_METHODS, method_label, method_options, methods_lines
 from cadkit.benchmarks.framework.options import BenchOptions, parse_float_list
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table, curve_chart
+from cadkit.benchmarks.framework.run_cache import slug
 from cadkit.benchmarks.suites.canvas import CANVAS_OPTIONS, _judge, _judges, canvas_concepts, canvas_records
 from cadkit.benchmarks.suites.canvas import _check as canvas_check
 from cadkit.errors import bad_arg

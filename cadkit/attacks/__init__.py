@@ -20,7 +20,7 @@ Families: SD-1/2, SD-XL (one soft prompt drives both CLIP tables), SD-3 and FLUX
 optimised; T5 encodes the decoded text of the current tokens, without gradient).
 
 Building blocks: :mod:`~cadkit.attacks.simplex` (projection, STE, nearest token),
-:mod:`~cadkit.attacks.text` (token tables and encoding from embeddings), :mod:`~cadkit.attacks.layout`
+:mod:`~cadkit.attacks.token_embeddings` (token tables and encoding from embeddings), :mod:`~cadkit.attacks.layout`
 (where adversarial tokens go), :mod:`~cadkit.attacks.optimizers`, :mod:`~cadkit.attacks.official`.
 """
 
@@ -31,7 +31,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from cadkit.attacks.data import (
+from cadkit.attacks.judges import AttackTask, CallableJudge, Judge, NudityJudge, ObjectJudge, Verdict, make_judge
+from cadkit.attacks.options import ATTACKS, AttackOptions, options_for, tiny_options
+from cadkit.attacks.pair import DenoiserSwap, EditToggle, ModelPair, SameModel
+from cadkit.attacks.prompt_files import (
     ATTACK_COLUMNS,
     filter_prompts,
     load_attack_prompts,
@@ -39,9 +42,6 @@ from cadkit.attacks.data import (
     write_attack_csv,
     write_filtered,
 )
-from cadkit.attacks.judges import AttackTask, CallableJudge, Judge, NudityJudge, ObjectJudge, Verdict, make_judge
-from cadkit.attacks.options import ATTACKS, AttackOptions, options_for, tiny_options
-from cadkit.attacks.pair import DenoiserSwap, EditToggle, ModelPair, SameModel
 from cadkit.attacks.records import AttackRecord, asr_summary, save_record
 from cadkit.attacks.runner import attack_prompt
 from cadkit.attacks.store import attack_and_save, done_record, item_dir, record_images, row_slug

@@ -146,7 +146,7 @@ def judge_erased(pair: ModelPair, judge: Judge, prompt: str, seed: int, guidance
     sampler, steps and size), and the image ``[1, 3, H, W]``."""
     import torch
 
-    from cadkit.attacks.engine import generate, use_scheduler
+    from cadkit.attacks.harness import generate, use_scheduler
 
     with torch.no_grad(), use_scheduler(pair.adapter, common.scheduler), pair.erased():
         images = generate(pair.adapter, prompt, [seed], common.eval_steps, guidance, common.height, common.width)

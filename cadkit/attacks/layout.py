@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from cadkit.attacks.text import TextSide
+from cadkit.attacks.token_embeddings import TextSide
 from cadkit.errors import bad_arg
 
 __all__ = ["PromptLayout", "prefix_layout", "replace_layout", "interleave_layout"]

@@ -22,14 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from cadkit.attacks.engine import diffusion_mse, generate, num_train_timesteps
+from cadkit.attacks.harness import diffusion_mse, generate, num_train_timesteps
 from cadkit.attacks.judges import Judge
 from cadkit.attacks.layout import PromptLayout, interleave_layout, replace_layout
 from cadkit.attacks.optimizers import NearestToken, check_finite
 from cadkit.attacks.options import AttackOptions
 from cadkit.attacks.pair import ModelPair
 from cadkit.attacks.records import AttackRecord
-from cadkit.attacks.text import TextSide
+from cadkit.attacks.token_embeddings import TextSide
 
 __all__ = ["pixel_cosine", "feature_cosine", "tiny_feature_similarity", "official_layout", "official_run", "run_official"]
 

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from cadkit.attacks.layout import PromptLayout
 from cadkit.attacks.simplex import nearest_tokens, project_simplex, ste_sample
-from cadkit.attacks.text import TextSide
+from cadkit.attacks.token_embeddings import TextSide
 from cadkit.errors import CadkitError
 from cadkit.models.adapters.base import Condition
 

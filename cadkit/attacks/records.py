@@ -22,7 +22,7 @@ from typing import Any
 from torch import Tensor
 
 from cadkit.errors import bad_arg
-from cadkit.io import atomic_path, write_json
+from cadkit.outputs import atomic_path, write_json
 
 __all__ = ["STATUSES", "IMAGE_FILES", "AttackRecord", "save_record", "asr_summary", "wilson_interval", "Z95"]
 

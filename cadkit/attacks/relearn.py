@@ -82,7 +82,7 @@ def _world(adapter: Any) -> Any:
 
 def concept_images(pair: ModelPair, task: AttackTask, o: RelearnOptions, common: AttackOptions, seed: int) -> tuple[Tensor, str, str]:
     """``(images [K, 3, H, W] in [-1, 1], caption, source)``: renders or the base model's images (see the module docstring)."""
-    from cadkit.attacks.engine import generate, use_scheduler
+    from cadkit.attacks.harness import generate, use_scheduler
     from cadkit.errors import bad_arg
 
     world = _world(pair.adapter)
@@ -103,7 +103,7 @@ def relearn_denoiser(pair: ModelPair, images: Tensor, caption: str, o: RelearnOp
                      progress: Callable[[str], None] | None = None) -> tuple[list[tuple[int, dict[str, Tensor]]], list[float]]:
     """Fine-tune a copy of the erased denoiser; returns ``([(step, {name: weights of the trained parameters})]
     at every ``eval_every`` steps and at N, losses per step)``. The adapter's own weights are not written."""
-    from cadkit.attacks.engine import num_train_timesteps
+    from cadkit.attacks.harness import num_train_timesteps
     from cadkit.models.adapters.base import parse_modules
 
     ad = pair.adapter

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from cadkit.attacks.engine import (
+from cadkit.attacks.harness import (
     attack_timesteps,
     diffusion_mse,
     frozen,
@@ -46,7 +46,7 @@ from cadkit.attacks.options import ATTACKS, AttackOptions
 from cadkit.attacks.pair import DenoiserSwap, ModelPair
 from cadkit.attacks.records import AttackRecord
 from cadkit.attacks.simplex import allowed_mask
-from cadkit.attacks.text import TextSide
+from cadkit.attacks.token_embeddings import TextSide
 from cadkit.data.prompts import PromptRecord
 from cadkit.errors import bad_arg
 from cadkit.typed_options import check_seed

@@ -138,7 +138,7 @@ def task_prompt_file(folder: str | os.PathLike[str], task: AttackTask) -> Path |
 def read_attack_prompts(path: str | os.PathLike[str], limit: int | None = None, param: str = "prompts") -> list[PromptRecord]:
     """The rows of an attack prompt file with their own seeds and guidance (first ``limit``); a file without
     a ``prompt`` or an ``evaluation_seed`` column is a usage error naming ``param``."""
-    from cadkit.attacks.data import load_attack_prompts
+    from cadkit.attacks.prompt_files import load_attack_prompts
 
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise bad_arg("limit", "a positive integer", limit)
@@ -154,7 +154,7 @@ def read_attack_prompts(path: str | os.PathLike[str], limit: int | None = None, 
 
 def world_prompt_rows(task: AttackTask, model: str, n: int, seed: int, guidance: float) -> list[dict[str, Any]]:
     """``n`` seeded prompt rows (attack CSV columns) naming the world class or style of ``task``."""
-    from cadkit.attacks.data import tiny_attack_prompts
+    from cadkit.attacks.prompt_files import tiny_attack_prompts
 
     if not _is_world_task(task, model):
         raise bad_arg("prompts", f"{ATTACK_FORMAT} for task {task.target!r} (no embedded world draws it)", None)

@@ -27,9 +27,9 @@ from cadkit.attribution.pairs import DEFAULT_PAIR_DESIGN, PairSource, check_pair
 from cadkit.attribution.scores import SIGN_CONVENTION
 from cadkit.attribution.trainer import TrainerSettings, keep_device, lightning_interrupts, make_trainer
 from cadkit.errors import bad_arg
-from cadkit.files import param_set_hash
 from cadkit.models.adapters.base import DiffusionAdapter, parse_modules
 from cadkit.provenance import run_info
+from cadkit.tensor_files import param_set_hash
 from cadkit.typed_options import check_int, check_seed
 
 __all__ = ["CAD", "AttributionSpec", "AttributionResult", "validate_attribution_args", "MAX_TIMESTEPS", "MAX_SAMPLES"]

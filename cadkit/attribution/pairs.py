@@ -211,7 +211,7 @@ def check_image_folder(folder: str | Path, arg: str = "images", limit: int | Non
     """The image files of ``folder`` (sorted by name; the first ``limit``), each checked to be a readable
     image before any work starts; one-line errors naming ``arg`` otherwise. Files without an image
     suffix are ignored."""
-    from cadkit.io import check_image_files
+    from cadkit.outputs import check_image_files
 
     p = Path(folder)
     if not p.is_dir():

@@ -2,7 +2,7 @@
 
 Metadata values are strings (safetensors' rule); structured values are JSON-encoded. Keys always
 present: ``format`` (= "cadkit-scores"), ``format_version``, ``param_hash`` (see
-:func:`~cadkit.files.param_set_hash`), ``sign_convention``.
+:func:`~cadkit.tensor_files.param_set_hash`), ``sign_convention``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from cadkit.files import param_set_hash, read_tensors, write_tensors
-from cadkit.files import read_metadata as _read_metadata
+from cadkit.tensor_files import param_set_hash, read_tensors, write_tensors
+from cadkit.tensor_files import read_metadata as _read_metadata
 
 __all__ = ["FORMAT", "param_set_hash", "save_scores", "load_scores", "read_metadata", "SIGN_CONVENTION"]
 

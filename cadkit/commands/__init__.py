@@ -15,7 +15,7 @@ tiny train     :mod:`cadkit.commands.tiny` (checks)         the checks before tr
 
 Each validates every argument it can before loading a model (one-line errors naming the Python
 parameter), then works, then writes atomically. An output is never an input, and replaces only an
-earlier output of its kind (see :func:`cadkit.io.check_output_folder`, :func:`cadkit.files.check_out_file`).
+earlier output of its kind (see :func:`cadkit.outputs.check_output_folder`, :func:`cadkit.tensor_files.check_out_file`).
 Modules are imported on use (``cadkit.commands.edit``).
 """
 

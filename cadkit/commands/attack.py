@@ -41,8 +41,8 @@ from cadkit.attacks.tasks import (
 )
 from cadkit.data.prompts import PromptRecord
 from cadkit.errors import UsageError, bad_arg
-from cadkit.io import check_not_input, check_writable_dir, local_folder, write_json
 from cadkit.models.registry import DEFAULT_MODEL
+from cadkit.outputs import check_not_input, check_writable_dir, local_folder, write_json
 from cadkit.typed_options import MAX_SEED, check_seed
 
 __all__ = ["run", "PROTOCOL_FILE", "SUMMARY_FILE"]

@@ -10,10 +10,10 @@ from cadkit.attribution.cad import CAD, AttributionResult, AttributionSpec
 from cadkit.attribution.scores import FORMAT as SCORES_FORMAT
 from cadkit.attribution.scores import save_scores
 from cadkit.attribution.trainer import TrainerSettings, check_devices
-from cadkit.files import check_out_file
-from cadkit.io import check_not_input, local_folder
 from cadkit.models.loading import load_adapter, resolve_model, torch_dtype
 from cadkit.models.registry import DEFAULT_MODEL
+from cadkit.outputs import check_not_input, local_folder
+from cadkit.tensor_files import check_out_file
 
 __all__ = ["run", "default_out"]
 

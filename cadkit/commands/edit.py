@@ -9,7 +9,7 @@ from pathlib import Path
 from cadkit.editing.edits import Edit, build_edit, check_edit_settings, save_edit
 from cadkit.editing.masks import report_table
 from cadkit.errors import bad_arg
-from cadkit.io import check_not_input
+from cadkit.outputs import check_not_input
 
 __all__ = ["run", "model_of_scores"]
 
@@ -45,10 +45,10 @@ def run(
     """
     from cadkit.attribution.scores import load_scores, read_metadata
     from cadkit.editing.edits import FORMAT
-    from cadkit.files import check_out_file
     from cadkit.models.adapters import adapter_class
     from cadkit.models.adapters.base import parse_modules
     from cadkit.models.loading import load_adapter, pick_device, resolve_model
+    from cadkit.tensor_files import check_out_file
 
     settings = check_edit_settings(mode, ratio, granularity, scale)
     check_not_input(out, {"scores": scores}, "out")

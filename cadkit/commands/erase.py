@@ -126,12 +126,12 @@ def run(*, method: str, concept: str | Sequence[str], model: str | None = None, 
                          device=device, dtype=dtype, out=out, combine=combine)
     concept = concepts[0]
     from cadkit.editing.edits import FORMAT, save_edit
-    from cadkit.files import check_out_file
-    from cadkit.io import check_not_input, local_folder
     from cadkit.methods import run_method
     from cadkit.methods.registry import check_method_args
     from cadkit.models.loading import DTYPES, load_adapter, pick_device, resolve_model
     from cadkit.models.registry import DEFAULT_MODEL, fill_concept, method_defaults
+    from cadkit.outputs import check_not_input, local_folder
+    from cadkit.tensor_files import check_out_file
 
     model = DEFAULT_MODEL if model is None else model  # '' is refused by resolve_model, not taken as the default
     _method(method)
@@ -159,12 +159,12 @@ def _run_many(*, method: str, concepts: list[str], model: str | None, concept_ty
               seed: int, device: str | None, dtype: str, out: str | os.PathLike[str], combine: str) -> Any:
     """:func:`run` for several concepts (validated like one, then :func:`cadkit.methods.multi.run_many`)."""
     from cadkit.editing.edits import FORMAT, save_edit
-    from cadkit.files import check_out_file
-    from cadkit.io import check_not_input, local_folder
     from cadkit.methods.multi import run_many
     from cadkit.methods.registry import check_method_args
     from cadkit.models.loading import DTYPES, load_adapter, pick_device, resolve_model
     from cadkit.models.registry import DEFAULT_MODEL, method_defaults
+    from cadkit.outputs import check_not_input, local_folder
+    from cadkit.tensor_files import check_out_file
 
     model = DEFAULT_MODEL if model is None else model  # '' is refused by resolve_model, as in run()
     _method(method)

@@ -15,7 +15,14 @@ from typing import Any
 
 from cadkit.editing.edits import Edit, apply_edits, load_edit
 from cadkit.errors import bad_arg
-from cadkit.io import atomic_dir, check_not_input, check_output_folder, check_writable_dir, local_folder, write_json
+from cadkit.outputs import (
+    atomic_dir,
+    check_not_input,
+    check_output_folder,
+    check_writable_dir,
+    local_folder,
+    write_json,
+)
 
 __all__ = ["run", "MANIFEST", "check_export_target"]
 
@@ -24,7 +31,7 @@ MANIFEST = "cadkit_export.json"
 
 def check_export_target(out: str | os.PathLike[str]) -> Path:
     """Refuse (one line) an ``out`` folder that holds anything cadkit did not write there (see
-    :func:`cadkit.io.check_output_folder`)."""
+    :func:`cadkit.outputs.check_output_folder`)."""
     return check_output_folder(out, MANIFEST, "out")
 
 

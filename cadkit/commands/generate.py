@@ -23,9 +23,16 @@ from typing import Any
 from cadkit.data.prompts import ROW_OR_FIXED, PromptRecord, load_prompts
 from cadkit.errors import CadkitError, bad_arg
 from cadkit.generation import MAX_IMAGES, check_generation_args, sample_records, to_pil
-from cadkit.io import atomic_dir, check_not_input, check_output_folder, check_writable_dir, local_folder, write_json
 from cadkit.models.loading import load_adapter, pick_device, resolve_model
 from cadkit.models.registry import DEFAULT_MODEL, sampling_defaults
+from cadkit.outputs import (
+    atomic_dir,
+    check_not_input,
+    check_output_folder,
+    check_writable_dir,
+    local_folder,
+    write_json,
+)
 from cadkit.provenance import run_info
 from cadkit.typed_options import MAX_SEED, check_seed
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cadkit.errors import UsageError
-from cadkit.io import check_replaceable, check_writable_dir, same_or_inside
+from cadkit.outputs import check_replaceable, check_writable_dir, same_or_inside
 
 __all__ = ["check_train_folder", "check_checkpoint", "check_judge_out", "is_judge_file", "CHECKPOINT"]
 

@@ -3,7 +3,7 @@
 Writes ``verify.csv`` (one row per ablation: predicted, actual with the reference held as the scores
 differentiate it, and actual with the reference recomputed), ``verify.png`` (both series against
 the prediction) and ``verify.json`` (settings, J, both fits, provenance). ``out`` is replaced as a whole
-and must be new, empty or an earlier ``cadkit verify`` output (see :func:`cadkit.io.check_output_folder`).
+and must be new, empty or an earlier ``cadkit verify`` output (see :func:`cadkit.outputs.check_output_folder`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 
 from cadkit.attribution.cad import AttributionSpec
 from cadkit.attribution.verify import VerifyResult, check_verify_args, verify
-from cadkit.io import atomic_dir, check_not_input, check_output_folder, local_folder, write_json
 from cadkit.models.loading import load_adapter, resolve_model
 from cadkit.models.registry import DEFAULT_MODEL, REGISTRY
+from cadkit.outputs import atomic_dir, check_not_input, check_output_folder, local_folder, write_json
 from cadkit.plots import verify_scatter, write_png
 from cadkit.provenance import run_info
 

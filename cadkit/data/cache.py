@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from cadkit.errors import CadkitError, bad_arg
-from cadkit.io import atomic_path
+from cadkit.outputs import atomic_path
 
 from .prompts import PromptRecord
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cadkit.errors import CadkitError, bad_arg
-from cadkit.io import hf_offline
+from cadkit.outputs import hf_offline
 
 __all__ = [
     "ALIASES",

@@ -33,8 +33,8 @@ from cadkit.editing.apply import EditHandle, HandleGroup, apply_intervention, pa
 from cadkit.editing.dense import apply_replacement, check_replacement, edit_content_hash
 from cadkit.editing.masks import GRANULARITIES, LayerCount, parse_ratio, select, selection_report
 from cadkit.errors import UsageError, bad_arg
-from cadkit.files import param_set_hash, read_metadata
-from cadkit.io import atomic_path, dumps_strict
+from cadkit.outputs import atomic_path, dumps_strict
+from cadkit.tensor_files import param_set_hash, read_metadata
 
 __all__ = [
     "FORMAT",

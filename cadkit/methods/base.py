@@ -39,8 +39,8 @@ from cadkit.editing.apply import pristine_values
 from cadkit.editing.dense import digests_by_dtype
 from cadkit.editing.edits import Edit
 from cadkit.errors import CadkitError
-from cadkit.files import param_set_hash
 from cadkit.methods.cost import CostMeter, CostRecord
+from cadkit.tensor_files import param_set_hash
 
 __all__ = [
     "CONCEPT_TYPES", "ErasureMethod", "MethodOutput", "MethodResult", "make_method_edit",

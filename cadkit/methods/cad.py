@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cadkit.files import encode_metadata
 from cadkit.methods.base import ErasureMethod, MethodOutput
 from cadkit.methods.cost import CostMeter
 from cadkit.methods.options import choice, count, number, text
+from cadkit.tensor_files import encode_metadata
 
 __all__ = ["CADErase", "CADOptions", "cad_wording"]
 

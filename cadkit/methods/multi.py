@@ -135,8 +135,8 @@ def _cad_many(adapter: Any, concepts: Sequence[str], concept_type: str, o: Any, 
     """CAD over several concepts: the scores summed, or the masks united."""
     from cadkit.attribution.cad import CAD
     from cadkit.editing.edits import make_edit
-    from cadkit.files import encode_metadata
     from cadkit.methods.cad import cad_wording
+    from cadkit.tensor_files import encode_metadata
 
     wordings = [o.concept_text if o.concept_text and len(concepts) == 1 else cad_wording(c, concept_type) for c in concepts]
     accelerator = adapter.device.type if adapter.device.type in ("cpu", "cuda") else "auto"
@@ -184,7 +184,7 @@ def union_edits(edits: Sequence[Any], model: Any) -> Any:
 def _uce_many(adapter: Any, concepts: Sequence[str], concept_type: str, o: Any,
               meter: CostMeter) -> tuple[dict[str, Tensor], dict[str, Any], dict[str, Any], list[str]]:
     from cadkit.methods.base import drop_overlapping
-    from cadkit.methods.text import edit_sites, encode_keys
+    from cadkit.methods.text_keys import edit_sites, encode_keys
     from cadkit.methods.uce import SOLVE_DTYPES, reference_wording, uce_weights
 
     wordings = [o.concept_text if o.concept_text and len(concepts) == 1 else reference_wording(c, concept_type) for c in concepts]
@@ -212,7 +212,7 @@ def _rece_many(adapter: Any, concepts: Sequence[str], concept_type: str, o: Any,
     from cadkit.methods.base import drop_overlapping
     from cadkit.methods.closed_form import adversarial_embedding
     from cadkit.methods.rece import rece_step, space_keys
-    from cadkit.methods.text import edit_sites, encode_keys
+    from cadkit.methods.text_keys import edit_sites, encode_keys
     from cadkit.methods.uce import SOLVE_DTYPES, reference_wording, uce_weights
 
     dt = SOLVE_DTYPES[o.solve_dtype]

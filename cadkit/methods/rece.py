@@ -30,7 +30,7 @@ from cadkit.methods.base import ErasureMethod, MethodOutput, drop_overlapping
 from cadkit.methods.closed_form import RidgeSystem, adversarial_embedding
 from cadkit.methods.cost import CostMeter
 from cadkit.methods.options import choice, count, number, text, texts
-from cadkit.methods.text import TOKEN_MODES, Site, TextKeys, edit_sites, encode_keys
+from cadkit.methods.text_keys import TOKEN_MODES, Site, TextKeys, edit_sites, encode_keys
 from cadkit.methods.uce import SOLVE_DTYPES, reference_wording, uce_weights
 
 __all__ = ["RECE", "RECEOptions", "rece_step", "space_keys"]

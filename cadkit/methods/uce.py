@@ -27,7 +27,7 @@ from cadkit.methods.base import ErasureMethod, MethodOutput, drop_overlapping, t
 from cadkit.methods.closed_form import RidgeSystem
 from cadkit.methods.cost import CostMeter
 from cadkit.methods.options import choice, flag, number, text, texts
-from cadkit.methods.text import TOKEN_MODES, Site, TextKeys, edit_sites, encode_keys, own_keys, pair_keys
+from cadkit.methods.text_keys import TOKEN_MODES, Site, TextKeys, edit_sites, encode_keys, own_keys, pair_keys
 
 __all__ = ["UCE", "UCEOptions", "uce_weights", "reference_wording", "SOLVE_DTYPES"]
 

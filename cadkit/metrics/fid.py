@@ -39,7 +39,7 @@ def list_images(folder: str | os.PathLike[str], arg: str = "real_images", minimu
     if len(files) < minimum:
         kinds = ", ".join(IMAGE_SUFFIXES)
         raise bad_arg(arg, f"a folder with at least {minimum} images ({kinds})", f"{folder} ({len(files)} images)")
-    from cadkit.io import check_image_files
+    from cadkit.outputs import check_image_files
 
     check_image_files(files, arg)  # a file that is not an image fails now, not after the generation
     return files

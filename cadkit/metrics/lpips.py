@@ -19,8 +19,8 @@ from torch import Tensor, nn
 from torchmetrics import Metric
 
 from cadkit.errors import CadkitError, bad_arg
-from cadkit.io import hf_offline
 from cadkit.metrics._common import check_images, freeze, others_mean, target_value
+from cadkit.outputs import hf_offline
 
 __all__ = ["GroupLPIPS", "lpips_alex", "alexnet_weights_path", "ALEXNET_FILE"]
 

@@ -11,9 +11,9 @@ from typing import Any
 import torch
 
 from cadkit.errors import CadkitError, UsageError, bad_arg
-from cadkit.io import hf_offline
 from cadkit.models.adapters import DiffusionAdapter, adapter_class, family_of_class
 from cadkit.models.registry import REGISTRY, ModelEntry, _hub_cached, shipped_path
+from cadkit.outputs import hf_offline
 
 __all__ = ["ResolvedModel", "resolve_model", "load_pipeline", "load_adapter", "pick_device", "DTYPES", "torch_dtype"]
 

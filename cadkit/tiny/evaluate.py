@@ -100,7 +100,7 @@ def _listed(manifest: Path) -> list[str] | None:
 
 def check_evaluate_folder(out: str | os.PathLike[str]) -> Path:
     """``out`` may be (re)written by :func:`evaluate_tiny`: new, empty or an earlier evaluate folder."""
-    from cadkit.io import check_output_folder
+    from cadkit.outputs import check_output_folder
 
     return check_output_folder(out, "evaluate.json", "out", listed=_listed)
 
@@ -152,7 +152,7 @@ def evaluate_tiny(
     acc_s = {s: correct[no + k] / n for k, s in enumerate(STYLES)}
     report = TinyReport(acc_o, acc_s, n, steps, guidance)
     if folder is not None:
-        from cadkit.io import atomic_dir, write_json
+        from cadkit.outputs import atomic_dir, write_json
 
         per_row = min(n, _GRID)
         arr = (torch.cat(grid).permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).round().astype(np.uint8)

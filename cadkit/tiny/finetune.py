@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from cadkit.errors import CadkitError, bad_arg
-from cadkit.io import atomic_dir, check_writable_dir, write_json
+from cadkit.outputs import atomic_dir, check_writable_dir, write_json
 from cadkit.tiny.model import MAX_TOKENS, TinyConfig, build_text_encoder, count_params, get_config, write_tokenizer
 
 __all__ = ["FINETUNE_DEFAULTS", "finetune_config", "grow_text_encoder", "finetune_tiny"]

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cadkit.errors import CadkitError, UsageError
-from cadkit.io import atomic_path, dumps_strict
+from cadkit.outputs import atomic_path, dumps_strict
 from cadkit.tiny.domain import IMAGE_SIZE, OBJECTS, STYLES, render_set
 
 __all__ = [

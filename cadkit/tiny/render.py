@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cadkit.io import atomic_dir, check_output_folder, write_json
+from cadkit.outputs import atomic_dir, check_output_folder, write_json
 from cadkit.tiny.domain import COLOURS, OBJECTS, STYLES, make_grid, render_set
 from cadkit.typed_options import check_int, check_seed
 

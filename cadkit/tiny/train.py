@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from cadkit.errors import bad_arg
-from cadkit.io import atomic_dir, atomic_path, check_writable_dir, write_json
+from cadkit.outputs import atomic_dir, atomic_path, check_writable_dir, write_json
 from cadkit.tiny.domain import render_set, training_object_p
 from cadkit.tiny.model import (
     MAX_TOKENS,

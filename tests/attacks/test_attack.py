@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from cadkit.attacks import AttackOptions, AttackTask, CallableJudge, SameModel, attack_prompt
-from cadkit.attacks.engine import attack_timesteps, diffusion_mse
+from cadkit.attacks.harness import attack_timesteps, diffusion_mse
 from cadkit.attacks.layout import replace_layout
 from cadkit.attacks.official import official_run, pixel_cosine
 from cadkit.attacks.optimizers import NearestToken
 from cadkit.attacks.runner import allowed_ids_of
-from cadkit.attacks.text import TextSide
+from cadkit.attacks.token_embeddings import TextSide
 from cadkit.data.prompts import PromptRecord
 
 PROMPT = "an image of a church"

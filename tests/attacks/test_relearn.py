@@ -30,7 +30,7 @@ def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_relearn_leaves_base_and_erased_untouched_and_judges_its_checkpoints() -> None:
-    from cadkit.attacks.engine import generate
+    from cadkit.attacks.harness import generate
     from cadkit.attacks.relearn import Relearn, RelearnOptions
     from cadkit.data import PromptRecord
 

@@ -11,7 +11,7 @@ from cadkit.attacks.layout import interleave_layout, prefix_layout, replace_layo
 from cadkit.attacks.optimizers import NearestToken, SoftOneHot
 from cadkit.attacks.options import AttackOptions
 from cadkit.attacks.runner import allowed_ids_of
-from cadkit.attacks.text import TextSide
+from cadkit.attacks.token_embeddings import TextSide
 from cadkit.errors import CadkitError
 
 PROMPT = "an image of a church"

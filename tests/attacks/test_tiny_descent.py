@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 import torch
 
-from cadkit.attacks.engine import diffusion_mse, frozen, target_latents
+from cadkit.attacks.harness import diffusion_mse, frozen, target_latents
 from cadkit.attacks.layout import PromptLayout, prefix_layout
 from cadkit.attacks.optimizers import NearestToken, PromptOptimizer, SoftOneHot
-from cadkit.attacks.text import TextSide
+from cadkit.attacks.token_embeddings import TextSide
 from cadkit.models.adapters.base import Condition
 
 

@@ -119,7 +119,7 @@ def test_files_get_the_umask_permissions(tmp_path: Path, files: dict[str, Path],
     import os
     import tempfile
 
-    from cadkit.io import atomic_dir, atomic_path, write_json
+    from cadkit.outputs import atomic_dir, atomic_path, write_json
 
     old = os.umask(0o027)
     try:

@@ -163,7 +163,7 @@ def test_non_finite_numbers_are_refused(tiny_sd1: Path, tmp_path: Path, run_cli:
 def test_every_json_written_is_strict(tmp_path: Path) -> None:
     """Non-finite values become null in every JSON cadkit writes (reports, protocols, edit metadata)."""
     from cadkit.benchmarks.framework.report import SuiteResult, Table, write_report
-    from cadkit.io import write_json
+    from cadkit.outputs import write_json
 
     values = {"nan": math.nan, "inf": math.inf, "ninf": -math.inf, "x": [1.5, math.nan]}
     write_json(tmp_path / "a.json", values)

@@ -13,7 +13,7 @@ from cadkit.editing.edits import apply_edit, load_edit, save_edit
 from cadkit.errors import BadArgument
 from cadkit.methods import run_method
 from cadkit.methods.closed_form import normal_equation_residual
-from cadkit.methods.text import encode_keys, last_token_index, pair_keys
+from cadkit.methods.text_keys import encode_keys, last_token_index, pair_keys
 from tests.helpers import assert_unchanged, snapshot, tiny_adapter
 
 D = torch.float64

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from cadkit.errors import UsageError
-from cadkit.io import atomic_path
+from cadkit.outputs import atomic_path
 
 __all__ = ["param_set_hash", "encode_metadata", "read_metadata", "read_tensors", "write_tensors", "has_format", "check_out_file"]
 
@@ -66,7 +66,7 @@ def has_format(path: str | os.PathLike[str], expect: str) -> bool:
 def check_out_file(path: str | os.PathLike[str], expect: str, arg: str = "out") -> Path:
     """Check that ``path`` can be written and, if it exists, is a ``expect`` file (an earlier output of
     the same kind): a score file is never turned into an edit file, nor any other file replaced."""
-    from cadkit.io import check_replaceable
+    from cadkit.outputs import check_replaceable
 
     return check_replaceable(path, lambda p: has_format(p, expect), f"a {expect} file", arg)
 

@@ -45,7 +45,7 @@ def get_scores(
     meta = dict(res.metadata)
     if _rank() == 0:
         save_scores(path, res, meta)
-    from cadkit.files import encode_metadata
+    from cadkit.tensor_files import encode_metadata
 
     return dict(res), encode_metadata(meta), path
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from cadkit.data.prompts import PromptRecord, load_prompts
 from cadkit.errors import bad_arg
-from cadkit.io import atomic_path, write_json
+from cadkit.outputs import atomic_path, write_json
 from cadkit.typed_options import check_int
 
 __all__ = ["ATTACK_COLUMNS", "load_attack_prompts", "filter_prompts", "write_filtered", "tiny_attack_prompts", "write_attack_csv"]
