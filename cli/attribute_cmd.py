@@ -10,6 +10,7 @@ from cadkit.attribution.cad import MAX_BATCH, MAX_SAMPLES, MAX_TIMESTEPS
 from cadkit.attribution.objectives import OBJECTIVES
 from cadkit.attribution.pairs import DEFAULT_PAIR_DESIGN, PAIR_DESIGNS
 from cadkit.attribution.trainer import ACCELERATORS, PRECISIONS
+from cadkit.cad_settings import PAPER
 from cadkit.cli.core import SEED, CadkitCommand, CadkitSubGroup, choice, count, finite_float, model_help, modules_type
 from cadkit.models.loading import DTYPES
 from cadkit.models.registry import DEFAULT_MODEL
@@ -22,12 +23,12 @@ from cadkit.models.registry import DEFAULT_MODEL
 @click.option("--objective", type=choice(tuple(OBJECTIVES)), default="erase", show_default=True)
 @click.option("--images", type=click.Path(), default=None, help="amplify: folder of real concept images (else generated).")
 @click.option("--samples", type=count(1, MAX_SAMPLES), default=1, show_default=True, help="Trajectories (erase) or generated images (amplify).")
-@click.option("--timesteps", type=count(1, MAX_TIMESTEPS), default=50, show_default=True, help="Sampling steps T; every step is used.")
-@click.option("--guidance", type=finite_float(0), default=3.0, show_default=True, help="CFG of the concept trajectories.")
+@click.option("--timesteps", type=count(1, MAX_TIMESTEPS), default=PAPER.timesteps, show_default=True, help="Sampling steps T; every step is used.")
+@click.option("--guidance", type=finite_float(0), default=PAPER.guidance, show_default=True, help="CFG of the concept trajectories.")
 @click.option("--pair-design", type=choice(PAIR_DESIGNS), default=DEFAULT_PAIR_DESIGN, show_default=True,
               help="erase pairs: trajectories (S trajectories x all T steps), official (S x T independent trajectories, each "
                    "stopped at its own step: the paper's estimator), stratified (S trajectories sharing the T steps).")
-@click.option("--modules", type=modules_type(), default="ff", show_default=True, help="Module groups (comma list).")
+@click.option("--modules", type=modules_type(), default=PAPER.modules, show_default=True, help="Module groups (comma list).")
 @click.option("--batch-size", type=count(1, MAX_BATCH), default=4, show_default=True, help="(sample, t) pairs per step.")
 @click.option("--devices", type=count(1, 4096), default=1, show_default=True)
 @click.option("--num-nodes", type=count(1, 4096), default=1, show_default=True)

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from cadkit.cad_settings import PAPER
 from cadkit.cli.core import CadkitCommand
 
 
@@ -38,9 +39,9 @@ def _common() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
         (("--steps",), dict(type=count(1, MAX_STEPS), default=None, help="Sampling steps " + defaults_text("steps")[:-1] + f"; --quick at most {q['steps']}].")),
         (("--guidance",), dict(type=finite_float(0), default=None, help="CFG scale " + defaults_text("guidance", lambda g: f"{g:g}"))),
         (("--attr-timesteps",), dict(type=count(1, MAX_TIMESTEPS), default=None, help="Attribution timesteps " + defaults_text("bench.attr_timesteps")[:-1] + f"; --quick {q['attr_timesteps']}].")),
-        (("--attr-samples",), dict(type=count(1, MAX_SAMPLES), default=1, show_default=True, help="Attribution trajectories per concept.")),
-        (("--attr-guidance",), dict(type=finite_float(0), default=3.0, show_default=True, help="CFG of the attribution trajectories.")),
-        (("--attr-pair-design",), dict(type=choice(PAIR_DESIGNS), default="trajectories", show_default=True,
+        (("--attr-samples",), dict(type=count(1, MAX_SAMPLES), default=PAPER.samples, show_default=True, help="Attribution trajectories per concept.")),
+        (("--attr-guidance",), dict(type=finite_float(0), default=PAPER.guidance, show_default=True, help="CFG of the attribution trajectories.")),
+        (("--attr-pair-design",), dict(type=choice(PAIR_DESIGNS), default=PAPER.pair_design, show_default=True,
                                        help="Erase attribution pairs: trajectories, official (the paper's: one trajectory per step) or stratified.")),
         (("--devices",), dict(type=count(1, 4096), default=1, show_default=True)),
         (("--num-nodes",), dict(type=count(1, 4096), default=1, show_default=True)),

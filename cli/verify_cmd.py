@@ -7,6 +7,7 @@ import click
 from cadkit.attribution.cad import MAX_SAMPLES, MAX_TIMESTEPS
 from cadkit.attribution.objectives import OBJECTIVES
 from cadkit.attribution.verify import MAX_TRIALS
+from cadkit.cad_settings import PAPER
 from cadkit.cli.core import RATIO, SEED, CadkitCommand, choice, count, finite_float, model_help, modules_type
 from cadkit.models.registry import DEFAULT_MODEL
 
@@ -17,12 +18,12 @@ from cadkit.models.registry import DEFAULT_MODEL
 @click.option("--objective", type=choice(tuple(OBJECTIVES)), default="erase", show_default=True)
 @click.option("--trials", type=count(1, MAX_TRIALS), default=100, show_default=True, help="Random subsets S.")
 @click.option("--fraction", type=finite_float(0, 1, open_lo=True), default=1e-3, show_default=True, help="Size of each S, as a fraction of the attributed weights.")
-@click.option("--modules", type=modules_type(), default="ff", show_default=True)
+@click.option("--modules", type=modules_type(), default=PAPER.modules, show_default=True)
 @click.option("--top", "top", is_flag=True, help="Also ablate the top-k positive set CAD-Erase removes (at --ratio).")
 @click.option("--ratio", type=RATIO, default=None, help="Ratio of --top [default: the model's erase ratio].")
-@click.option("--samples", type=count(1, MAX_SAMPLES), default=1, show_default=True)
-@click.option("--timesteps", type=count(1, MAX_TIMESTEPS), default=50, show_default=True)
-@click.option("--guidance", type=finite_float(0), default=3.0, show_default=True)
+@click.option("--samples", type=count(1, MAX_SAMPLES), default=PAPER.samples, show_default=True)
+@click.option("--timesteps", type=count(1, MAX_TIMESTEPS), default=PAPER.timesteps, show_default=True)
+@click.option("--guidance", type=finite_float(0), default=PAPER.guidance, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--recompute/--no-recompute", default=True, show_default=True,
               help="Also measure J with the base-prompt reference recomputed under each ablation (one more forward pass per pair).")

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = {"cadkit": "cadkit", "cli": "cadkit.cli", "benchmarks": "cadkit.benchmarks"}
 #: Floors, lowest first: a room imports rooms of its own floor or lower ones only.
 FLOORS: list[tuple[str, ...]] = [
-    ("cadkit.errors", "cadkit.provenance", "cadkit.plugins", "cadkit.typed_options"),
+    ("cadkit.errors", "cadkit.provenance", "cadkit.plugins", "cadkit.typed_options", "cadkit.cad_settings"),
     ("cadkit.outputs", "cadkit.locking"),
     ("cadkit.tensor_files", "cadkit.plots", "cadkit.models", "cadkit.data", "cadkit.metrics"),
     ("cadkit.editing", "cadkit.generation", "cadkit.tiny", "cadkit.testing"),

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cadkit.cad_settings import PAPER
 from cadkit.errors import CadkitError, bad_arg
 from cadkit.models.registry import DEFAULT_MODEL
 from cadkit.typed_options import check_seed
@@ -141,11 +142,11 @@ class BenchOptions:
     template: str = DEFAULT_TEMPLATE
     images_root: str | None = None
     amplify_images: int | None = None
-    attr_samples: int = 1
+    attr_samples: int = PAPER.samples
     attr_timesteps: int | None = None
-    attr_guidance: float = 3.0
-    attr_pair_design: str = "trajectories"
-    base_prompt: str = ""
+    attr_guidance: float = PAPER.guidance
+    attr_pair_design: str = PAPER.pair_design
+    base_prompt: str = PAPER.base_prompt
     dtype: str = "fp32"
     methods: tuple[str, ...] | None = None
     method_options: Any = field(default_factory=dict)

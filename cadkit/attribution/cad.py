@@ -26,6 +26,7 @@ from cadkit.attribution.objectives import OBJECTIVES, Objective, get_objective
 from cadkit.attribution.pairs import DEFAULT_PAIR_DESIGN, PairSource, check_pair_design, design_cost
 from cadkit.attribution.scores import SIGN_CONVENTION
 from cadkit.attribution.trainer import TrainerSettings, keep_device, lightning_interrupts, make_trainer
+from cadkit.cad_settings import PAPER
 from cadkit.errors import bad_arg
 from cadkit.models.adapters.base import DiffusionAdapter, parse_modules
 from cadkit.provenance import run_info
@@ -51,10 +52,10 @@ class AttributionSpec:
 
     concept: str
     objective: str = "erase"
-    base_prompt: str = ""
-    samples: int = 1
-    timesteps: int = 50
-    guidance: float = 3.0
+    base_prompt: str = PAPER.base_prompt
+    samples: int = PAPER.samples
+    timesteps: int = PAPER.timesteps
+    guidance: float = PAPER.guidance
     seed: int = 0
     images: str | Path | Tensor | None = field(default=None, compare=False)
     batch_size: int = 4
@@ -124,7 +125,7 @@ class CAD:
             (:class:`~cadkit.attribution.trainer.TrainerSettings`), validated here.
     """
 
-    def __init__(self, adapter: DiffusionAdapter, modules: str | Sequence[str] = "ff", *, devices: int = 1, num_nodes: int = 1,
+    def __init__(self, adapter: DiffusionAdapter, modules: str | Sequence[str] = PAPER.modules, *, devices: int = 1, num_nodes: int = 1,
                  accelerator: str = "auto", precision: str = "32", strategy: str | None = None, progress: bool = False) -> None:
         self.adapter = adapter
         self.modules = parse_modules(modules, adapter.groups)
@@ -138,8 +139,8 @@ class CAD:
                                               seed=seed, images=images, batch_size=batch_size, negative_prompt=negative_prompt,
                                               pair_design=pair_design)
 
-    def attribute(self, concept: str, *, objective: str = "erase", base_prompt: str = "", samples: int = 1,
-                  timesteps: int = 50, guidance: float = 3.0, seed: int = 0, images: str | Path | Tensor | None = None,
+    def attribute(self, concept: str, *, objective: str = "erase", base_prompt: str = PAPER.base_prompt, samples: int = PAPER.samples,
+                  timesteps: int = PAPER.timesteps, guidance: float = PAPER.guidance, seed: int = 0, images: str | Path | Tensor | None = None,
                   batch_size: int = 4, pair_design: str = DEFAULT_PAIR_DESIGN) -> AttributionResult:
         """Scores ``w ⊙ Σ ∂J/∂w`` over all (sample, t) pairs; see :mod:`cadkit.attribution.objectives`.
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from cadkit.cad_settings import PAPER
 from cadkit.errors import bad_arg
 from cadkit.models.adapters.base import DiffusionAdapter
 
@@ -23,7 +24,7 @@ __all__ = ["PairSource", "TrajectorySource", "OfficialSource", "StratifiedSource
 
 #: Pair designs of the erase attribution (see :func:`erase_source`).
 PAIR_DESIGNS = ("trajectories", "official", "stratified")
-DEFAULT_PAIR_DESIGN = "trajectories"
+DEFAULT_PAIR_DESIGN = PAPER.pair_design
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 

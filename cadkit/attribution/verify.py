@@ -30,6 +30,7 @@ from torch import Tensor
 from cadkit.attribution.cad import CAD, AttributionResult
 from cadkit.attribution.objectives import Objective, get_objective
 from cadkit.attribution.pairs import PairSource
+from cadkit.cad_settings import PAPER
 from cadkit.editing.apply import apply_intervention
 from cadkit.editing.masks import select
 from cadkit.errors import bad_arg
@@ -172,9 +173,9 @@ def check_verify_args(trials: int, fraction: float) -> None:
         raise bad_arg("fraction", "a number in (0, 1)", fraction)
 
 
-def verify(adapter: DiffusionAdapter, concept: str, *, objective: str = "erase", modules: str = "ff",
-           trials: int = 100, fraction: float = 1e-3, top_ratio: float | None = None, samples: int = 1,
-           timesteps: int = 50, guidance: float = 3.0, seed: int = 0, base_prompt: str = "", batch_size: int = 4,
+def verify(adapter: DiffusionAdapter, concept: str, *, objective: str = "erase", modules: str = PAPER.modules,
+           trials: int = 100, fraction: float = 1e-3, top_ratio: float | None = None, samples: int = PAPER.samples,
+           timesteps: int = PAPER.timesteps, guidance: float = PAPER.guidance, seed: int = 0, base_prompt: str = PAPER.base_prompt, batch_size: int = 4,
            images: Tensor | None = None, recompute: bool = True, progress: bool = False,
            scores: AttributionResult | None = None) -> VerifyResult:
     """Scores (or the given ``scores``, which must carry their pairs), then random (and optionally top-k)

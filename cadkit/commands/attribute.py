@@ -10,6 +10,7 @@ from cadkit.attribution.cad import CAD, AttributionResult, AttributionSpec
 from cadkit.attribution.scores import FORMAT as SCORES_FORMAT
 from cadkit.attribution.scores import save_scores
 from cadkit.attribution.trainer import TrainerSettings, check_devices
+from cadkit.cad_settings import PAPER
 from cadkit.models.loading import load_adapter, resolve_model, torch_dtype
 from cadkit.models.registry import DEFAULT_MODEL
 from cadkit.outputs import check_not_input, local_folder
@@ -29,7 +30,7 @@ def default_out(model: str, concept: str, objective: str) -> Path:
 
 def run(
     *, model: str = DEFAULT_MODEL, concept: str, base_prompt: str = "", objective: str = "erase", images: str | None = None,
-    samples: int = 1, timesteps: int = 50, guidance: float = 3.0, modules: str = "ff", batch_size: int = 4,
+    samples: int = PAPER.samples, timesteps: int = PAPER.timesteps, guidance: float = PAPER.guidance, modules: str = PAPER.modules, batch_size: int = 4,
     devices: int = 1, num_nodes: int = 1, accelerator: str = "auto", precision: str = "32", dtype: str = "fp32",
     gradient_checkpointing: bool = False, seed: int = 0, out: str | None = None, progress: bool = True,
     pair_design: str = "trajectories",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cadkit.attribution.cad import AttributionSpec
 from cadkit.attribution.verify import VerifyResult, check_verify_args, verify
+from cadkit.cad_settings import PAPER
 from cadkit.models.loading import load_adapter, resolve_model
 from cadkit.models.registry import DEFAULT_MODEL, REGISTRY
 from cadkit.outputs import atomic_dir, check_not_input, check_output_folder, local_folder, write_json
@@ -34,8 +35,8 @@ def check_out(out: str | Path) -> Path:
 
 def run(
     *, model: str = DEFAULT_MODEL, concept: str, objective: str = "erase", trials: int = 100, fraction: float = 1e-3,
-    modules: str = "ff", top: bool = False, ratio: str | float | None = None, samples: int = 1, timesteps: int = 50,
-    guidance: float = 3.0, seed: int = 0, recompute: bool = True, out: str | Path = "outputs/verify", progress: bool = True,
+    modules: str = PAPER.modules, top: bool = False, ratio: str | float | None = None, samples: int = PAPER.samples, timesteps: int = PAPER.timesteps,
+    guidance: float = PAPER.guidance, seed: int = 0, recompute: bool = True, out: str | Path = "outputs/verify", progress: bool = True,
 ) -> VerifyResult:
     """Validate, run the ablations, write ``verify.csv`` / ``verify.png`` / ``verify.json`` into ``out``."""
     from cadkit.editing.masks import parse_ratio

@@ -35,6 +35,7 @@ from decimal import Decimal, InvalidOperation
 import torch
 from torch import Tensor
 
+from cadkit.cad_settings import PAPER
 from cadkit.errors import UsageError, bad_arg
 
 __all__ = [
@@ -142,7 +143,7 @@ def _check_args(scores: Mapping[str, Tensor], mode: str, granularity: str, names
 def select(
     scores: Mapping[str, Tensor],
     mode: str = "erase",
-    ratio: str | float = 0.001,
+    ratio: str | float = PAPER.ratio,
     granularity: str = "row",
     names: Sequence[str] | None = None,
 ) -> dict[str, Tensor]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cadkit.cad_settings import PAPER
 from cadkit.methods.base import ErasureMethod, MethodOutput
 from cadkit.methods.cost import CostMeter
 from cadkit.methods.options import choice, count, number, text
@@ -24,15 +25,15 @@ class CADOptions:
     """Options of CAD-Erase (attribution + mask selection)."""
 
     concept_text: str | None = text(None, optional=True, nonempty=True, doc="the attributed prompt c (default: see module)")
-    modules: str = text("ff", nonempty=True, doc="module groups attributed and edited (comma list)")
-    ratio: float = number(0.001, 0.0, 1.0, lo_open=True, doc="fraction of each row (granularity row) zeroed")
+    modules: str = text(PAPER.modules, nonempty=True, doc="module groups attributed and edited (comma list)")
+    ratio: float = number(PAPER.ratio, 0.0, 1.0, lo_open=True, doc="fraction of each row (granularity row) zeroed")
     granularity: str = choice("row", ("row", "matrix", "global"), doc="mask granularity")
     fill: str = choice("zero", ("zero", "row-mean", "noise"), doc="value written into the ablated entries: zero (the paper), "
                        "the row's mean or noise with the row's mean and std (seeded), over the entries the edit keeps")
-    samples: int = count(1, 1, 100_000, doc="trajectories of the concept")
-    timesteps: int = count(50, 1, 1000, doc="sampling steps (= attributed timesteps per trajectory)")
-    guidance: float = number(3.0, 0.0, 100.0, doc="CFG of the trajectories")
-    base_prompt: str = text("", doc="c_base of the erase objective")
+    samples: int = count(PAPER.samples, 1, 100_000, doc="trajectories of the concept")
+    timesteps: int = count(PAPER.timesteps, 1, 1000, doc="sampling steps (= attributed timesteps per trajectory)")
+    guidance: float = number(PAPER.guidance, 0.0, 100.0, doc="CFG of the trajectories")
+    base_prompt: str = text(PAPER.base_prompt, doc="c_base of the erase objective")
     batch_size: int = count(4, 1, 4096, doc="(sample, t) pairs per backward pass")
     precision: str = choice("32", ("32", "bf16-mixed", "16-mixed"), doc="Lightning precision of the attribution")
     pair_design: str = choice("trajectories", ("trajectories", "official", "stratified"), doc="erase pairs (cadkit.attribution.pairs)")

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cadkit.cad_settings import PAPER
+
 __all__ = ["ModelEntry", "BenchDefaults", "AttackDefaults", "attack_defaults", "REGISTRY", "DEFAULT_MODEL", "is_available", "shipped_path",
            "tiny_path", "load_world", "world_entries", "defaults_help", "sampling_defaults",
            "MethodDefaults", "method_defaults", "fill_concept", "CONCEPT_PLACEHOLDER", "FrontierDefaults", "FRONTIER_METHODS",
@@ -29,7 +31,7 @@ class BenchDefaults:
     the ratios ``ratio-sweep`` tries (the paper's 0.05 %-1 % around 0.1 % for SD-sized layers)."""
 
     images_per_class: int = 500
-    attr_timesteps: int = 50
+    attr_timesteps: int = PAPER.timesteps
     sweep_ratios: tuple[float, ...] = (0.0005, 0.001, 0.002, 0.005, 0.01)
 
 
@@ -130,8 +132,8 @@ class ModelEntry:
     revision: str | None = None
     steps: int | None = None
     guidance: float | None = None
-    erase_ratio: float = 0.001
-    erase_modules: str = "ff"
+    erase_ratio: float = PAPER.ratio
+    erase_modules: str = PAPER.modules
     bench: BenchDefaults = field(default_factory=BenchDefaults)
     shipped: str | None = None
     world: str | None = None
@@ -150,9 +152,12 @@ _TINY_OBJECTS = ("circle", "square", "triangle", "star", "plus", "cross", "diamo
 # ESD at the model's 20 sampling steps, 200 iterations (paper: 1,000) and larger Adam steps (paper: 1e-5), ESD-x's 10x
 # ESD-u's; ConceptPrune over 4 of the 20 steps (tau 10 of 50 in the paper) at CFG 5, with prompt pairs
 # in the model's own caption templates (the reference's "a {scene}" / "a {object} in a {scene}" words are unknown to it).
+#: CAD-Erase on the embedded model, declared once: the benchmarks' erase ratio, module groups and attribution
+#: timesteps, and the options of the ``cad`` and ``random`` methods (CFG and the rest: cadkit.cad_settings.PAPER).
+_TINY_CAD: dict[str, Any] = {"modules": "attn2", "ratio": 0.05, "timesteps": 25}
 _TINY_METHODS: dict[str, MethodDefaults] = {
-    "cad": MethodDefaults({"modules": "attn2", "ratio": 0.05, "timesteps": 25, "guidance": 3.0}),
-    "random": MethodDefaults({"modules": "attn2", "ratio": 0.05, "timesteps": 25, "guidance": 3.0}),  # CAD's counts at CAD's settings
+    "cad": MethodDefaults(dict(_TINY_CAD)),
+    "random": MethodDefaults(dict(_TINY_CAD)),  # CAD's counts at CAD's settings
     "esd-u": MethodDefaults({"steps": 20, "iterations": 200, "lr": 2e-4}),
     "esd-x": MethodDefaults({"steps": 20, "iterations": 200, "lr": 2e-3}),
     "conceptprune": MethodDefaults({"steps": 20, "guidance": 5.0, "timesteps": 4}, by_type={
@@ -202,8 +207,8 @@ REGISTRY: dict[str, ModelEntry] = {
         # 22.5 / 97.0; ff rows needed 20 % (16.0 / 72.6). 0.1 % of a row narrower than 1,000 is zero entries. Choosing
         # attn2 on the prompts and seeds the tables report is selection on the evaluation set (said in the README).
         ModelEntry("tiny", "cadkit/tiny", "sd1", "epsilon", 32, "cadkit's embedded model of procedural shapes (trained by `cadkit tiny train`)",
-                   steps=20, guidance=5.0, erase_ratio=0.05, erase_modules="attn2",
-                   bench=BenchDefaults(images_per_class=20, attr_timesteps=25, sweep_ratios=(0.01, 0.03, 0.05, 0.1, 0.2)),
+                   steps=20, guidance=5.0, erase_ratio=_TINY_CAD["ratio"], erase_modules=_TINY_CAD["modules"],
+                   bench=BenchDefaults(images_per_class=20, attr_timesteps=_TINY_CAD["timesteps"], sweep_ratios=(0.01, 0.03, 0.05, 0.1, 0.2)),
                    shipped="cadkit.tiny:weights/pipeline", world="cadkit.tiny.world:WORLD",
                    # attacks on the CPU: 5 timesteps (100, 300, ..., 900) x 10 iterations, official P4D 200 steps judged every
                    # 20 with 8 tokens, the model's own sampler (DDIM, 20 steps, CFG 5), whole-word tokens (96 of 625 ids)

@@ -54,17 +54,3 @@ def test_embedded_prompt_pairs_use_its_words() -> None:
         got = method_defaults(DEFAULT_MODEL, "conceptprune", ct, "circle" if ct == "object" else "striped")
         for text in (*got["base_prompts"], *got["target_prompts"]):
             assert set(re.findall(r"[a-z]+", text)) <= words, text
-
-
-@pytest.mark.parametrize("name", list(REGISTRY))
-def test_cad_entry_agrees_with_the_bench_defaults(name: str) -> None:
-    """Where the registry sets CAD's method options, they are the benchmarks' CAD-Erase defaults of that model."""
-    e = REGISTRY[name]
-    cad = e.method_defaults.get("cad")
-    if cad is None:
-        return
-    o = cad.options
-    assert (o["modules"], o["ratio"], o["timesteps"]) == (e.erase_modules, e.erase_ratio, e.bench.attr_timesteps)
-    from cadkit.benchmarks.framework.options import BenchOptions
-
-    assert o.get("guidance", 3.0) == BenchOptions().attr_guidance
