@@ -423,3 +423,17 @@ def parse_modules(modules: str | Sequence[str], allowed: Sequence[str], arg: str
             out.append(m)
     return out
 
+
+class DualClipStreamsMixin(DiffusionAdapter):
+    """The prompt attacks' text side of pipelines with two CLIP encoders (SD-XL, SD-3): both streams (one BPE
+    vocabulary, so one token id drives both tables; a pipeline without ``text_encoder`` has the second only),
+    each giving its penultimate hidden state and, for an encoder with a projection, the pooled output."""
+
+    def prompt_text_streams(self) -> list[tuple[Any, nn.Module]]:
+        first = [(self.pipe.tokenizer, self.pipe.text_encoder)] if getattr(self.pipe, "text_encoder", None) is not None else []
+        return first + [(self.pipe.tokenizer_2, self.pipe.text_encoder_2)]
+
+    def text_stream_output(self, encoder: nn.Module, ids: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        out = encoder(ids, output_hidden_states=True)
+        return out.hidden_states[-2], out[0] if out[0].ndim == 2 else None
+

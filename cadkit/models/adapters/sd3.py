@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from cadkit.errors import bad_arg
-from cadkit.models.adapters.base import Condition, DiffusionAdapter, SamplingRun
+from cadkit.models.adapters.base import Condition, DiffusionAdapter, DualClipStreamsMixin, SamplingRun
 from cadkit.models.adapters.sd import require_sites
 from cadkit.models.adapters.text_sites import Site, last_token_index
 
@@ -103,7 +103,7 @@ class TransformerTextSideMixin(DiffusionAdapter):
         return [n for n in names if n.startswith(blocks) and n not in ts]
 
 
-class SD3Adapter(TransformerTextSideMixin, FlowForwardMixin, DiffusionAdapter):
+class SD3Adapter(DualClipStreamsMixin, TransformerTextSideMixin, FlowForwardMixin, DiffusionAdapter):  # T5 encodes the decoded text without gradient
     """Stable Diffusion 3 and 3.5 (medium, large)."""
 
     pipeline_class = "StableDiffusion3Pipeline"
@@ -155,16 +155,6 @@ class SD3Adapter(TransformerTextSideMixin, FlowForwardMixin, DiffusionAdapter):
         clip = last_token_index(self.pipe.tokenizer, texts, l_clip)
         t5 = last_token_index(self.pipe.tokenizer_3, texts, length - l_clip, floor_zero=True)
         return [[c, l_clip + t] for c, t in zip(clip, t5)]
-
-    def prompt_text_streams(self) -> list[tuple[Any, nn.Module]]:
-        """The two CLIP streams (CLIP-L, CLIP-G); T5 encodes the decoded text without gradient."""
-        first = [(self.pipe.tokenizer, self.pipe.text_encoder)] if getattr(self.pipe, "text_encoder", None) is not None else []
-        return first + [(self.pipe.tokenizer_2, self.pipe.text_encoder_2)]
-
-    def text_stream_output(self, encoder: nn.Module, ids: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        """The penultimate hidden state and the projected pooled output."""
-        out = encoder(ids, output_hidden_states=True)
-        return out.hidden_states[-2], out[0] if out[0].ndim == 2 else None
 
     def condition_from_text_streams(self, hidden: list[Tensor], pooled: list[Tensor], t5: Callable[[], Tensor],
                                     size: tuple[int | None, int | None] = (None, None)) -> Condition:

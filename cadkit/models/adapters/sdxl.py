@@ -21,17 +21,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from cadkit.errors import CadkitError, bad_arg
-from cadkit.models.adapters.base import Condition, SamplingRun
+from cadkit.models.adapters.base import Condition, DualClipStreamsMixin, SamplingRun
 from cadkit.models.adapters.sd import SDAdapter, require_sites
 from cadkit.models.adapters.text_sites import Site
 
 __all__ = ["SDXLAdapter"]
 
 
-class SDXLAdapter(SDAdapter):
+class SDXLAdapter(DualClipStreamsMixin, SDAdapter):
     """Stable Diffusion XL (base); refiner-style pipelines without ``text_encoder`` also work."""
 
     pipeline_class = "StableDiffusionXLPipeline"
@@ -98,17 +98,6 @@ class SDXLAdapter(SDAdapter):
         if which != "esd-x" and selection != "legacy":
             keep = [n for n in keep if "block" in n and "emb" not in n]
         return keep
-
-    def prompt_text_streams(self) -> list[tuple[Any, nn.Module]]:
-        """Both CLIP streams (one BPE vocabulary, so one token id drives both tables); a refiner-style pipeline
-        without ``text_encoder`` has the second only."""
-        first = [(self.pipe.tokenizer, self.pipe.text_encoder)] if getattr(self.pipe, "text_encoder", None) is not None else []
-        return first + [(self.pipe.tokenizer_2, self.pipe.text_encoder_2)]
-
-    def text_stream_output(self, encoder: nn.Module, ids: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        """The penultimate hidden state, and the projected pooled output of an encoder with projection."""
-        out = encoder(ids, output_hidden_states=True)
-        return out.hidden_states[-2], out[0] if out[0].ndim == 2 else None
 
     def condition_from_text_streams(self, hidden: list[Tensor], pooled: list[Tensor], t5: Callable[[], Tensor],
                                     size: tuple[int | None, int | None] = (None, None)) -> Condition:
