@@ -37,7 +37,7 @@ def test_sequential_steps(run_cli: Any, tmp_path: Path) -> None:
     from cadkit.editing import load_edit
     from cadkit.methods import run_method
     from cadkit.models import load_adapter
-    from cadkit.models.registry import DEFAULT_MODEL
+    from cadkit.models.registry import DEFAULT_MODEL, method_defaults
 
     out = tmp_path / "seq"
     res = run_cli("bench", "sequential", *GRID, "--methods", "uce", "--out", out)
@@ -48,7 +48,7 @@ def test_sequential_steps(run_cli: Any, tmp_path: Path) -> None:
     assert rows[1]["acc_earlier"] == pytest.approx(rows[1]["per_object"]["circle"])
     assert rows[1]["returned"] == pytest.approx(rows[1]["per_object"]["circle"] - rows[0]["acc_now"])
     step1 = load_edit(data["conditions"]["UCE step 1"]["edit"])
-    ref = run_method("uce", load_adapter(DEFAULT_MODEL), "circle", "object")
+    ref = run_method("uce", load_adapter(DEFAULT_MODEL), "circle", "object", method_defaults(DEFAULT_MODEL, "uce", "object", "circle"))
     assert step1.content_hash() == ref.edit.content_hash()  # sequential erasure of one concept = a single erasure
     assert data["conditions"]["UCE step 2"]["erased"] == ["circle", "square"]
 
