@@ -23,7 +23,7 @@ def _cli(args: list[str]) -> list[str]:
 def test_resume_after_kill_matches_uninterrupted(run_cli, tiny_sd1: Path, judge_weights: Path, tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     a, b = tmp_path / "a", tmp_path / "b"
-    extra = ["--batch-size", "1", "--images-per-class", "1"]  # 2 classes x 3 conditions = 6 images
+    extra = ["--batch-size", "1", "--images-per-class", "1"]  # 2 classes x 3 conditions = 6 target images, plus the retain columns
     proc = subprocess.Popen(_cli(cli_args(tiny_sd1, a, judge_weights, *extra)), env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
@@ -35,17 +35,18 @@ def test_resume_after_kill_matches_uninterrupted(run_cli, tiny_sd1: Path, judge_
     finally:
         proc.wait(timeout=30)
     made = len(list((a / "cache").glob("??/*.png")))
-    assert 1 <= made < 6 and not (a / "report.md").exists()
+    assert made >= 1 and not (a / "report.md").exists()
     # the rerun and the uninterrupted reference run the same CLI in this process (saves two interpreter starts)
     done = run_cli("bench", "erase-objects", *cli_args(tiny_sd1, a, judge_weights, *extra))
     assert done.code == 0, done
     ref = run_cli("bench", "erase-objects", *cli_args(tiny_sd1, b, judge_weights, *extra))
     assert ref.code == 0, ref
     ja, jb = (json.loads((d / "results.json").read_text()) for d in (a, b))
-    assert ja["generated"] == 6 - made and jb["generated"] == 6
+    total = jb["generated"]  # the uninterrupted run generates every image once
+    assert total >= 6 and made < total and ja["generated"] == total - made
     files_a = {p.relative_to(a / "cache"): p.read_bytes() for p in (a / "cache").glob("??/*.png")}
     files_b = {p.relative_to(b / "cache"): p.read_bytes() for p in (b / "cache").glob("??/*.png")}
-    assert files_a.keys() == files_b.keys() and len(files_a) == 6
+    assert files_a.keys() == files_b.keys() and len(files_a) == total
     assert all(files_a[k] == files_b[k] for k in files_a)
     assert (a / "results.csv").read_text() == (b / "results.csv").read_text()
     assert ja["tables"] == jb["tables"]

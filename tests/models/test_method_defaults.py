@@ -31,7 +31,8 @@ def test_layering_and_placeholder() -> None:
     # a type without by_type values gets the shared ones only; unknown models and methods get nothing
     assert method_defaults(DEFAULT_MODEL, "conceptprune", "nudity") == dict(d.options)
     assert method_defaults("sd14", "esd-u", "object") == {} and method_defaults("/some/folder", "uce", "object") == {}
-    assert method_defaults(DEFAULT_MODEL, "uce", "object") == {}  # paper defaults fit: no entry
+    uce = REGISTRY[DEFAULT_MODEL].method_defaults["uce"]  # objects: the frontier's choice; styles: the paper defaults
+    assert method_defaults(DEFAULT_MODEL, "uce", "object") == dict(uce.by_type["object"]) and method_defaults(DEFAULT_MODEL, "uce", "artist") == {}
     assert fill_concept({"a": "x {concept}", "b": ["{concept}", "y"], "c": 3}, "star") == {"a": "x star", "b": ("star", "y"), "c": 3}
 
 
