@@ -23,6 +23,12 @@ concept template, every other method erases the artist's name in its own wording
 concept); the first table has one row per model (the base model first), then one table per method
 gives its numbers per erased artist. With ``--unet`` (a model edited elsewhere) the tables have one
 row, for ``--target``.
+
+In styles mode every style accuracy (per artist and the means) carries a 95 % percentile interval from the
+stratified bootstrap of the erasure suites (:class:`benchmarks.suites.erasure_stats.HitIntervals` over
+:func:`cadkit.metrics.frontier.bootstrap`, :data:`~cadkit.metrics.frontier.MIN_REPLICATES` replicates, numpy
+seed ``--seed``): each replicate redraws, within every style, as many of its images (prompt and seed) as it has;
+the same redraw serves every condition; a mean over styles resamples within each style. LPIPS has none.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
+import numpy as np
 from torch import Tensor
 
 from cadkit.benchmarks.framework.context import BenchContext
@@ -52,9 +59,11 @@ from cadkit.benchmarks.framework.prompt_suites import (
 )
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart, image_grid
+from cadkit.benchmarks.suites.erasure_stats import HitIntervals, Spec, decorate, mean_spec
 from cadkit.data import ImageCache, PromptRecord
 from cadkit.errors import CadkitError, bad_arg
 from cadkit.metrics import others_mean
+from cadkit.metrics.frontier import MIN_REPLICATES
 
 __all__ = ["erase_artists", "ARTIST_OPTIONS", "DEFAULT_CONCEPT", "artist_records", "artist_table", "methods_table"]
 
@@ -246,6 +255,10 @@ def erase_artists(ctx: BenchContext) -> SuiteResult:
     base = Variant("base")
     base_metrics = {"style-accuracy": style_m} if style_m is not None else {}
     base_vals = evaluate_variant(ctx, base, "base", recs, base_metrics)
+    iv = _artist_intervals(names, recs, int(o.seed)) if style_m is not None else None
+    if iv is not None:
+        iv.add("base", _style_hits(ctx, base, recs, style_m))
+    cond_of: dict[tuple[str, str], str] = {}
     with using(ctx, base):
         keys = {r.index: k for r, k in zip(recs, ctx.keys(recs))}
     metrics: dict[str, Any] = dict(base_metrics)
@@ -259,7 +272,10 @@ def erase_artists(ctx: BenchContext) -> SuiteResult:
         lp[label], acc[label] = {}, {}
         for a, make in per.items():
             v = make()
-            got = evaluate_variant(ctx, v, v.label if x.get("unet") else f"{v.label} {a}", recs, metrics, target=a)
+            cond_of[(label, a)] = v.label if x.get("unet") else f"{v.label} {a}"
+            got = evaluate_variant(ctx, v, cond_of[(label, a)], recs, metrics, target=a)
+            if iv is not None:
+                iv.add(cond_of[(label, a)], _style_hits(ctx, v, recs, style_m))
             lp[label][a] = got.get("lpips")
             if style_m is not None:
                 acc[label][a] = got["style-accuracy"]
@@ -271,12 +287,19 @@ def erase_artists(ctx: BenchContext) -> SuiteResult:
         t = artist_table(names, lp[label], acc_base, acc[label] if style_m is not None else None)
         t.name, t.title = f"erase-artists-{keys_of[label]}", f"{label}: {t.title}"
         tables.append(t)
+    if iv is not None:
+        _add_intervals(iv, tables, names, cond_of, list(rows_of))
     notes = [f"LPIPS: {lp_desc}",
              (f"artists: the {_world(o).name} world's styles, prompt and attribution concept style_prompt(style) = "
               f"{_world(o).style_prompt('{style}')!r}, "
               f"{o.images_per_class} seeded prompts per style" if styles else
               f"artists: {', '.join(names)} from {o.prompts}, concept {x['concept_template']!r}, per-row seeds"),
              f"steps {o.steps}, guidance {o.guidance:g}", *changed, *injected_note(o)]
+    if iv is not None:
+        notes.append(f"Intervals (style accuracy): 95 % percentile bootstrap, {MIN_REPLICATES} replicates (cadkit.metrics.frontier.bootstrap), "
+                     f"numpy seed {o.seed}, stratified: each replicate redraws, within every style, as many of its images (prompt and seed) "
+                     "as it has; the same redraw serves every condition; a mean over styles resamples within each style. report.md shows "
+                     "them (CI columns); results.json / .csv hold KEY_lo, KEY_hi. LPIPS has no interval.")
     files = {"grids/artists.png": _grid(ctx, names, recs, base, rows_of)}
     if style_m is not None:
         rows = tables[0].rows
@@ -284,6 +307,50 @@ def erase_artists(ctx: BenchContext) -> SuiteResult:
             "target": [r["acc:target"] for r in rows], "others": [r["acc:others"] for r in rows]}, "erase-artists")
     methods = [] if x.get("unet") else methods_lines(o, "artist", "{artist}")
     return SuiteResult("erase-artists", tables, files=files, notes=notes, protocol_notes=methods)
+
+
+def _artist_intervals(names: Sequence[str], recs: Sequence[PromptRecord], seed: int) -> HitIntervals:
+    """Per-image style hits, stratified by style (the artist each image was prompted with)."""
+    gi = {a: i for i, a in enumerate(names)}
+    return HitIntervals(np.array([gi[str(r.artist)] for r in recs], dtype=np.int64), [("artist", a) for a in names], seed)
+
+
+def _style_hits(ctx: BenchContext, v: Variant, recs: Sequence[PromptRecord], style_m: Any) -> np.ndarray:
+    """1/0 per record: the style judge names its style on the cached image under ``v``."""
+    from cadkit.metrics.canvas import predict_correct
+
+    out: list[np.ndarray] = []
+    with using(ctx, v):
+        for i in range(0, len(recs), 64):
+            chunk = list(recs[i : i + 64])
+            out.append(predict_correct(style_m, ctx.images(chunk, v.edit), [str(r.artist) for r in chunk]))
+    return np.concatenate(out)
+
+
+def _add_intervals(iv: HitIntervals, tables: Sequence[Table], names: Sequence[str], cond_of: Mapping[tuple[str, str], str],
+                   labels: Sequence[str]) -> None:
+    """The style accuracies' intervals: ``methods_table`` (``tables[0]``) and each label's ``artist_table``."""
+    def acc(cond: str, a: str) -> Spec:
+        return iv.acc(cond, ("artist", a))
+
+    def others(cond: str, a: str) -> Spec:
+        return mean_spec([acc(cond, b) for b in names if b != a])
+
+    stats: dict[tuple[int, str], Spec] = {(0, "acc:target"): mean_spec([acc("base", a) for a in names]),
+                                          (0, "acc:others"): mean_spec([others("base", a) for a in names])}
+    for i, label in enumerate(labels, start=1):
+        erased = [a for a in names if (label, a) in cond_of]
+        stats[(i, "acc:target")] = mean_spec([acc(cond_of[(label, a)], a) for a in erased])
+        stats[(i, "acc:others")] = mean_spec([others(cond_of[(label, a)], a) for a in erased])
+    decorate(tables[0], iv.cells(stats), ["acc:target", "acc:others"])
+    for label, t in zip(labels, tables[1:]):
+        per: list[dict[str, Spec]] = []
+        for a in [a for a in names if (label, a) in cond_of]:
+            c = cond_of[(label, a)]
+            per.append({"base_acc_target": acc("base", a), "acc_target": acc(c, a), "base_acc_others": others("base", a),
+                        "acc_others": others(c, a)})
+        per.append({k: mean_spec([r[k] for r in per]) for k in per[0]})
+        decorate(t, iv.cells({(i, k): sp for i, r in enumerate(per) for k, sp in r.items()}), list(per[0]))
 
 
 def _variants(ctx: BenchContext, names: Sequence[str]) -> tuple[dict[str, str], dict[str, dict[str, Callable[[], Variant]]]]:

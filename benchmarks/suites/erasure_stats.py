@@ -38,7 +38,7 @@ from cadkit.data import PromptRecord
 from cadkit.errors import bad_arg
 from cadkit.metrics.frontier import MIN_REPLICATES, bootstrap, bootstrap_weights
 
-__all__ = ["ErasureStats", "RETAIN_OPTION", "RETAIN_DEFAULT", "check_retain", "retain_per_class", "Spec", "LEVEL"]
+__all__ = ["ErasureStats", "HitIntervals", "pct", "decorate", "mean_spec", "RETAIN_HEADERS", "RETAIN_OPTION", "RETAIN_DEFAULT", "check_retain", "retain_per_class", "Spec", "LEVEL"]
 
 #: Images per weak class and per style under each edit (the weak / styles columns).
 RETAIN_DEFAULT = 4
@@ -83,6 +83,75 @@ def _pct(lo: float, hi: float) -> str:
     return "-" if not (math.isfinite(lo) and math.isfinite(hi)) else f"[{lo:.1f}, {hi:.1f}]"
 
 
+pct = _pct
+mean_spec = _mean
+
+
+class HitIntervals:
+    """Per-image hits (1/0) of named conditions on one fixed set of images in strata (``group[i]``: the index in
+    ``groups`` of image ``i``), and 95 % percentile intervals of statistics of their per-stratum accuracies, from one
+    stratified bootstrap (:func:`cadkit.metrics.frontier.bootstrap`, :data:`MIN_REPLICATES` replicates, numpy seed
+    ``seed``): each replicate redraws, within every stratum, as many images as it has; the same redraw serves every
+    condition. A statistic is a linear combination of per-stratum accuracies (:data:`Spec`); each stratum keeps its
+    size in every replicate, so a pooled accuracy over several strata is the combination with weights proportional
+    to their sizes (:meth:`pooled`)."""
+
+    def __init__(self, group: np.ndarray, groups: Sequence[tuple[str, str]], seed: int) -> None:
+        self.group = np.asarray(group, dtype=np.int64)
+        self.groups = list(groups)
+        self.gindex = {g: i for i, g in enumerate(self.groups)}
+        self.seed = int(seed)
+        self.hits: dict[str, np.ndarray] = {}
+        self._weights: np.ndarray | None = None
+
+    def add(self, name: str, hits: np.ndarray) -> None:
+        self.hits[name] = np.asarray(hits, dtype=np.float64)
+
+    def acc(self, name: str, g: tuple[str, str]) -> Spec:
+        return {(name, g): 1.0}
+
+    def pooled(self, name: str, gs: Sequence[tuple[str, str]]) -> Spec:
+        """The accuracy over every image of the strata ``gs`` (empty: undefined)."""
+        size = {g: int((self.group == self.gindex[g]).sum()) for g in gs}
+        total = sum(size.values())
+        return {(name, g): n / total for g, n in size.items() if n} if total else {}
+
+    def intervals(self, stats: Mapping[str, Spec]) -> dict[str, tuple[float, float, float]]:
+        """``{name: (estimate, lo, hi)}`` of every statistic, from one bootstrap (the same resamples for all)."""
+        names = list(stats)
+        conds = list(self.hits)
+        ci = {c: i for i, c in enumerate(conds)}
+        n_g = len(self.groups)
+        n = len(self.group)
+        coef = np.zeros((len(names), len(conds) * n_g))
+        undefined = np.zeros(len(names), dtype=bool)
+        for j, s in enumerate(names):
+            undefined[j] = not stats[s]
+            for (cond, g), v in stats[s].items():
+                coef[j, ci[cond] * n_g + self.gindex[g]] += v
+        hits = np.stack([self.hits[c] for c in conds]) if conds else np.zeros((0, n))
+        ind = np.zeros((n, n_g))
+        ind[np.arange(n), self.group] = 1.0
+
+        def stat(w: np.ndarray) -> np.ndarray:
+            acc = 100.0 * ((hits * w) @ ind) / (w @ ind)  # [conditions, groups]; every group keeps its size
+            out = coef @ acc.reshape(-1)
+            out[undefined] = np.nan
+            return out
+
+        if self._weights is None:  # one set of resamples for every table
+            self._weights = bootstrap_weights(self.group, MIN_REPLICATES, self.seed)
+        res = bootstrap(stat, self.group, MIN_REPLICATES, self.seed, LEVEL, weights=self._weights)
+        # rounded to 10 decimals: a mean of equal accuracies reads 100.0, not 99.99999999999999
+        return {s: (float(res.estimate[j]), round(float(res.lo[j]), 10), round(float(res.hi[j]), 10)) for j, s in enumerate(names)}
+
+    def cells(self, stats: Mapping[tuple[int, str], Spec]) -> dict[tuple[int, str], tuple[float, float, float]]:
+        """:meth:`intervals` of statistics keyed ``(table row, column key)``."""
+        keys = list(stats)
+        got = self.intervals({f"{i}\x00{k}": stats[(i, k)] for i, k in keys})
+        return {(i, k): got[f"{i}\x00{k}"] for i, k in keys}
+
+
 class ErasureStats:
     """Per-image hits of every condition a suite evaluates, and the intervals of its tables (module docstring).
 
@@ -119,10 +188,10 @@ class ErasureStats:
         self.groups = groups
         self.gindex = {g: i for i, g in enumerate(groups)}
         self.recs = _Records(rows, head, label, np.array(group, dtype=np.int64), np.zeros(len(rows), dtype=np.int64), groups, {}, [])
-        self.hits: dict[str, np.ndarray] = {}
+        self.iv = HitIntervals(self.recs.group, groups, int(o.seed))
+        self.hits = self.iv.hits
         self.mismatch: list[str] = []
         self._judges: Any = None
-        self._weights: np.ndarray | None = None
         self._acc: dict[int, tuple[str, Mapping[str, float]]] = {}
         ctx.evaluate_hooks.append(self._on_evaluate)
 
@@ -162,32 +231,7 @@ class ErasureStats:
 
     def intervals(self, stats: Mapping[str, Spec]) -> dict[str, tuple[float, float, float]]:
         """``{name: (estimate, lo, hi)}`` of every statistic, from one bootstrap (the same resamples for all)."""
-        names = list(stats)
-        conds = list(self.hits)
-        ci = {c: i for i, c in enumerate(conds)}
-        n_g = len(self.groups)
-        coef = np.zeros((len(names), len(conds) * n_g))
-        undefined = np.zeros(len(names), dtype=bool)
-        for j, s in enumerate(names):
-            undefined[j] = not stats[s]
-            for (cond, g), v in stats[s].items():
-                coef[j, ci[cond] * n_g + self.gindex[g]] += v
-        hits = np.stack([self.hits[c] for c in conds]) if conds else np.zeros((0, len(self.recs.rows)))
-        ind = np.zeros((len(self.recs.rows), n_g))
-        ind[np.arange(len(self.recs.rows)), self.recs.group] = 1.0
-
-        def stat(w: np.ndarray) -> np.ndarray:
-            acc = 100.0 * ((hits * w) @ ind) / (w @ ind)  # [conditions, groups]; every group keeps its size
-            out = coef @ acc.reshape(-1)
-            out[undefined] = np.nan
-            return out
-
-        seed = int(self.ctx.opts.seed)
-        if self._weights is None:  # one set of resamples for every table of the suite
-            self._weights = bootstrap_weights(self.recs.group, MIN_REPLICATES, seed)
-        res = bootstrap(stat, self.recs.group, MIN_REPLICATES, seed, LEVEL, weights=self._weights)
-        # rounded to 10 decimals: a mean of equal accuracies reads 100.0, not 99.99999999999999
-        return {s: (float(res.estimate[j]), round(float(res.lo[j]), 10), round(float(res.hi[j]), 10)) for j, s in enumerate(names)}
+        return self.iv.intervals(stats)
 
     # -- tables ----------------------------------------------------------------------------------------------
     @staticmethod
@@ -282,9 +326,7 @@ class ErasureStats:
         self._decorate(t, self._cells(stats), list(dict.fromkeys(k for sp in specs for k in sp)), new)
 
     def _cells(self, stats: Mapping[tuple[int, str], Spec]) -> dict[tuple[int, str], tuple[float, float, float]]:
-        keys = list(stats)
-        got = self.intervals({f"{i}\x00{k}": stats[(i, k)] for i, k in keys})
-        return {(i, k): got[f"{i}\x00{k}"] for i, k in keys}
+        return self.iv.cells(stats)
 
     def notes(self) -> list[str]:
         """The report's lines on the intervals and the retain columns."""
@@ -306,3 +348,7 @@ class ErasureStats:
             out.append(f"Warning: the per-image judgement differs from the condition's accuracy in {len(self.mismatch)} cell(s) "
                        f"(first: {self.mismatch[0]}); the intervals come from the per-image judgement.")
         return out
+
+
+#: Add the intervals of ``(row, key)`` cells to a table (see :meth:`ErasureStats._decorate`).
+decorate = ErasureStats._decorate

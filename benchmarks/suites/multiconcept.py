@@ -20,6 +20,13 @@ sequential
     the run's settings). After each step: accuracy on the object just erased, on the objects erased
     before (mean, and the largest return: how far an earlier object's accuracy rose above its value
     right after its own step), on the objects not yet erased, and style accuracy.
+
+Every accuracy (erased, retain, style; per step: just erased, erased before, not yet erased, style, and
+each object's) carries a 95 % percentile interval from the stratified bootstrap of the other erasure
+suites (:class:`benchmarks.suites.erasure_stats.HitIntervals` over :func:`cadkit.metrics.frontier.bootstrap`,
+:data:`~cadkit.metrics.frontier.MIN_REPLICATES` replicates, numpy seed ``--seed``): each replicate redraws,
+within every object x style cell, as many of its images (prompt and seed) as it has; the same redraw serves
+every condition. The largest return (a maximum of differences) has no interval.
 """
 
 from __future__ import annotations
@@ -42,7 +49,10 @@ from cadkit.benchmarks.framework.report import SuiteResult, Table, curve_chart
 from cadkit.benchmarks.framework.run_cache import slug
 from cadkit.benchmarks.suites.canvas import CANVAS_OPTIONS, _judge, _judges, canvas_concepts, canvas_records
 from cadkit.benchmarks.suites.canvas import _check as canvas_check
+from cadkit.benchmarks.suites.erasure_stats import HitIntervals, Spec, decorate, mean_spec, pct
+from cadkit.data import PromptRecord
 from cadkit.errors import bad_arg
+from cadkit.metrics.frontier import MIN_REPLICATES
 
 __all__ = ["multi_concept", "sequential", "together_edit", "DEFAULT_COUNTS"]
 
@@ -141,6 +151,25 @@ def _rows_acc(obj: np.ndarray, sty: np.ndarray, labels: Sequence[str], ok_o: np.
     return float(100 * ok_o[sel].mean()) if sel.any() else math.nan
 
 
+def _grid_intervals(recs: Sequence[PromptRecord], seed: int) -> HitIntervals:
+    """Per-image hits on the object x style grid, stratified by cell (see the module docstring)."""
+    cells = [(str(r.cls), str(r.extra["style"])) for r in recs]
+    groups = list(dict.fromkeys(cells))
+    gi = {g: i for i, g in enumerate(groups)}
+    return HitIntervals(np.array([gi[c] for c in cells], dtype=np.int64), groups, seed)
+
+
+def _objects_of(iv: HitIntervals, objects: Sequence[str]) -> list[tuple[str, str]]:
+    """The cells of ``objects`` (every style)."""
+    return [g for g in iv.groups if g[0] in objects]
+
+
+def _interval_note(what: str) -> str:
+    return (f"Intervals: 95 % percentile bootstrap, {MIN_REPLICATES} replicates (cadkit.metrics.frontier.bootstrap), stratified: each "
+            f"replicate redraws, within every object x style cell, as many of its images (prompt and seed) as it has; the same redraw "
+            f"serves every condition. {what} report.md shows them (CI columns); results.json / .csv hold KEY_lo, KEY_hi.")
+
+
 def _variants(methods: Sequence[str]) -> list[tuple[str, str, str]]:
     """(row label, method, CAD combine) per row: CAD twice (sum, union)."""
     out = []
@@ -166,11 +195,16 @@ def multi_concept(ctx: BenchContext) -> SuiteResult:
     labels = [str(r.cls) for r in recs]
     om, sm, desc = _judges(ctx, objects, styles)
     bo, bs = _judge(ctx, recs, None, om, sm)
+    iv = _grid_intervals(recs, int(o.seed))
+    iv.add("base:object", bo)
+    iv.add("base:style", bs)
+    stats: dict[tuple[int, str], Spec] = {}
     rows: list[dict[str, Any]] = []
     curves: dict[str, list[float]] = {}
     for label, m, combine in [("base", "", "")] + _variants(list(o.methods or DEFAULT_METHODS)):
         for n in counts:
             erased, kept = objects[:n], objects[n:]
+            cname = "base" if label == "base" else f"{label} n={n}"
             if label == "base":
                 ok_o, ok_s = bo, bs
             else:
@@ -178,6 +212,11 @@ def multi_concept(ctx: BenchContext) -> SuiteResult:
                 ok_o, ok_s = _judge(ctx, recs, e, om, sm)
                 ctx.conditions[f"{label} n={n}"] = {"edit": e.source, "edit_key": e.content_hash(), "erased": erased,
                                                     "selected_entries": e.num_selected(), "images": len(recs)}
+                iv.add(f"{cname}:object", ok_o)
+                iv.add(f"{cname}:style", ok_s)
+            stats[(len(rows), "erased")] = iv.pooled(f"{cname}:object", _objects_of(iv, erased))
+            stats[(len(rows), "retain")] = iv.pooled(f"{cname}:object", _objects_of(iv, kept))
+            stats[(len(rows), "style")] = iv.pooled(f"{cname}:style", iv.groups)
             row: dict[str, Any] = {"method": label, "n": n, "erased": _rows_acc(bo, bs, labels, ok_o, ok_s, erased),
                    "retain": _rows_acc(bo, bs, labels, ok_o, ok_s, kept), "style": float(100 * ok_s.mean())}
             rows.append(row)
@@ -188,10 +227,12 @@ def multi_concept(ctx: BenchContext) -> SuiteResult:
               "objects' images, on the other objects' images (retain), and of the style judge on every image",
               [("method", "method"), ("n", "n erased"), ("erased", "erased acc"), ("retain", "retain acc"), ("style", "style acc")],
               rows, formats={"n": "d"})
+    decorate(t, iv.cells(stats), ["erased", "retain", "style"])
     chart = curve_chart(counts, {k: [0 if v != v else v for v in vals] for k, vals in curves.items()}, "multi-concept",
                         "objects erased together", logx=False)
     notes = [f"judges: {desc}", f"{len(recs)} images per condition ({len(objects)} objects x {len(styles)} styles x {o.images_per_class})",
-             "retain acc is empty when every object of the run is erased"]
+             "retain acc is empty when every object of the run is erased",
+             _interval_note("Every accuracy of the table has one;")]
     return SuiteResult("multi-concept", [t], files={"scale_curve.png": chart}, notes=notes,
                        protocol_notes=methods_lines(o, "object") + ["CAD rows: sum = top entries of the summed scores (one mask of "
                                                                     "the usual size); union = every concept's own mask united"])
@@ -210,6 +251,11 @@ def sequential(ctx: BenchContext) -> SuiteResult:
     labels = [str(r.cls) for r in recs]
     om, sm, desc = _judges(ctx, objects, styles)
     bo, bs = _judge(ctx, recs, None, om, sm)
+    iv = _grid_intervals(recs, int(o.seed))
+    iv.add("base:object", bo)
+    iv.add("base:style", bs)
+    stats: dict[tuple[int, str], Spec] = {}
+    per_object: dict[tuple[int, str], Spec] = {}
     rows: list[dict[str, Any]] = []
     for m in o.methods or DEFAULT_METHODS:
         label = method_label(m)
@@ -224,6 +270,17 @@ def sequential(ctx: BenchContext) -> SuiteResult:
             ok_o, ok_s = _judge(ctx, recs, e, om, sm)
             ctx.conditions[f"{label} step {k + 1}"] = {"edit": e.source, "edit_key": e.content_hash(), "erased": prefix,
                                                         "selected_entries": e.num_selected(), "images": len(recs)}
+            cname = f"{label} step {k + 1}"
+            iv.add(f"{cname}:object", ok_o)
+            iv.add(f"{cname}:style", ok_s)
+            i = len(rows)
+            acc = {c: iv.pooled(f"{cname}:object", _objects_of(iv, [c])) for c in objects}
+            per_object.update({(i, c): acc[c] for c in objects})
+            stats[(i, "acc_now")] = acc[objects[k]]
+            if k:
+                stats[(i, "acc_earlier")] = mean_spec([acc[c] for c in objects[:k]])
+            stats[(i, "retain")] = iv.pooled(f"{cname}:object", _objects_of(iv, objects[k + 1 :]))
+            stats[(i, "style")] = iv.pooled(f"{cname}:style", iv.groups)
             now = {c: _rows_acc(bo, bs, labels, ok_o, ok_s, [c]) for c in objects}
             row = {"method": label, "step": k + 1, "erased_now": objects[k], "acc_now": now[objects[k]],
                    "acc_earlier": float(np.mean([now[c] for c in objects[:k]])) if k else math.nan,
@@ -237,8 +294,14 @@ def sequential(ctx: BenchContext) -> SuiteResult:
               [("method", "method"), ("step", "step"), ("erased_now", "erased"), ("acc_now", "acc: just erased"),
                ("acc_earlier", "acc: erased before"), ("returned", "largest return"), ("retain", "acc: not yet erased"),
                ("style", "style acc")], rows, formats={"step": "d"})
+    decorate(t, iv.cells(stats), ["acc_now", "acc_earlier", "retain", "style"])
+    base_iv = iv.intervals({"object": iv.pooled("base:object", iv.groups), "style": iv.pooled("base:style", iv.groups)})
+    for (i, c), (_, lo, hi) in iv.cells(per_object).items():
+        rows[i].setdefault("per_object_ci", {})[c] = [lo, hi]
     notes = [f"judges: {desc}", f"{len(recs)} images per condition", "base: object accuracy "
-             f"{100 * bo.mean():.1f} %, style accuracy {100 * bs.mean():.1f} %"]
+             f"{100 * bo.mean():.1f} % {pct(*base_iv['object'][1:])}, style accuracy {100 * bs.mean():.1f} % {pct(*base_iv['style'][1:])}",
+             _interval_note("Every accuracy of the table has one (per_object_ci: each object's, results.json), the largest return none "
+                            "(a maximum of differences: its percentile interval would be biased upward).")]
     return SuiteResult("sequential", [t], notes=notes, protocol_notes=methods_lines(o, "object"))
 
 

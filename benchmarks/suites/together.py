@@ -14,7 +14,13 @@ each method of ``--methods`` makes ONE edit erasing every listed concept, throug
 
 Every class of the run is judged under each edit: *erased* is the accuracy on each listed concept's
 images (and their mean), *retain* the accuracy on each other class's images (and their mean). A listed
-concept outside ``--classes`` joins the judged classes. The joint edits are kept under ``edits/multi/``
+concept outside ``--classes`` joins the judged classes. On a world with weak classes and styles (``tiny``) the
+retain side also has the weak classes' and the styles' mean accuracy (``--retain-per-class`` images each, as in
+the single-class suite). Every accuracy and mean carries a 95 % interval from the stratified bootstrap of the
+other object suites (:class:`benchmarks.suites.erasure_stats.ErasureStats`: the images, prompt and seed, redrawn
+within every class, weak class and style, :data:`~cadkit.metrics.frontier.MIN_REPLICATES` replicates, numpy seed
+``--seed``; the means over classes resample within each class); report.md shows the means' intervals,
+results.json / .csv every one (``KEY_lo``, ``KEY_hi``). The joint edits are kept under ``edits/multi/``
 by everything that decides them, and the image cache keys every edit by its content, so a rerun
 resumes and generates nothing it has.
 """
@@ -33,6 +39,7 @@ from cadkit.benchmarks.framework.methods import CAD_METHOD, DEFAULT_METHODS, met
 from cadkit.benchmarks.framework.options import BenchOptions, judge_classes
 from cadkit.benchmarks.framework.registry import SuiteOption
 from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart, image_grid
+from cadkit.benchmarks.suites.erasure_stats import RETAIN_HEADERS, ErasureStats, Spec, decorate, mean_spec
 from cadkit.data import PromptRecord
 from cadkit.errors import bad_arg
 
@@ -117,6 +124,25 @@ def together_table(name: str, title: str, erased: Sequence[str], kept: Sequence[
     return Table(name, title, cols, rows)
 
 
+def together_intervals(es: ErasureStats, t: Table, erased: Sequence[str], kept: Sequence[str],
+                       models: Mapping[str, Mapping[str, float]]) -> None:
+    """The intervals of :func:`together_table`'s cells (``KEY_lo`` / ``KEY_hi``; a ``KEY_ci`` column after each mean)
+    and its weak / styles retain columns (``retain:weak`` / ``retain:styles``: the mean over their classes)."""
+    stats: dict[tuple[int, str], Spec] = {}
+    for i, acc in enumerate(models.values()):
+        for c in erased:
+            stats[(i, f"erased:{c}")] = es.acc(acc, c)
+        stats[(i, "erased:mean")] = mean_spec([es.acc(acc, c) for c in erased])
+        for c in kept:
+            stats[(i, f"retain:{c}")] = es.acc(acc, c)
+        if kept:
+            stats[(i, "retain:mean")] = mean_spec([es.acc(acc, c) for c in kept])
+        for col in es.present:
+            stats[(i, f"retain:{col}")] = es.column(acc, col)
+    new = {f"retain:{col}": f"retain: {RETAIN_HEADERS[col]}" for col in es.present}
+    decorate(t, es.iv.cells(stats), ["erased:mean", "retain:mean", *new], new)
+
+
 def _variant(ctx: BenchContext, method: str, combine: str, concepts: Sequence[str]) -> tuple[Any, dict[str, Any]]:
     """``(edit, meta)`` of ``method`` erasing ``concepts`` together (see the module docstring)."""
     from cadkit.benchmarks.suites.multiconcept import together_edit
@@ -144,6 +170,7 @@ def erase_together(ctx: BenchContext) -> SuiteResult:
     combine = str(o.extra.get("combine") or "sum")
     kept = [c for c in ctx.classes if c not in concepts]
     recs = ctx.object_records()
+    es = ErasureStats(ctx, recs)  # per-image hits of every condition below: intervals, weak / styles columns
     models: dict[str, dict[str, float]] = {"base": ctx.evaluate("base", recs)}
     edits: dict[str, Any] = {}
     changed: list[str] = []
@@ -155,11 +182,12 @@ def erase_together(ctx: BenchContext) -> SuiteResult:
     judge = f"accuracy %, judge: {o.judge}"
     t = together_table("erase-objects-together", f"Erasing {' + '.join(concepts)} together ({judge}); erased: accuracy on each erased "
                        "class's images (lower = erased), retain: on each other class's images (higher = kept)", concepts, kept, models)
+    together_intervals(es, t, concepts, kept, models)
     files = {"accuracy.png": bar_chart([r["model"] for r in t.rows], {
         "erased: mean": [r["erased:mean"] for r in t.rows], "retain: mean": [r["retain:mean"] for r in t.rows]}, "erase-objects --concepts"),
         "grids/erase.png": _grid(ctx, recs, [*concepts, *kept], edits)}
     notes = [f"erased together: {', '.join(concepts)}; retained: {', '.join(kept) or 'none (every class of the run is erased)'}",
-             *changed]
+             *changed, *es.notes()]
     how = (f"Concepts erased together (--concepts): {', '.join(concepts)}, one edit per method (cadkit.methods.multi): CAD-Erase "
            + ("top entries of the summed scores (--combine sum)" if combine == "sum" else "each concept's own mask, united (--combine union)")
            + "; UCE and RECE natively; other methods one concept after another")

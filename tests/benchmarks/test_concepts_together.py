@@ -55,7 +55,9 @@ def test_two_concepts_report_and_resume(tiny_sd1: Path, tmp_path: Path, judge_we
     data = json.loads((out / "results.json").read_text())
     assert data["protocol"]["classes"] == ["circle", "triangle", "square"]  # a listed concept outside --classes is judged too
     t = data["tables"][0]
-    assert [k for k, _ in t["columns"]] == ["model", "erased:square", "erased:circle", "erased:mean", "retain:triangle", "retain:mean"]
+    assert [k for k, _ in t["columns"]] == ["model", "erased:square", "erased:circle", "erased:mean", "erased:mean_ci", "retain:triangle",
+                                            "retain:mean", "retain:mean_ci", "retain:weak", "retain:weak_ci", "retain:styles",
+                                            "retain:styles_ci"]
     conds = data["conditions"]
     names = {"base": "base", "CAD-Erase (sum)": "CAD-Erase (sum) square + circle", "UCE": "UCE square + circle"}
     assert [r["model"] for r in t["rows"]] == list(names)
