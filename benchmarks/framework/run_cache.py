@@ -13,6 +13,8 @@ from typing import Any
 
 from torch import Tensor
 
+from cadkit.cad_settings import PAPER
+
 __all__ = ["slug", "scores_path", "get_scores", "get_edit", "edit_name"]
 
 
@@ -21,15 +23,15 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-")[:48] or "x"
 
 
-def scores_path(folder: Path, concept: str, objective: str, modules: str, pair_design: str = "trajectories") -> Path:
-    design = "" if pair_design == "trajectories" else f"-{pair_design}"
+def scores_path(folder: Path, concept: str, objective: str, modules: str, pair_design: str = PAPER.pair_design) -> Path:
+    design = "" if pair_design == "trajectories" else f"-{pair_design}"  # file names: "trajectories" has no suffix, whatever the default
     return folder / f"{slug(concept)}-{objective}-{slug(modules)}{design}.safetensors"
 
 
 def get_scores(
     adapter: Any, folder: Path, concept: str, objective: str, modules: str, *, samples: int, timesteps: int, guidance: float,
     seed: int, base_prompt: str = "", images: Tensor | None = None, batch_size: int = 8, devices: int = 1,
-    num_nodes: int = 1, accelerator: str = "auto", progress: bool = False, pair_design: str = "trajectories",
+    num_nodes: int = 1, accelerator: str = "auto", progress: bool = False, pair_design: str = PAPER.pair_design,
 ) -> tuple[dict[str, Tensor], dict[str, str], Path]:
     """``(scores, metadata, path)``: read from ``folder`` if there, else attribute and save (rank 0)."""
     from cadkit.attribution import CAD, load_scores, save_scores

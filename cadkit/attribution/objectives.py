@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from cadkit.attribution.pairs import ImageSource, PairSource, erase_source, load_image_folder
+from cadkit.cad_settings import PAPER
 from cadkit.errors import bad_arg
 from cadkit.models.adapters.base import Condition, DiffusionAdapter
 
@@ -50,7 +51,7 @@ class Objective(abc.ABC):
     @abc.abstractmethod
     def pairs(self, adapter: DiffusionAdapter, concept: str, *, samples: int, timesteps: int, guidance: float, seed: int,
               images: str | Path | Tensor | None = None, batch_size: int = 4, negative_prompt: str = "",
-              pair_design: str = "trajectories") -> PairSource:
+              pair_design: str = PAPER.pair_design) -> PairSource:
         """The (sample, t) pairs J is summed over."""
 
     @abc.abstractmethod
@@ -84,7 +85,7 @@ class Erase(Objective):
 
     def pairs(self, adapter: DiffusionAdapter, concept: str, *, samples: int, timesteps: int, guidance: float, seed: int,
               images: str | Path | Tensor | None = None, batch_size: int = 4, negative_prompt: str = "",
-              pair_design: str = "trajectories") -> PairSource:
+              pair_design: str = PAPER.pair_design) -> PairSource:
         return erase_source(pair_design, adapter, concept, samples, timesteps, guidance, seed, batch_size, negative_prompt)
 
     def reference(self, adapter: DiffusionAdapter, x_t: Tensor, t: Tensor, base: Condition, target: Tensor | None) -> Tensor:
@@ -102,7 +103,7 @@ class Amplify(Objective):
 
     def pairs(self, adapter: DiffusionAdapter, concept: str, *, samples: int, timesteps: int, guidance: float, seed: int,
               images: str | Path | Tensor | None = None, batch_size: int = 4, negative_prompt: str = "",
-              pair_design: str = "trajectories") -> PairSource:
+              pair_design: str = PAPER.pair_design) -> PairSource:
         a = adapter
         if pair_design != "trajectories":
             raise bad_arg("pair_design", "trajectories (the amplify pairs are noised concept images)", pair_design)

@@ -33,7 +33,7 @@ def run(
     samples: int = PAPER.samples, timesteps: int = PAPER.timesteps, guidance: float = PAPER.guidance, modules: str = PAPER.modules, batch_size: int = 4,
     devices: int = 1, num_nodes: int = 1, accelerator: str = "auto", precision: str = "32", dtype: str = "fp32",
     gradient_checkpointing: bool = False, seed: int = 0, out: str | None = None, progress: bool = True,
-    pair_design: str = "trajectories",
+    pair_design: str = PAPER.pair_design,
 ) -> tuple[Path | None, AttributionResult]:
     """Validate, attribute, write the score file (rank 0). Returns ``(path or None on other ranks, result)``."""
     from cadkit.attribution.pairs import check_image_folder, load_image_folder

@@ -36,7 +36,7 @@ class CADOptions:
     base_prompt: str = text(PAPER.base_prompt, doc="c_base of the erase objective")
     batch_size: int = count(4, 1, 4096, doc="(sample, t) pairs per backward pass")
     precision: str = choice("32", ("32", "bf16-mixed", "16-mixed"), doc="Lightning precision of the attribution")
-    pair_design: str = choice("trajectories", ("trajectories", "official", "stratified"), doc="erase pairs (cadkit.attribution.pairs)")
+    pair_design: str = choice(PAPER.pair_design, ("trajectories", "official", "stratified"), doc="erase pairs (cadkit.attribution.pairs)")
 
 
 def cad_wording(concept: str, concept_type: str) -> str:

@@ -1,0 +1,92 @@
+"""CAD's paper settings are declared once (``cadkit.cad_settings.PAPER``): no function parameter, dataclass
+field, typed option or click option of the product writes one of them again as a literal default. And the
+method base class stays light (no Lightning import for a hash)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from cadkit.cad_settings import PAPER
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Parameter / field / option names that carry one of CAD's settings, and the value PAPER gives them.
+WATCHED = {
+    "modules": PAPER.modules, "erase_modules": PAPER.modules, "ratio": PAPER.ratio, "erase_ratio": PAPER.ratio,
+    "timesteps": PAPER.timesteps, "attr_timesteps": PAPER.timesteps, "guidance": PAPER.guidance,
+    "attr_guidance": PAPER.guidance, "pair_design": PAPER.pair_design, "attr_pair_design": PAPER.pair_design,
+}
+#: The declaration itself, and scripts of a checkout (not the product).
+EXEMPT = ("cadkit/cad_settings.py", "benchmarks/perf/", "benchmarks/experiments/")
+
+
+def _defaults(tree: ast.AST) -> list[tuple[str, ast.expr]]:
+    """(name, default expression) of every parameter default, annotated field (a typed option's first argument
+    is its default) and ``default=`` of a click option (named by its first ``--flag``)."""
+    out: list[tuple[str, ast.expr]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            a = node.args
+            pos = a.posonlyargs + a.args
+            out += [(p.arg, d) for p, d in zip(pos[len(pos) - len(a.defaults):], a.defaults)]
+            out += [(p.arg, d) for p, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            v = node.value
+            out.append((node.target.id, v.args[0] if isinstance(v, ast.Call) and v.args else v))
+        elif isinstance(node, ast.Call):
+            flags = [x.value for x in node.args if isinstance(x, ast.Constant) and isinstance(x.value, str) and x.value.startswith("--")]
+            out += [(flags[0][2:].replace("-", "_"), kw.value) for kw in node.keywords if kw.arg == "default" and flags]
+    return out
+
+
+def rewritten_defaults(source: str, where: str = "<source>") -> list[str]:
+    """Every place in ``source`` that writes one of CAD's settings as a literal default equal to PAPER's."""
+    found = []
+    for name, expr in _defaults(ast.parse(source)):
+        want = WATCHED.get(name)
+        if want is not None and isinstance(expr, ast.Constant) and type(expr.value) is type(want) and expr.value == want:
+            found.append(f"{where}:{expr.lineno} {name} = {expr.value!r}")
+    return found
+
+
+def test_cad_settings_are_written_once() -> None:
+    found: list[str] = []
+    for folder in ("cadkit", "cli", "benchmarks"):
+        for py in sorted((ROOT / folder).rglob("*.py")):
+            rel = py.relative_to(ROOT).as_posix()
+            if not rel.startswith(EXEMPT):
+                found += rewritten_defaults(py.read_text(), rel)
+    assert not found, "CAD settings written again (read them from cadkit.cad_settings.PAPER):\n" + "\n".join(found)
+
+
+def test_the_checker_catches_planted_copies() -> None:
+    planted = '''
+import click
+from dataclasses import dataclass
+
+def attribute(concept, modules="ff", *, timesteps=50, guidance: float = 3.0, seed=0):
+    pass
+
+@dataclass
+class Spec:
+    ratio: float = 0.001
+    pair_design: str = number("trajectories")
+    guidance: float = 5.0          # another value: not a copy
+    steps: int = 50                # another name: not CAD's setting
+
+@click.option("--attr-guidance", default=3.0)
+@click.option("--modules", default=PAPER.modules)   # read from the declaration: fine
+def cmd():
+    pass
+'''
+    found = rewritten_defaults(planted)
+    assert [f.split(" ", 1)[1] for f in found] == [
+        "modules = 'ff'", "timesteps = 50", "guidance = 3.0", "ratio = 0.001", "pair_design = 'trajectories'", "attr_guidance = 3.0"]
+
+
+def test_method_base_does_not_load_lightning() -> None:
+    code = "import sys, cadkit.methods.base; print(int(any(m == 'lightning' or m.startswith(('lightning.', 'pytorch_lightning')) for m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "0"
