@@ -28,6 +28,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import click
 import numpy as np
 
 from cadkit.benchmarks.framework.context import BenchContext
@@ -35,18 +36,19 @@ from cadkit.benchmarks.framework.options import BenchOptions, judge_world
 from cadkit.benchmarks.framework.registry import SuiteOption
 from cadkit.benchmarks.framework.report import Table
 from cadkit.data import PromptRecord
-from cadkit.errors import bad_arg
 from cadkit.metrics.frontier import MIN_REPLICATES, bootstrap, bootstrap_weights
+from cadkit.typed_options import check_int
 
 __all__ = ["ErasureStats", "HitIntervals", "pct", "decorate", "mean_spec", "RETAIN_HEADERS", "RETAIN_OPTION", "RETAIN_DEFAULT", "check_retain", "retain_per_class", "Spec", "LEVEL"]
 
 #: Images per weak class and per style under each edit (the weak / styles columns).
 RETAIN_DEFAULT = 4
+MAX_RETAIN = 10_000
 LEVEL = 0.95
 RETAIN_OPTION = SuiteOption(
     "retain_per_class", "--retain-per-class",
     f"Images per weak class and per style under each edit, for the weak / styles retain columns on a world that has them "
-    f"(the first rows of each; 0: no such columns) [{RETAIN_DEFAULT}]", int)
+    f"(the first rows of each; 0: no such columns) [{RETAIN_DEFAULT}]", click.IntRange(0, MAX_RETAIN))
 RETAIN_HEADERS = {"weak": "weak classes", "styles": "styles"}
 
 #: A statistic: ``{(condition name, (column, group)): coefficient}``, a linear combination of per-group accuracies.
@@ -59,8 +61,7 @@ def check_retain(o: BenchOptions) -> BenchOptions:
     v = o.extra.get("retain_per_class")
     if v is None:
         return o
-    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 10_000:
-        raise bad_arg("retain_per_class", "an integer from 0 to 10,000 (0: no weak / styles columns)", v)
+    check_int("retain_per_class", v, 0, MAX_RETAIN)  # 0: no weak / styles columns
     if v == RETAIN_DEFAULT:
         return dataclasses.replace(o, extra={k: x for k, x in o.extra.items() if k != "retain_per_class"})
     return o

@@ -150,6 +150,9 @@ def test_retain_per_class_bad_input_and_default(run_cli: Any, tiny_sd1: Path, ju
         res = run_cli("bench", suite, *cli_args(tiny_sd1, out, judge_weights, "--retain-per-class", "-1"))
         assert_one_line_error(res, "retain", "-1")
         assert not out.exists() or not any(out.iterdir())
+    off = run_cli("bench", "erase-objects", *cli_args(tiny_sd1, tmp_path / "off", judge_weights, "--retain-per-class", "0"))
+    assert off.code == 0, off  # 0 (no weak / styles columns) is accepted on the command line, as the help says
+    assert "weak classes" not in (tmp_path / "off" / "report.md").read_text()
     _, o, _ = prepare("erase-objects", quick_options(tiny_sd1, out, judge_weights=str(judge_weights), extra={"retain_per_class": 4}))
     assert "extra.retain_per_class" not in o.protocol()
     _, o, _ = prepare("erase-objects", quick_options(tiny_sd1, out, judge_weights=str(judge_weights), extra={"retain_per_class": 0}))
