@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from cadkit.errors import bad_arg
 
 __all__ = ["number", "count", "choice", "text", "texts", "flag", "parse_options", "options_dict", "parse_option_text", "describe_options", "check_once",
-           "MAX_SEED", "check_int", "check_seed", "check_finite"]
+           "MAX_SEED", "check_int", "check_seed"]
 
 T = TypeVar("T")
 _MISSING: Any = dataclasses.MISSING
@@ -69,21 +69,6 @@ def check_seed(param: str, value: Any, top: int = MAX_SEED) -> int:
 
 def _range_text(lo: float | None, hi: float | None, lo_open: bool) -> str:
     return f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
-
-
-def check_finite(param: str, value: Any, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> float:
-    """``float(value)`` when it is a finite real number (an ``int`` or ``float``, not a bool) in ``[lo, hi]``
-    (``(lo, hi]`` with ``lo_open``), else one line in the wording of :func:`number` options."""
-    allowed = f"a finite number in {_range_text(lo, hi, lo_open)}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise bad_arg(param, allowed, _shown(value))
-    try:
-        v = float(value)
-    except OverflowError:  # an int beyond float range
-        raise bad_arg(param, allowed, _shown(value)) from None
-    if not math.isfinite(v) or (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and v > hi):
-        raise bad_arg(param, allowed, _shown(value))
-    return v
 
 
 def number(default: float | None, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
