@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from cadkit.cli.core import SEED, CadkitSubGroup, choice, count, finite_float
+from cadkit.errors import bad_arg
 from cadkit.models.registry import DEFAULT_MODEL
 from cadkit.tiny.model import PRESETS
+from cadkit.tiny.paraphrases import PARAPHRASE_DEFAULTS, PROMPT_SETS
 
 __all__ = ["register"]
 
@@ -94,7 +96,12 @@ def train_judge_cmd(out: str | None, n_train: int, epochs: int, seed: int) -> No
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Registry name or diffusers folder.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder for grid.png.")
-def evaluate(images_per_class: int, steps: int | None, guidance: float | None, seed: int, model: str, out: str | None) -> None:
+@click.option("--prompt-set", type=choice(PROMPT_SETS), default="names", show_default=True,
+              help="names: 'an image of a {object}' / 'an image in {style} style'; paraphrases: descriptions that name neither.")
+@click.option("--paraphrases", type=click.Path(dir_okay=False), default=None,
+              help="Paraphrase word embeddings (safetensors) for --prompt-set paraphrases [the shipped ones].")
+def evaluate(images_per_class: int, steps: int | None, guidance: float | None, seed: int, model: str, out: str | None,
+             prompt_set: str, paraphrases: str | None) -> None:
     """Sample every object class and style, judge them, print the accuracies."""
     import cadkit.tiny.evaluate as ev
     from cadkit.models import load_adapter
@@ -103,9 +110,32 @@ def evaluate(images_per_class: int, steps: int | None, guidance: float | None, s
     ev.check_evaluate_args(images_per_class, steps, guidance, seed)
     if out is not None:
         ev.check_evaluate_folder(out)  # before the model loads
-    report = ev.evaluate_tiny(load_adapter(model), images_per_class, steps, guidance, seed, out)
+    if paraphrases is not None and prompt_set != "paraphrases":
+        raise bad_arg("paraphrases", "nothing unless --prompt-set paraphrases", paraphrases)
+    if paraphrases is not None and not Path(paraphrases).is_file():
+        raise bad_arg("paraphrases", "an existing safetensors file of paraphrase embeddings", paraphrases)
+    report = ev.evaluate_tiny(load_adapter(model), images_per_class, steps, guidance, seed, out, prompt_set=prompt_set,
+                              paraphrases=paraphrases)
     for line in report.lines():
         click.echo(line)
+
+
+@tiny.command("train-paraphrases")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (config, checkpoints, paraphrases.safetensors).")
+@click.option("--base", default=None, type=click.Path(file_okay=False), help="Pipeline folder whose words are extended (default: the shipped tiny).")
+@click.option("--steps", type=count(1, 1_000_000), default=None, help=f"Training steps (default {PARAPHRASE_DEFAULTS['steps']}).")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Resume from OUT/checkpoints/last.ckpt.")
+def train_paraphrases(out: str, base: str | None, steps: int | None, seed: int, resume: bool) -> None:
+    """Learn the embeddings of the paraphrase words (only their rows train; the model stays as it is)."""
+    from cadkit.commands.tiny import check_train_folder
+    from cadkit.tiny.paraphrases import train_paraphrase_words
+
+    if base is not None and not (Path(base) / "model_index.json").is_file():
+        raise bad_arg("base", "a diffusers pipeline folder of a tiny model", base)
+    check_train_folder(out, resume)
+    path = train_paraphrase_words(out, steps, seed, resume=resume, base=base)
+    click.echo(f"paraphrase embeddings: {path}  (use them with --paraphrases {path})")
 
 
 def register(group: click.Group) -> None:

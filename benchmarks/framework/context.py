@@ -42,7 +42,9 @@ _T = TypeVar("_T")
 def object_records(o: BenchOptions) -> list[PromptRecord]:
     """Prompt records of ``o.classes``: rows of the ImageNette CSV ``o.prompts`` (its ``class``,
     ``prompt`` and per-row ``evaluation_seed``; first ``images_per_class`` rows of each class), or
-    ``images_per_class`` generated rows per class from ``o.template`` with seeded rows."""
+    ``images_per_class`` generated rows per class from ``o.template`` with seeded rows (``--prompt-set
+    paraphrases``: each row prompted by a paraphrase of its class, same seeds)."""
+    from cadkit.benchmarks.framework.prompt_sets import paraphrased
     from cadkit.data import class_prompts, load_prompts
 
     assert o.classes is not None and o.images_per_class is not None
@@ -50,7 +52,7 @@ def object_records(o: BenchOptions) -> list[PromptRecord]:
         recs = load_prompts(o.prompts, format="imagenette", classes=list(o.classes), per_class=o.images_per_class)
         order = {c: i for i, c in enumerate(o.classes)}
         return sorted(recs, key=lambda r: (order.get(r.cls or "", 0), r.index))
-    return class_prompts(list(o.classes), o.images_per_class, o.template, base_seed=o.seed)
+    return paraphrased(o, class_prompts(list(o.classes), o.images_per_class, o.template, base_seed=o.seed), "object")
 
 
 class BenchContext:

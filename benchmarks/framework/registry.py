@@ -123,6 +123,10 @@ def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, 
     o = resolve(o, name, objects=suite.objects, prompt_formats=suite.prompt_formats)  # everything that needs no model: fails before loading it
     if suite.check is not None:
         o = suite.check(o)
+    if suite.objects:  # the other suites check --prompt-set against their own concepts in their check
+        from cadkit.benchmarks.framework.prompt_sets import check_prompt_set
+
+        o = check_prompt_set(o, objects=list(o.classes or ()))
     check_outputs(name, o)
     if o.method_options:  # after the suite's check, which may choose the methods
         from cadkit.benchmarks.framework.methods import parse_method_options
@@ -168,6 +172,9 @@ def run_suite(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite
 
     t0 = time.time()
     suite, o, adapter = prepare(name, opts, adapter)
+    from cadkit.benchmarks.framework.prompt_sets import prompt_set_note, teach_prompt_set
+
+    teach_prompt_set(o, adapter)  # before the fingerprint: a model taught the paraphrase words is another model
     out = Path(o.out) if o.out else default_out(name, o.model)
     run = RunFolder(out, o.cache)
     fp = model_fingerprint(adapter)
@@ -188,6 +195,7 @@ def run_suite(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite
             "model_info": adapter.model_info(), "resumed": resumed, "generated": ctx.generated,
             "cache_repaired": ctx.repaired, "wall_time_s": round(time.time() - t0, 2), **run_info(),
         }
+        result.notes += prompt_set_note(o)
         if ctx.repaired:
             result.notes.append(f"image cache: {len(ctx.repaired)} damaged image(s) were discarded and regenerated "
                                 f"(first: {ctx.repaired[0]}); see results.json")

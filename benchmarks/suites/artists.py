@@ -44,6 +44,7 @@ from torch import Tensor
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.methods import DEFAULT_METHODS, method_label, method_variant, methods_lines
 from cadkit.benchmarks.framework.options import QUICK, BenchOptions
+from cadkit.benchmarks.framework.prompt_sets import PROMPT_SET_OPTION, check_prompt_set, paraphrased
 from cadkit.benchmarks.framework.prompt_suites import (
     METHOD_OPTION,
     METHODS_OPTION,
@@ -60,6 +61,13 @@ from cadkit.benchmarks.framework.prompt_suites import (
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart, image_grid
 from cadkit.benchmarks.suites.erasure_stats import HitIntervals, Spec, decorate, mean_spec
+from cadkit.benchmarks.suites.together import (
+    check_together_names,
+    together_concepts,
+    together_label,
+    together_table,
+    together_variant,
+)
 from cadkit.data import ImageCache, PromptRecord
 from cadkit.errors import CadkitError, bad_arg
 from cadkit.metrics import others_mean
@@ -73,11 +81,16 @@ ARTIST_OPTIONS: tuple[SuiteOption, ...] = (
     SuiteOption("artists", "--artists", "Comma list of artists (or the model world's styles) to erase [all; --quick: first 3]"),
     SuiteOption("concept_template", "--concept-template", "Attribution concept of an artist [a photo in the style of {artist}; styles: style_prompt(style)]", default=DEFAULT_CONCEPT),
     *PROMPT_OPTIONS,
+    PROMPT_SET_OPTION,
     METHODS_OPTION,
     METHOD_OPTION,
     SuiteOption("unet", "--unet", "Benchmark this denoiser (one erased artist, --target) instead of the --methods edits"),
     SuiteOption("method", "--method", "Row label of the --unet model [its file name]"),
     SuiteOption("target", "--target", "The artist the --unet model erased"),
+    SuiteOption("concepts", "--concepts", "Comma list of artists (styles) erased TOGETHER: one edit per --methods entry (CAD: --combine; UCE, "
+                "RECE: natively; others one after another), judged on the erased artists and on every other one [off: one edit per artist]"),
+    SuiteOption("combine", "--combine", "With --concepts: how CAD-Erase erases several concepts: sum (top entries of the summed scores) "
+                "| union (each concept's own mask, united) [sum]"),
 )
 
 
@@ -107,6 +120,7 @@ def artist_records(o: BenchOptions) -> tuple[list[str], list[PromptRecord]]:
         recs = class_prompts(names, per, world.style_template, base_seed=o.seed)
         for r in recs:
             r.artist, r.cls = r.cls, None
+        recs = paraphrased(o, recs, "style")
     else:
         limit = x.get("limit")
         recs = prompt_records(dataclasses.replace(o, extra={**x, "limit": None}), str(o.prompts), "prompts",
@@ -121,9 +135,16 @@ def artist_records(o: BenchOptions) -> tuple[list[str], list[PromptRecord]]:
                     kept.append(r)
             recs = kept
     if o.quick and not wanted:
+        together = [c for c in together_concepts(o) if c in names]
         names = names[: QUICK["classes"]]
+        names += [c for c in together if c not in names]  # --concepts are always judged
         recs = [r for r in recs if r.artist in names]
     return names, recs
+
+
+def _known_artists(o: BenchOptions) -> list[str]:
+    """Every artist the run could judge (``--artists`` applied, ``--quick`` not): what ``--concepts`` may name."""
+    return artist_records(dataclasses.replace(o, quick=False, extra={k: v for k, v in o.extra.items() if k != "concepts"}))[0]
 
 
 def _check(o: BenchOptions) -> BenchOptions:
@@ -135,6 +156,10 @@ def _check(o: BenchOptions) -> BenchOptions:
             o.extra["concept_template"] = _world(o).style_prompt("{artist}")
     if "{artist}" not in str(o.extra["concept_template"]):
         raise bad_arg("concept_template", "a template containing '{artist}'", o.extra["concept_template"])
+    o = check_prompt_set(o, styles=list(_world(o).styles) if _styles_mode(o) else ())
+    if o.extra.get("concepts") is not None and o.extra.get("unet"):
+        raise bad_arg("concepts", "nothing with --unet (the --unet model erased one --target)", o.extra["concepts"])
+    o = check_together_names(o, _known_artists(o) if o.extra.get("concepts") is not None else [], "artists")
     names, _ = artist_records(o)
     if o.extra.get("unet"):
         t = o.extra.get("target")
@@ -247,6 +272,8 @@ def erase_artists(ctx: BenchContext) -> SuiteResult:
     """Table 5: erase each artist's style; LPIPS on the target and the other artists."""
     from cadkit.metrics import get_metric
 
+    if together_concepts(ctx.opts):
+        return _erase_together(ctx)
     o, x = ctx.opts, ctx.opts.extra
     styles = _styles_mode(o)
     names, recs = artist_records(o)
@@ -307,6 +334,74 @@ def erase_artists(ctx: BenchContext) -> SuiteResult:
             "target": [r["acc:target"] for r in rows], "others": [r["acc:others"] for r in rows]}, "erase-artists")
     methods = [] if x.get("unet") else methods_lines(o, "artist", "{artist}")
     return SuiteResult("erase-artists", tables, files=files, notes=notes, protocol_notes=methods)
+
+
+def _erase_together(ctx: BenchContext) -> SuiteResult:
+    """``--concepts``: each method erases the listed artists together (one edit); every artist of the run judged
+    under it: style accuracy (styles mode, with intervals) and LPIPS to the base image on the erased artists and on
+    the others."""
+    from cadkit.metrics import get_metric
+
+    o = ctx.opts
+    concepts = together_concepts(o)
+    combine = str(o.extra.get("combine") or "sum")
+    styles = _styles_mode(o)
+    names, recs = artist_records(o)
+    kept = [a for a in names if a not in concepts]
+    net, lp_desc = _lpips_net(o, styles)
+    style_m = _style_metric(o, names) if styles else None
+    base = Variant("base")
+    metrics: dict[str, Any] = {"style-accuracy": style_m} if style_m is not None else {}
+    base_vals = evaluate_variant(ctx, base, "base", recs, metrics)
+    iv = _artist_intervals(names, recs, int(o.seed)) if style_m is not None else None
+    if iv is not None:
+        iv.add("base", _style_hits(ctx, base, recs, style_m))
+    with using(ctx, base):
+        keys = {r.index: k for r, k in zip(recs, ctx.keys(recs))}
+    if net is not None:
+        metrics["lpips"] = get_metric("lpips", groups=list(names), base_image=partial(_base_image, ctx.cache, keys), lpips_net=net)
+    acc: dict[str, Any] = {"base": base_vals.get("style-accuracy")}
+    lp: dict[str, Any] = {}
+    conds = {"base": "base"}
+    changed: list[str] = []
+    for m in o.methods or DEFAULT_METHODS:
+        label = together_label(m, combine)
+        edit, meta = together_variant(ctx, m, combine, concepts, "artist", [concept_of(o, a) for a in concepts])
+        v = Variant(label, edit=edit, meta=meta)
+        conds[label] = f"{label} {' + '.join(concepts)}"
+        got = evaluate_variant(ctx, v, conds[label], recs, metrics, target=list(concepts))
+        if iv is not None:
+            iv.add(conds[label], _style_hits(ctx, v, recs, style_m))
+        acc[label], lp[label] = got.get("style-accuracy"), got.get("lpips")
+        changed.append(f"{label}: {edit.num_selected()} entries changed")
+    tables: list[Table] = []
+    what = f"Erasing {' + '.join(concepts)} together"
+    if style_m is not None:
+        t = together_table("erase-artists-together", f"{what} (style accuracy %, world judge); erased: on each erased style's images "
+                           "(lower = erased), retain: on each other style's images (higher = kept)", concepts, kept, acc)
+        if iv is not None:
+            stats: dict[tuple[int, str], Spec] = {}
+            for i, label in enumerate(acc):
+                stats.update({(i, f"erased:{c}"): iv.acc(conds[label], ("artist", c)) for c in concepts})
+                stats[(i, "erased:mean")] = mean_spec([iv.acc(conds[label], ("artist", c)) for c in concepts])
+                stats.update({(i, f"retain:{c}"): iv.acc(conds[label], ("artist", c)) for c in kept})
+                if kept:
+                    stats[(i, "retain:mean")] = mean_spec([iv.acc(conds[label], ("artist", c)) for c in kept])
+            decorate(t, iv.cells(stats), ["erased:mean", "retain:mean"])
+        tables.append(t)
+    if net is not None:
+        t = together_table("erase-artists-together-lpips", f"{what}: LPIPS between base and edited images of the same prompt and seed "
+                           "(erased: higher = erased; retain: lower = kept)", concepts, kept, lp)
+        t.formats = {k: ".3f" for k, _ in t.columns if k != "model"}
+        tables.append(t)
+    if not tables:
+        raise CadkitError("erase-artists --concepts: neither a style judge nor LPIPS is available, nothing to report")
+    notes = [f"erased together: {', '.join(concepts)}; retained: {', '.join(kept) or 'none (every artist of the run is erased)'}",
+             f"LPIPS: {lp_desc}", *changed, *injected_note(o)]
+    how = (f"Artists erased together (--concepts): {', '.join(concepts)}, one edit per method (cadkit.methods.multi): CAD-Erase "
+           + ("top entries of the summed scores (--combine sum)" if combine == "sum" else "each concept's own mask, united (--combine union)")
+           + " of each artist's --concept-template; UCE and RECE natively; other methods one concept after another")
+    return SuiteResult("erase-artists", tables, notes=notes, protocol_notes=[how, *methods_lines(o, "artist", "{artist}")])
 
 
 def _artist_intervals(names: Sequence[str], recs: Sequence[PromptRecord], seed: int) -> HitIntervals:

@@ -45,6 +45,7 @@ import numpy as np
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.methods import CAD_METHOD, DEFAULT_METHODS, method_label, method_variant, methods_lines
 from cadkit.benchmarks.framework.options import BenchOptions
+from cadkit.benchmarks.framework.prompt_sets import PROMPT_SET_OPTION, check_prompt_set, paraphrased_grid
 from cadkit.benchmarks.framework.prompt_suites import METHOD_OPTION, METHODS_OPTION, network
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart
@@ -64,6 +65,7 @@ CANVAS_OPTIONS: tuple[SuiteOption, ...] = (
     SuiteOption("objects", "--objects", "Comma list of objects [the world's default objects; --quick: first 3; other models: required, ImageNette classes]"),
     SuiteOption("styles", "--styles", "Comma list of styles [the world's styles; --quick: first 3; other models: required]"),
     SuiteOption("canvas_template", "--canvas-template", "Prompt of a cell, with {object} and {style}", default=DEFAULT_CANVAS_TEMPLATE),
+    PROMPT_SET_OPTION,
     SuiteOption("style_metric", "--style-metric", "Style judge of a model without an embedded world: a metric plug-in (ClassifierAccuracy built with classes=styles)"),
     SuiteOption("bootstrap", "--bootstrap", "Bootstrap draws of the intervals (prompts resampled within each object x style cell) [1000]", int, default=1000),
     METHODS_OPTION,
@@ -141,6 +143,12 @@ def canvas_records(objects: Sequence[str], styles: Sequence[str], per_cell: int,
     return out
 
 
+def grid_records(o: BenchOptions) -> list[PromptRecord]:
+    """The run's object x style rows (:func:`canvas_records` of its concepts; paraphrased under ``--prompt-set paraphrases``)."""
+    objects, styles = canvas_concepts(o)
+    return paraphrased_grid(o, canvas_records(objects, styles, int(o.images_per_class or 1), str(o.extra["canvas_template"]), o.seed))
+
+
 def _style_concept(o: BenchOptions, style: str) -> str:
     world = _world(o)
     return world.style_prompt(style) if world is not None else DEFAULT_STYLE_CONCEPT.replace("{style}", style)
@@ -202,7 +210,7 @@ def _check(o: BenchOptions) -> BenchOptions:
         raise bad_arg("images_per_class", f"at most {MAX_IMAGES // (len(objects) * len(styles)):,} per cell with "
                       f"{len(objects)} x {len(styles)} cells", per)
     extra = {**x, "objects": ",".join(objects), "styles": ",".join(styles)}
-    return dataclasses.replace(o, images_per_class=per, extra=extra)
+    return check_prompt_set(dataclasses.replace(o, images_per_class=per, extra=extra), objects, styles)
 
 
 # -- judging -----------------------------------------------------------------------------------------------
@@ -305,7 +313,7 @@ def canvas(ctx: BenchContext) -> SuiteResult:
 
     o, x = ctx.opts, ctx.opts.extra
     objects, styles = canvas_concepts(o)
-    recs = canvas_records(objects, styles, int(o.images_per_class or 1), str(x["canvas_template"]), o.seed)
+    recs = grid_records(o)
     obj_labels = [str(r.cls) for r in recs]
     sty_labels = [str(r.extra["style"]) for r in recs]
     om, sm, judge_desc = _judges(ctx, objects, styles)

@@ -47,6 +47,7 @@ from cadkit.benchmarks.framework.methods import (
     methods_lines,
 )
 from cadkit.benchmarks.framework.options import BenchOptions, judge_world
+from cadkit.benchmarks.framework.prompt_sets import PROMPT_SET_OPTION
 from cadkit.benchmarks.framework.prompt_suites import METHOD_OPTION, METHODS_OPTION, network
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table
@@ -62,7 +63,7 @@ RETAIN = ("common", "weak", "styles", "all")
 TAUS = (10.0, 25.0)
 AREA_KIND = "step"
 OPTIONS = (
-    METHODS_OPTION, METHOD_OPTION,
+    METHODS_OPTION, METHOD_OPTION, PROMPT_SET_OPTION,
     SuiteOption("grid", "--grid", "METHOD.KNOB=V1,V2,...: the strengths of a method (knobs zipped; repeatable) [the model's grids: "
                 "`cadkit.models.registry` frontier defaults; --quick: 3 points]", multiple=True),
     SuiteOption("others_per_class", "--others-per-class", "Images per class of each 'others' column under each edit (the first rows) "

@@ -47,7 +47,7 @@ from cadkit.benchmarks.framework.options import BenchOptions, parse_float_list
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table, curve_chart
 from cadkit.benchmarks.framework.run_cache import slug
-from cadkit.benchmarks.suites.canvas import CANVAS_OPTIONS, _judge, _judges, canvas_concepts, canvas_records
+from cadkit.benchmarks.suites.canvas import CANVAS_OPTIONS, _judge, _judges, canvas_concepts, grid_records
 from cadkit.benchmarks.suites.canvas import _check as canvas_check
 from cadkit.benchmarks.suites.erasure_stats import HitIntervals, Spec, decorate, mean_spec, pct
 from cadkit.data import PromptRecord
@@ -104,8 +104,8 @@ def _cad_options(o: BenchOptions) -> dict[str, Any]:
             "batch_size": max(1, min(int(o.batch_size), 8))}
 
 
-def _opts(ctx: BenchContext, method: str) -> dict[str, Any]:
-    return _cad_options(ctx.opts) if method == CAD_METHOD else method_options(ctx.opts, method, "{concept}", "object")
+def _opts(ctx: BenchContext, method: str, concept_type: str = "object") -> dict[str, Any]:
+    return _cad_options(ctx.opts) if method == CAD_METHOD else method_options(ctx.opts, method, "{concept}", concept_type)
 
 
 def _cached(ctx: BenchContext, kind: str, method: str, concepts: Sequence[str], extra: Any, make: Any) -> Any:
@@ -124,25 +124,30 @@ def _cached(ctx: BenchContext, kind: str, method: str, concepts: Sequence[str], 
     return edit
 
 
-def together_edit(ctx: BenchContext, method: str, combine: str, concepts: Sequence[str]) -> Any:
-    """The edit of ``method`` erasing ``concepts`` together (CAD: from the run's own scores)."""
+def together_edit(ctx: BenchContext, method: str, combine: str, concepts: Sequence[str], concept_type: str = "object",
+                  cad_concepts: Sequence[str] | None = None) -> Any:
+    """The edit of ``method`` erasing ``concepts`` (of ``concept_type``) together (CAD: from the run's own scores of
+    ``cad_concepts``, the attribution wording of each concept, default the concepts themselves)."""
     from cadkit.methods.multi import run_many
 
     o = ctx.opts
+    kind = "together" if concept_type == "object" else f"together-{concept_type}"  # object keys as before: old runs resume
     if method == CAD_METHOD:
+        texts = list(cad_concepts or concepts)
+
         def make_cad() -> Any:
             from cadkit.editing.edits import make_edit
             from cadkit.methods.multi import union_edits
 
             if combine == "union":
-                return union_edits([ctx.edit(c, "erase") for c in concepts], ctx.adapter)
-            scores = [ctx.scores(c, "erase") for c in concepts]
+                return union_edits([ctx.edit(c, "erase") for c in texts], ctx.adapter)
+            scores = [ctx.scores(c, "erase") for c in texts]
             summed = {n: sum((s[0][n] for s in scores[1:]), scores[0][0][n].clone()) for n in scores[0][0]}
             return make_edit(summed, scores[0][1], "erase", float(o.ratio or 0.0), o.granularity, str(o.modules), model=ctx.adapter)
 
-        return _cached(ctx, "together", f"cad-{combine}", concepts, [o.ratio, o.modules, o.granularity, o.attr_timesteps, o.attr_samples], make_cad)
-    opts = _opts(ctx, method)
-    return _cached(ctx, "together", method, concepts, opts, lambda: run_many(method, ctx.adapter, concepts, "object", opts, ctx.opts.seed).edit)
+        return _cached(ctx, kind, f"cad-{combine}", texts, [o.ratio, o.modules, o.granularity, o.attr_timesteps, o.attr_samples], make_cad)
+    opts = _opts(ctx, method, concept_type)
+    return _cached(ctx, kind, method, concepts, opts, lambda: run_many(method, ctx.adapter, concepts, concept_type, opts, ctx.opts.seed).edit)
 
 
 def _rows_acc(obj: np.ndarray, sty: np.ndarray, labels: Sequence[str], ok_o: np.ndarray, ok_s: np.ndarray,
@@ -191,7 +196,7 @@ def multi_concept(ctx: BenchContext) -> SuiteResult:
     o, x = ctx.opts, ctx.opts.extra
     objects, styles = canvas_concepts(o)
     counts = [int(c) for c in str(x["counts"]).split(",")]
-    recs = canvas_records(objects, styles, int(o.images_per_class or 1), str(x["canvas_template"]), o.seed)
+    recs = grid_records(o)
     labels = [str(r.cls) for r in recs]
     om, sm, desc = _judges(ctx, objects, styles)
     bo, bs = _judge(ctx, recs, None, om, sm)
@@ -245,9 +250,9 @@ def sequential(ctx: BenchContext) -> SuiteResult:
     """Objects erased one after another (see the module docstring)."""
     from cadkit.methods.multi import run_sequential
 
-    o, x = ctx.opts, ctx.opts.extra
+    o = ctx.opts
     objects, styles = canvas_concepts(o)
-    recs = canvas_records(objects, styles, int(o.images_per_class or 1), str(x["canvas_template"]), o.seed)
+    recs = grid_records(o)
     labels = [str(r.cls) for r in recs]
     om, sm, desc = _judges(ctx, objects, styles)
     bo, bs = _judge(ctx, recs, None, om, sm)

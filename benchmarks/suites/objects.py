@@ -19,6 +19,7 @@ from torch import Tensor
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.methods import CAD_METHOD, DEFAULT_METHODS, method_label, method_variant, methods_lines
 from cadkit.benchmarks.framework.options import BenchOptions, bench_defaults, judge_world
+from cadkit.benchmarks.framework.prompt_sets import PROMPT_SET_OPTION
 from cadkit.benchmarks.framework.prompt_suites import METHOD_OPTION, METHODS_OPTION
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart, curve_chart, image_grid
@@ -114,7 +115,7 @@ def _check_erase_objects(o: BenchOptions) -> BenchOptions:
 
 
 @register_suite("erase-objects", "Table 1: erase each class (CAD-Erase, or every --methods entry); accuracy on the target and the other classes",
-                check=_check_erase_objects, options=(METHODS_OPTION, METHOD_OPTION, RETAIN_OPTION, *CONCEPTS_OPTIONS))
+                check=_check_erase_objects, options=(METHODS_OPTION, METHOD_OPTION, RETAIN_OPTION, *CONCEPTS_OPTIONS, PROMPT_SET_OPTION))
 def erase_objects(ctx: BenchContext) -> SuiteResult:
     """Table 1: erase each class with each method; accuracy on the target and the other classes."""
     if together_concepts(ctx.opts):  # --concepts: the listed classes erased together (suites/together.py)
@@ -239,7 +240,7 @@ def amplify_objects(ctx: BenchContext) -> SuiteResult:
 
 # -- ablate-modules ----------------------------------------------------------------------------------------
 @register_suite("ablate-modules", "Table 7: erase-objects with the edit restricted to each module group",
-                defaults={"modules": ABLATION_GROUPS}, check=check_retain, options=(RETAIN_OPTION,))
+                defaults={"modules": ABLATION_GROUPS}, check=check_retain, options=(RETAIN_OPTION, PROMPT_SET_OPTION))
 def ablate_modules(ctx: BenchContext) -> SuiteResult:
     """Table 7: erase-objects with the edit restricted to each module group."""
     groups = [g.strip() for g in str(ctx.opts.modules).split(",") if g.strip()]
@@ -282,7 +283,7 @@ def _check_ratios(o: BenchOptions) -> BenchOptions:
 
 @register_suite("ratio-sweep", "Fig. 7: target and other accuracy of CAD-Erase over a list of ratios", check=_check_ratios,
                 options=(SuiteOption("ratios", "--ratios", "Comma list of ratios (fractions or percents) [tiny: 0.01,0.03,0.05,0.1,0.2; SD: 0.0005..0.01]"),
-                         RETAIN_OPTION))
+                         RETAIN_OPTION, PROMPT_SET_OPTION))
 def ratio_sweep(ctx: BenchContext) -> SuiteResult:
     """Fig. 7: target and other accuracy of CAD-Erase over a list of ratios."""
     ratios = sorted(ctx.opts.ratios or ())
@@ -317,7 +318,7 @@ def ratio_sweep(ctx: BenchContext) -> SuiteResult:
 # -- scale -------------------------------------------------------------------------------------------------
 @register_suite("scale", "Table 11: scaling negative components by s vs knocking out positive ones",
                 check=check_retain, options=(SuiteOption("scales", "--scales", "Comma list of factors s for the negative components [1.5,2,3]"),
-                                             RETAIN_OPTION))
+                                             RETAIN_OPTION, PROMPT_SET_OPTION))
 def scale_suite(ctx: BenchContext) -> SuiteResult:
     """Table 11: scaling negative components by s vs knocking out positive ones."""
     recs = ctx.object_records()

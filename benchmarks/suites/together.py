@@ -43,7 +43,8 @@ from cadkit.benchmarks.suites.erasure_stats import RETAIN_HEADERS, ErasureStats,
 from cadkit.data import PromptRecord
 from cadkit.errors import bad_arg
 
-__all__ = ["CONCEPTS_OPTIONS", "check_together", "together_concepts", "together_label", "together_table", "erase_together"]
+__all__ = ["CONCEPTS_OPTIONS", "check_together", "check_together_names", "together_concepts", "together_label", "together_table",
+           "together_variant", "erase_together"]
 
 GRID_IMAGES = 6
 
@@ -71,6 +72,18 @@ def check_together(o: BenchOptions) -> BenchOptions:
     """Validate ``--concepts`` / ``--combine`` (one line each, before anything is written): a non-empty list, at
     most as many concepts as the judge has classes, each once, each a class the judge knows; ``--combine`` sum or
     union, and only with ``--concepts``. The concepts outside ``--classes`` join the judged classes."""
+    if o.extra.get("concepts") is None:
+        return check_together_names(o, [], "objects")
+    o = check_together_names(o, judge_classes(o), "objects")
+    names = together_concepts(o)
+    classes = list(o.classes or ())
+    classes += [c for c in names if c not in classes]
+    return dataclasses.replace(o, classes=tuple(classes))
+
+
+def check_together_names(o: BenchOptions, known: Sequence[str], kind: str) -> BenchOptions:
+    """The checks of ``--concepts`` / ``--combine`` shared by the suites (``known``: the names a concept may be,
+    ``kind``: what they are, for the messages); ``--concepts`` normalised, ``--combine`` filled in."""
     from cadkit.methods.multi import COMBINES, check_concepts
 
     x = o.extra
@@ -80,21 +93,17 @@ def check_together(o: BenchOptions) -> BenchOptions:
         return o
     names = _names(x["concepts"])
     if not names:
-        raise bad_arg("concepts", "a comma list of one or more objects to erase together", x["concepts"])
-    known = judge_classes(o)
+        raise bad_arg("concepts", f"a comma list of one or more {kind} to erase together", x["concepts"])
     if len(names) > len(known):
-        raise bad_arg("concepts", f"at most {len(known)} objects (every object the judge knows: {', '.join(known)})",
-                      f"{len(names)} concepts")
+        raise bad_arg("concepts", f"at most {len(known)} {kind} (every one the run knows: {', '.join(known)})", f"{len(names)} concepts")
     check_concepts(names, "concepts")
     for c in names:
         if c not in known:
-            raise bad_arg("concepts", known, c)
+            raise bad_arg("concepts", list(known), c)
     combine = x.get("combine") or "sum"
     if combine not in COMBINES:
         raise bad_arg("combine", COMBINES, combine)
-    classes = list(o.classes or ())
-    classes += [c for c in names if c not in classes]
-    return dataclasses.replace(o, classes=tuple(classes), extra={**x, "concepts": ",".join(names), "combine": combine})
+    return dataclasses.replace(o, extra={**x, "concepts": ",".join(names), "combine": combine})
 
 
 def together_label(method: str, combine: str) -> str:
@@ -143,8 +152,10 @@ def together_intervals(es: ErasureStats, t: Table, erased: Sequence[str], kept: 
     decorate(t, es.iv.cells(stats), ["erased:mean", "retain:mean", *new], new)
 
 
-def _variant(ctx: BenchContext, method: str, combine: str, concepts: Sequence[str]) -> tuple[Any, dict[str, Any]]:
-    """``(edit, meta)`` of ``method`` erasing ``concepts`` together (see the module docstring)."""
+def together_variant(ctx: BenchContext, method: str, combine: str, concepts: Sequence[str], concept_type: str = "object",
+                     cad_concepts: Sequence[str] | None = None) -> tuple[Any, dict[str, Any]]:
+    """``(edit, meta)`` of ``method`` erasing ``concepts`` (of ``concept_type``; CAD attributes ``cad_concepts``,
+    default the concepts) together (see the module docstring)."""
     from cadkit.benchmarks.suites.multiconcept import together_edit
     from cadkit.methods import get_method
     from cadkit.methods.multi import multi_strategy
@@ -153,10 +164,10 @@ def _variant(ctx: BenchContext, method: str, combine: str, concepts: Sequence[st
     meta: dict[str, Any] = {"method": method, "erased": list(concepts), "multi": multi_strategy(method, combine)}
     make = getattr(get_method(method), "from_cad_edit", None)
     if make is not None and (o.method_options or {}).get(method, {}).get("counts", "cad") == "cad":  # a chance control
-        cad = together_edit(ctx, CAD_METHOD, combine, concepts)
+        cad = together_edit(ctx, CAD_METHOD, combine, concepts, concept_type, cad_concepts)
         edit = make(ctx.adapter, cad, o.seed, o.granularity, {"concepts": list(concepts), "ratio": o.ratio, "combine": combine})
         return edit, {**meta, "ratio": o.ratio, "counts_from": f"CAD-Erase ({combine}) edit of the same concepts"}
-    edit = together_edit(ctx, method, combine, concepts)
+    edit = together_edit(ctx, method, combine, concepts, concept_type, cad_concepts)
     if method == CAD_METHOD:
         return edit, {**meta, "ratio": o.ratio, "objective": "erase", "combine": combine}
     cfg = dict(getattr(edit, "config", None) or {})
@@ -176,7 +187,7 @@ def erase_together(ctx: BenchContext) -> SuiteResult:
     changed: list[str] = []
     for m in o.methods or DEFAULT_METHODS:
         label = together_label(m, combine)
-        edits[label], meta = _variant(ctx, m, combine, concepts)
+        edits[label], meta = together_variant(ctx, m, combine, concepts)
         models[label] = ctx.evaluate(f"{label} {' + '.join(concepts)}", recs, edits[label], target=list(concepts), **meta)
         changed.append(f"{label}: {edits[label].num_selected()} entries changed")
     judge = f"accuracy %, judge: {o.judge}"

@@ -2,7 +2,9 @@
 
 Object images come from ``object_prompt(obj)`` ("an image of a {object}") and style images from
 ``style_prompt(style)`` ("an image in {style} style"); image ``j`` of class ``k`` uses seed
-``seed + k * n + j`` (styles continue after the objects), so a report is reproducible.
+``seed + k * n + j`` (styles continue after the objects), so a report is reproducible. With
+``prompt_set="paraphrases"`` image ``j`` of a class uses its paraphrase ``j`` (cycling; see
+:mod:`cadkit.tiny.paraphrases`) and only the classes with a paraphrase set are sampled.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ class TinyReport:
 
     def lines(self) -> list[str]:
         """The printed report; the last line is ``mean_object_accuracy=… mean_style_accuracy=…``."""
-        out = [f"tiny evaluate: {self.images_per_class} images per class, {self.steps} DDIM steps, guidance {self.guidance:g}"]
+        prompts = ", paraphrase prompts (no class or style named)" if self.extra.get("prompt_set") == "paraphrases" else ""
+        out = [f"tiny evaluate: {self.images_per_class} images per class, {self.steps} DDIM steps, guidance {self.guidance:g}{prompts}"]
         out += [f"object {k:<10} accuracy={v:.3f}" for k, v in self.object_accuracy.items()]
         out += [f"style  {k:<10} accuracy={v:.3f}" for k, v in self.style_accuracy.items()]
         if self.grid_path:
@@ -115,15 +118,28 @@ def evaluate_tiny(
     out: str | os.PathLike[str] | None = None,
     judge: Any | None = None,
     batch_size: int = 50,
+    prompt_set: str = "names",
+    paraphrases: str | os.PathLike[str] | None = None,
 ) -> TinyReport:
     """Sample ``images_per_class`` images per object class and per style; judge them.
 
     Images are sampled and judged ``batch_size`` at a time (memory does not grow with
     ``images_per_class``). ``adapter`` defaults to ``load_adapter("tiny")`` and ``judge`` to the
-    shipped judge. With ``out``, writes ``grid.png`` (up to 10 images per class/style row) and
+    shipped judge. ``prompt_set`` "paraphrases" first teaches the model the paraphrase words
+    (``paraphrases``: their embeddings file, default the shipped one). With ``out``, writes ``grid.png`` (up to 10 images per class/style row) and
     ``evaluate.json`` (the report) there, replacing an earlier evaluate folder as a whole.
     """
     check_evaluate_args(images_per_class, steps, guidance, seed)
+    from cadkit.tiny.paraphrases import (
+        OBJECT_PARAPHRASES,
+        PROMPT_SETS,
+        STYLE_PARAPHRASES,
+        add_paraphrase_words,
+        paraphrase_for,
+    )
+
+    if prompt_set not in PROMPT_SETS:
+        raise bad_arg("prompt_set", PROMPT_SETS, prompt_set)
     folder = check_evaluate_folder(out) if out is not None else None
     if adapter is None:
         from cadkit.models import load_adapter
@@ -135,22 +151,26 @@ def evaluate_tiny(
         judge = load_judge()
     judge.eval()
     n = images_per_class
-    rows = [(0, k, object_prompt(o)) for k, o in enumerate(OBJECTS)] + [(1, k, style_prompt(s)) for k, s in enumerate(STYLES)]
+    if prompt_set == "paraphrases":
+        add_paraphrase_words(adapter.pipe, paraphrases)
+        rows = ([(0, k, o, [paraphrase_for(o, "object", j) for j in range(n)]) for k, o in enumerate(OBJECTS) if o in OBJECT_PARAPHRASES]
+                + [(1, k, s, [paraphrase_for(s, "style", j) for j in range(n)]) for k, s in enumerate(STYLES) if s in STYLE_PARAPHRASES])
+    else:
+        rows = [(0, k, o, [object_prompt(o)] * n) for k, o in enumerate(OBJECTS)] + [(1, k, s, [style_prompt(s)] * n) for k, s in enumerate(STYLES)]
     correct = [0] * len(rows)
     grid: list[Tensor] = []
-    for r, (head, k, prompt) in enumerate(rows):
+    for r, (head, k, _, prompts) in enumerate(rows):
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
             seeds = [seed + r * n + start + j for j in range(m)]
-            imgs = sample_prompts(adapter, [prompt] * m, seeds, steps, guidance, batch_size)
+            imgs = sample_prompts(adapter, prompts[start : start + m], seeds, steps, guidance, batch_size)
             logits = judge(imgs)[head]
             correct[r] += int((logits.argmax(1) == k).sum())
             if start < _GRID:
                 grid.append(imgs[: _GRID - start])
-    no = len(OBJECTS)
-    acc_o = {o: correct[k] / n for k, o in enumerate(OBJECTS)}
-    acc_s = {s: correct[no + k] / n for k, s in enumerate(STYLES)}
-    report = TinyReport(acc_o, acc_s, n, steps, guidance)
+    acc_o = {name: correct[r] / n for r, (head, _, name, _) in enumerate(rows) if head == 0}
+    acc_s = {name: correct[r] / n for r, (head, _, name, _) in enumerate(rows) if head == 1}
+    report = TinyReport(acc_o, acc_s, n, steps, guidance, extra={"prompt_set": prompt_set})
     if folder is not None:
         from cadkit.outputs import atomic_dir, write_json
 
@@ -159,7 +179,7 @@ def evaluate_tiny(
         with atomic_dir(folder, check=check_evaluate_folder) as tmp:
             make_grid(arr, per_row, upscale=3).save(tmp / "grid.png", format="PNG")
             write_json(tmp / "evaluate.json", {"command": "tiny evaluate", "images_per_class": n, "steps": steps, "guidance": guidance,
-                                               "seed": seed, "object_accuracy": acc_o, "style_accuracy": acc_s,
+                                               "seed": seed, "prompt_set": prompt_set, "object_accuracy": acc_o, "style_accuracy": acc_s,
                                                "files": ["grid.png", "evaluate.json"]})
         report.grid_path = str(folder / "grid.png")
     return report

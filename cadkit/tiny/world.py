@@ -8,7 +8,9 @@ objective), and the judges that name what an image shows.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -52,6 +54,33 @@ class TinyWorld:
         from cadkit.tiny.domain import style_prompt
 
         return style_prompt(style)
+
+    # -- prompts that never name the concept (cadkit.tiny.paraphrases) --------------------------------------
+    def paraphrase(self, name: str, kind: str, j: int) -> str:
+        """Paraphrase ``j`` (cycling) of object class or style ``name`` (``kind``: object | style)."""
+        from cadkit.tiny.paraphrases import paraphrase_for
+
+        return paraphrase_for(name, kind, j)
+
+    def paraphrase_grid(self, obj: str, style: str, j: int) -> str:
+        """Row ``j`` of an object x style cell, naming neither: the object's paraphrase ``j`` and the style's phrase ``j``."""
+        from cadkit.tiny.paraphrases import STYLE_PARAPHRASES, paraphrase_for
+
+        paraphrase_for(style, "style", 0)  # one-line error for a style without a set
+        phrases = STYLE_PARAPHRASES[style]
+        return f"{paraphrase_for(obj, 'object', j)} {phrases[j % len(phrases)]}"
+
+    def check_paraphrased(self, names: Sequence[str], kind: str) -> None:
+        """One-line error (naming ``prompt_set``) for a class or style in ``names`` without a paraphrase set."""
+        from cadkit.tiny.paraphrases import check_paraphrased
+
+        check_paraphrased(names, kind)
+
+    def teach_paraphrases(self, pipe: Any) -> int:
+        """Append the paraphrase words' embeddings to ``pipe`` (see :func:`cadkit.tiny.paraphrases.add_paraphrase_words`)."""
+        from cadkit.tiny.paraphrases import add_paraphrase_words
+
+        return add_paraphrase_words(pipe)
 
     def renders(self, cls: str, n: int, seed: int, resolution: int) -> Tensor | None:
         """``n`` procedural renders of object class ``cls`` (set ``1000 + seed``) in [-1, 1] at

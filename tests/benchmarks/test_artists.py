@@ -129,3 +129,61 @@ def test_bad_inputs(case: str, run_cli: Any, tiny_sd1: Path, tmp_path: Path, mon
     res = run_cli("bench", "erase-artists", "--model", tiny_sd1, *FAST, "--out", out, *args)
     assert_one_line_error(res, *needles, code=1 if case == "lpips-offline" else 2)  # an unavailable network is a runtime failure
     assert not out.exists()
+
+
+def test_concepts_together_one_equals_single_and_two_report(run_cli: Any, tiny_sd1: Path, judge_weights: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--concepts``: with one style the CAD (sum) edit is the single-style edit bit for bit and judges the same; two
+    styles give one joint edit per method whose table cells equal the style head on the cached images; bad input is
+    one line, exit 2, nothing written."""
+    import cadkit.metrics.lpips as lp
+    from cadkit.editing import load_edit
+    from cadkit.errors import CadkitError
+
+    def offline(*a: Any, **k: Any) -> Any:
+        raise CadkitError("LPIPS backbone weights are not available (offline)")
+
+    monkeypatch.setattr(lp, "lpips_alex", offline)
+    common = ["bench", "erase-artists", "--model", tiny_sd1, "--artists", "solid,striped,dotted", "--images-per-class", "2",
+              "--ratio", "5%", "--judge", "tiny", "--judge-weights", judge_weights, *FAST]
+    single, one = tmp_path / "single", tmp_path / "one"
+    assert run_cli(*common, "--out", single).code == 0
+    res = run_cli(*common, "--out", one, "--concepts", "striped")
+    assert res.code == 0, res
+    cs = json.loads((single / "results.json").read_text())["conditions"]["CAD-Erase striped"]
+    co = json.loads((one / "results.json").read_text())
+    c1 = co["conditions"]["CAD-Erase (sum) striped"]
+    a, b = load_edit(cs["edit"]), load_edit(c1["edit"])
+    assert a.content_hash() == b.content_hash() and c1["images_sha256"] == cs["images_sha256"]
+    t = co["tables"][0]
+    assert t["name"] == "erase-artists-together"
+    row = {r["model"]: r for r in t["rows"]}["CAD-Erase (sum)"]
+    assert row["erased:striped"] == cs["values"]["style-accuracy"]["striped"]
+    assert row["retain:mean"] == pytest.approx((cs["values"]["style-accuracy"]["solid"] + cs["values"]["style-accuracy"]["dotted"]) / 2)
+
+    two = tmp_path / "two"
+    res = run_cli(*common, "--out", two, "--concepts", "dotted,solid", "--methods", "cad,uce")
+    assert res.code == 0, res
+    data = json.loads((two / "results.json").read_text())
+    t = data["tables"][0]
+    assert [r["model"] for r in t["rows"]] == ["base", "CAD-Erase (sum)", "UCE"]
+    assert [k for k, _ in t["columns"]][:4] == ["model", "erased:dotted", "erased:solid", "erased:mean"]
+    from cadkit.data import class_prompts
+    from cadkit.tiny.judge import style_classifier
+
+    judge = style_classifier(judge_weights)
+    recs = class_prompts(["solid", "striped", "dotted"], 2, "an image in {class} style", base_seed=0)
+    for r in recs:
+        r.artist, r.cls = r.cls, None
+    for label in ("CAD-Erase (sum)", "UCE"):
+        imgs = condition_images(two, data["conditions"][f"{label} dotted + solid"], recs)
+        for style in ("dotted", "striped"):
+            sel = [i for i, r in enumerate(recs) if r.artist == style]
+            key = "erased:dotted" if style == "dotted" else "retain:striped"
+            assert {r["model"]: r for r in t["rows"]}[label][key] == pytest.approx(percent_of(judge, imgs[sel], style))
+    # bad input: one line, exit 2, nothing written
+    for extra, needle in ((["--concepts", "solid,solid"], "twice"), (["--concepts", "plaid"], "plaid"),
+                          (["--combine", "union"], "--combine"), (["--concepts", "solid", "--combine", "max"], "max")):
+        out = tmp_path / "bad"
+        assert_one_line_error(run_cli(*common, "--out", out, *extra), needle)
+        assert not out.exists()
