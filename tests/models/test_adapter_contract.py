@@ -39,19 +39,14 @@ def _gens() -> list[torch.Generator]:
     return [torch.Generator().manual_seed(s) for s in SEEDS]
 
 
-def _pipe_latents(a: Any, latents: torch.Tensor) -> torch.Tensor:
+def _pipe_latents(fam: str, a: Any, latents: torch.Tensor) -> torch.Tensor:
     """The adapter's latents in the pipeline's layout (FLUX packs 2x2 patches)."""
-    return a.pack(latents) if FACTS_OF[type(a)]["packed"] else latents
-
-
-FACTS_OF: dict[type, dict[str, Any]] = {}
+    return a.pack(latents) if FACTS[fam]["packed"] else latents
 
 
 @pytest.fixture
 def a(fam: str, family_adapter: Any) -> Any:
-    ad = family_adapter(fam)
-    FACTS_OF[type(ad)] = FACTS[fam]
-    return ad
+    return family_adapter(fam)
 
 
 # -- loading ---------------------------------------------------------------------------------------------
@@ -91,7 +86,7 @@ def test_sample_matches_diffusers(fam: str, a: Any) -> None:
 def test_no_guidance_matches_diffusers(fam: str, a: Any) -> None:
     res = a.sample(PROMPTS[:1], SEEDS[:1], steps=3, guidance=1.0, decode=False)
     ref = a.pipe(PROMPTS[:1], num_inference_steps=3, guidance_scale=1.0, generator=_gens()[:1], output_type="latent", **SIZE).images
-    assert torch.equal(_pipe_latents(a, res.latents), ref)
+    assert torch.equal(_pipe_latents(fam, a, res.latents), ref)
 
 
 def test_trajectory_is_what_the_denoiser_was_fed(fam: str, a: Any) -> None:
@@ -113,7 +108,7 @@ def test_trajectory_is_what_the_denoiser_was_fed(fam: str, a: Any) -> None:
     assert [s.index for s in res.trajectory] == list(range(steps))
     assert torch.equal(torch.stack([s.timestep for s in res.trajectory]), a.schedule(steps))
     for step, (x, t) in zip(res.trajectory, seen):
-        assert torch.equal(_pipe_latents(a, step.latents), x[2:] if f["cfg"] else x)  # the conditional rows
+        assert torch.equal(_pipe_latents(fam, a, step.latents), x[2:] if f["cfg"] else x)  # the conditional rows
         want = step.timestep / f["t_div"] if f["t_div"] else step.timestep
         assert torch.equal(t.reshape(-1).double(), want.reshape(-1)[:1].double().expand(t.numel()))
 
