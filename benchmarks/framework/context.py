@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 from torch import Tensor
 
 from cadkit.benchmarks.framework.generation import edit_key, generate_missing
@@ -25,7 +26,7 @@ from cadkit.benchmarks.framework.judging import (
     DamagedImages,
     build_metrics,
     image_shape,
-    judge_condition,
+    judge_condition_hits,
     load_images,
     object_judge,
 )
@@ -71,8 +72,9 @@ class BenchContext:
         self.repaired: list[str] = []  # cache entries found damaged, discarded and regenerated
         self._judge: Any = judge
         self._plugins: dict[str, Any] | None = plugins
-        #: called as ``hook(name, records, edit, accuracy)`` after each :meth:`evaluate` (e.g. per-image hits for intervals)
-        self.evaluate_hooks: list[Callable[[str, Sequence[PromptRecord], Any, dict[str, float]], None]] = []
+        #: called as ``hook(name, records, edit, accuracy, hits)`` after each :meth:`evaluate`; ``hits``: the object
+        #: judge's per-image hits (1/0 per record, in order; None if the judge does not report them), e.g. for intervals
+        self.evaluate_hooks: list[Callable[[str, Sequence[PromptRecord], Any, dict[str, float], np.ndarray | None], None]] = []
 
     # -- prompts and images ------------------------------------------------------------------------------
     def object_records(self) -> list[PromptRecord]:
@@ -104,8 +106,14 @@ class BenchContext:
         """Judge the cached images of ``records`` under ``edit`` with ``metrics`` (see ``judge_condition``):
         ``(values, sha256 of the pixels)``. Damaged cache entries are discarded, regenerated and judged
         again, and the run says so; they are never used."""
-        return self._repairing(records, edit, lambda: judge_condition(self.cache, records, self.model_key, edit_key(edit),
-                                                                      self.gen_protocol, metrics))
+        values, digest, _ = self.judge_cached_hits(records, edit, metrics)
+        return values, digest
+
+    def judge_cached_hits(self, records: Sequence[PromptRecord], edit: Any,
+                          metrics: Mapping[str, Any]) -> tuple[dict[str, Any], str, dict[str, np.ndarray]]:
+        """:meth:`judge_cached` and the per-image hits of the metrics that report them (``judge_condition_hits``)."""
+        return self._repairing(records, edit, lambda: judge_condition_hits(self.cache, records, self.model_key, edit_key(edit),
+                                                                           self.gen_protocol, metrics))
 
     def _repairing(self, records: Sequence[PromptRecord], edit: Any, read: Callable[[], _T]) -> _T:
         try:
@@ -142,7 +150,8 @@ class BenchContext:
         """
         self.generate(records, edit)
         metrics = {"object-accuracy": self.judge(), **self.plugins()}
-        got, digest = self.judge_cached(records, edit, metrics)
+        got, digest, per_image = self.judge_cached_hits(records, edit, metrics)
+        hits = per_image.get("object-accuracy")
         acc = {str(k): float(v) for k, v in got.pop("object-accuracy").items()}
         self.conditions[name] = {
             "edit": getattr(edit, "source", None) if edit is not None else None,
@@ -150,7 +159,7 @@ class BenchContext:
             "images": len(records), "images_sha256": digest, "accuracy": acc, "metrics": got, **meta,
         }
         for hook in self.evaluate_hooks:
-            hook(name, records, edit, acc)
+            hook(name, records, edit, acc, hits)
         return acc
 
     # -- attribution and edits ---------------------------------------------------------------------------

@@ -6,7 +6,9 @@ depend on how many processes generated them) and fed in batches to each metric's
 prompt-file rows (:func:`record_row`). Every image read is checked against its content record; the
 damaged ones are collected and reported together (:class:`DamagedImages`) so that the caller can
 regenerate them all at once (:meth:`BenchContext.judge_cached`), and a condition's values come with
-the SHA-256 of the exact pixels they were computed from (:func:`judge_condition`).
+the SHA-256 of the exact pixels they were computed from (:func:`judge_condition`) and, from
+:func:`judge_condition_hits`, the per-image hits of each metric that reports them (the object judge:
+``ClassifierAccuracy.batch_hits``), so that nothing needs to judge an image a second time.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from cadkit.data import DamagedEntry, ImageCache, PromptRecord, to_uint8
 from cadkit.errors import CadkitError
 
-__all__ = ["record_row", "object_judge", "build_metrics", "judge_records", "judge_condition", "load_images", "judge_protocol",
+__all__ = ["record_row", "object_judge", "build_metrics", "judge_records", "judge_condition", "judge_condition_hits",
+           "batch_hits", "load_images", "judge_protocol",
            "DamagedImages", "image_shape"]
 
 
@@ -113,13 +117,22 @@ def load_images(cache: ImageCache, keys: Sequence[str], shape: Sequence[int] | N
     return torch.stack(imgs)
 
 
-def judge_condition(
+def batch_hits(metric: Any) -> Tensor | None:
+    """The per-image hits (1/0 [B]) of a metric's latest ``update``, for one that reports them (a ``batch_hits``
+    attribute, as :class:`cadkit.metrics.accuracy.ClassifierAccuracy`, also through a ``RecordMetric``); else None."""
+    for m in (metric, getattr(metric, "metric", None)):
+        hits = getattr(m, "batch_hits", None)
+        if isinstance(hits, Tensor):
+            return hits
+    return None
+
+
+def judge_condition_hits(
     cache: ImageCache, records: Sequence[PromptRecord], model: str, edit: str | None, protocol: Mapping[str, Any],
     metrics: Mapping[str, Any], batch_size: int = 64,
-) -> tuple[dict[str, Any], str]:
-    """Reset every metric, feed it the cached images of ``records``; returns ``({name: compute()}, sha256
-    of the uint8 pixels of all the images in order)``. Damaged images raise :class:`DamagedImages`
-    (all of them, after the whole condition was read)."""
+) -> tuple[dict[str, Any], str, dict[str, np.ndarray]]:
+    """:func:`judge_condition`, and the per-image hits of every metric that reports them (:func:`batch_hits`) after
+    each batch: ``{name: int64 1/0 [len(records)]}`` in the order of ``records`` (each image judged once)."""
     from cadkit.metrics.registry import to_python
 
     for m in metrics.values():
@@ -127,6 +140,7 @@ def judge_condition(
     digest = hashlib.sha256()
     damaged: list[DamagedEntry] = []
     shape = image_shape(protocol)
+    hits: dict[str, list[np.ndarray]] = {n: [] for n in metrics}
     for i in range(0, len(records), batch_size):
         chunk = list(records[i : i + batch_size])
         try:
@@ -138,12 +152,29 @@ def judge_condition(
             continue
         digest.update(to_uint8(imgs).numpy().tobytes())
         rows = [record_row(r) for r in chunk]
-        for m in metrics.values():
+        for n, m in metrics.items():
             dev = next((b.device for b in m.buffers()), torch.device("cpu"))
             m.update(imgs.to(dev), rows)
+            got = batch_hits(m)
+            if n in hits and got is not None and got.numel() == len(chunk):
+                hits[n].append(got.detach().cpu().numpy().astype(np.int64))
+            else:  # this metric does not report per-image hits
+                hits.pop(n, None)
     if damaged:
         raise DamagedImages(damaged)
-    return {n: to_python(m.compute()) for n, m in metrics.items()}, digest.hexdigest()
+    per_image = {n: (np.concatenate(h) if h else np.zeros(0, dtype=np.int64)) for n, h in hits.items()}
+    return {n: to_python(m.compute()) for n, m in metrics.items()}, digest.hexdigest(), per_image
+
+
+def judge_condition(
+    cache: ImageCache, records: Sequence[PromptRecord], model: str, edit: str | None, protocol: Mapping[str, Any],
+    metrics: Mapping[str, Any], batch_size: int = 64,
+) -> tuple[dict[str, Any], str]:
+    """Reset every metric, feed it the cached images of ``records``; returns ``({name: compute()}, sha256
+    of the uint8 pixels of all the images in order)``. Damaged images raise :class:`DamagedImages`
+    (all of them, after the whole condition was read)."""
+    values, digest, _ = judge_condition_hits(cache, records, model, edit, protocol, metrics, batch_size)
+    return values, digest
 
 
 def judge_records(

@@ -2,15 +2,17 @@
 ``ratio-sweep``, ``scale``).
 
 :class:`ErasureStats` hooks into :meth:`BenchContext.evaluate`: every condition the suite judges (the base
-model, or the model under one edit) is also judged image by image, with ``bench frontier``'s judging path
-(:func:`benchmarks.suites.frontier._correct`: the object judge, and the style judge for styles), on
+model, or the model under one edit) has per-image hits (1/0) on
 
-* the suite's object records (the common classes: every image of every class, as the suite's accuracies), and
+* the suite's object records (the common classes: every image of every class, as the suite's accuracies): the
+  hits the suite's object judge gave while it judged the condition (each image is judged once), and
 * on a model whose judge is an embedded world with weak classes and styles (``tiny``): ``--retain-per-class``
   images (default :data:`RETAIN_DEFAULT`) of each weak class (the world's objects outside its default ones and
   ``--classes``) and of each style, the first rows of frontier's prompts for them (the same prompts and seeds
   under every edit; ``--quick``: as many weak classes and styles as classes, as in the frontier). ``0`` turns the
-  two columns off; a model without a world (SD + ImageNette) has only the "others" column.
+  two columns off; a model without a world (SD + ImageNette) has only the "others" column. These images are judged
+  with ``bench frontier``'s judging path (:func:`benchmarks.suites.frontier._correct`: the object judge, and the
+  style judge for styles).
 
 The suites' point estimates are unchanged (they come from :meth:`BenchContext.evaluate`); the new weak and
 styles columns are the mean over their classes (styles) of the per-class accuracies. Every accuracy, and every
@@ -172,6 +174,7 @@ class ErasureStats:
         groups: list[tuple[str, str]] = [("common", c) for c in self.classes]
         gi = {c: i for i, c in enumerate(self.classes)}
         rows = list(records)
+        self.n_common = len(rows)  # the object records come first
         head = ["object"] * len(rows)
         label = [str(r.cls) for r in rows]
         group = [gi[str(r.cls)] for r in rows]
@@ -197,12 +200,22 @@ class ErasureStats:
         ctx.evaluate_hooks.append(self._on_evaluate)
 
     # -- judging ---------------------------------------------------------------------------------------------
-    def _on_evaluate(self, name: str, records: Sequence[PromptRecord], edit: Any, acc: dict[str, float]) -> None:
+    def _on_evaluate(self, name: str, records: Sequence[PromptRecord], edit: Any, acc: dict[str, float],
+                     judged: np.ndarray | None = None) -> None:
+        """Per-image hits of condition ``name``: the suite's object records take the hits its object judge gave
+        while it judged them (``judged``, aligned to ``records``; each image is judged once); only the weak / styles
+        images (and the object records, when the judge did not report per-image hits) are judged here."""
         from cadkit.benchmarks.suites.frontier import _correct, _judges
 
-        if self._judges is None:
-            self._judges = _judges(self.ctx)
-        hits = _correct(self.ctx, self.recs, range(len(self.recs.rows)), edit, self._judges).astype(np.float64)
+        n_common = self.n_common
+        common = self._reuse(records, edit, judged)
+        todo = range(n_common if common is not None else 0, len(self.recs.rows))
+        parts = [common] if common is not None else []
+        if len(todo):
+            if self._judges is None:
+                self._judges = _judges(self.ctx)
+            parts.append(_correct(self.ctx, self.recs, todo, edit, self._judges))
+        hits = np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
         self.hits[name] = hits
         self._acc[id(acc)] = (name, acc)  # the suite's tables hold this very dict: it names the condition
         for c in self.classes:  # the per-image judgement must give the suite's accuracy
@@ -213,6 +226,17 @@ class ErasureStats:
         retain = {f"{col}:{g}": 100.0 * float(hits[self.recs.group == i].mean()) for i, (col, g) in enumerate(self.groups) if col != "common"}
         if retain:
             self.ctx.conditions[name]["retain_accuracy"] = retain
+
+    def _reuse(self, records: Sequence[PromptRecord], edit: Any, judged: np.ndarray | None) -> np.ndarray | None:
+        """The judged hits of the object records (in this object's order), or None where ``judged`` does not cover
+        every one of them (no per-image hits, or other records)."""
+        if judged is None or len(judged) != len(records):
+            return None
+        pos = {k: i for i, k in enumerate(self.ctx.keys(records, edit))}
+        mine = self.ctx.keys(self.recs.rows[: self.n_common], edit)
+        if not all(k in pos for k in mine):
+            return None
+        return np.asarray(judged)[[pos[k] for k in mine]].astype(np.int64)
 
     def name_of(self, acc: Mapping[str, float]) -> str:
         """The condition whose :meth:`BenchContext.evaluate` returned ``acc``."""

@@ -65,7 +65,8 @@ class ClassifierAccuracy(Metric):
             normalise); identity when ``None``.
 
     States (``sum``-reduced): ``correct`` [C] and ``total`` [C] (int64).
-    ``update(images, classes)``; ``compute()`` -> ``{class name: accuracy in percent}`` (``nan`` for a
+    ``update(images, classes)``; after it, ``batch_hits`` holds that batch's per-image hits (int64 1/0 [B]: the
+    top-1 is the class's label; not a state: never synchronised, ``None`` after a reset); ``compute()`` -> ``{class name: accuracy in percent}`` (``nan`` for a
     class with no image). See :meth:`target_accuracy` and :meth:`others_accuracy`.
     """
 
@@ -76,6 +77,7 @@ class ClassifierAccuracy(Metric):
     correct: Tensor
     total: Tensor
     _targets: Tensor
+    batch_hits: Tensor | None
 
     def __init__(
         self,
@@ -100,6 +102,7 @@ class ClassifierAccuracy(Metric):
         self.add_state("correct", torch.zeros(n, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("total", torch.zeros(n, dtype=torch.long), dist_reduce_fx="sum")
         self.register_buffer("_targets", torch.tensor(self.label_index, dtype=torch.long), persistent=False)
+        self.batch_hits = None
 
     def _resolve(self, name: str, label_of: Mapping[str, int]) -> int:
         if name in label_of:
@@ -158,6 +161,12 @@ class ClassifierAccuracy(Metric):
         hit = (self.predict(images) == self._targets[idx]).to(torch.long)
         self.total.index_add_(0, idx, torch.ones_like(hit))
         self.correct.index_add_(0, idx, hit)
+        self.batch_hits = hit
+
+    def reset(self) -> None:
+        """Reset the states and forget the latest batch's per-image hits."""
+        super().reset()
+        self.batch_hits = None
 
     def compute(self) -> dict[str, Tensor]:
         """``{class: 100 * correct / total}`` as 0-dim float64 tensors (``nan`` where ``total`` is 0); a

@@ -157,3 +157,69 @@ def test_retain_per_class_bad_input_and_default(run_cli: Any, tiny_sd1: Path, ju
     assert "extra.retain_per_class" not in o.protocol()
     _, o, _ = prepare("erase-objects", quick_options(tiny_sd1, out, judge_weights=str(judge_weights), extra={"retain_per_class": 0}))
     assert o.protocol()["extra.retain_per_class"] == 0
+
+
+class _Counting(torch.nn.Module):
+    """A judge network that counts the images it classifies."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.images = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.images += int(x.shape[0])
+        return self.net(x)
+
+
+def _mean_pixel(images: torch.Tensor, records: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (images.mean(),), {}
+
+
+def test_judging_loop_returns_per_image_hits(tmp_path: Path) -> None:
+    """``judge_condition_hits`` gives, in record order and across batches, the hits a naive one-image-at-a-time loop
+    over the judge network gives; a metric without per-image hits reports none; the accuracies are unchanged."""
+    from torchmetrics import MeanMetric
+
+    from cadkit.benchmarks.framework.judging import judge_condition, judge_condition_hits, object_judge
+    from cadkit.data import ImageCache, class_prompts
+    from cadkit.metrics.registry import RecordMetric
+    from tests.helpers import CLASSES, small_judge
+
+    cache = ImageCache(tmp_path / "cache")
+    recs = class_prompts(list(CLASSES), 5)  # 15 images in batches of 4: the last one partial
+    proto = {"resolution": 8, "steps": 2}
+    gen = torch.Generator().manual_seed(0)
+    for r in recs:
+        cache.put(cache.key_for(r, "m", None, proto), torch.rand(3, 8, 8, generator=gen) * (0.2 + 0.3 * CLASSES.index(str(r.cls))))
+    net = small_judge()
+    metrics = {"acc": object_judge("tiny", list(CLASSES), judge_network=(net, list(CLASSES))),
+               "brightness": RecordMetric(MeanMetric(), _mean_pixel)}  # no per-image hits
+    values, digest, per_image = judge_condition_hits(cache, recs, "m", None, proto, metrics, batch_size=4)
+    naive = []
+    with torch.no_grad():
+        for r in recs:
+            img = cache.get(cache.key_for(r, "m", None, proto))[None]
+            naive.append(int(int(net(img).argmax(-1)) == CLASSES.index(str(r.cls))))
+    assert 0 < sum(naive) < len(naive)  # the check sees both outcomes
+    assert set(per_image) == {"acc"} and per_image["acc"].tolist() == naive
+    for c in CLASSES:  # the metric's accuracies are those of the hits
+        mine = [h for h, r in zip(naive, recs) if r.cls == c]
+        assert values["acc"][c] == pytest.approx(100.0 * sum(mine) / len(mine))
+    assert judge_condition(cache, recs, "m", None, proto, metrics, batch_size=4) == (values, digest)
+    metrics["acc"].reset()
+    assert metrics["acc"].metric.batch_hits is None  # a reset forgets the latest batch
+
+
+def test_erasure_stats_judge_each_image_once(tiny_sd1: Path, tmp_path: Path) -> None:
+    """The intervals reuse the suite's per-image judgement: with a world-less judge (no weak / styles images) the judge
+    network classifies each image of each condition exactly once, and the intervals still come out."""
+    from tests.helpers import CLASSES, small_judge
+
+    net = _Counting(small_judge())
+    result, out = run_suite("erase-objects", quick_options(tiny_sd1, tmp_path / "run", judge_network=(net, list(CLASSES))))
+    data = json.loads((out / "results.json").read_text())
+    conds = data["conditions"]
+    assert len(conds) >= 3 and net.images == sum(c["images"] for c in conds.values())  # no second judgement
+    t = {t["name"]: t for t in data["tables"]}["erase-objects"]
+    assert all({"mean:target_lo", "mean:others_hi"} <= set(r) for r in t["rows"])

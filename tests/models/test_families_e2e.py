@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,21 +40,9 @@ N, T, SEED = 2, 2, 7
 CONCEPT = "a photo of a cat"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Intra-op threads spin badly on a shared 2-core machine; one thread is much faster here."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
-def twins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from cadkit.testing import save_tiny_pipeline
-
-    root = tmp_path_factory.mktemp("twins")
-    return {f: save_tiny_pipeline(f, root / f) for f in FAMILIES}
+def twins(twin_folder: Any) -> dict[str, Path]:
+    return {f: twin_folder(f) for f in FAMILIES}
 
 
 def _load(path: Path, family: str, dtype: torch.dtype = torch.float32) -> DiffusionAdapter:
