@@ -8,6 +8,7 @@ import ast
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from cadkit.cad_settings import PAPER
 
@@ -90,3 +91,31 @@ def test_method_base_does_not_load_lightning() -> None:
     code = "import sys, cadkit.methods.base; print(int(any(m == 'lightning' or m.startswith(('lightning.', 'pytorch_lightning')) for m in sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "0"
+
+
+
+def attack_preset_copies(options: dict[str, Any] | Any) -> dict[str, Any]:
+    """The entries of a registry attack preset's ``options`` equal to ``AttackOptions``' own default (same type)."""
+    from cadkit.attacks.options import AttackOptions
+
+    defaults = AttackOptions().to_dict()
+    return {k: v for k, v in options.items() if k in defaults and v == defaults[k] and type(v) is type(defaults[k])}
+
+
+def test_attack_presets_hold_only_overrides() -> None:
+    """The registry's attack presets name only ``AttackOptions`` fields, never at that class's own default (a copy
+    of a default), and ``AttackDefaults`` declares no attack option itself (its options live in ``options``)."""
+    import dataclasses
+
+    from cadkit.attacks.options import AttackOptions
+    from cadkit.models.registry import REGISTRY, AttackDefaults
+
+    defaults = AttackOptions().to_dict()
+    assert not {f.name for f in dataclasses.fields(AttackDefaults)} & set(defaults)
+    presets = [AttackDefaults(), *(e.attack for e in REGISTRY.values())]
+    for preset in presets:
+        assert set(preset.options) <= set(defaults), preset.preset
+        assert not attack_preset_copies(preset.options), f"{preset.preset}: attack defaults written again in the registry"
+    assert any(len(p.options) > 1 for p in presets)  # the check sees real presets
+    planted = {"iterations": 40, "guidance": 7.5, "scheduler": "lms", "eval_steps": 20, "vocab": "all"}
+    assert attack_preset_copies(planted) == {"iterations": 40, "guidance": 7.5, "vocab": "all"}
