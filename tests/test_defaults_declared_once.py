@@ -119,3 +119,36 @@ def test_attack_presets_hold_only_overrides() -> None:
     assert any(len(p.options) > 1 for p in presets)  # the check sees real presets
     planted = {"iterations": 40, "guidance": 7.5, "scheduler": "lms", "eval_steps": 20, "vocab": "all"}
     assert attack_preset_copies(planted) == {"iterations": 40, "guidance": 7.5, "vocab": "all"}
+
+
+def literal_click_defaults(source: str, where: str = "<source>") -> list[str]:
+    """Every ``default=`` keyword (or ``"default"`` dict key) of ``source`` whose value is written
+    there as a literal or a named constant (not computed from a declaration, e.g. ``o.default`` or a field's)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        pairs: list[tuple[str, ast.expr]] = []
+        if isinstance(node, ast.Call):
+            pairs = [(kw.arg, kw.value) for kw in node.keywords if kw.arg == "default"]
+        elif isinstance(node, ast.Dict):
+            pairs = [(k.value, v) for k, v in zip(node.keys, node.values)
+                     if isinstance(k, ast.Constant) and k.value == "default"]
+        for name, v in pairs:
+            literal = isinstance(v, (ast.Constant, ast.Tuple, ast.List)) or (isinstance(v, ast.Name) and v.id.isupper()) or (
+                isinstance(v, ast.Attribute) and isinstance(v.value, ast.Name) and v.value.id.isupper())
+            if literal:
+                found.append(f"{where}:{v.lineno} {name}={ast.unparse(v)}")
+    return found
+
+
+def test_bench_command_writes_no_default() -> None:
+    """``cadkit bench``'s common options take every default from ``BenchOptions`` (``cli/bench_cmd.py`` writes none)."""
+    path = ROOT / "cli" / "bench_cmd.py"
+    assert literal_click_defaults(path.read_text(), "cli/bench_cmd.py") == []
+    planted = '''
+opts = [(("--batch-size",), dict(type=count(1), default=32, show_default=True)),
+        (("--model",), dict(default=DEFAULT_MODEL)), (("--guidance",), dict(default=PAPER.guidance)),
+        (("--x",), {"default": "auto"}), (("--y",), dict(default=defaults["y"]))]
+click.Option(["--z"], default=o.default)
+'''
+    assert [f.split(" ", 1)[1] for f in literal_click_defaults(planted)] == [
+        "default=32", "default=DEFAULT_MODEL", "default=PAPER.guidance", "default='auto'"]
