@@ -36,7 +36,7 @@ from torch import Tensor
 
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.methods import CAD_METHOD, DEFAULT_METHODS, method_label, methods_lines
-from cadkit.benchmarks.framework.options import BenchOptions, judge_classes
+from cadkit.benchmarks.framework.options import BenchOptions, check_total, judge_classes
 from cadkit.benchmarks.framework.registry import SuiteOption
 from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart, image_grid
 from cadkit.benchmarks.suites.erasure_stats import RETAIN_HEADERS, ErasureStats, Spec, decorate, mean_spec
@@ -94,7 +94,9 @@ def check_together(o: BenchOptions) -> BenchOptions:
         raise bad_arg("combine", COMBINES, combine)
     classes = list(o.classes or ())
     classes += [c for c in names if c not in classes]
-    return dataclasses.replace(o, classes=tuple(classes), extra={**x, "concepts": ",".join(names), "combine": combine})
+    o = dataclasses.replace(o, classes=tuple(classes), extra={**x, "concepts": ",".join(names), "combine": combine})
+    check_total(o)  # more judged classes: the images a condition plans stay within bounds
+    return o
 
 
 def together_label(method: str, combine: str) -> str:
