@@ -25,8 +25,13 @@ def bench_option_defaults() -> dict[str, Any]:
 
     from cadkit.benchmarks.framework import BenchOptions
 
-    return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            for f in dataclasses.fields(BenchOptions) if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(BenchOptions):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif callable(f.default_factory):
+            out[f.name] = f.default_factory()
+    return out
 
 
 def _common() -> list[tuple[tuple[str, ...], dict[str, Any]]]:

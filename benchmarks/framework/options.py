@@ -355,6 +355,7 @@ def fill_model_defaults(opts: BenchOptions, adapter: Any) -> BenchOptions:
     if o.quick and o.steps is None:
         steps = min(steps, QUICK["steps"])
     o.steps, o.guidance = steps, guidance
+    assert o.modules is not None, "fill_model_defaults takes the options check_options returned"
     parse_modules(o.modules, adapter.groups)
     max_t = int(adapter.scheduler.config.get("num_train_timesteps", 1000))
     if o.attr_timesteps is not None and o.attr_timesteps > max_t:  # named here, not as "timesteps" after the base images
