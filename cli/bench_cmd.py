@@ -9,64 +9,105 @@ from typing import Any
 
 import click
 
-from cadkit.cad_settings import PAPER
 from cadkit.cli.core import CadkitCommand
 
 
+def _dest(decl: tuple[str, ...]) -> str:
+    """The parameter (``BenchOptions`` field) name of an option declaration: its explicit name, else its first flag's."""
+    if len(decl) > 1 and not decl[-1].startswith("-"):
+        return decl[-1]
+    return decl[0].split("/")[0].lstrip("-").replace("-", "_")
+
+
+def bench_option_defaults() -> dict[str, Any]:
+    """Every ``BenchOptions`` field's default (the one place the common options' defaults are written)."""
+    import dataclasses
+
+    from cadkit.benchmarks.framework import BenchOptions
+
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(BenchOptions):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif callable(f.default_factory):
+            out[f.name] = f.default_factory()
+    return out
+
+
 def _common() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
-    """The options every suite has; types and per-model default texts come from the library and the registry."""
+    """The options every suite has: default from ``BenchOptions`` (shown unless it is None, off or empty), types and
+    bounds from the library, per-model default texts from the registry."""
+    defaults = bench_option_defaults()
+    out = []
+    for decl, kw in _common_declarations():
+        d = defaults[_dest(decl)]
+        shown = not (d is None or d is False or d == ())  # 0 is shown (0 == False, but not False)
+        out.append((decl, {**kw, "default": d, **({"show_default": True} if shown else {})}))
+    return out
+
+
+def _common_declarations() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """Flags, types and help of the options every suite has (no defaults: :func:`_common` adds ``BenchOptions``')."""
     from cadkit.attribution.cad import MAX_BATCH, MAX_SAMPLES, MAX_TIMESTEPS
     from cadkit.attribution.pairs import PAIR_DESIGNS
     from cadkit.benchmarks.framework.options import QUICK, judge_names
     from cadkit.cli.core import RATIO, SEED, choice, count, defaults_text, finite_float, model_help, modules_type
     from cadkit.editing.masks import GRANULARITIES
     from cadkit.generation import MAX_IMAGES, MAX_STEPS
-    from cadkit.models.registry import DEFAULT_MODEL
 
     pct = lambda r: f"{100 * r:g}%"  # noqa: E731
     q = QUICK
     return [
-        (("--model",), dict(default=DEFAULT_MODEL, show_default=True, help=model_help())),
-        (("--classes",), dict(default=None, help=f"Comma list [the world's default objects (tiny: the 10 common ones, rare ones by name), or the 10 ImageNette classes; --quick: first {q['classes']}].")),
-        (("--prompts",), dict(default=None, help="")),  # help: the suite's prompts_help
-        (("--prompts-format",), dict(default="auto", show_default=True, help="")),
-        (("--template",), dict(default="an image of a {class}", show_default=True, help="Prompt template of generated rows.")),
-        (("--ratio",), dict(type=RATIO, default=None, help="Edit ratio (fraction or percent) " + defaults_text("erase_ratio", pct)[:-1] + "; nudity suites 0.075%].")),
-        (("--modules",), dict(type=modules_type(), default=None, help="Module groups " + defaults_text("erase_modules")[:-1] + "; ablate-modules: ff,attn1,attn2,resnet].")),
-        (("--granularity",), dict(type=choice(GRANULARITIES), default="row", show_default=True)),
-        (("--images-per-class",), dict(type=count(1, MAX_IMAGES), default=None, help=defaults_text("bench.images_per_class")[:-1] + f"; --quick {q['images_per_class']}].")),
-        (("--batch-size",), dict(type=count(1, MAX_BATCH), default=32, show_default=True)),
-        (("--steps",), dict(type=count(1, MAX_STEPS), default=None, help="Sampling steps " + defaults_text("steps")[:-1] + f"; --quick at most {q['steps']}].")),
-        (("--guidance",), dict(type=finite_float(0), default=None, help="CFG scale " + defaults_text("guidance", lambda g: f"{g:g}"))),
-        (("--attr-timesteps",), dict(type=count(1, MAX_TIMESTEPS), default=None, help="Attribution timesteps " + defaults_text("bench.attr_timesteps")[:-1] + f"; --quick {q['attr_timesteps']}].")),
-        (("--attr-samples",), dict(type=count(1, MAX_SAMPLES), default=PAPER.samples, show_default=True, help="Attribution trajectories per concept.")),
-        (("--attr-guidance",), dict(type=finite_float(0), default=PAPER.guidance, show_default=True, help="CFG of the attribution trajectories.")),
-        (("--attr-pair-design",), dict(type=choice(PAIR_DESIGNS), default=PAPER.pair_design, show_default=True,
+        (("--model",), dict(help=model_help())),
+        (("--classes",), dict(help=f"Comma list [the world's default objects (tiny: the 10 common ones, rare ones by name), or the 10 ImageNette classes; --quick: first {q['classes']}].")),
+        (("--prompts",), dict(help="")),  # help: the suite's prompts_help
+        (("--prompts-format",), dict(help="")),
+        (("--template",), dict(help="Prompt template of generated rows.")),
+        (("--ratio",), dict(type=RATIO, help="Edit ratio (fraction or percent) " + defaults_text("erase_ratio", pct)[:-1] + "; nudity suites 0.075%].")),
+        (("--modules",), dict(type=modules_type(), help="Module groups " + defaults_text("erase_modules")[:-1] + "; ablate-modules: ff,attn1,attn2,resnet].")),
+        (("--granularity",), dict(type=choice(GRANULARITIES))),
+        (("--images-per-class",), dict(type=count(1, MAX_IMAGES), help=defaults_text("bench.images_per_class")[:-1] + f"; --quick {q['images_per_class']}].")),
+        (("--batch-size",), dict(type=count(1, MAX_BATCH))),
+        (("--steps",), dict(type=count(1, MAX_STEPS), help="Sampling steps " + defaults_text("steps")[:-1] + f"; --quick at most {q['steps']}].")),
+        (("--guidance",), dict(type=finite_float(0), help="CFG scale " + defaults_text("guidance", lambda g: f"{g:g}"))),
+        (("--attr-timesteps",), dict(type=count(1, MAX_TIMESTEPS), help="Attribution timesteps " + defaults_text("bench.attr_timesteps")[:-1] + f"; --quick {q['attr_timesteps']}].")),
+        (("--attr-samples",), dict(type=count(1, MAX_SAMPLES), help="Attribution trajectories per concept.")),
+        (("--attr-guidance",), dict(type=finite_float(0), help="CFG of the attribution trajectories.")),
+        (("--attr-pair-design",), dict(type=choice(PAIR_DESIGNS),
                                        help="Erase attribution pairs: trajectories, official (the paper's: one trajectory per step) or stratified.")),
-        (("--devices",), dict(type=count(1, 4096), default=1, show_default=True)),
-        (("--num-nodes",), dict(type=count(1, 4096), default=1, show_default=True)),
-        (("--accelerator",), dict(default="auto", show_default=True)),
-        (("--judge",), dict(type=choice(judge_names()), default="auto", show_default=True, help="auto: the judge of the model's embedded world, else ImageNet ResNet50.")),
-        (("--judge-weights",), dict(default=None, help="Weights of a world judge [the shipped ones].")),
+        (("--devices",), dict(type=count(1, 4096))),
+        (("--num-nodes",), dict(type=count(1, 4096))),
+        (("--accelerator",), dict()),
+        (("--judge",), dict(type=choice(judge_names()), help="auto: the judge of the model's embedded world, else ImageNet ResNet50.")),
+        (("--judge-weights",), dict(help="Weights of a world judge [the shipped ones].")),
         (("--metric", "metrics"), dict(multiple=True, help="Extra metric (built-in or plugin, see `cadkit plugins`); repeatable.")),
-        (("--seed",), dict(type=SEED, default=0, show_default=True)),
+        (("--seed",), dict(type=SEED)),
         (("--quick",), dict(is_flag=True, help="Reduced sizes for a smoke test.")),
-        (("--out",), dict(default=None, help="Run folder [runs/<suite>-<model>].")),
-        (("--cache",), dict(default=None, help="Image cache folder to share between runs [OUT/cache].")),
-        (("--progress/--no-progress",), dict(default=False, help="Progress bars.")),
+        (("--out",), dict(help="Run folder [runs/<suite>-<model>].")),
+        (("--cache",), dict(help="Image cache folder to share between runs [OUT/cache].")),
+        (("--progress/--no-progress",), dict(help="Progress bars.")),
     ]
+
+
+def bench_options(suite: Any, kw: dict[str, Any]) -> Any:
+    """The ``BenchOptions`` of a suite command's parsed parameters ``kw``: suite options that are not fields go to
+    ``extra`` (unless None), a suite option left None takes the field's default."""
+    import dataclasses
+
+    from cadkit.benchmarks.framework import BenchOptions
+
+    kw = dict(kw)
+    names = {f.name for f in dataclasses.fields(BenchOptions)}
+    extra = {o.name: kw.pop(o.name) for o in suite.options if o.name not in names and kw.get(o.name) is not None}
+    kw = {k: v for k, v in kw.items() if not (k in {o.name for o in suite.options} and v is None)}
+    return BenchOptions(**kw, extra=extra)
 
 
 def _command(suite: Any) -> click.Command:
     def callback(**kw: Any) -> None:
-        import dataclasses
+        from cadkit.benchmarks.framework import run_suite
 
-        from cadkit.benchmarks.framework import BenchOptions, run_suite
-
-        names = {f.name for f in dataclasses.fields(BenchOptions)}
-        extra = {o.name: kw.pop(o.name) for o in suite.options if o.name not in names and kw.get(o.name) is not None}
-        kw = {k: v for k, v in kw.items() if not (k in {o.name for o in suite.options} and v is None)}
-        result, out = run_suite(suite.name, BenchOptions(**kw, extra=extra))
+        result, out = run_suite(suite.name, bench_options(suite, kw))
         click.echo((out / "report.md").read_text())
         click.echo(f"run folder: {out}")
 

@@ -157,7 +157,14 @@ def model_help() -> str:
 
 
 def defaults_text(what: str, fmt: Any = str) -> str:
-    """``[default: the model's: name value; ...]`` of a per-model setting (see ``defaults_help``)."""
+    """``[default: the model's: name value; ...]`` of a per-model setting (see ``defaults_help``; an attack option,
+    ``attack.NAME``, resolves the registry's preset over ``AttackOptions``' defaults: ``preset_help``)."""
+    import dataclasses
+
+    from cadkit.attacks.options import AttackOptions, preset_help
     from cadkit.models.registry import defaults_help
 
+    name = what.partition(".")[2]
+    if what.startswith("attack.") and name in {f.name for f in dataclasses.fields(AttackOptions)}:
+        return f"[default: the model's: {preset_help(name, fmt)}]"
     return f"[default: the model's: {defaults_help(what, fmt)}]"

@@ -8,6 +8,7 @@ import ast
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from cadkit.cad_settings import PAPER
 
@@ -90,3 +91,64 @@ def test_method_base_does_not_load_lightning() -> None:
     code = "import sys, cadkit.methods.base; print(int(any(m == 'lightning' or m.startswith(('lightning.', 'pytorch_lightning')) for m in sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "0"
+
+
+
+def attack_preset_copies(options: dict[str, Any] | Any) -> dict[str, Any]:
+    """The entries of a registry attack preset's ``options`` equal to ``AttackOptions``' own default (same type)."""
+    from cadkit.attacks.options import AttackOptions
+
+    defaults = AttackOptions().to_dict()
+    return {k: v for k, v in options.items() if k in defaults and v == defaults[k] and type(v) is type(defaults[k])}
+
+
+def test_attack_presets_hold_only_overrides() -> None:
+    """The registry's attack presets name only ``AttackOptions`` fields, never at that class's own default (a copy
+    of a default), and ``AttackDefaults`` declares no attack option itself (its options live in ``options``)."""
+    import dataclasses
+
+    from cadkit.attacks.options import AttackOptions
+    from cadkit.models.registry import REGISTRY, AttackDefaults
+
+    defaults = AttackOptions().to_dict()
+    assert not {f.name for f in dataclasses.fields(AttackDefaults)} & set(defaults)
+    presets = [AttackDefaults(), *(e.attack for e in REGISTRY.values())]
+    for preset in presets:
+        assert set(preset.options) <= set(defaults), preset.preset
+        assert not attack_preset_copies(preset.options), f"{preset.preset}: attack defaults written again in the registry"
+    assert any(len(p.options) > 1 for p in presets)  # the check sees real presets
+    planted = {"iterations": 40, "guidance": 7.5, "scheduler": "lms", "eval_steps": 20, "vocab": "all"}
+    assert attack_preset_copies(planted) == {"iterations": 40, "guidance": 7.5, "vocab": "all"}
+
+
+def literal_click_defaults(source: str, where: str = "<source>") -> list[str]:
+    """Every ``default=`` keyword (or ``"default"`` dict key) of ``source`` whose value is written
+    there as a literal or a named constant (not computed from a declaration, e.g. ``o.default`` or a field's)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        pairs: list[tuple[str, ast.expr]] = []
+        if isinstance(node, ast.Call):
+            pairs = [(kw.arg, kw.value) for kw in node.keywords if kw.arg == "default"]
+        elif isinstance(node, ast.Dict):
+            pairs = [(k.value, v) for k, v in zip(node.keys, node.values)
+                     if isinstance(k, ast.Constant) and k.value == "default"]
+        for name, v in pairs:
+            literal = isinstance(v, (ast.Constant, ast.Tuple, ast.List)) or (isinstance(v, ast.Name) and v.id.isupper()) or (
+                isinstance(v, ast.Attribute) and isinstance(v.value, ast.Name) and v.value.id.isupper())
+            if literal:
+                found.append(f"{where}:{v.lineno} {name}={ast.unparse(v)}")
+    return found
+
+
+def test_bench_command_writes_no_default() -> None:
+    """``cadkit bench``'s common options take every default from ``BenchOptions`` (``cli/bench_cmd.py`` writes none)."""
+    path = ROOT / "cli" / "bench_cmd.py"
+    assert literal_click_defaults(path.read_text(), "cli/bench_cmd.py") == []
+    planted = '''
+opts = [(("--batch-size",), dict(type=count(1), default=32, show_default=True)),
+        (("--model",), dict(default=DEFAULT_MODEL)), (("--guidance",), dict(default=PAPER.guidance)),
+        (("--x",), {"default": "auto"}), (("--y",), dict(default=defaults["y"]))]
+click.Option(["--z"], default=o.default)
+'''
+    assert [f.split(" ", 1)[1] for f in literal_click_defaults(planted)] == [
+        "default=32", "default=DEFAULT_MODEL", "default=PAPER.guidance", "default='auto'"]

@@ -3,7 +3,9 @@
 ``BenchOptions`` holds what a user may set (``None`` = "the default for this model"); :func:`resolve`
 fills every default, validates everything up front (one-line :class:`~cadkit.errors.CadkitError`,
 before any file is written) and returns a new ``BenchOptions`` with no ``None`` left where a
-default exists. :meth:`BenchOptions.protocol` is the part of the options that decides the numbers;
+default exists. A bench run does it in two steps: :func:`check_options` (every check and every default that
+needs no model, before the model is loaded) and :func:`fill_model_defaults` (the loaded model's sampling
+defaults and the checks only it can make). :meth:`BenchOptions.protocol` is the part of the options that decides the numbers;
 it goes into the run folder's ``protocol.json``.
 
 Every per-model default comes from the model's registry entry (``cadkit.models.registry``; a model
@@ -37,7 +39,7 @@ from cadkit.errors import CadkitError, bad_arg
 from cadkit.models.registry import DEFAULT_MODEL
 from cadkit.typed_options import check_seed
 
-__all__ = ["BenchOptions", "EXECUTION_EXTRA", "resolve", "judge_names", "QUICK", "parse_list", "parse_float_list", "DEFAULT_TEMPLATE", "model_world",
+__all__ = ["BenchOptions", "EXECUTION_EXTRA", "resolve", "check_options", "fill_model_defaults", "check_total", "judge_names", "QUICK", "parse_list", "parse_float_list", "DEFAULT_TEMPLATE", "model_world",
            "judge_world", "bench_defaults", "IMAGENET_JUDGE"]
 
 IMAGENET_JUDGE = "imagenet"
@@ -212,7 +214,7 @@ def _check_sizes(o: BenchOptions) -> None:
     check_devices(o.devices, o.accelerator, o.num_nodes)  # the machine: before protocol.json is written
 
 
-def _check_total(o: BenchOptions) -> None:
+def check_total(o: BenchOptions) -> None:
     """The images one condition plans (classes x images per class) stay within ``MAX_IMAGES``."""
     from cadkit.generation import MAX_IMAGES
 
@@ -251,8 +253,16 @@ def model_world(o: BenchOptions) -> Any:
 
 def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: bool = True,
             prompt_formats: Sequence[str] | None = ("imagenette",)) -> BenchOptions:
-    """Validate ``opts`` and fill every default for ``suite`` (needs the loaded ``adapter`` for the
-    sampling defaults; without it they stay None).
+    """Validate ``opts`` and fill every default for ``suite``: :func:`check_options`, then, with the loaded
+    ``adapter``, :func:`fill_model_defaults` (without it the sampling defaults stay None)."""
+    o = check_options(opts, suite, objects=objects, prompt_formats=prompt_formats)
+    return fill_model_defaults(o, adapter) if adapter is not None else o
+
+
+def check_options(opts: BenchOptions, suite: str, *, objects: bool = True,
+                  prompt_formats: Sequence[str] | None = ("imagenette",)) -> BenchOptions:
+    """Validate ``opts`` for ``suite`` and fill every default that needs no model (everything but the sampling
+    defaults): the one validation of a bench run, before the model is loaded.
 
     ``objects``: the suite judges object classes (``--classes``, ``--prompts`` as an ImageNette CSV,
     the object judge); other suites read ``--prompts`` themselves and have no classes.
@@ -310,7 +320,7 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: boo
     if o.ratio is None:
         o.ratio = float(entry.erase_ratio) if entry is not None else 0.001
     _check_sizes(o)
-    _check_total(o)
+    check_total(o)
     if isinstance(o.ratios, str):
         o.ratios = parse_float_list(o.ratios, "ratios", ratio=True)
     elif o.ratios is not None:
@@ -319,23 +329,6 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: boo
     for name in ("ratios", "scales"):
         if len(getattr(o, name) or ()) > MAX_LIST:
             raise bad_arg(name, f"at most {MAX_LIST} values", f"{len(getattr(o, name))} values")
-    if adapter is not None:
-        from cadkit.models.registry import sampling_defaults
-
-        d_steps, d_guidance = sampling_defaults(o.model, type(adapter))
-        steps = o.steps if o.steps is not None else d_steps
-        guidance = o.guidance if o.guidance is not None else d_guidance
-        if o.quick and o.steps is None:
-            steps = min(steps, QUICK["steps"])
-        o.steps, o.guidance = steps, guidance
-        from cadkit.models.adapters.base import parse_modules
-
-        parse_modules(o.modules, adapter.groups)
-        max_t = int(adapter.scheduler.config.get("num_train_timesteps", 1000))
-        if o.attr_timesteps is not None and o.attr_timesteps > max_t:  # named here, not as "timesteps" after the base images
-            raise bad_arg("attr_timesteps", f"an integer from 1 to {max_t} (the scheduler's training steps)", o.attr_timesteps)
-        if o.steps > max_t:
-            raise bad_arg("steps", f"an integer from 1 to {max_t} (the scheduler's training steps)", o.steps)
     if o.metrics:
         from cadkit.metrics import metric_names
 
@@ -345,6 +338,30 @@ def resolve(opts: BenchOptions, suite: str, adapter: Any = None, *, objects: boo
                 raise bad_arg("metric", names, m)
     if o.images_root is not None and not Path(o.images_root).is_dir():
         raise bad_arg("images_root", "a folder with one sub-folder of images per class", o.images_root)
+    return o
+
+
+def fill_model_defaults(opts: BenchOptions, adapter: Any) -> BenchOptions:
+    """The options :func:`check_options` returned, completed with what needs the loaded ``adapter``: the sampling
+    defaults (the model's steps and guidance; ``--quick`` caps the steps) and the checks only the model can make
+    (module groups, the scheduler's training steps). Validates nothing :func:`check_options` did."""
+    from cadkit.models.adapters.base import parse_modules
+    from cadkit.models.registry import sampling_defaults
+
+    o = dataclasses.replace(opts)
+    d_steps, d_guidance = sampling_defaults(o.model, type(adapter))
+    steps = o.steps if o.steps is not None else d_steps
+    guidance = o.guidance if o.guidance is not None else d_guidance
+    if o.quick and o.steps is None:
+        steps = min(steps, QUICK["steps"])
+    o.steps, o.guidance = steps, guidance
+    assert o.modules is not None, "fill_model_defaults takes the options check_options returned"
+    parse_modules(o.modules, adapter.groups)
+    max_t = int(adapter.scheduler.config.get("num_train_timesteps", 1000))
+    if o.attr_timesteps is not None and o.attr_timesteps > max_t:  # named here, not as "timesteps" after the base images
+        raise bad_arg("attr_timesteps", f"an integer from 1 to {max_t} (the scheduler's training steps)", o.attr_timesteps)
+    if o.steps > max_t:
+        raise bad_arg("steps", f"an integer from 1 to {max_t} (the scheduler's training steps)", o.steps)
     return o
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cadkit.benchmarks.framework.options import BenchOptions, default_out, resolve
+from cadkit.benchmarks.framework.options import BenchOptions, check_options, default_out, fill_model_defaults
 from cadkit.benchmarks.framework.report import OBJECT_PROTOCOL_KEYS, SuiteResult, write_report
 from cadkit.benchmarks.framework.runfolder import RunFolder
 from cadkit.errors import bad_arg
@@ -51,7 +51,8 @@ class SuiteOption:
 @dataclass
 class Suite:
     """A registered suite: ``run(ctx) -> SuiteResult``; ``check(opts)`` validates suite-specific
-    options (after :func:`resolve`, before anything is loaded or written); ``defaults`` are option
+    options (after :func:`~cadkit.benchmarks.framework.options.check_options`, before anything is loaded or
+    written; options it changes are its to validate: nothing checks them again); ``defaults`` are option
     values this suite uses instead of the common defaults when the user gave none.
 
     ``objects``: the suite judges object classes (``--classes``, the object judge, ``--prompts`` as an
@@ -120,7 +121,7 @@ def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, 
         if getattr(opts, what) and not any(x.name == what for x in suite.options):
             raise bad_arg(what, f"nothing: {name} measures CAD-Erase settings, not erasure methods", getattr(opts, what))
     o = _apply_defaults(opts, suite)
-    o = resolve(o, name, objects=suite.objects, prompt_formats=suite.prompt_formats)  # everything that needs no model: fails before loading it
+    o = check_options(o, name, objects=suite.objects, prompt_formats=suite.prompt_formats)  # every check that needs no model: fails before loading it
     if suite.check is not None:
         o = suite.check(o)
     if suite.objects:  # the other suites check --prompt-set against their own concepts in their check
@@ -141,7 +142,7 @@ def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, 
         if o.accelerator in ("auto", "cuda", "gpu") and o.devices * o.num_nodes == 1:
             dev = pick_device(None)
             adapter.pipe.to(dev)
-    o = resolve(o, name, adapter, objects=suite.objects, prompt_formats=suite.prompt_formats)
+    o = fill_model_defaults(o, adapter)  # the model's sampling defaults and the checks only the model can make
     if o.methods:
         from cadkit.benchmarks.framework.methods import check_methods
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +85,14 @@ GRID_PROMPTS = 6
 QUICK = {"limit": 2, "num_timesteps": 2}
 
 def _preset(name: str) -> str:
-    """``[the model's: tiny: 5; sd14, ...: 50]`` of an attack preset field (generated from the registry)."""
-    from cadkit.models.registry import defaults_help
+    """``[the model's: tiny: 5; sd14, ...: 50]`` of a registry preset field or attack option (generated from the
+    registry's presets over ``AttackOptions``' defaults)."""
+    from cadkit.attacks.options import preset_help
+    from cadkit.models.registry import AttackDefaults, defaults_help
 
-    return f"[the model's: {defaults_help('attack.' + name, lambda v: ','.join(v) if isinstance(v, tuple) else f'{v:g}' if isinstance(v, float) else str(v))}]"
+    fmt: Callable[[Any], str] = lambda v: ','.join(v) if isinstance(v, tuple) else f'{v:g}' if isinstance(v, float) else str(v)  # noqa: E731
+    preset = name in {f.name for f in dataclasses.fields(AttackDefaults)}
+    return f"[the model's: {defaults_help('attack.' + name, fmt) if preset else preset_help(name, fmt)}]"
 
 
 ATTACK_SUITE_OPTIONS: tuple[SuiteOption, ...] = (

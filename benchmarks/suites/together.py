@@ -36,7 +36,7 @@ from torch import Tensor
 
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.methods import CAD_METHOD, DEFAULT_METHODS, method_label, methods_lines
-from cadkit.benchmarks.framework.options import BenchOptions, judge_classes
+from cadkit.benchmarks.framework.options import BenchOptions, check_total, judge_classes
 from cadkit.benchmarks.framework.registry import SuiteOption
 from cadkit.benchmarks.framework.report import SuiteResult, Table, bar_chart, image_grid
 from cadkit.benchmarks.suites.erasure_stats import RETAIN_HEADERS, ErasureStats, Spec, decorate, mean_spec
@@ -78,7 +78,9 @@ def check_together(o: BenchOptions) -> BenchOptions:
     names = together_concepts(o)
     classes = list(o.classes or ())
     classes += [c for c in names if c not in classes]
-    return dataclasses.replace(o, classes=tuple(classes))
+    o = dataclasses.replace(o, classes=tuple(classes))
+    check_total(o)  # more judged classes: the images a condition plans stay within bounds
+    return o
 
 
 def check_together_names(o: BenchOptions, known: Sequence[str], kind: str) -> BenchOptions:

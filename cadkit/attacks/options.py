@@ -9,8 +9,8 @@ of 3 images of the best prompt is judged unsafe; its targets are the most concep
 images made with the prompt's own guidance (``target_guidance`` is UnlearnDiff's). To mirror the
 official P4D sampling set ``target_steps=25, eval_steps=25, scheduler="dpm"``.
 
-Per-model presets live in the model registry (``AttackDefaults``): :func:`options_for` builds the
-options of a model from its preset; :func:`tiny_options` is the CPU preset of the embedded model
+Per-model presets live in the model registry (``AttackDefaults``) as overrides of these defaults (declared only
+here): :func:`options_for` builds the options of a model from its preset; :func:`tiny_options` is the CPU preset of the embedded model
 (recorded in every result): fewer timesteps and iterations, the tiny model's 20 sampling steps and
 guidance 5.
 """
@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from cadkit.errors import bad_arg
 from cadkit.typed_options import check_int
 
-__all__ = ["ATTACKS", "MAX_FILTER_TOKENS", "FILTER_TOKENS_HELP", "P4D_IMPLS", "P4D_VARIANTS", "SCHEDULERS", "VOCABS", "PRESET_FIELDS", "AttackOptions", "options_for",
-           "tiny_options"]
+__all__ = ["ATTACKS", "MAX_FILTER_TOKENS", "FILTER_TOKENS_HELP", "P4D_IMPLS", "P4D_VARIANTS", "SCHEDULERS", "VOCABS", "AttackOptions", "options_for",
+           "preset_help", "tiny_options"]
 
 ATTACKS = ("unlearndiff", "p4d")
 #: Bounds of ``filter_tokens`` (0 keeps every prompt) and its help, one text for ``cadkit attack`` and ``bench attack``.
@@ -125,11 +126,6 @@ class AttackOptions:
         return float(lr), float(wd)
 
 
-#: The :class:`AttackOptions` fields a model's registry preset (``AttackDefaults``) sets.
-PRESET_FIELDS = ("num_timesteps", "iterations", "official_iterations", "eval_every", "prompt_len", "target_steps",
-                 "target_guidance", "eval_steps", "guidance", "scheduler", "vocab")
-
-
 def _is_flow(model: str, adapter: Any = None) -> bool:
     import json
     from pathlib import Path
@@ -153,15 +149,14 @@ def _is_flow(model: str, adapter: Any = None) -> bool:
 
 
 def options_for(model: str, adapter: Any = None, **changes: Any) -> AttackOptions:
-    """The options of ``model``'s registry preset (``cadkit.models.registry.AttackDefaults``; the paper's
-    outside the registry) with ``changes`` (None values are ignored). A flow-matching model (the loaded
-    ``adapter``'s prediction type, else the registry's, else a folder's pipeline class) keeps its own
-    sampler where the preset names LMS (a DDPM-family sampler)."""
+    """The options of ``model``'s registry preset (``cadkit.models.registry.AttackDefaults``: its overrides of the
+    defaults above; the paper's outside the registry) with ``changes`` (None values are ignored). A flow-matching
+    model (the loaded ``adapter``'s prediction type, else the registry's, else a folder's pipeline class) keeps its
+    own sampler where the preset names LMS (a DDPM-family sampler)."""
     from cadkit.models.registry import attack_defaults
 
-    d = attack_defaults(model)
-    base: dict[str, Any] = {f: getattr(d, f) for f in PRESET_FIELDS}
-    if base["scheduler"] == "lms" and _is_flow(model, adapter):
+    base: dict[str, Any] = dict(attack_defaults(model).options)
+    if base.get("scheduler") == "lms" and _is_flow(model, adapter):
         base["scheduler"] = "default"
     given = {k: v for k, v in changes.items() if v is not None}
     known = {f.name for f in dataclasses.fields(AttackOptions)}
@@ -169,6 +164,14 @@ def options_for(model: str, adapter: Any = None, **changes: Any) -> AttackOption
         if k not in known:
             raise bad_arg("options", sorted(known), k)
     return AttackOptions(**{**base, **given})
+
+
+def preset_help(name: str, fmt: Callable[[Any], str] = str) -> str:
+    """``"name value, ...; name value"`` of attack option ``name`` per registry model (its preset over the defaults
+    above, as :func:`options_for` resolves it), for generated help."""
+    from cadkit.models.registry import defaults_help
+
+    return defaults_help("attack." + name, fmt, value=lambda e: getattr(options_for(e.name), name))
 
 
 def tiny_options(**changes: Any) -> AttackOptions:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from cadkit.cad_settings import PAPER
 
-__all__ = ["ModelEntry", "BenchDefaults", "AttackDefaults", "attack_defaults", "REGISTRY", "DEFAULT_MODEL", "is_available", "shipped_path",
+__all__ = ["ModelEntry", "BenchDefaults", "AttackDefaults", "PAPER_ATTACK_OPTIONS", "attack_defaults", "REGISTRY", "DEFAULT_MODEL", "is_available", "shipped_path",
            "tiny_path", "load_world", "world_entries", "defaults_help", "sampling_defaults",
            "MethodDefaults", "method_defaults", "fill_concept", "CONCEPT_PLACEHOLDER", "FrontierDefaults", "FRONTIER_METHODS",
            "frontier_defaults"]
@@ -52,32 +53,29 @@ class MethodDefaults:
     by_type: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
+#: UnlearnDiff's and UD-P4D's official setting (OPTML-Group/Diffusion-MU-Attack configs) where it differs from the
+#: attack options' own defaults (``cadkit.attacks.options.AttackOptions``, which hold the rest of it: 50 timesteps x 40
+#: iterations, targets with 25 steps at CFG 7.5, judging with 50 steps; official P4D 3,000 steps judged every 50 with
+#: 16 tokens): the LMS sampler.
+PAPER_ATTACK_OPTIONS: Mapping[str, Any] = MappingProxyType({"scheduler": "lms"})
+
+
 @dataclass(frozen=True)
 class AttackDefaults:
     """Settings of the white-box attacks (``cadkit attack``, ``cadkit bench attack``) on a model, named ``preset``.
 
-    ``paper`` (every SD model) is UnlearnDiff's and UD-P4D's official setting (OPTML-Group/Diffusion-MU-Attack configs):
-    50 timesteps x 40 iterations, targets with 25 steps at CFG 7.5, judging with 50 steps, the LMS sampler;
-    official P4D 3,000 steps judged every 50 with 16 tokens. ``tasks`` are ``cadkit bench attack``'s
-    default columns (Table 3); ``prompts`` how many seeded prompts a task of an embedded world gets
-    (prompt files are read whole). ``vocab`` "words" keeps the adversarial tokens to whole words.
-    ``scheduler`` "lms" is a DDPM-family sampler: a flow-matching model keeps its own ("default").
+    ``options`` are the :class:`~cadkit.attacks.options.AttackOptions` fields this preset sets differently from
+    that class's defaults (declared once, there), layered over them; the paper's preset (every SD model) is
+    :data:`PAPER_ATTACK_OPTIONS`. A preset's ``options`` replace the paper's whole. ``tasks`` are ``cadkit bench
+    attack``'s default columns (Table 3); ``prompts`` how many seeded prompts a task of an embedded world gets
+    (prompt files are read whole). ``scheduler`` "lms" is a DDPM-family sampler: a flow-matching model keeps
+    its own ("default").
     """
 
     preset: str = "paper"
     tasks: tuple[str, ...] = ("nudity", "church", "parachute", "tench")
     prompts: int = 50
-    num_timesteps: int = 50
-    iterations: int = 40
-    official_iterations: int = 3000
-    eval_every: int = 50
-    prompt_len: int = 16
-    target_steps: int = 25
-    target_guidance: float = 7.5
-    eval_steps: int = 50
-    guidance: float = 7.5
-    scheduler: str = "lms"
-    vocab: str = "all"
+    options: Mapping[str, Any] = field(default_factory=lambda: PAPER_ATTACK_OPTIONS)
 
 
 #: The methods ``cadkit bench frontier`` compares by default.
@@ -147,6 +145,8 @@ class ModelEntry:
 _TINY_COLOURS = ("red", "orange", "green", "teal", "blue", "purple", "pink", "black")
 _TINY_STYLES = ("solid", "outline", "striped", "dotted", "checkered")
 _TINY_OBJECTS = ("circle", "square", "triangle", "star", "plus", "cross", "diamond", "hexagon", "ring", "heart")
+#: The embedded model's sampling (cadkit tiny evaluate): its steps and guidance, also its attacks' targets and judging.
+_TINY_STEPS, _TINY_GUIDANCE = 20, 5.0
 # Erasure methods on the embedded model (32 px, 20 DDIM steps, a 16-token CLIP, rows of 64-512): each method's
 # operating point is the one `cadkit bench frontier` (10 classes, tiny defaults) chose on its validation rows by one
 # rule (the best retention of the other classes among the grid points with target <= 10 %, else the lowest target);
@@ -213,14 +213,16 @@ REGISTRY: dict[str, ModelEntry] = {
         # first tiny, ff rows needed 20 % for what attn2 did at 5 %; 0.1 % of a row narrower than 1,000 is zero entries);
         # its ratio is the frontier's validation choice above (_TINY_CAD).
         ModelEntry("tiny", "cadkit/tiny", "sd1", "epsilon", 32, "cadkit's embedded model of procedural shapes (trained by `cadkit tiny train`)",
-                   steps=20, guidance=5.0, erase_ratio=_TINY_CAD["ratio"], erase_modules=_TINY_CAD["modules"],
+                   steps=_TINY_STEPS, guidance=_TINY_GUIDANCE, erase_ratio=_TINY_CAD["ratio"], erase_modules=_TINY_CAD["modules"],
                    bench=BenchDefaults(images_per_class=20, attr_timesteps=_TINY_CAD["timesteps"], sweep_ratios=(0.01, 0.03, 0.05, 0.1, 0.2)),
                    shipped="cadkit.tiny:weights/pipeline", world="cadkit.tiny.world:WORLD",
                    # attacks on the CPU: 5 timesteps (100, 300, ..., 900) x 10 iterations, official P4D 200 steps judged every
-                   # 20 with 8 tokens, the model's own sampler (DDIM, 20 steps, CFG 5), whole-word tokens (96 of 625 ids)
-                   attack=AttackDefaults(preset="tiny-cpu", tasks=("circle", "square", "triangle"), prompts=10, num_timesteps=5,
-                                         iterations=10, official_iterations=200, eval_every=20, prompt_len=8, target_steps=20,
-                                         target_guidance=5.0, eval_steps=20, guidance=5.0, scheduler="default", vocab="words"),
+                   # 20 with 8 tokens, the model's own sampling (its sampler, as AttackOptions' default scheduler; 20 steps,
+                   # CFG 5), whole-word tokens (96 of 625 ids)
+                   attack=AttackDefaults(preset="tiny-cpu", tasks=("circle", "square", "triangle"), prompts=10, options=MappingProxyType({
+                       "num_timesteps": 5, "iterations": 10, "official_iterations": 200, "eval_every": 20, "prompt_len": 8,
+                       "target_steps": _TINY_STEPS, "target_guidance": _TINY_GUIDANCE, "eval_steps": _TINY_STEPS,
+                       "guidance": _TINY_GUIDANCE, "vocab": "words"})),
                    method_defaults=_TINY_METHODS, frontier=_TINY_FRONTIER),
     ]
 }
@@ -314,27 +316,35 @@ def fill_concept(options: Mapping[str, Any], concept: str) -> dict[str, Any]:
     return {k: fill(v) for k, v in options.items()}
 
 
-def defaults_help(what: str, fmt: Callable[[Any], str] = str, entries: Sequence[ModelEntry] | None = None) -> str:
+def defaults_help(what: str, fmt: Callable[[Any], str] = str, entries: Sequence[ModelEntry] | None = None,
+                  value: Callable[[ModelEntry], Any] | None = None) -> str:
     """``"name value, name value, ..."`` of setting ``what`` per registry entry (for generated help).
 
     ``what`` is ``steps``/``guidance`` (sampling; the family pipeline's when the entry sets none), a
-    field of :class:`ModelEntry`, ``bench.FIELD`` or ``attack.FIELD``.
+    field of :class:`ModelEntry`, ``bench.FIELD`` or ``attack.FIELD`` of :class:`AttackDefaults`.
+    ``value(entry)`` gives the values of a setting the registry holds only as overrides of a default
+    declared on a higher floor (the attack options: ``cadkit.attacks.options.preset_help``).
     """
     from cadkit.models.adapters import ADAPTERS
 
     by_family = {"sd1": "sd", "sd2": "sd"}
+    attack_fields = {f.name for f in fields(AttackDefaults)} - {"options"}
     out: dict[str, list[str]] = {}
     for e in entries or list(REGISTRY.values()):
-        if what in ("steps", "guidance"):
+        if value is not None:
+            got: Any = value(e)
+        elif what in ("steps", "guidance"):
             cls = next(a for a in ADAPTERS if a.family == by_family.get(e.family, e.family))
-            value: Any = sampling_defaults(e.name, cls)[0 if what == "steps" else 1]
+            got = sampling_defaults(e.name, cls)[0 if what == "steps" else 1]
         elif what.startswith("bench."):
-            value = getattr(e.bench, what[len("bench."):])
+            got = getattr(e.bench, what[len("bench."):])
         elif what.startswith("attack."):
-            value = getattr(e.attack, what[len("attack."):])
+            if what[len("attack."):] not in attack_fields:
+                raise ValueError(f"defaults_help: {what} is an attack option (pass value=, see cadkit.attacks.options.preset_help)")
+            got = getattr(e.attack, what[len("attack."):])
         else:
-            value = getattr(e, what)
-        out.setdefault(fmt(value), []).append(e.name)
+            got = getattr(e, what)
+        out.setdefault(fmt(got), []).append(e.name)
     return "; ".join(f"{', '.join(names)}: {v}" for v, names in out.items())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -19,7 +20,7 @@ from cadkit.attacks import (
     save_record,
     task_names,
 )
-from cadkit.attacks.options import PRESET_FIELDS, options_for, tiny_options
+from cadkit.attacks.options import AttackOptions, options_for, tiny_options
 from cadkit.attacks.tasks import read_attack_prompts, task_concept, task_prompt_file, task_slug
 from cadkit.errors import UsageError
 from cadkit.models.registry import REGISTRY, AttackDefaults, attack_defaults, world_entries
@@ -47,13 +48,36 @@ def test_task_names_resolve_by_world_then_imagenette() -> None:
     assert task_concept(AttackTask("style", w.styles[0]), world.name) == w.style_prompt(w.styles[0])
 
 
+#: The attack settings each preset resolved to before the registry held only overrides (issue 22), written out by
+#: hand: the paper's on an SD model, on a flow model (LMS is a DDPM-family sampler: it keeps its own), and tiny's.
+_PRESET_TABLE: dict[str, dict[str, Any]] = {
+    "sd14": dict(num_timesteps=50, iterations=40, official_iterations=3000, eval_every=50, prompt_len=16, target_steps=25,
+                 target_guidance=7.5, eval_steps=50, guidance=7.5, scheduler="lms", vocab="all"),
+    "sd35": dict(num_timesteps=50, iterations=40, official_iterations=3000, eval_every=50, prompt_len=16, target_steps=25,
+                 target_guidance=7.5, eval_steps=50, guidance=7.5, scheduler="default", vocab="all"),
+    "tiny": dict(num_timesteps=5, iterations=10, official_iterations=200, eval_every=20, prompt_len=8, target_steps=20,
+                 target_guidance=5.0, eval_steps=20, guidance=5.0, scheduler="default", vocab="words"),
+}
+#: The options no preset sets (every model: the attack's own defaults).
+_UNSET = dict(p4d_impl="ud", p4d_variant="n", k=None, lr=None, weight_decay=None, every_k=3, num_target_images=3,
+              num_eval_images=3, mask_special=True, filter_tokens=60, height=None, width=None)
+
+
+def test_presets_resolve_as_before() -> None:
+    for name, table in _PRESET_TABLE.items():
+        got = options_for(name).to_dict()
+        assert got == {**table, **_UNSET}, name
+        assert {type(v) for v in got.values()} == {type(v) for v in {**table, **_UNSET}.values()}, name  # 5.0 stays a float
+    assert options_for("sd14") == options_for("sd15") == options_for("sdxl") == options_for("/not/in/the/registry")
+    assert options_for("flux-dev") == options_for("sd35")
+
+
 def test_presets_come_from_the_registry() -> None:
     for name, entry in REGISTRY.items():
-        opts = options_for(name)
-        expected = {f: getattr(entry.attack, f) for f in PRESET_FIELDS}
+        expected = {**AttackOptions().to_dict(), **entry.attack.options}  # the preset's overrides over the attack's defaults
         if entry.prediction_type == "flow" and expected["scheduler"] == "lms":
             expected["scheduler"] = "default"  # LMS is a DDPM-family sampler: flow models keep theirs
-        assert {f: getattr(opts, f) for f in PRESET_FIELDS} == expected, name
+        assert options_for(name).to_dict() == expected, name
     assert attack_defaults("sd14") == AttackDefaults() and options_for("sd14").scheduler == "lms"
     assert options_for("/not/in/the/registry") == options_for("sd14")
     world = world_entries()[0].name
