@@ -114,8 +114,12 @@ def evaluate(images_per_class: int, steps: int | None, guidance: float | None, s
         raise bad_arg("paraphrases", "nothing unless --prompt-set paraphrases", paraphrases)
     if paraphrases is not None and not Path(paraphrases).is_file():
         raise bad_arg("paraphrases", "an existing safetensors file of paraphrase embeddings", paraphrases)
-    report = ev.evaluate_tiny(load_adapter(model), images_per_class, steps, guidance, seed, out, prompt_set=prompt_set,
-                              paraphrases=paraphrases)
+    adapter = load_adapter(model)
+    if paraphrases is not None:
+        from cadkit.tiny.paraphrases import add_paraphrase_words
+
+        add_paraphrase_words(adapter.pipe, paraphrases)
+    report = ev.evaluate_tiny(adapter, images_per_class, steps, guidance, seed, out, prompt_set=prompt_set)
     for line in report.lines():
         click.echo(line)
 

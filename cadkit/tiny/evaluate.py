@@ -76,6 +76,8 @@ def sample_prompts(adapter: Any, prompts: Sequence[str], seeds: Sequence[int], s
 #: Upper bound of ``images_per_class`` (a larger request is a typo, not a plan).
 MAX_IMAGES_PER_CLASS = 100_000
 _GRID = 10  # images per grid row
+#: Images sampled and judged at a time by :func:`evaluate_tiny` (memory does not grow with the image count).
+BATCH = 50
 
 
 def check_evaluate_args(images_per_class: int, steps: int, guidance: float, seed: int) -> None:
@@ -117,16 +119,14 @@ def evaluate_tiny(
     seed: int = 0,
     out: str | os.PathLike[str] | None = None,
     judge: Any | None = None,
-    batch_size: int = 50,
     prompt_set: str = "names",
-    paraphrases: str | os.PathLike[str] | None = None,
 ) -> TinyReport:
     """Sample ``images_per_class`` images per object class and per style; judge them.
 
-    Images are sampled and judged ``batch_size`` at a time (memory does not grow with
+    Images are sampled and judged :data:`BATCH` at a time (memory does not grow with
     ``images_per_class``). ``adapter`` defaults to ``load_adapter("tiny")`` and ``judge`` to the
-    shipped judge. ``prompt_set`` "paraphrases" first teaches the model the paraphrase words
-    (``paraphrases``: their embeddings file, default the shipped one). With ``out``, writes ``grid.png`` (up to 10 images per class/style row) and
+    shipped judge. ``prompt_set`` "paraphrases" first teaches the model the paraphrase words (the
+    shipped embeddings, unless the caller taught it others: see ``add_paraphrase_words``). With ``out``, writes ``grid.png`` (up to 10 images per class/style row) and
     ``evaluate.json`` (the report) there, replacing an earlier evaluate folder as a whole.
     """
     check_evaluate_args(images_per_class, steps, guidance, seed)
@@ -152,7 +152,7 @@ def evaluate_tiny(
     judge.eval()
     n = images_per_class
     if prompt_set == "paraphrases":
-        add_paraphrase_words(adapter.pipe, paraphrases)
+        add_paraphrase_words(adapter.pipe)  # nothing when the caller taught it the words already
         rows = ([(0, k, o, [paraphrase_for(o, "object", j) for j in range(n)]) for k, o in enumerate(OBJECTS) if o in OBJECT_PARAPHRASES]
                 + [(1, k, s, [paraphrase_for(s, "style", j) for j in range(n)]) for k, s in enumerate(STYLES) if s in STYLE_PARAPHRASES])
     else:
@@ -160,10 +160,10 @@ def evaluate_tiny(
     correct = [0] * len(rows)
     grid: list[Tensor] = []
     for r, (head, k, _, prompts) in enumerate(rows):
-        for start in range(0, n, batch_size):
-            m = min(batch_size, n - start)
+        for start in range(0, n, BATCH):
+            m = min(BATCH, n - start)
             seeds = [seed + r * n + start + j for j in range(m)]
-            imgs = sample_prompts(adapter, prompts[start : start + m], seeds, steps, guidance, batch_size)
+            imgs = sample_prompts(adapter, prompts[start : start + m], seeds, steps, guidance, BATCH)
             logits = judge(imgs)[head]
             correct[r] += int((logits.argmax(1) == k).sum())
             if start < _GRID:

@@ -143,3 +143,18 @@ def test_bad_embeddings_file_is_one_line(tmp_path: Path) -> None:
         add_paraphrase_words(pipe, p)
     with pytest.raises(CadkitError, match="not found"):
         add_paraphrase_words(pipe, tmp_path / "missing.safetensors")
+
+
+def test_tiny_evaluate_paraphrases_cli(run_cli: object, tmp_path: Path) -> None:
+    from tests.helpers import assert_one_line_error
+
+    res = run_cli("tiny", "evaluate", "--images-per-class", "1", "--steps", "1", "--prompt-set", "paraphrases")  # type: ignore[operator]
+    assert res.code == 0, res
+    lines = res.out.splitlines()
+    assert "paraphrase prompts" in lines[0]
+    assert [ln.split()[1] for ln in lines if ln.startswith("object ")] == list(OBJECT_PARAPHRASES)
+    assert [ln.split()[1] for ln in lines if ln.startswith("style ")] == list(STYLE_PARAPHRASES)
+    missing = tmp_path / "missing.safetensors"
+    assert_one_line_error(run_cli("tiny", "evaluate", "--paraphrases", missing), "--paraphrases")  # type: ignore[operator]
+    assert_one_line_error(run_cli("tiny", "evaluate", "--prompt-set", "paraphrases", "--paraphrases", missing),  # type: ignore[operator]
+                          "--paraphrases")
