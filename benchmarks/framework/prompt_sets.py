@@ -106,5 +106,5 @@ def prompt_set_note(o: BenchOptions) -> list[str]:
     if prompt_set(o) != "paraphrases":
         return []
     return ["prompt set: paraphrases - every judged prompt of an erased kind describes its class / style without naming it "
-            "(row j: paraphrase j, same seeds as the names run); the edits were made from the names; the weak-class and style "
-            "retain columns keep their named prompts"]
+            "(row j: paraphrase j, same seeds as the names run); the edits were made from the names; in the object suites the "
+            "weak-class and style retain columns keep their named prompts"]
