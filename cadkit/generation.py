@@ -18,8 +18,9 @@ from torch import Tensor
 
 from cadkit.data.prompts import PromptRecord
 from cadkit.errors import CadkitError, bad_arg
+from cadkit.typed_options import MAX_SEED, check_seed
 
-__all__ = ["MAX_IMAGES", "MAX_STEPS", "check_generation_args", "expand_samples", "sample_records", "iter_images", "to_pil"]
+__all__ = ["MAX_IMAGES", "MAX_STEPS", "check_generation_args", "GenerationSpec", "expand_samples", "sample_records", "iter_images", "to_pil"]
 
 #: Upper bounds of one request (a larger one is a typo, not a plan).
 MAX_IMAGES = 1_000_000
@@ -35,6 +36,28 @@ def check_generation_args(n: int | None = None, steps: int | None = None, guidan
             raise bad_arg(name, f"an integer from 1 to {hi:,}", v)
     if guidance is not None and (isinstance(guidance, bool) or not math.isfinite(guidance) or guidance < 0):
         raise bad_arg("guidance", "a finite number >= 0", guidance)
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationSpec:
+    """How ``cadkit generate`` samples, validated when made: ``n`` images per prompt (sample ``j`` uses
+    the prompt's seed + ``j``), ``seed`` (of prompts without their own), ``steps`` and ``guidance``
+    (None: the model's sampling defaults) and ``batch_size`` images per adapter call."""
+
+    n: int = 1
+    seed: int = 0
+    steps: int | None = None
+    guidance: float | None = None
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        check_generation_args(n=self.n, steps=self.steps, guidance=self.guidance, batch_size=self.batch_size)
+        check_seed("seed", self.seed, self.top_seed)
+
+    @property
+    def top_seed(self) -> int:
+        """The largest first seed: the last sample's seed, first + ``n`` - 1, stays a seed."""
+        return MAX_SEED - self.n + 1
 
 
 def expand_samples(records: Sequence[PromptRecord], n: int) -> list[tuple[int, int, PromptRecord]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -38,11 +39,16 @@ from cadkit.models.registry import DEFAULT_MODEL
 @click.option("--gradient-checkpointing", is_flag=True, help="Trade compute for activation memory (large models).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--out", default=None, help="Score file [default: scores/<model>-<concept>-<objective>.safetensors].")
-def attribute(**kw: object) -> None:
+def attribute(**kw: Any) -> None:
     """Compute CAD scores w * dJ/dw for a concept and write a score file."""
+    from cadkit.attribution.cad import AttributionSpec
+    from cadkit.attribution.trainer import TrainerSettings
     from cadkit.commands.attribute import run
 
-    path, res = run(**kw)  # type: ignore[arg-type]
+    spec = AttributionSpec(**{k: kw.pop(k) for k in ("concept", "objective", "base_prompt", "samples", "timesteps", "guidance", "seed",
+                                                     "batch_size", "pair_design")})
+    trainer = TrainerSettings(**{k: kw.pop(k) for k in ("devices", "num_nodes", "accelerator", "precision")}, progress=True)
+    path, res = run(spec, trainer, **kw)
     if path is not None:
         click.echo(f"wrote {path}  (J = {res.objective_total:.6g}, {res.metadata['pairs']} pairs, {res.metadata['wall_time_s']} s)")
 

@@ -78,14 +78,14 @@ def _list_options(ctx: click.Context, param: click.Parameter, value: bool) -> No
 def erase(method: str | None, model: str, concepts: tuple[str, ...], combine: str, concept_type: str, options: tuple[str, ...],
           seed: int, dtype: str, device: str | None, out: str) -> None:
     """Erase a concept (or several: repeat --concept) with one method; writes an edit file with its configuration and cost record."""
-    from cadkit.commands.erase import run
+    from cadkit.commands.erase import EraseSpec, run
 
     if method is None:  # required (click's own message), but not for --list-options
         raise click.MissingParameter(ctx=click.get_current_context(), param_type="option", param_hint="'--method'")
 
     concept: str | list[str] = concepts[0] if len(concepts) == 1 else list(concepts)
-    res = run(method=method, model=model, concept=concept, concept_type=concept_type, options=list(options), seed=seed,
-              device=device, dtype=dtype, out=out, combine=combine)
+    spec = EraseSpec(method, concept, concept_type, list(options), seed, dtype, combine)
+    res = run(spec=spec, model=model, device=device, out=out)
     concept = " + ".join(concepts)
     c = res.cost
     mem = f"peak CUDA {c.peak_mem_mb:.0f} MiB" if c.peak_mem_mb is not None else f"peak RSS growth {c.peak_rss_growth_mb} MiB"

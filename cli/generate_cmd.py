@@ -29,12 +29,13 @@ def generate(model: str, prompts: tuple[str, ...], prompts_file: str | None, n: 
     """Generate images: PNGs named <prompt>_<sample>.png plus generate.json (the full protocol)."""
     from cadkit.commands.generate import run
     from cadkit.errors import bad_arg
+    from cadkit.generation import GenerationSpec
 
     if not prompts and not prompts_file:
         raise bad_arg("prompt/--prompts", "at least one --prompt or a --prompts file", "none")
     t0 = time.time()
-    paths = run(model=model, prompts=list(prompts), prompts_file=prompts_file, n=n, seed=seed, steps=steps,
-                guidance=guidance, batch_size=batch_size, edits=list(edits), device=device, out=Path(out))
+    spec = GenerationSpec(n=n, seed=seed, steps=steps, guidance=guidance, batch_size=batch_size)
+    paths = run(spec, model=model, prompts=list(prompts), prompts_file=prompts_file, edits=list(edits), device=device, out=Path(out))
     click.echo(f"wrote {len(paths)} images to {out} in {time.time() - t0:.1f} s")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from cadkit.attribution.cad import MAX_SAMPLES, MAX_TIMESTEPS
@@ -28,11 +30,15 @@ from cadkit.models.registry import DEFAULT_MODEL
 @click.option("--recompute/--no-recompute", default=True, show_default=True,
               help="Also measure J with the base-prompt reference recomputed under each ablation (one more forward pass per pair).")
 @click.option("--out", default="outputs/verify", show_default=True, help="Folder for verify.csv, verify.png, verify.json.")
-def verify(**kw: object) -> None:
+def verify(**kw: Any) -> None:
     """Check that scores predict the change of J when weights are zeroed."""
+    from cadkit.attribution.cad import AttributionSpec
+    from cadkit.attribution.verify import AblationSpec
     from cadkit.commands.verify import run
 
-    res = run(**kw)  # type: ignore[arg-type]
+    ablation = AblationSpec(**{k: kw.pop(k) for k in ("trials", "fraction", "recompute")})
+    spec = AttributionSpec(**{k: kw.pop(k) for k in ("concept", "objective", "samples", "timesteps", "guidance", "seed")})
+    res = run(spec, ablation, **kw)
     n = sum(t.kind == "random" for t in res.trials)
     click.echo(f"pearson_r={res.pearson_r:.4f} slope={res.slope:.4f} trials={n}  (reference held: the function the scores differentiate)")
     if res.pearson_r_recomputed == res.pearson_r_recomputed:

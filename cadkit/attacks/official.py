@@ -16,7 +16,9 @@ P4D-N run whose tokens are the original ones reproduces the original prompt exac
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -30,8 +32,35 @@ from cadkit.attacks.options import AttackOptions
 from cadkit.attacks.pair import ModelPair
 from cadkit.attacks.records import AttackRecord
 from cadkit.attacks.token_embeddings import TextSide
+from cadkit.errors import bad_arg
+from cadkit.typed_options import check_seed
 
-__all__ = ["pixel_cosine", "feature_cosine", "tiny_feature_similarity", "official_layout", "official_run", "run_official"]
+__all__ = ["pixel_cosine", "feature_cosine", "tiny_feature_similarity", "official_layout", "OfficialProblem", "official_run", "run_official"]
+
+
+@dataclass(frozen=True, eq=False)
+class OfficialProblem:
+    """One prompt's official P4D problem, validated when made: the text side and the ids the attack may
+    place (``allowed``), the ``prompt``, the clean latent ``x0`` of the chosen target and the target image
+    (``target_image``), the CFG ``guidance`` of every image, and the seeds of the judged images
+    (``eval_seeds``; the first also makes the images compared with the target during the run)."""
+
+    text: TextSide
+    allowed: Tensor
+    prompt: str
+    x0: Tensor
+    target_image: Tensor
+    guidance: float
+    eval_seeds: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        g = self.guidance
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
+            raise bad_arg("guidance", "a finite number >= 0", g)
+        if not self.eval_seeds:
+            raise bad_arg("eval_seeds", "at least one seed", self.eval_seeds)
+        for s in self.eval_seeds:
+            check_seed("eval_seeds", s)
 
 
 def pixel_cosine(target: Tensor, images: Tensor) -> float:
@@ -77,12 +106,13 @@ def official_layout(text: TextSide, prompt: str, variant: str, options: AttackOp
 
 
 def official_run(
-    pair: ModelPair, text: TextSide, allowed: Tensor, prompt: str, x0: Tensor, target_image: Tensor, variant: str,
-    options: AttackOptions, gen: torch.Generator, guidance: float, eval_seed: int,
+    pair: ModelPair, problem: OfficialProblem, variant: str, options: AttackOptions, gen: torch.Generator,
     similarity: Callable[[Tensor, Tensor], float], init_ids: Tensor | None = None,
 ) -> dict:
     """One P4D-N or P4D-K optimisation; returns its log (losses, similarities, best prompt). No final judging."""
     ad = pair.adapter
+    text, allowed, prompt, x0, guidance = problem.text, problem.allowed, problem.prompt, problem.x0, problem.guidance
+    target_image, eval_seed = problem.target_image, problem.eval_seeds[0]
     layout = official_layout(text, prompt, variant, options)
     pool = allowed.nonzero().view(-1)
     if init_ids is None:
@@ -132,17 +162,17 @@ def official_run(
 
 
 def run_official(
-    out: AttackRecord, pair: ModelPair, text: TextSide, allowed: Tensor, prompt: str, x0: Tensor, target_image: Tensor,
-    judge: Judge, options: AttackOptions, gen: torch.Generator, guidance: float, eval_seeds: list[int],
+    out: AttackRecord, pair: ModelPair, problem: OfficialProblem, judge: Judge, options: AttackOptions, gen: torch.Generator,
     similarity: Callable[[Tensor, Tensor], float] | None, say: Callable[[str], None],
 ) -> None:
     """Run P4D-N, P4D-K or both (``union``: K only when N fails) and fill ``out`` in place."""
     sim_fn = similarity or pixel_cosine
     variants = ["n", "k"] if options.p4d_variant == "union" else [options.p4d_variant]
     for variant in variants:
-        log = official_run(pair, text, allowed, prompt, x0, target_image, variant, options, gen, guidance, eval_seeds[0], sim_fn)
+        log = official_run(pair, problem, variant, options, gen, sim_fn)
         with pair.erased():
-            images = generate(pair.adapter, log["best_prompt"], eval_seeds, options.eval_steps, guidance, options.height, options.width)
+            images = generate(pair.adapter, log["best_prompt"], list(problem.eval_seeds), options.eval_steps, problem.guidance,
+                              options.height, options.width)
         verdict = judge(images)
         out.evaluations += len(log["evaluations"]) + 1
         out.iterations += log["iterations"]

@@ -214,9 +214,10 @@ def attack_prompt(
         target_image, x0 = _target(pair, judge, rec.prompt, rec.seed, n_targets, guidance if official else options.target_guidance, options)
         out.target_image = target_image[0]
         if official:
-            from cadkit.attacks.official import run_official
+            from cadkit.attacks.official import OfficialProblem, run_official
 
-            run_official(out, pair, text, allowed, rec.prompt, x0, target_image, judge, options, gen, guidance, eval_seeds, similarity, say)
+            problem = OfficialProblem(text, allowed, rec.prompt, x0, target_image, guidance, tuple(eval_seeds))
+            run_official(out, pair, problem, judge, options, gen, similarity, say)
         else:
             layout = prefix_layout(text, rec.prompt, k)
             out.truncated = layout.truncated

@@ -22,7 +22,7 @@ from typing import Any
 from torch import Tensor
 
 from cadkit.attribution.module import AttributionModule
-from cadkit.attribution.objectives import OBJECTIVES, Objective, get_objective
+from cadkit.attribution.objectives import OBJECTIVES, get_objective
 from cadkit.attribution.pairs import DEFAULT_PAIR_DESIGN, PairSource, check_pair_design, design_cost
 from cadkit.attribution.scores import SIGN_CONVENTION
 from cadkit.attribution.trainer import TrainerSettings, keep_device, lightning_interrupts, make_trainer
@@ -131,13 +131,13 @@ class CAD:
         self.modules = parse_modules(modules, adapter.groups)
         self.trainer_settings = TrainerSettings(devices, num_nodes, accelerator, precision, strategy, progress)
 
-    def make_source(self, concept: str, objective: str | Objective, samples: int, timesteps: int, guidance: float,
-                    seed: int, images: str | Path | Tensor | None, batch_size: int, negative_prompt: str = "",
-                    pair_design: str = DEFAULT_PAIR_DESIGN) -> PairSource:
-        """The (sample, t) pairs of ``objective`` (erase: of ``pair_design``, see :func:`cadkit.attribution.pairs.erase_source`)."""
-        return get_objective(objective).pairs(self.adapter, concept, samples=samples, timesteps=timesteps, guidance=guidance,
-                                              seed=seed, images=images, batch_size=batch_size, negative_prompt=negative_prompt,
-                                              pair_design=pair_design)
+    def make_source(self, spec: AttributionSpec, negative_prompt: str = "") -> PairSource:
+        """The (sample, t) pairs of ``spec``'s objective (erase: of ``spec.pair_design``, see
+        :func:`cadkit.attribution.pairs.erase_source`)."""
+        return get_objective(spec.objective).pairs(self.adapter, spec.concept, samples=spec.samples, timesteps=spec.timesteps,
+                                                   guidance=spec.guidance, seed=spec.seed, images=spec.images,
+                                                   batch_size=spec.batch_size, negative_prompt=negative_prompt,
+                                                   pair_design=spec.pair_design)
 
     def attribute(self, concept: str, *, objective: str = "erase", base_prompt: str = PAPER.base_prompt, samples: int = PAPER.samples,
                   timesteps: int = PAPER.timesteps, guidance: float = PAPER.guidance, seed: int = 0, images: str | Path | Tensor | None = None,
@@ -156,8 +156,7 @@ class CAD:
         t0 = time.time()
         trainer = make_trainer(self.trainer_settings)
         objective = OBJECTIVES[spec.objective]
-        source = self.make_source(spec.concept, objective, spec.samples, spec.timesteps, spec.guidance, spec.seed, spec.images,
-                                  spec.batch_size, pair_design=spec.pair_design)
+        source = self.make_source(spec)
         params = self.adapter.select_parameters(self.modules)
         # with spawned/forked workers the module in this process never sees the result: rank 0 saves it
         tmp = tempfile.mkdtemp(prefix="cadkit-attr-") if trainer.world_size > 1 else None

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from cadkit.attribution.cad import CAD, AttributionResult
+from cadkit.attribution.cad import CAD, AttributionResult, AttributionSpec
 from cadkit.attribution.objectives import Objective, get_objective
 from cadkit.attribution.pairs import PairSource
 from cadkit.cad_settings import PAPER
@@ -37,7 +37,7 @@ from cadkit.errors import bad_arg
 from cadkit.models.adapters.base import Condition, DiffusionAdapter
 from cadkit.typed_options import check_int
 
-__all__ = ["Trial", "VerifyResult", "FixedPairs", "random_subsets", "verify", "pearson_and_slope",
+__all__ = ["Trial", "VerifyResult", "FixedPairs", "AblationSpec", "random_subsets", "verify", "pearson_and_slope",
            "MAX_TRIALS"]
 
 MAX_TRIALS = 100_000
@@ -173,29 +173,40 @@ def check_verify_args(trials: int, fraction: float) -> None:
         raise bad_arg("fraction", "a number in (0, 1)", fraction)
 
 
-def verify(adapter: DiffusionAdapter, concept: str, *, objective: str = "erase", modules: str = PAPER.modules,
-           trials: int = 100, fraction: float = 1e-3, top_ratio: float | None = None, samples: int = PAPER.samples,
-           timesteps: int = PAPER.timesteps, guidance: float = PAPER.guidance, seed: int = 0, base_prompt: str = PAPER.base_prompt, batch_size: int = 4,
-           images: Tensor | None = None, recompute: bool = True, progress: bool = False,
-           scores: AttributionResult | None = None) -> VerifyResult:
-    """Scores (or the given ``scores``, which must carry their pairs), then random (and optionally top-k)
-    ablations on the attribution's own pairs; see the module docstring."""
+@dataclass(frozen=True)
+class AblationSpec:
+    """The ablations of :func:`verify`, validated when made: ``trials`` random subsets, each a fraction
+    ``fraction`` of the attributed weights; ``top_ratio``: also the top-k positive set CAD-Erase removes
+    at that ratio (None: not); ``recompute``: also J with the reference recomputed under each ablation."""
+
+    trials: int = 100
+    fraction: float = 1e-3
+    top_ratio: float | None = None
+    recompute: bool = True
+
+    def __post_init__(self) -> None:
+        check_verify_args(self.trials, self.fraction)
+
+
+def verify(adapter: DiffusionAdapter, spec: AttributionSpec, ablation: AblationSpec = AblationSpec(), *,
+           modules: str = PAPER.modules, progress: bool = False, scores: AttributionResult | None = None) -> VerifyResult:
+    """Scores of ``spec`` (or the given ``scores``, which must carry their pairs), then ``ablation``'s random
+    (and optionally top-k) ablations on the attribution's own pairs; see the module docstring. The
+    random subsets are drawn with ``spec.seed``."""
     from tqdm.auto import tqdm
 
-    check_verify_args(trials, fraction)
     if scores is None:
-        scores = CAD(adapter, modules, progress=progress).attribute(
-            concept, objective=objective, base_prompt=base_prompt, samples=samples, timesteps=timesteps, guidance=guidance,
-            seed=seed, images=images, batch_size=batch_size)
+        scores = CAD(adapter, modules, progress=progress).run(spec)
     if scores.pairs is None:
         raise bad_arg("scores", "an attribution result that carries its pairs (made in this process)", scores)
-    fixed = FixedPairs(adapter, scores.pairs, objective, concept, base_prompt, batch_size=max(batch_size, 64))
+    recompute = ablation.recompute
+    fixed = FixedPairs(adapter, scores.pairs, spec.objective, spec.concept, spec.base_prompt, batch_size=max(spec.batch_size, 64))
     j0, j0_rec = fixed.values(recompute)
     res = VerifyResult(j0, scores=dict(scores), metadata=dict(scores.metadata))
     shapes = {n: s.shape for n, s in scores.items()}
-    plan = [("random", sub) for sub in random_subsets(shapes, fraction, trials, seed)]
-    if top_ratio is not None:
-        plan.append(("top", {n: i for n, i in select(scores, "erase", top_ratio, "row").items() if i.numel()}))
+    plan = [("random", sub) for sub in random_subsets(shapes, ablation.fraction, ablation.trials, spec.seed)]
+    if ablation.top_ratio is not None:
+        plan.append(("top", {n: i for n, i in select(scores, "erase", ablation.top_ratio, "row").items() if i.numel()}))
     for kind, subset in tqdm(plan, desc="ablations", disable=not progress):
         predicted = float(sum(float(scores[n].flatten()[idx].double().sum()) for n, idx in subset.items()))
         handle = apply_intervention(adapter.denoiser, subset, "zero", label="verify")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,24 +30,23 @@ def default_out(model: str, concept: str, objective: str) -> Path:
 
 
 def run(
-    *, model: str = DEFAULT_MODEL, concept: str, base_prompt: str = "", objective: str = "erase", images: str | None = None,
-    samples: int = PAPER.samples, timesteps: int = PAPER.timesteps, guidance: float = PAPER.guidance, modules: str = PAPER.modules, batch_size: int = 4,
-    devices: int = 1, num_nodes: int = 1, accelerator: str = "auto", precision: str = "32", dtype: str = "fp32",
-    gradient_checkpointing: bool = False, seed: int = 0, out: str | None = None, progress: bool = True,
-    pair_design: str = PAPER.pair_design,
+    spec: AttributionSpec, trainer: TrainerSettings = TrainerSettings(progress=True), *, model: str = DEFAULT_MODEL,
+    images: str | None = None, modules: str = PAPER.modules, dtype: str = "fp32", gradient_checkpointing: bool = False,
+    out: str | None = None,
 ) -> tuple[Path | None, AttributionResult]:
-    """Validate, attribute, write the score file (rank 0). Returns ``(path or None on other ranks, result)``."""
+    """Validate, attribute, write the score file (rank 0). Returns ``(path or None on other ranks, result)``.
+
+    ``spec`` (what is attributed) and ``trainer`` (how the loop runs) were validated when made; ``images``
+    (amplify) is a folder of real concept images, which replaces ``spec``'s generated samples."""
     from cadkit.attribution.pairs import check_image_folder, load_image_folder
     from cadkit.models.adapters import adapter_class
     from cadkit.models.adapters.base import parse_modules
 
-    spec = AttributionSpec(concept, objective, base_prompt, samples, timesteps, guidance, seed, None, batch_size, pair_design)
-    settings = TrainerSettings(devices, num_nodes, accelerator, precision, None, progress)
-    check_devices(devices, accelerator, num_nodes)
+    check_devices(trainer.devices, trainer.accelerator, trainer.num_nodes)
     torch_dtype(dtype)
     if images is not None:
         check_image_folder(images, "images")
-    path = Path(out) if out else default_out(model, concept, objective)
+    path = Path(out) if out else default_out(model, spec.concept, spec.objective)
     resolved = resolve_model(model)
     check_not_input(path, {"images": images, "model": local_folder(resolved.source)}, "out")
     check_out_file(path, SCORES_FORMAT, "out")
@@ -54,14 +54,14 @@ def run(
     if cls is not None:
         parse_modules(modules, cls.groups, "modules")
     adapter = load_adapter(resolved, dtype=dtype)
-    if objective == "amplify" and images is not None:
+    if spec.objective == "amplify" and images is not None:
         pix = load_image_folder(images, adapter.default_resolution, "images")
-        spec = AttributionSpec(concept, objective, base_prompt, len(pix), timesteps, guidance, seed, pix, batch_size)
+        spec = replace(spec, samples=len(pix), images=pix)
     denoiser: Any = adapter.denoiser
     if gradient_checkpointing and hasattr(denoiser, "enable_gradient_checkpointing"):
         denoiser.enable_gradient_checkpointing()
-    res = CAD(adapter, modules, devices=settings.devices, num_nodes=settings.num_nodes, accelerator=settings.accelerator,
-              precision=settings.precision, progress=settings.progress).run(spec)
+    res = CAD(adapter, modules, devices=trainer.devices, num_nodes=trainer.num_nodes, accelerator=trainer.accelerator,
+              precision=trainer.precision, progress=trainer.progress).run(spec)
     res.metadata["model"]["spec"] = model
     res.metadata["images"] = images
     res.metadata["dtype"] = dtype

@@ -15,12 +15,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cadkit.errors import UsageError, bad_arg
 
-__all__ = ["run", "check_options", "method_families", "check_method_edits", "options_help"]
+__all__ = ["EraseSpec", "run", "check_options", "method_families", "check_method_edits", "options_help"]
 
 
 def _method(method: str) -> Any:
@@ -108,79 +109,81 @@ def options_help(methods: Sequence[str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def run(*, method: str, concept: str | Sequence[str], model: str | None = None, concept_type: str = "object",
-        options: Mapping[str, Any] | Sequence[str] | None = None, seed: int = 0, device: str | None = None,
-        dtype: str = "fp32", out: str | os.PathLike[str], combine: str = "sum") -> Any:
-    """Run ``method`` for ``concept`` on ``model`` and write the edit to ``out``; returns the
+@dataclass(frozen=True)
+class EraseSpec:
+    """What ``cadkit erase`` computes, validated when made (one-line errors naming the argument):
+    ``method`` erases ``concept`` (one text, or a sequence of concepts erased into one edit, ``combine``
+    deciding how CAD joins them) of ``concept_type`` with ``options`` (a mapping or ``NAME=VALUE`` words,
+    over the model's registry defaults), ``seed`` and the weights' ``dtype``.
+
+    Derived: ``concepts`` (the checked concepts) and ``given`` (the checked options)."""
+
+    method: str
+    concept: str | Sequence[str]
+    concept_type: str = "object"
+    options: Mapping[str, Any] | Sequence[str] | None = None
+    seed: int = 0
+    dtype: str = "fp32"
+    combine: str = "sum"
+    concepts: tuple[str, ...] = field(init=False)
+    given: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        from cadkit.methods.multi import check_concepts, multi_strategy
+        from cadkit.methods.registry import check_method_args
+        from cadkit.models.loading import DTYPES
+
+        concepts = tuple(check_concepts([self.concept] if isinstance(self.concept, str) else list(self.concept)))
+        multi_strategy(self.method, self.combine)
+        _method(self.method)
+        for c in concepts:
+            check_method_args(c, self.concept_type, self.seed)
+        if self.dtype not in DTYPES:
+            raise bad_arg("dtype", DTYPES, self.dtype)
+        given = check_options(self.method, self.options)
+        if len(concepts) > 1 and "concept_text" in given:
+            raise bad_arg("options", "no concept_text with several concepts (each concept keeps the method's wording)", "concept_text")
+        object.__setattr__(self, "concepts", concepts)
+        object.__setattr__(self, "given", given)
+
+
+def run(spec: EraseSpec, *, model: str | None = None, device: str | None = None, out: str | os.PathLike[str]) -> Any:
+    """Run ``spec`` (validated when made) on ``model`` and write the edit to ``out``; returns the
     :class:`~cadkit.methods.MethodResult` (edit, cost, record).
 
-    Several concepts (a sequence of two or more) are erased into one edit by
-    :func:`cadkit.methods.multi.run_many` (CAD: scores summed or masks united, ``combine``; UCE and RECE
-    natively; other methods one after another)."""
-    from cadkit.methods.multi import check_concepts, multi_strategy
-
-    concepts = check_concepts([concept] if isinstance(concept, str) else list(concept))
-    multi_strategy(method, combine)
-    if len(concepts) > 1:
-        return _run_many(method=method, concepts=concepts, model=model, concept_type=concept_type, options=options, seed=seed,
-                         device=device, dtype=dtype, out=out, combine=combine)
-    concept = concepts[0]
+    Several concepts (``spec.concept`` a sequence of two or more) are erased into one edit by
+    :func:`cadkit.methods.multi.run_many` (CAD: scores summed or masks united, ``spec.combine``; UCE and
+    RECE natively; other methods one after another)."""
     from cadkit.editing.edits import FORMAT, save_edit
-    from cadkit.methods import run_method
-    from cadkit.methods.registry import check_method_args
-    from cadkit.models.loading import DTYPES, load_adapter, pick_device, resolve_model
+    from cadkit.models.loading import load_adapter, pick_device, resolve_model
     from cadkit.models.registry import DEFAULT_MODEL, fill_concept, method_defaults
     from cadkit.outputs import check_not_input, local_folder
     from cadkit.tensor_files import check_out_file
 
     model = DEFAULT_MODEL if model is None else model  # '' is refused by resolve_model, not taken as the default
-    _method(method)
-    check_method_args(concept, concept_type, seed)
-    if dtype not in DTYPES:
-        raise bad_arg("dtype", DTYPES, dtype)
-    given = check_options(method, options)
+    many = len(spec.concepts) > 1
     resolved = resolve_model(model)
     # the rules of `cadkit edit`: an output is never an input (the model's folder, shipped or not), and a
     # file output replaces only an earlier edit file, never a user's file or a model's weights
     check_not_input(out, {"model": local_folder(resolved.source)}, "out")
     check_out_file(out, FORMAT, "out")
-    check_method_edits(method, resolved)
+    check_method_edits(spec.method, resolved, list_able=not many)
     dev = pick_device(device)
-    t0 = time.perf_counter()
-    adapter = load_adapter(resolved, dtype=dtype, device=dev)
-    load_s = time.perf_counter() - t0
-    opts = fill_concept({**method_defaults(resolved.spec, method, concept_type), **given}, concept)
-    res = run_method(method, adapter, concept, concept_type, opts, seed=seed, load_time_s=load_s)
-    save_edit(Path(out), res.edit)
-    return res
+    if many:
+        from cadkit.methods.multi import run_many
 
+        adapter = load_adapter(resolved, dtype=spec.dtype, device=dev)
+        defaults = method_defaults(resolved.spec, spec.method, spec.concept_type)  # {concept} is filled per concept (sequential methods)
+        res = run_many(spec.method, adapter, list(spec.concepts), spec.concept_type, {**defaults, **spec.given}, seed=spec.seed,
+                       combine=spec.combine)
+    else:
+        from cadkit.methods import run_method
 
-def _run_many(*, method: str, concepts: list[str], model: str | None, concept_type: str, options: Mapping[str, Any] | Sequence[str] | None,
-              seed: int, device: str | None, dtype: str, out: str | os.PathLike[str], combine: str) -> Any:
-    """:func:`run` for several concepts (validated like one, then :func:`cadkit.methods.multi.run_many`)."""
-    from cadkit.editing.edits import FORMAT, save_edit
-    from cadkit.methods.multi import run_many
-    from cadkit.methods.registry import check_method_args
-    from cadkit.models.loading import DTYPES, load_adapter, pick_device, resolve_model
-    from cadkit.models.registry import DEFAULT_MODEL, method_defaults
-    from cadkit.outputs import check_not_input, local_folder
-    from cadkit.tensor_files import check_out_file
-
-    model = DEFAULT_MODEL if model is None else model  # '' is refused by resolve_model, as in run()
-    _method(method)
-    for c in concepts:
-        check_method_args(c, concept_type, seed)
-    if dtype not in DTYPES:
-        raise bad_arg("dtype", DTYPES, dtype)
-    given = check_options(method, options)
-    if "concept_text" in given:
-        raise bad_arg("options", "no concept_text with several concepts (each concept keeps the method's wording)", "concept_text")
-    resolved = resolve_model(model)
-    check_not_input(out, {"model": local_folder(resolved.source)}, "out")  # the output rules of run()
-    check_out_file(out, FORMAT, "out")
-    check_method_edits(method, resolved, list_able=False)
-    adapter = load_adapter(resolved, dtype=dtype, device=pick_device(device))
-    defaults = method_defaults(resolved.spec, method, concept_type)  # {concept} is filled per concept (sequential methods)
-    res = run_many(method, adapter, concepts, concept_type, {**defaults, **given}, seed=seed, combine=combine)
+        concept = spec.concepts[0]
+        t0 = time.perf_counter()
+        adapter = load_adapter(resolved, dtype=spec.dtype, device=dev)
+        load_s = time.perf_counter() - t0
+        opts = fill_concept({**method_defaults(resolved.spec, spec.method, spec.concept_type), **spec.given}, concept)
+        res = run_method(spec.method, adapter, concept, spec.concept_type, opts, seed=spec.seed, load_time_s=load_s)
     save_edit(Path(out), res.edit)
     return res

@@ -22,7 +22,7 @@ from typing import Any
 
 from cadkit.data.prompts import ROW_OR_FIXED, PromptRecord, load_prompts
 from cadkit.errors import CadkitError, bad_arg
-from cadkit.generation import MAX_IMAGES, check_generation_args, sample_records, to_pil
+from cadkit.generation import MAX_IMAGES, GenerationSpec, sample_records, to_pil
 from cadkit.models.loading import load_adapter, pick_device, resolve_model
 from cadkit.models.registry import DEFAULT_MODEL, sampling_defaults
 from cadkit.outputs import (
@@ -34,7 +34,6 @@ from cadkit.outputs import (
     write_json,
 )
 from cadkit.provenance import run_info
-from cadkit.typed_options import MAX_SEED, check_seed
 
 __all__ = ["run", "prompt_records", "check_out", "MANIFEST"]
 
@@ -80,20 +79,18 @@ def _items(records: Sequence[PromptRecord], n: int) -> Iterator[tuple[int, int, 
 
 
 def run(
-    *, model: str = DEFAULT_MODEL, prompts: Sequence[str] = (), prompts_file: str | None = None, n: int = 1, seed: int = 0,
-    steps: int | None = None, guidance: float | None = None, batch_size: int = 8, edits: Sequence[str] = (),
-    device: str | None = None, out: str | Path = "outputs/generate", progress: bool = True,
+    spec: GenerationSpec = GenerationSpec(), *, model: str = DEFAULT_MODEL, prompts: Sequence[str] = (), prompts_file: str | None = None,
+    edits: Sequence[str] = (), device: str | None = None, out: str | Path = "outputs/generate", progress: bool = True,
 ) -> list[Path]:
-    """Generate ``n`` images per prompt into ``out``; returns the written image paths."""
+    """Generate ``spec.n`` images per prompt into ``out`` (``spec`` was validated when made); returns the
+    written image paths."""
     from tqdm.auto import tqdm
 
     from cadkit.editing.edits import apply_edits, load_edit
     from cadkit.models.adapters import adapter_class
 
-    check_generation_args(n=n, steps=steps, guidance=guidance, batch_size=batch_size)
-    top = MAX_SEED - n + 1  # the last sample's seed is seed + n - 1
-    check_seed("seed", seed, top)
-    records = prompt_records(prompts, prompts_file, seed)
+    n, batch_size, top = spec.n, spec.batch_size, spec.top_seed
+    records = prompt_records(prompts, prompts_file, spec.seed)
     bad = next((r for r in records if not 0 <= r.seed <= top), None)
     if bad is not None:
         raise bad_arg("prompts_file", f"evaluation_seed values from 0 to 2**63 - n ({top})", f"{prompts_file} row {bad.index}: {bad.seed}")
@@ -107,8 +104,8 @@ def run(
     loaded = [load_edit(e, "edits") for e in edits]
     cls = adapter_class(resolved.pipeline_class)
     d_steps, d_guid = sampling_defaults(model, cls)
-    steps = d_steps if steps is None else steps
-    guidance = d_guid if guidance is None else guidance
+    steps = d_steps if spec.steps is None else spec.steps
+    guidance = d_guid if spec.guidance is None else spec.guidance
     dev = pick_device(device)
     adapter = load_adapter(resolved, device=dev)
     handles = apply_edits(adapter.denoiser, loaded)

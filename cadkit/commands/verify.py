@@ -11,10 +11,11 @@ from __future__ import annotations
 import csv
 import io
 import math
+from dataclasses import replace
 from pathlib import Path
 
 from cadkit.attribution.cad import AttributionSpec
-from cadkit.attribution.verify import VerifyResult, check_verify_args, verify
+from cadkit.attribution.verify import AblationSpec, VerifyResult, verify
 from cadkit.cad_settings import PAPER
 from cadkit.models.loading import load_adapter, resolve_model
 from cadkit.models.registry import DEFAULT_MODEL, REGISTRY
@@ -34,19 +35,20 @@ def check_out(out: str | Path) -> Path:
 
 
 def run(
-    *, model: str = DEFAULT_MODEL, concept: str, objective: str = "erase", trials: int = 100, fraction: float = 1e-3,
-    modules: str = PAPER.modules, top: bool = False, ratio: str | float | None = None, samples: int = PAPER.samples, timesteps: int = PAPER.timesteps,
-    guidance: float = PAPER.guidance, seed: int = 0, recompute: bool = True, out: str | Path = "outputs/verify", progress: bool = True,
+    spec: AttributionSpec, ablation: AblationSpec = AblationSpec(), *, model: str = DEFAULT_MODEL, modules: str = PAPER.modules,
+    top: bool = False, ratio: str | float | None = None, out: str | Path = "outputs/verify", progress: bool = True,
 ) -> VerifyResult:
-    """Validate, run the ablations, write ``verify.csv`` / ``verify.png`` / ``verify.json`` into ``out``."""
+    """Validate, run the ablations, write ``verify.csv`` / ``verify.png`` / ``verify.json`` into ``out``.
+
+    ``spec`` and ``ablation`` were validated when made; ``top`` adds the top-k positive set at ``ratio``
+    (default: the model's erase ratio) to ``ablation``."""
     from cadkit.editing.masks import parse_ratio
     from cadkit.models.adapters import adapter_class
     from cadkit.models.adapters.base import parse_modules
 
-    check_verify_args(trials, fraction)
-    AttributionSpec(concept, objective, samples=samples, timesteps=timesteps, guidance=guidance, seed=seed)
     entry = REGISTRY.get(model)
-    top_ratio = parse_ratio(ratio if ratio is not None else (entry.erase_ratio if entry else 0.001)) if top else None
+    if top:
+        ablation = replace(ablation, top_ratio=parse_ratio(ratio if ratio is not None else (entry.erase_ratio if entry else 0.001)))
     resolved = resolve_model(model)
     check_not_input(out, {"model": local_folder(resolved.source)}, "out")
     out_dir = check_out(out)
@@ -54,17 +56,16 @@ def run(
     if cls is not None:
         parse_modules(modules, cls.groups, "modules")
     adapter = load_adapter(resolved)
-    res = verify(adapter, concept, objective=objective, modules=modules, trials=trials, fraction=fraction, top_ratio=top_ratio,
-                 samples=samples, timesteps=timesteps, guidance=guidance, seed=seed, recompute=recompute, progress=progress)
+    res = verify(adapter, spec, ablation, modules=modules, progress=progress)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["trial", "kind", "size", "predicted", "actual", "actual_recomputed"])
     for i, t in enumerate(res.trials):
         w.writerow([i, t.kind, t.size, repr(t.predicted), repr(t.actual), "" if t.actual_recomputed is None else repr(t.actual_recomputed)])
     info = {
-        "command": "verify", "model": model, "concept": concept, "objective": objective, "modules": modules,
-        "trials": trials, "fraction": fraction, "top_ratio": top_ratio, "samples": samples, "timesteps": timesteps,
-        "guidance": guidance, "seed": seed, "J": res.objective_value,
+        "command": "verify", "model": model, "concept": spec.concept, "objective": spec.objective, "modules": modules,
+        "trials": ablation.trials, "fraction": ablation.fraction, "top_ratio": ablation.top_ratio, "samples": spec.samples,
+        "timesteps": spec.timesteps, "guidance": spec.guidance, "seed": spec.seed, "J": res.objective_value,
         "pearson_r": res.pearson_r, "slope": res.slope,
         "pearson_r_recomputed": res.pearson_r_recomputed, "slope_recomputed": res.slope_recomputed,
         "series": {"actual": "J(w) - J(w, S zeroed) with the reference held at the unablated model's prediction "
@@ -73,7 +74,7 @@ def run(
         **run_info(),
     }
     with atomic_dir(out_dir, check=check_out) as tmp:
-        _write(tmp, buf.getvalue(), _scatter(res, f"{concept} ({objective}, {modules}, f={fraction:g})"), info)
+        _write(tmp, buf.getvalue(), _scatter(res, f"{spec.concept} ({spec.objective}, {modules}, f={ablation.fraction:g})"), info)
     return res
 
 

@@ -12,7 +12,7 @@ import torch
 from cadkit.attacks import AttackOptions, AttackTask, CallableJudge, SameModel, attack_prompt
 from cadkit.attacks.harness import attack_timesteps, diffusion_mse
 from cadkit.attacks.layout import replace_layout
-from cadkit.attacks.official import official_run, pixel_cosine
+from cadkit.attacks.official import OfficialProblem, official_run, pixel_cosine
 from cadkit.attacks.optimizers import NearestToken
 from cadkit.attacks.runner import allowed_ids_of
 from cadkit.attacks.token_embeddings import TextSide
@@ -113,7 +113,7 @@ def test_official_p4d_k_keeps_original_ids_and_best_similarity_never_drops(sd1: 
     x0 = torch.randn(1, 4, 16, 16, generator=g)
     target = torch.rand(1, 3, 32, 32, generator=g)
     prompt = "a photo of a dog in the church"
-    log = official_run(SameModel(sd1), text, allowed, prompt, x0, target, "k", opts, g, 2.0, 5, pixel_cosine)
+    log = official_run(SameModel(sd1), OfficialProblem(text, allowed, prompt, x0, target, 2.0, (5,)), "k", opts, g, pixel_cosine)
     content = text.content_ids(prompt)
     slots = log["slots"]
     assert len(slots) == len(content) // 3 + 1 and [s - slots[0] for s in slots] == [4 * i for i in range(len(slots))]

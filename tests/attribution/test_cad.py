@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cadkit.attribution import CAD, make_trainer
+from cadkit.attribution import CAD, AttributionSpec, make_trainer
 from cadkit.attribution.pairs import pair_seed
 from cadkit.models import load_adapter
 
@@ -103,7 +103,7 @@ def test_first_order_sanity(tiny_sd1: Path) -> None:
     idx = int(scores[name].abs().argmax())
     alpha = float(scores[name].flatten()[idx])
     p = dict(a.denoiser.named_parameters())[name]
-    src = cad.make_source("a cat", "amplify", 0, T, 3.0, 1, images, 4)
+    src = cad.make_source(AttributionSpec("a cat", "amplify", samples=1, timesteps=T, guidance=3.0, seed=1, images=images, batch_size=4))
     cond = a.encode(["a cat"])
 
     def j_fixed() -> float:

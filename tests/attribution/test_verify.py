@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from cadkit.attribution.verify import pearson_and_slope, random_subsets, verify
+from cadkit.attribution.cad import AttributionSpec
+from cadkit.attribution.verify import AblationSpec, pearson_and_slope, random_subsets, verify
 from cadkit.models import load_adapter
 from tests.helpers import assert_one_line_error
 
@@ -37,7 +38,7 @@ def test_verify_predicted_and_actual(tiny_sd1: Path) -> None:
                 tot += float(((ref - out) ** 2).sum())
         return tot
 
-    res = verify(a, "a cat", trials=3, fraction=1e-2, top_ratio=0.05, timesteps=T, seed=0)
+    res = verify(a, AttributionSpec("a cat", timesteps=T, seed=0), AblationSpec(trials=3, fraction=1e-2, top_ratio=0.05))
     j0 = j_now(True)
     assert abs(res.objective_value - j0) <= 1e-9 * abs(j0) and abs(j_now(False) - j0) <= 1e-12 * abs(j0)
     params = dict(a.denoiser.named_parameters())
@@ -70,7 +71,7 @@ def test_verify_reuses_the_attribution_pairs(tiny_sd1: Path) -> None:
         return real(*args, **kw)
 
     a.sample = counting  # type: ignore[method-assign]
-    verify(a, "a cat", trials=2, fraction=1e-2, timesteps=T, samples=2, seed=0, batch_size=1)
+    verify(a, AttributionSpec("a cat", timesteps=T, samples=2, seed=0, batch_size=1), AblationSpec(trials=2, fraction=1e-2))
     assert calls == [True, True]  # one trajectory per sample
 
 
@@ -82,7 +83,7 @@ def test_verify_amplify_reference_is_the_target(tiny_sd1: Path) -> None:
     a = load_adapter(str(tiny_sd1), dtype=torch.float64)
     images = torch.rand(2, 3, a.default_resolution, a.default_resolution, dtype=torch.float64) * 2 - 1
     scores = CAD(a, "ff").attribute("a cat", objective="amplify", images=images, timesteps=T, seed=3, batch_size=2)
-    res = verify(a, "a cat", objective="amplify", trials=2, fraction=1e-2, timesteps=T, scores=scores)
+    res = verify(a, AttributionSpec("a cat", "amplify", timesteps=T), AblationSpec(trials=2, fraction=1e-2), scores=scores)
     assert all(t.actual_recomputed is None for t in res.trials)
     src, cond = scores.pairs, a.encode(["a cat"])
     assert src is not None

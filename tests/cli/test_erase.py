@@ -43,11 +43,11 @@ def test_erase_writes_the_method_edit(run_cli: Any, tiny_sd1: Path, tmp_path: Pa
 
 def test_registry_defaults_under_the_users_options(tmp_path: Path) -> None:
     """On the embedded model, ESD-x takes the registry's steps and lr; the user's iterations win."""
-    from cadkit.commands.erase import run
+    from cadkit.commands.erase import EraseSpec, run
     from cadkit.models.registry import DEFAULT_MODEL, method_defaults
 
     reg = method_defaults(DEFAULT_MODEL, "esd-x", "object")
-    res = run(method="esd-x", concept="circle", options=["iterations=1"], out=tmp_path / "e.safetensors")
+    res = run(EraseSpec("esd-x", "circle", options=["iterations=1"]), out=tmp_path / "e.safetensors")
     opts = res.record["options"]
     assert opts["iterations"] == 1 and opts["steps"] == reg["steps"] and opts["lr"] == reg["lr"]
     assert res.record["model"]["spec"] == DEFAULT_MODEL and (tmp_path / "e.safetensors").is_file()

@@ -80,11 +80,12 @@ def test_counts_are_bounded_before_any_work(tiny_sd1: Path, tmp_path: Path, run_
     from cadkit.benchmarks.framework import BenchOptions
     from cadkit.benchmarks.framework.registry import prepare
     from cadkit.commands.generate import run as generate
+    from cadkit.generation import GenerationSpec
     from cadkit.tiny.evaluate import evaluate_tiny
     from cadkit.tiny.render import write_renders
 
     with pytest.raises(BadArgument, match=r"^n: "):
-        generate(prompts=["x"], n=10**20, out=tmp_path / "g")
+        generate(GenerationSpec(n=10**20), prompts=["x"], out=tmp_path / "g")
     with pytest.raises(BadArgument, match=r"^n: "):
         write_renders(tmp_path / "r", 10**9)
     with pytest.raises(BadArgument, match=r"^images_per_class: "):

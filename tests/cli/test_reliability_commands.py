@@ -152,7 +152,7 @@ def test_attack_validates_before_writing_and_fails_on_divergence(attack: str, ti
 # -- class 6: ambiguous input is refused, not resolved silently --------------------------------------------------------
 def test_ambiguous_input_is_refused(tiny_sd1: Path, judge_file: Path, tmp_path: Path, run_cli: Any,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from cadkit.commands.erase import check_options, run
+    from cadkit.commands.erase import EraseSpec, check_options, run
 
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "e.safetensors"
@@ -165,7 +165,7 @@ def test_ambiguous_input_is_refused(tiny_sd1: Path, judge_file: Path, tmp_path: 
         check_options("uce", ["lam=0.5", "lam=0.5"])  # even the same value twice: one word per option
     _check(run_cli, tmp_path, ["erase", "--method", "uce", "--model", "", "--concept", "circle", "--out", out], "--model")
     with pytest.raises(UsageError, match="^model: "):
-        run(method="uce", concept="circle", model="", out=out)
+        run(EraseSpec("uce", "circle"), model="", out=out)
     listed = run_cli("erase", "--list-options", "--method", "esd-u")
     assert listed.code == 0 and listed.out.startswith("esd-u: ") and "\nuce: " not in listed.out, listed
     _check(run_cli, tmp_path, ["erase", "--list-options", "--method", "foo"], "--method", "foo")
