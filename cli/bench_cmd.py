@@ -20,13 +20,14 @@ def _dest(decl: tuple[str, ...]) -> str:
 
 
 def bench_option_defaults() -> dict[str, Any]:
-    """Every ``BenchOptions`` field's default (the one place the common options' defaults are written)."""
+    """Every ``BenchOptions`` option's default by its flat name (its sub-spec's field: the one place the common options'
+    defaults are written)."""
     import dataclasses
 
-    from cadkit.benchmarks.framework import BenchOptions
+    from cadkit.benchmarks.framework.options import option_fields
 
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(BenchOptions):
+    for f in option_fields():
         if f.default is not dataclasses.MISSING:
             out[f.name] = f.default
         elif callable(f.default_factory):
@@ -92,12 +93,11 @@ def _common_declarations() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
 def bench_options(suite: Any, kw: dict[str, Any]) -> Any:
     """The ``BenchOptions`` of a suite command's parsed parameters ``kw``: suite options that are not fields go to
     ``extra`` (unless None), a suite option left None takes the field's default."""
-    import dataclasses
-
     from cadkit.benchmarks.framework import BenchOptions
+    from cadkit.benchmarks.framework.options import OPTION_NAMES
 
     kw = dict(kw)
-    names = {f.name for f in dataclasses.fields(BenchOptions)}
+    names = set(OPTION_NAMES)
     extra = {o.name: kw.pop(o.name) for o in suite.options if o.name not in names and kw.get(o.name) is not None}
     kw = {k: v for k, v in kw.items() if not (k in {o.name for o in suite.options} and v is None)}
     return BenchOptions(**kw, extra=extra)

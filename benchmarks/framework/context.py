@@ -31,7 +31,7 @@ from cadkit.benchmarks.framework.judging import (
     object_judge,
 )
 from cadkit.benchmarks.framework.options import BenchOptions
-from cadkit.benchmarks.framework.run_cache import get_edit, get_scores
+from cadkit.benchmarks.framework.run_cache import EditRecipe, get_edit, get_scores
 from cadkit.benchmarks.framework.runfolder import RunFolder
 from cadkit.data import ImageCache, PromptRecord
 
@@ -86,11 +86,7 @@ class BenchContext:
 
     def generate(self, records: Sequence[PromptRecord], edit: Any = None) -> int:
         """Generate the missing images of ``records`` (under ``edit``); returns how many were made."""
-        o = self.opts
-        n = generate_missing(
-            self.adapter, records, self.cache, self.model_key, edit, self.gen_protocol, batch_size=o.batch_size,
-            devices=o.devices, num_nodes=o.num_nodes, accelerator=o.accelerator, strategy=o.strategy, progress=o.progress,
-        )
+        n = generate_missing(self.adapter, records, self.cache, self.model_key, edit, self.gen_protocol, self.opts.runtime)
         self.generated += n
         return n
 
@@ -167,26 +163,25 @@ class BenchContext:
                samples: int | None = None) -> tuple[dict[str, Tensor], dict[str, str], Path]:
         """Score file of ``concept`` (cached in ``scores/``) with the run's attribution settings
         (``samples`` overrides ``--attr-samples``, e.g. generated amplify images)."""
-        o = self.opts
-        assert o.attr_timesteps is not None
-        return get_scores(
-            self.adapter, self.run.scores_dir, concept, objective, modules or str(o.modules), samples=samples or o.attr_samples,
-            timesteps=o.attr_timesteps, guidance=o.attr_guidance, seed=o.seed, base_prompt=o.base_prompt, images=images,
-            batch_size=min(o.batch_size, 8), devices=o.devices, num_nodes=o.num_nodes, accelerator=o.accelerator, progress=o.progress,
-            pair_design=o.attr_pair_design if objective == "erase" else "trajectories",
-        )
+        from cadkit.attribution.cad import AttributionSpec
+
+        o, cad = self.opts, self.opts.cad
+        assert cad.attr_timesteps is not None
+        spec = AttributionSpec(concept, objective, cad.base_prompt, (samples or cad.attr_samples) if images is None else len(images),
+                               cad.attr_timesteps, cad.attr_guidance, o.seed, images, min(o.batch_size, 8),
+                               cad.attr_pair_design if objective == "erase" else "trajectories")
+        return get_scores(self.adapter, self.run.scores_dir, spec, modules or str(cad.modules), o.runtime)
 
     def edit(self, concept: str, mode: str = "erase", ratio: float | None = None, modules: str | None = None,
-             scale: float | None = None, objective: str | None = None, images: Tensor | None = None,
-             samples: int | None = None, score_modules: str | None = None) -> Any:
-        """The edit of ``concept`` on ``modules`` (default ``--modules``) from the scores of ``objective``
-        (default: ``erase`` unless ``mode`` is ``amplify``) computed on ``score_modules`` (default: ``modules``)."""
-        o = self.opts
-        mods = modules or str(o.modules)
-        obj = objective or ("amplify" if mode == "amplify" else "erase")
-        s, meta, path = self.scores(concept, obj, score_modules or mods, images, samples)
-        r = float(ratio if ratio is not None else o.ratio)  # type: ignore[arg-type]
-        return get_edit(self.adapter, self.run.edits_dir, s, meta, concept, mode, r, mods, o.granularity, scale, source=str(path))
+             scale: float | None = None, images: Tensor | None = None, samples: int | None = None,
+             score_modules: str | None = None) -> Any:
+        """The edit of ``concept`` on ``modules`` (default ``--modules``) from the scores of the mode's objective
+        (``amplify`` for the amplify mode, else ``erase``) computed on ``score_modules`` (default: ``modules``)."""
+        cad = self.opts.cad
+        mods = modules or str(cad.modules)
+        s, meta, path = self.scores(concept, "amplify" if mode == "amplify" else "erase", score_modules or mods, images, samples)
+        r = float(ratio if ratio is not None else cad.ratio)  # type: ignore[arg-type]
+        return get_edit(self.adapter, self.run.edits_dir, s, meta, EditRecipe(concept, mode, r, mods, cad.granularity, scale), source=str(path))
 
     @property
     def is_main(self) -> bool:

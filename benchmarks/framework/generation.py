@@ -22,6 +22,7 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from cadkit.benchmarks.framework.options import ExecutionSpec
 from cadkit.data import ImageCache, PromptRecord
 
 __all__ = ["GenerationModule", "generate_missing", "model_fingerprint", "model_key", "edit_key", "generation_protocol", "make_predict_trainer"]
@@ -146,12 +147,10 @@ def make_predict_trainer(devices: int = 1, num_nodes: int = 1, accelerator: str 
     )
 
 
-def generate_missing(
-    adapter: Any, records: Sequence[PromptRecord], cache: ImageCache, model: str, edit: Any, protocol: Mapping[str, Any], *,
-    batch_size: int = 32, devices: int = 1, num_nodes: int = 1, accelerator: str = "auto", strategy: str | None = None,
-    progress: bool = False,
-) -> int:
-    """Generate the records whose image is not cached yet; returns how many were missing.
+def generate_missing(adapter: Any, records: Sequence[PromptRecord], cache: ImageCache, model: str, edit: Any, protocol: Mapping[str, Any],
+                     runtime: ExecutionSpec | None = None) -> int:
+    """Generate the records whose image is not cached yet (``runtime``: batch size, devices, nodes, accelerator,
+    strategy and progress bars; None: its defaults); returns how many were missing.
 
     ``edit`` (an :class:`~cadkit.editing.Edit` or None) is applied during the loop only. Processes
     sharing the cache take turns (a lock on its folder): one that waited finds the other's images and
@@ -174,10 +173,11 @@ def generate_missing(
             from cadkit.editing.callback import ConceptEditing
 
             callbacks.append(ConceptEditing(edit, denoiser="denoiser"))
-        trainer = make_predict_trainer(devices, num_nodes, accelerator, strategy, callbacks, progress)
+        rt = runtime if runtime is not None else ExecutionSpec()
+        trainer = make_predict_trainer(rt.devices, rt.num_nodes, rt.accelerator, rt.strategy, callbacks, rt.progress)
         module = GenerationModule(adapter, cache, model, ekey, protocol)
         with keep_device(module), lightning_interrupts(trainer):
-            trainer.predict(module, datamodule=PromptDataModule(missing, batch_size=batch_size), return_predictions=False)
+            trainer.predict(module, datamodule=PromptDataModule(missing, batch_size=rt.batch_size), return_predictions=False)
         _barrier()
     return len(missing)
 

@@ -32,14 +32,15 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cadkit.cad_settings import PAPER
 from cadkit.errors import CadkitError, bad_arg
 from cadkit.models.registry import DEFAULT_MODEL
 from cadkit.typed_options import check_seed
 
-__all__ = ["BenchOptions", "EXECUTION_EXTRA", "resolve", "check_options", "fill_model_defaults", "check_total", "judge_names", "QUICK", "parse_list", "parse_float_list", "DEFAULT_TEMPLATE", "model_world",
+__all__ = ["BenchOptions", "PromptSpec", "SamplingSpec", "JudgeSpec", "ExecutionSpec", "CadSpec", "InjectedNetworks", "SUB_SPECS",
+           "OPTION_NAMES", "SPEC_OF", "option_fields", "EXECUTION_EXTRA", "resolve", "check_options", "fill_model_defaults", "check_total", "judge_names", "QUICK", "parse_list", "parse_float_list", "DEFAULT_TEMPLATE", "model_world",
            "judge_world", "bench_defaults", "IMAGENET_JUDGE"]
 
 IMAGENET_JUDGE = "imagenet"
@@ -105,8 +106,103 @@ def parse_float_list(value: str | Sequence[float | str] | None, arg: str, ratio:
 
 
 @dataclass
+class PromptSpec:
+    """Which prompts a run generates and which images it reads: the object classes and images per class, a prompt
+    file and its format, the template of generated rows, the folder of real images (``--images-root``)."""
+
+    classes: tuple[str, ...] | None = None
+    images_per_class: int | None = None
+    prompts: str | None = None
+    prompts_format: str = "auto"
+    template: str = DEFAULT_TEMPLATE
+    images_root: str | None = None
+
+
+@dataclass
+class SamplingSpec:
+    """How each image is sampled: steps, CFG scale (None: the model's) and the pipeline's dtype."""
+
+    steps: int | None = None
+    guidance: float | None = None
+    dtype: str = "fp32"
+
+
+@dataclass
+class JudgeSpec:
+    """How images are judged: the object judge (``auto``: the model's world's, else ImageNet), its weights and the
+    extra metrics."""
+
+    judge: str = "auto"
+    judge_weights: str | None = None
+    metrics: tuple[str, ...] = ()
+
+
+@dataclass
+class ExecutionSpec:
+    """Where and how the work runs; changes no number (never part of the protocol): batch size, devices, nodes,
+    accelerator, strategy, run folder, image cache and progress bars."""
+
+    batch_size: int = 32
+    devices: int = 1
+    num_nodes: int = 1
+    accelerator: str = "auto"
+    strategy: str | None = None
+    out: str | None = None
+    cache: str | None = None
+    progress: bool = False
+
+
+@dataclass
+class CadSpec:
+    """CAD's attribution and edit: edit ratio (``ratios``: a sweep's), scales of negative components, module groups,
+    mask granularity, amplify images per class, and the attribution's samples, timesteps, CFG, pair design and
+    base prompt."""
+
+    ratio: float | None = None
+    ratios: tuple[float, ...] | None = None
+    scales: tuple[float, ...] = (1.5, 2.0, 3.0)
+    modules: str | None = None
+    granularity: str = "row"
+    amplify_images: int | None = None
+    attr_samples: int = PAPER.samples
+    attr_timesteps: int | None = None
+    attr_guidance: float = PAPER.guidance
+    attr_pair_design: str = PAPER.pair_design
+    base_prompt: str = PAPER.base_prompt
+
+
+@dataclass
+class InjectedNetworks:
+    """Networks given through the Python API: ``judge_network`` ``(classifier, labels)`` replaces the judge;
+    ``networks`` other judges' networks by name."""
+
+    judge_network: Any = field(default=None, repr=False)
+    networks: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+#: The sub-specs of :class:`BenchOptions` (attribute name -> class).
+SUB_SPECS: dict[str, type] = {"prompting": PromptSpec, "sampling": SamplingSpec, "judging": JudgeSpec, "runtime": ExecutionSpec,
+                              "cad": CadSpec, "injected": InjectedNetworks}
+#: Every option by its flat name, in the order of the flat options (the order of ``protocol.json``'s keys).
+OPTION_NAMES = ("model", "classes", "ratio", "ratios", "scales", "modules", "granularity", "images_per_class", "batch_size", "steps",
+                "guidance", "devices", "num_nodes", "accelerator", "strategy", "quick", "out", "cache", "metrics", "seed", "judge",
+                "judge_weights", "prompts", "prompts_format", "template", "images_root", "amplify_images", "attr_samples",
+                "attr_timesteps", "attr_guidance", "attr_pair_design", "base_prompt", "dtype", "methods", "method_options", "progress",
+                "judge_network", "networks", "suite", "extra")
+#: The sub-spec holding each flat option (the others are :class:`BenchOptions`' own fields).
+SPEC_OF: dict[str, str] = {f.name: attr for attr, cls in SUB_SPECS.items() for f in dataclasses.fields(cls)}
+
+
+@dataclass(init=False)
 class BenchOptions:
-    """Options shared by every suite (``None`` = the model's default; see the module docstring).
+    """Options shared by every suite (``None`` = the model's default; see the module docstring), made of sub-specs:
+    ``prompting`` (:class:`PromptSpec`), ``sampling`` (:class:`SamplingSpec`), ``judging`` (:class:`JudgeSpec`),
+    ``runtime`` (:class:`ExecutionSpec`), ``cad`` (:class:`CadSpec`) and ``injected`` (:class:`InjectedNetworks`), and
+    the run's own fields (model, ``--quick``, seed, methods, suite, ``extra``).
+
+    Made from flat keywords (``BenchOptions(model=..., classes=..., steps=...)``) and/or sub-specs (given ones are
+    copied, flat keywords override their fields); every option also reads and writes by its flat name
+    (``o.classes`` is ``o.prompting.classes``). ``dataclasses.replace(o, ratio=...)`` copies every sub-spec.
 
     ``methods`` (erasure suites): the erasure methods compared, one row each (None: ``cad`` only; see
     ``cadkit.benchmarks.framework.methods``); ``method_options``: ``{method: {option: value}}`` over the
@@ -117,60 +213,85 @@ class BenchOptions:
     ``cadkit.benchmarks.framework.prompt_suites.NETWORKS``); the report names them.
     """
 
+    if TYPE_CHECKING:  # the flat view of the sub-specs' fields (properties at run time; types only, defaults in the sub-specs)
+        classes: tuple[str, ...] | None
+        images_per_class: int | None
+        prompts: str | None
+        prompts_format: str
+        template: str
+        images_root: str | None
+        steps: int | None
+        guidance: float | None
+        dtype: str
+        judge: str
+        judge_weights: str | None
+        metrics: tuple[str, ...]
+        batch_size: int
+        devices: int
+        num_nodes: int
+        accelerator: str
+        strategy: str | None
+        out: str | None
+        cache: str | None
+        progress: bool
+        ratio: float | None
+        ratios: tuple[float, ...] | None
+        scales: tuple[float, ...]
+        modules: str | None
+        granularity: str
+        amplify_images: int | None
+        attr_samples: int
+        attr_timesteps: int | None
+        attr_guidance: float
+        attr_pair_design: str
+        base_prompt: str
+        judge_network: Any
+        networks: dict[str, Any]
+
     model: str = DEFAULT_MODEL
-    classes: tuple[str, ...] | None = None
-    ratio: float | None = None
-    ratios: tuple[float, ...] | None = None
-    scales: tuple[float, ...] = (1.5, 2.0, 3.0)
-    modules: str | None = None
-    granularity: str = "row"
-    images_per_class: int | None = None
-    batch_size: int = 32
-    steps: int | None = None
-    guidance: float | None = None
-    devices: int = 1
-    num_nodes: int = 1
-    accelerator: str = "auto"
-    strategy: str | None = None
     quick: bool = False
-    out: str | None = None
-    cache: str | None = None
-    metrics: tuple[str, ...] = ()
     seed: int = 0
-    judge: str = "auto"
-    judge_weights: str | None = None
-    prompts: str | None = None
-    prompts_format: str = "auto"
-    template: str = DEFAULT_TEMPLATE
-    images_root: str | None = None
-    amplify_images: int | None = None
-    attr_samples: int = PAPER.samples
-    attr_timesteps: int | None = None
-    attr_guidance: float = PAPER.guidance
-    attr_pair_design: str = PAPER.pair_design
-    base_prompt: str = PAPER.base_prompt
-    dtype: str = "fp32"
     methods: tuple[str, ...] | None = None
     method_options: Any = field(default_factory=dict)
-    progress: bool = False
-    judge_network: Any = field(default=None, repr=False)
-    networks: dict[str, Any] = field(default_factory=dict, repr=False)
     suite: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    prompting: PromptSpec = field(default_factory=PromptSpec)
+    sampling: SamplingSpec = field(default_factory=SamplingSpec)
+    judging: JudgeSpec = field(default_factory=JudgeSpec)
+    runtime: ExecutionSpec = field(default_factory=ExecutionSpec)
+    cad: CadSpec = field(default_factory=CadSpec)
+    injected: InjectedNetworks = field(default_factory=InjectedNetworks)
+
+    def __init__(self, **kw: Any) -> None:
+        flat: dict[str, dict[str, Any]] = {attr: {} for attr in SUB_SPECS}
+        for name in [k for k in kw if k in SPEC_OF]:
+            flat[SPEC_OF[name]][name] = kw.pop(name)
+        for f in dataclasses.fields(self):
+            if f.name in SUB_SPECS:
+                given = kw.pop(f.name, None)
+                cls = SUB_SPECS[f.name]
+                value: Any = cls(**flat[f.name]) if given is None else dataclasses.replace(given, **flat[f.name])
+            elif f.name in kw:
+                value = kw.pop(f.name)
+            else:
+                value = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc,operator]
+            object.__setattr__(self, f.name, value)
+        if kw:
+            raise TypeError(f"BenchOptions got an unexpected keyword argument {next(iter(kw))!r}")
 
     def protocol(self) -> dict[str, Any]:
         """The settings that decide the numbers (everything but execution settings), JSON-ready."""
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            if f.name in _EXECUTION:
+        for name in OPTION_NAMES:
+            if name in _EXECUTION:
                 continue
-            v = getattr(self, f.name)
-            if f.name == "attr_pair_design" and self.attr_pair_design == "trajectories":
+            v = getattr(self, name)
+            if name == "attr_pair_design" and self.attr_pair_design == "trajectories":
                 continue  # the default is left out: run folders made before pair designs existed still resume
-            if f.name == "extra":
+            if name == "extra":
                 out.update({f"extra.{k}": (list(x) if isinstance(x, tuple) else x) for k, x in sorted(v.items()) if k not in EXECUTION_EXTRA})
                 continue
-            out[f.name] = list(v) if isinstance(v, tuple) else v
+            out[name] = list(v) if isinstance(v, tuple) else v
         if self.judge_network is not None:
             out["judge"] = f"injected:{type(self.judge_network[0]).__name__}"
         if self.networks:
@@ -181,6 +302,28 @@ class BenchOptions:
         """The execution settings (recorded, not compared)."""
         return {**{k: getattr(self, k) for k in _EXECUTION if k not in ("judge_network", "networks")},
                 **{f"extra.{k}": self.extra[k] for k in EXECUTION_EXTRA if k in self.extra}}
+
+
+def _flat_property(name: str, attr: str) -> property:
+    def get(self: BenchOptions) -> Any:
+        return getattr(getattr(self, attr), name)
+
+    def set_(self: BenchOptions, value: Any) -> None:
+        setattr(getattr(self, attr), name, value)
+
+    return property(get, set_, doc=f"``{attr}.{name}``")
+
+
+for _name, _attr in SPEC_OF.items():
+    setattr(BenchOptions, _name, _flat_property(_name, _attr))
+
+
+def option_fields() -> tuple[dataclasses.Field[Any], ...]:
+    """Every option's dataclass field (its one declared default) by its flat name, in :data:`OPTION_NAMES` order: the
+    sub-specs' fields and :class:`BenchOptions`' own (not the sub-spec attributes themselves)."""
+    own = {f.name: f for f in dataclasses.fields(BenchOptions) if f.name not in SUB_SPECS}
+    subs = {f.name: f for cls in SUB_SPECS.values() for f in dataclasses.fields(cls)}
+    return tuple({**own, **subs}[n] for n in OPTION_NAMES)
 
 
 def _positive_int(arg: str, v: int | None, hi: int | None = None) -> None:

@@ -22,7 +22,7 @@ from torch import Tensor
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.generation import edit_key, model_fingerprint, model_key
 from cadkit.benchmarks.framework.methods import METHODS_HELP, method_variants
-from cadkit.benchmarks.framework.options import BenchOptions
+from cadkit.benchmarks.framework.options import OPTION_NAMES, BenchOptions
 from cadkit.benchmarks.framework.registry import SuiteOption
 from cadkit.benchmarks.framework.report import image_grid
 from cadkit.data import PromptRecord
@@ -77,7 +77,7 @@ EDIT_OPTIONS: tuple[SuiteOption, ...] = (
 
 
 def _defaults(options: Sequence[SuiteOption]) -> dict[str, Any]:
-    fields = {f.name for f in dataclasses.fields(BenchOptions)}
+    fields = set(OPTION_NAMES)
     return {o.name: (bool(o.default) if o.is_flag else o.default) for o in options if o.name not in fields}
 
 

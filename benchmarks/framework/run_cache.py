@@ -8,14 +8,19 @@ from them (``make_edit``), named by concept, mode, ratio, scale, granularity and
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
 from cadkit.cad_settings import PAPER
 
-__all__ = ["slug", "scores_path", "get_scores", "get_edit", "edit_name"]
+if TYPE_CHECKING:
+    from cadkit.attribution.cad import AttributionSpec
+    from cadkit.benchmarks.framework.options import ExecutionSpec
+
+__all__ = ["slug", "scores_path", "get_scores", "get_edit", "edit_name", "EditRecipe"]
 
 
 def slug(text: str) -> str:
@@ -28,22 +33,18 @@ def scores_path(folder: Path, concept: str, objective: str, modules: str, pair_d
     return folder / f"{slug(concept)}-{objective}-{slug(modules)}{design}.safetensors"
 
 
-def get_scores(
-    adapter: Any, folder: Path, concept: str, objective: str, modules: str, *, samples: int, timesteps: int, guidance: float,
-    seed: int, base_prompt: str = "", images: Tensor | None = None, batch_size: int = 8, devices: int = 1,
-    num_nodes: int = 1, accelerator: str = "auto", progress: bool = False, pair_design: str = PAPER.pair_design,
-) -> tuple[dict[str, Tensor], dict[str, str], Path]:
-    """``(scores, metadata, path)``: read from ``folder`` if there, else attribute and save (rank 0)."""
+def get_scores(adapter: Any, folder: Path, spec: AttributionSpec, modules: str,
+               runtime: ExecutionSpec) -> tuple[dict[str, Tensor], dict[str, str], Path]:
+    """``(scores, metadata, path)`` of the attribution ``spec`` on ``modules``: read from ``folder`` if there, else
+    attributed (on ``runtime``'s devices, nodes and accelerator; its progress bars) and saved (rank 0)."""
     from cadkit.attribution import CAD, load_scores, save_scores
 
-    path = scores_path(folder, concept, objective, modules, pair_design)
+    path = scores_path(folder, spec.concept, spec.objective, modules, spec.pair_design)
     if path.is_file():
         s, meta = load_scores(path)
         return s, meta, path
-    res = CAD(adapter, modules, devices=devices, num_nodes=num_nodes, accelerator=accelerator, progress=progress).attribute(
-        concept, objective=objective, base_prompt=base_prompt, samples=samples if images is None else len(images),
-        timesteps=timesteps, guidance=guidance, seed=seed, images=images, batch_size=batch_size, pair_design=pair_design,
-    )
+    res = CAD(adapter, modules, devices=runtime.devices, num_nodes=runtime.num_nodes, accelerator=runtime.accelerator,
+              progress=runtime.progress).run(spec)
     meta = dict(res.metadata)
     if _rank() == 0:
         save_scores(path, res, meta)
@@ -57,17 +58,32 @@ def edit_name(concept: str, mode: str, ratio: float, modules: str, granularity: 
     return f"{slug(concept)}-{mode}-r{ratio:g}{s}-{granularity}-{slug(modules)}.safetensors"
 
 
-def get_edit(
-    adapter: Any, folder: Path, scores: dict[str, Tensor], meta: dict[str, str], concept: str, mode: str, ratio: float,
-    modules: str, granularity: str = "row", scale: float | None = None, source: str | None = None,
-) -> Any:
-    """The edit (``cadkit.editing.Edit``) for these settings: read from ``folder`` or made and saved."""
+@dataclass(frozen=True)
+class EditRecipe:
+    """What an edit of a run is made of besides its scores: concept, mode, ratio, module groups, mask granularity and
+    (``scale`` mode) the factor of the negative components; :meth:`file_name` is its name in ``edits/``."""
+
+    concept: str
+    mode: str
+    ratio: float
+    modules: str
+    granularity: str = "row"
+    scale: float | None = None
+
+    def file_name(self) -> str:
+        return edit_name(self.concept, self.mode, self.ratio, self.modules, self.granularity, self.scale)
+
+
+def get_edit(adapter: Any, folder: Path, scores: dict[str, Tensor], meta: dict[str, str], recipe: EditRecipe,
+             source: str | None = None) -> Any:
+    """The edit (``cadkit.editing.Edit``) of ``recipe`` from ``scores``: read from ``folder`` or made and saved."""
     from cadkit.editing import load_edit, make_edit, save_edit
 
-    path = folder / edit_name(concept, mode, ratio, modules, granularity, scale)
+    r = recipe
+    path = folder / r.file_name()
     if path.is_file():
         return load_edit(path)
-    edit = make_edit(scores, meta, mode, ratio, granularity, modules, scale, model=adapter, source=source)
+    edit = make_edit(scores, meta, r.mode, r.ratio, r.granularity, r.modules, r.scale, model=adapter, source=source)
     if _rank() == 0:
         save_edit(path, edit)
     edit.source = str(path)

@@ -33,11 +33,13 @@ def _bare(pipe: Any, prompts: list[str], seeds: list[int], steps: int, guidance:
 
 def _bench(adapter: Any, records: list[Any], steps: int, guidance: float, batch: int, dtype: str = "fp32") -> float:
     from cadkit.benchmarks.framework.generation import generate_missing, generation_protocol
+    from cadkit.benchmarks.framework.options import ExecutionSpec
     from cadkit.data import ImageCache
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        generate_missing(adapter, records, ImageCache(tmp), "perf", None, generation_protocol(adapter, steps, guidance, dtype), batch_size=batch)
+        generate_missing(adapter, records, ImageCache(tmp), "perf", None, generation_protocol(adapter, steps, guidance, dtype),
+                         ExecutionSpec(batch_size=batch))
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         return time.perf_counter() - t0

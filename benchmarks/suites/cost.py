@@ -23,6 +23,7 @@ another. Edits are not kept: this suite measures, the erasure suites evaluate.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 from cadkit.benchmarks.framework.context import BenchContext
@@ -33,7 +34,7 @@ from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table
 from cadkit.errors import bad_arg
 
-__all__ = ["cost", "COST_METHODS", "COST_OPTIONS", "measure", "cost_table", "default_concepts"]
+__all__ = ["cost", "COST_METHODS", "COST_OPTIONS", "CostJob", "measure", "cost_table", "default_concepts"]
 
 #: The methods of the paper's Table 10.
 COST_METHODS = ("cad", "uce", "esd-u", "conceptprune", "rece")
@@ -78,9 +79,23 @@ def _check(o: BenchOptions) -> BenchOptions:
     return dataclasses.replace(o, extra=extra, methods=o.methods or COST_METHODS)
 
 
-def measure(model: str, dtype: str, device: str, method: str, concept: str, concept_type: str, options: dict[str, Any],
-            seed: int, adapter: Any = None) -> dict[str, Any]:
-    """Run ``method`` once and return its cost record (with ``entries`` and ``concept_text``); loads the model
+@dataclass(frozen=True)
+class CostJob:
+    """One cost measurement: the model to load (spec, dtype, device) and the edit to time (method, concept and its
+    type, the method's options, seed)."""
+
+    model: str
+    dtype: str
+    device: str
+    method: str
+    concept: str
+    concept_type: str
+    options: dict[str, Any]
+    seed: int
+
+
+def measure(job: CostJob, adapter: Any = None) -> dict[str, Any]:
+    """Run ``job.method`` once and return its cost record (with ``entries`` and ``concept_text``); loads the model
     first (timed) unless ``adapter`` is given."""
     import time
 
@@ -91,19 +106,19 @@ def measure(model: str, dtype: str, device: str, method: str, concept: str, conc
         from cadkit.models import load_adapter
 
         t0 = time.perf_counter()
-        adapter = load_adapter(model, dtype=dtype, device=device)
+        adapter = load_adapter(job.model, dtype=job.dtype, device=job.device)
         load_s = time.perf_counter() - t0
-    res = run_method(method, adapter, concept, concept_type, options, seed=seed, load_time_s=load_s)
+    res = run_method(job.method, adapter, job.concept, job.concept_type, job.options, seed=job.seed, load_time_s=load_s)
     return {**res.cost.to_dict(), "entries": res.edit.num_selected(), "concept_text": res.record["concept_text"],
             "extension": res.record.get("extension"), "isolated": load_s is not None}
 
 
-def _measure_isolated(*args: Any) -> dict[str, Any]:
+def _measure_isolated(job: CostJob) -> dict[str, Any]:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
-        return pool.submit(measure, *args).result()
+        return pool.submit(measure, job).result()
 
 
 def cost_table(rows: dict[str, dict[str, dict[str, Any]]], types: list[str], gpu: bool) -> Table:
@@ -138,8 +153,8 @@ def cost(ctx: BenchContext) -> SuiteResult:
         rows[label] = {}
         for t in types:
             opts = method_options(o, m, concepts[t], t)
-            args = (o.model, o.dtype, device, m, concepts[t], t, opts, o.seed)
-            got = _measure_isolated(*args) if x.get("isolate") else measure(*args, adapter=ctx.adapter)
+            job = CostJob(o.model, o.dtype, device, m, concepts[t], t, opts, o.seed)
+            got = _measure_isolated(job) if x.get("isolate") else measure(job, adapter=ctx.adapter)
             rows[label][t] = got
             ctx.conditions[f"{label} {t}"] = {"method": m, "concept": concepts[t], "concept_type": t, "options": opts, "cost": got}
     gpu = ctx.adapter.device.type == "cuda"

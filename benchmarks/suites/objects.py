@@ -332,7 +332,7 @@ def scale_suite(ctx: BenchContext) -> SuiteResult:
     for label, mode, s in variants:
         edited = {}
         for c in ctx.classes:
-            e = ctx.edit(c, mode, scale=s, objective="erase")
+            e = ctx.edit(c, mode, scale=s)  # the scores of the erase objective (mode "erase" or "scale")
             edited[c] = ctx.evaluate(f"{label} {c}", recs, e, target=c, mode=mode, scale=s)
         sm = _summary(ctx.classes, base, edited)
         rows.append({"intervention": label, "target": sm["target"], "others": sm["others"]})

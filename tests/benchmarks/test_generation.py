@@ -15,6 +15,7 @@ from cadkit.benchmarks.framework.generation import (
     model_key,
 )
 from cadkit.benchmarks.framework.judging import judge_records, object_judge
+from cadkit.benchmarks.framework.options import ExecutionSpec
 from cadkit.data import ImageCache, canonical_image, class_prompts
 from cadkit.models import load_adapter
 from tests.helpers import CLASSES, small_judge
@@ -41,9 +42,9 @@ def test_cache_once_resume_and_direct_sampling(tiny_sd1: Path, tmp_path: Path) -
     mk = model_key("m", model_fingerprint(a))
     cache = LoggingCache(tmp_path / "c1" / "cache")
     # an interrupted run: only the first record was made
-    assert generate_missing(a, recs[:1], cache, mk, None, proto, batch_size=3) == 1
-    assert generate_missing(a, recs, cache, mk, None, proto, batch_size=3) == 3
-    assert generate_missing(a, recs, cache, mk, None, proto, batch_size=3) == 0  # a rerun makes nothing
+    assert generate_missing(a, recs[:1], cache, mk, None, proto, ExecutionSpec(batch_size=3)) == 1
+    assert generate_missing(a, recs, cache, mk, None, proto, ExecutionSpec(batch_size=3)) == 3
+    assert generate_missing(a, recs, cache, mk, None, proto, ExecutionSpec(batch_size=3)) == 0  # a rerun makes nothing
     keys = [cache.key_for(r, mk, None, proto) for r in recs]
     assert sorted(_written(tmp_path / "c1")) == sorted(keys)
     # each cached image is what the adapter samples for that prompt and seed, alone or in a batch
@@ -62,8 +63,8 @@ def test_two_process_ddp_equals_one(tiny_sd1: Path, tmp_path: Path) -> None:
     proto = generation_protocol(a, 2, 7.5)
     mk = model_key("m", model_fingerprint(a))
     one, two = LoggingCache(tmp_path / "one" / "cache"), LoggingCache(tmp_path / "two" / "cache")
-    generate_missing(a, recs, one, mk, None, proto, batch_size=1)
-    generate_missing(a, recs, two, mk, None, proto, batch_size=1, devices=2, accelerator="cpu", strategy="ddp_fork")
+    generate_missing(a, recs, one, mk, None, proto, ExecutionSpec(batch_size=1))
+    generate_missing(a, recs, two, mk, None, proto, ExecutionSpec(batch_size=1, devices=2, accelerator="cpu", strategy="ddp_fork"))
     keys = [two.key_for(r, mk, None, proto) for r in recs]
     written = _written(tmp_path / "two")
     assert len(written) == len(recs) and sorted(written) == sorted(keys)  # each image exactly once

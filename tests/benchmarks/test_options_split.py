@@ -12,7 +12,16 @@ import pytest
 import torch
 
 from cadkit.benchmarks.framework import BenchOptions
-from cadkit.benchmarks.framework.options import check_options, fill_model_defaults
+from cadkit.benchmarks.framework.options import (
+    CadSpec,
+    ExecutionSpec,
+    InjectedNetworks,
+    JudgeSpec,
+    PromptSpec,
+    SamplingSpec,
+    check_options,
+    fill_model_defaults,
+)
 from cadkit.benchmarks.framework.registry import _apply_defaults, get_suite
 
 
@@ -116,3 +125,46 @@ def test_protocol_and_execution_are_those_of_the_flat_options(case: int) -> None
     want_protocol, want_execution = EXPECTED[case]
     assert list(o.protocol().items()) == list(want_protocol.items())
     assert list(o.execution().items()) == list(want_execution.items())
+
+
+def test_every_option_is_declared_once_in_one_place() -> None:
+    """Each flat option is a field of exactly one sub-spec or of ``BenchOptions`` itself, and ``OPTION_NAMES`` lists each
+    once; the execution settings are exactly :class:`ExecutionSpec`'s fields, the injected networks and the methods."""
+    from cadkit.benchmarks.framework.options import _EXECUTION, OPTION_NAMES, SUB_SPECS, option_fields
+
+    per_spec = [f.name for cls in SUB_SPECS.values() for f in dataclasses.fields(cls)]
+    own = [f.name for f in dataclasses.fields(BenchOptions) if f.name not in SUB_SPECS]
+    assert len(per_spec) == len(set(per_spec)) and not set(per_spec) & set(own)
+    assert sorted(OPTION_NAMES) == sorted(per_spec + own) and len(OPTION_NAMES) == 40
+    assert [f.name for f in option_fields()] == list(OPTION_NAMES)
+    assert set(_EXECUTION) == {f.name for f in dataclasses.fields(ExecutionSpec)} | {"judge_network", "networks", "methods", "method_options"}
+
+
+def test_flat_keywords_build_the_sub_specs() -> None:
+    net = (Net(), ["a"])
+    flat = BenchOptions(model="m", classes=("a",), template="x {class}", steps=3, dtype="fp16", judge="imagenet",
+                        devices=2, out="o", ratio=0.5, attr_samples=4, judge_network=net, seed=7)
+    nested = BenchOptions(model="m", seed=7, prompting=PromptSpec(classes=("a",), template="x {class}"),
+                          sampling=SamplingSpec(steps=3, dtype="fp16"), judging=JudgeSpec(judge="imagenet"),
+                          runtime=ExecutionSpec(devices=2, out="o"), cad=CadSpec(ratio=0.5, attr_samples=4),
+                          injected=InjectedNetworks(judge_network=net))
+    assert flat == nested
+    assert flat.prompting == PromptSpec(classes=("a",), template="x {class}") and flat.runtime.devices == 2
+    assert (flat.classes, flat.steps, flat.judge, flat.devices, flat.ratio, flat.judge_network) == (("a",), 3, "imagenet", 2, 0.5, net)
+    assert BenchOptions() == BenchOptions(prompting=PromptSpec(), cad=CadSpec())  # no default differs between the two ways
+    mixed = BenchOptions(cad=CadSpec(ratio=0.5), attr_samples=2)  # a flat keyword overrides the given sub-spec's field
+    assert (mixed.ratio, mixed.attr_samples) == (0.5, 2)
+    with pytest.raises(TypeError, match="nonsense"):
+        BenchOptions(nonsense=1)
+
+
+def test_flat_attributes_write_through_and_copies_share_no_sub_spec() -> None:
+    spec = CadSpec(ratio=0.5)
+    o = BenchOptions(cad=spec, classes=("a",))
+    o.ratio = 0.25
+    assert (o.cad.ratio, spec.ratio) == (0.25, 0.5)  # the given sub-spec was copied
+    o.runtime.devices = 3
+    assert o.devices == 3
+    c = dataclasses.replace(o, steps=9)
+    c.classes, c.ratio = ("b",), 0.75
+    assert (o.classes, o.ratio, o.steps, c.steps, c.devices) == (("a",), 0.25, None, 9, 3)

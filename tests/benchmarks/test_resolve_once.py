@@ -3,13 +3,13 @@ needs the model (``fill_model_defaults``): the options equal those of the earlie
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
 
 import cadkit.benchmarks.framework.options as options_mod
 from cadkit.benchmarks.framework import BenchOptions, resolve
+from cadkit.benchmarks.framework.options import OPTION_NAMES
 from cadkit.benchmarks.framework.registry import _apply_defaults, get_suite, prepare
 from cadkit.errors import UsageError
 from cadkit.generation import MAX_IMAGES
@@ -43,7 +43,7 @@ def _two_passes(name: str, opts: BenchOptions, adapter: Any) -> BenchOptions:
 
 
 def _fields(o: BenchOptions) -> dict[str, Any]:
-    return {f.name: getattr(o, f.name) for f in dataclasses.fields(o) if f.name not in ("judge_network", "networks")}
+    return {n: getattr(o, n) for n in OPTION_NAMES if n not in ("judge_network", "networks")}
 
 
 @pytest.mark.parametrize("name, changes", CASES)
