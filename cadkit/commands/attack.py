@@ -26,7 +26,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cadkit.attacks import ATTACKS, AttackOptions, asr_summary, filter_prompts, write_attack_csv, write_filtered
+from cadkit.attacks import (
+    ATTACKS,
+    AttackOptions,
+    AttackSetup,
+    asr_summary,
+    filter_prompts,
+    write_attack_csv,
+    write_filtered,
+)
 from cadkit.attacks.judges import Judge
 from cadkit.attacks.options import options_for
 from cadkit.attacks.runner import check_attack_setup
@@ -164,6 +172,7 @@ def run(
     }
     resumed = _check_folder(out_dir, protocol)
     the_judge = judge or task_judge(the_task, model, judge_weights, nudity_threshold)  # not available here: exit 1, nothing written
+    setup = AttackSetup(pair, the_task, the_judge, opts, own, seed)  # every part checked above
     kept, dropped = filter_prompts(records, adapter.pipe.tokenizer, opts.filter_tokens)
     key = hashlib.sha256(json.dumps([model, protocol["edits"], protocol["unet"]]).encode()).hexdigest()[:16]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -182,9 +191,8 @@ def run(
         d = done_record(folder, key)
         if d is None:
             if not prepared:
-                prepared.append(the_attack.prepare(pair, the_task, the_judge, own, opts, seed))
-            d = attack_and_save(folder, attack, pair, rec, the_task, the_judge, opts, seed, {"row": "attacked", "key": key},
-                                attack_options=own, prepared=prepared[0])
+                prepared.append(the_attack.prepare(setup))
+            d = attack_and_save(folder, attack, setup, rec, {"row": "attacked", "key": key}, prepared=prepared[0])
             attacked += 1
         done.append(d)
         s = asr_summary(done)
