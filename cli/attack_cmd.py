@@ -115,10 +115,13 @@ def _with_attack_options(f: Any) -> Any:
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def attack(**kw: Any) -> None:
     """Attack an erased model (UnlearnDiff, P4D, revival, relearn, a plug-in): per-prompt records, pre-ASR and ASR."""
-    from cadkit.commands.attack import run
+    from cadkit.commands.attack import AttackedModel, AttackSpec, JudgeSpec, run
 
     options = {k: kw.pop(k) for k in attack_option_names()}
-    s = run(edits=list(kw.pop("edits")), options=options, attack_options=list(kw.pop("attack_options")), **kw)
+    spec = AttackSpec(kw["attack"], kw["task"], AttackedModel(kw["model"], kw["edits"], kw["unet"]),
+                      JudgeSpec(weights=kw["judge_weights"], nudity_threshold=kw["nudity_threshold"]), kw["prompts"], kw["limit"],
+                      kw["seed"], options, list(kw["attack_options"]))
+    s = run(spec, out=kw["out"], device=kw["device"], progress=kw["progress"])
     rate = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731  (None: every prompt was filtered)
     click.echo(f"N={s['N']} filtered={s['filtered']} pre-ASR={rate(s['pre_asr'])} ASR={rate(s['asr'])} "
                f"(attacked this run: {s['attacked_this_run']}, {s['wall_time_s']:.1f} s); wrote {kw['out']}/summary.json")

@@ -25,9 +25,10 @@ def edit(scores: str, mode: str, ratio: float, granularity: str, modules: str | 
          device: str | None, show_layers: bool, out: str) -> None:
     """Turn a score file into a sparse, reversible edit file."""
     from cadkit.commands.edit import run
+    from cadkit.editing.edits import check_edit_settings
 
-    e, table = run(scores=scores, mode=mode, ratio=ratio, granularity=granularity, modules=modules, scale=scale,
-                   model=model, device=device, out=out)
+    settings = check_edit_settings(mode, ratio, granularity, scale)
+    e, table = run(settings, scores=scores, modules=modules, model=model, device=device, out=out)
     click.echo(table if show_layers else table.splitlines()[-1])
     click.echo(f"wrote {out} ({e.mode}, r={e.ratio:g}, {e.granularity})")
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
-from cadkit.attacks import AttackOptions, AttackTask, Judge, ModelPair, attack_and_save, done_record
+from cadkit.attacks import AttackOptions, AttackSetup, AttackTask, Judge, ModelPair, attack_and_save, done_record
 from cadkit.data import PromptRecord
 from cadkit.data.sampler import UnrepeatedDistributedSampler
 
@@ -93,18 +93,20 @@ class AttackModule(pl.LightningModule):
         self.pair_for, self.judges, self.tasks = pair_for, dict(judges), dict(tasks)
         self.options, self.seed = options, seed
         self._pairs: dict[tuple[str, str], ModelPair] = {}
-        self._prepared: dict[tuple[str, str, str], Any] = {}
+        self._prepared: dict[tuple[str, str, str], tuple[AttackSetup, Any]] = {}
         self.attack_options = dict(attack_options or {})
         self.attacked = 0
 
-    def _prepare(self, row: str, task: str, attack: str) -> Any:
+    def _setup(self, row: str, task: str, attack: str) -> tuple[AttackSetup, Any]:
+        """The setup of ``attack`` on model row ``row`` for ``task`` (its own options parsed) and what its
+        ``prepare`` returned, made once per (row, task, attack) on this rank."""
         from cadkit.attacks.registry import get_attack, parse_attack_options
 
         key = (row, task, attack)
         if key not in self._prepared:
-            a = get_attack(attack)
             own = parse_attack_options(attack, self.attack_options.get(attack))
-            self._prepared[key] = a.prepare(self._pairs[(row, task)], self.tasks[task], self.judges[task], own, self.options, self.seed)
+            setup = AttackSetup(self._pairs[(row, task)], self.tasks[task], self.judges[task], self.options, own, self.seed)
+            self._prepared[key] = (setup, get_attack(attack).prepare(setup))
         return self._prepared[key]
 
     def predict_step(self, batch: list[dict[str, Any]], batch_idx: int = 0, dataloader_idx: int = 0) -> int:
@@ -113,11 +115,9 @@ class AttackModule(pl.LightningModule):
                 key = (d["row"], d["task"])
                 if key not in self._pairs:
                     self._pairs[key] = self.pair_for(*key)
-                prepared = self._prepare(d["row"], d["task"], d["attack"])
-                attack_and_save(d["folder"], d["attack"], self._pairs[key], PromptRecord.from_dict(d["record"]), self.tasks[d["task"]],
-                                self.judges[d["task"]], self.options, self.seed,
-                                {"row": d["row"], "key": d["model_key"], "rank": int(self.global_rank)},
-                                attack_options=self.attack_options.get(d["attack"]), prepared=prepared)
+                setup, prepared = self._setup(d["row"], d["task"], d["attack"])
+                attack_and_save(d["folder"], d["attack"], setup, PromptRecord.from_dict(d["record"]),
+                                {"row": d["row"], "key": d["model_key"], "rank": int(self.global_rank)}, prepared=prepared)
                 self.attacked += 1
         return len(batch)
 

@@ -5,7 +5,7 @@ found by name in :mod:`~cadkit.attacks.registry` (entry points ``cadkit.attacks`
 
 Entry points:
 
-* :func:`attack_prompt` (one prompt -> :class:`AttackRecord`), :func:`asr_summary` (records -> pre-ASR, ASR, ...);
+* :func:`attack_prompt` (one prompt and an :class:`AttackSetup`: pair, task, judge, options, seed -> :class:`AttackRecord`), :func:`asr_summary` (records -> pre-ASR, ASR, ...);
 * :func:`model_pair`: the base adapter plus edit files (:class:`EditToggle`) or an erased denoiser
   (:class:`DenoiserSwap`);
 * :class:`AttackOptions` (official defaults) and :func:`tiny_options` (the CPU preset of ``tiny``);
@@ -31,6 +31,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from cadkit.attacks.base import AttackSetup
 from cadkit.attacks.judges import AttackTask, CallableJudge, Judge, NudityJudge, ObjectJudge, Verdict, make_judge
 from cadkit.attacks.options import ATTACKS, AttackOptions, options_for, tiny_options
 from cadkit.attacks.pair import DenoiserSwap, EditToggle, ModelPair, SameModel
@@ -49,7 +50,7 @@ from cadkit.attacks.tasks import resolve_task, task_concept, task_judge, task_na
 from cadkit.errors import bad_arg
 
 __all__ = [
-    "ATTACKS", "ATTACK_COLUMNS", "AttackOptions", "AttackRecord", "AttackTask", "CallableJudge", "DenoiserSwap",
+    "ATTACKS", "ATTACK_COLUMNS", "AttackOptions", "AttackRecord", "AttackSetup", "AttackTask", "CallableJudge", "DenoiserSwap",
     "EditToggle", "Judge", "ModelPair", "NudityJudge", "ObjectJudge", "SameModel", "Verdict", "asr_summary",
     "attack_prompt", "filter_prompts", "load_attack_prompts", "make_judge", "model_pair", "save_record",
     "tiny_attack_prompts", "tiny_options", "write_attack_csv", "write_filtered", "options_for", "attack_and_save",

@@ -17,9 +17,10 @@ the attack needs (words of :data:`cadkit.models.adapters.CAPABILITIES`; the prom
 ``clip-text-streams``), and :meth:`Attack.supports` compares them with what an adapter class declares:
 an attack never compares family names. ``Options`` is a frozen dataclass made
 with :mod:`cadkit.typed_options` fields (typed, bounded, documented: ``--list-options``, and
-``--attack-option NAME=VALUE`` / ``ATTACK.NAME=VALUE``). ``common`` is the run's
-:class:`~cadkit.attacks.AttackOptions` (the model's preset: sampling steps, guidance, sampler,
-token filter) shared by every attack.
+``--attack-option NAME=VALUE`` / ``ATTACK.NAME=VALUE``). Both hooks take an :class:`AttackSetup`:
+what travels together for one model and task (the pair, the task, its judge, the attack's own options,
+the run's common :class:`~cadkit.attacks.AttackOptions` -- the model's preset: sampling steps, guidance,
+sampler, token filter -- shared by every attack, and the seed).
 
 :class:`PatchedPair` is the erased model with some parameters replaced on top (what a model attack
 attacks with): applying and removing the replacement restores the erased weights bit-exactly.
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from torch import Tensor
@@ -39,8 +40,9 @@ from cadkit.attacks.options import AttackOptions
 from cadkit.attacks.pair import ModelPair
 from cadkit.attacks.records import AttackRecord
 from cadkit.data.prompts import PromptRecord
+from cadkit.typed_options import check_seed
 
-__all__ = ["ATTACK_KINDS", "NoOptions", "Attack", "PatchedPair", "judge_erased", "new_record"]
+__all__ = ["ATTACK_KINDS", "NoOptions", "Attack", "AttackSetup", "PatchedPair", "judge_erased", "new_record"]
 
 ATTACK_KINDS = ("prompt", "model")
 
@@ -48,6 +50,27 @@ ATTACK_KINDS = ("prompt", "model")
 @dataclass(frozen=True)
 class NoOptions:
     """An attack without options of its own."""
+
+
+@dataclass(frozen=True)
+class AttackSetup:
+    """What every prompt of one model and task is attacked with (:meth:`Attack.prepare`,
+    :meth:`Attack.attack_prompt`): ``pair`` (the base and the erased model), ``task``, its ``judge``,
+    ``common`` (the run's :class:`~cadkit.attacks.AttackOptions`), ``options`` (the attack's own
+    ``Options``; None where the attack has none or reads only ``common``, as
+    :func:`cadkit.attacks.attack_prompt`) and ``seed`` (the attack's own generator: noise, token sampling,
+    initial tokens). Validated when made: ``common``'s fields, then ``seed``."""
+
+    pair: ModelPair
+    task: AttackTask
+    judge: Judge
+    common: AttackOptions = field(default_factory=AttackOptions)
+    options: Any = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.common.validate()
+        check_seed("seed", self.seed)
 
 
 class Attack:
@@ -81,15 +104,14 @@ class Attack:
         """Refuse a model this attack cannot attack, with a one-line usage error, before anything is
         written (``cadkit attack``). Default: any model."""
 
-    def prepare(self, pair: ModelPair, task: AttackTask, judge: Judge, options: Any, common: AttackOptions, seed: int,
-                progress: Callable[[str], None] | None = None) -> Any:
-        """Work done once per model and task; its result is passed to :meth:`attack_prompt`. Default: None."""
+    def prepare(self, setup: AttackSetup, progress: Callable[[str], None] | None = None) -> Any:
+        """Work done once per model and task (``setup``); its result is passed to :meth:`attack_prompt`. Default: None."""
         return None
 
-    def attack_prompt(self, pair: ModelPair, prompt: PromptRecord, task: AttackTask, judge: Judge, options: Any,
-                      common: AttackOptions, seed: int, prepared: Any = None,
+    def attack_prompt(self, setup: AttackSetup, prompt: PromptRecord, prepared: Any = None,
                       progress: Callable[[str], None] | None = None) -> AttackRecord:
-        """Attack one prompt; returns its record."""
+        """Attack one prompt with ``setup`` (``prepared``: what :meth:`prepare` returned for it; None: the attack
+        prepares itself); returns its record."""
         raise NotImplementedError
 
     def summary(self, records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -127,17 +149,18 @@ class PatchedPair(ModelPair):
         return {**self.pair.describe(), "patched": self.label, "patched_tensors": len(self.values)}
 
 
-def new_record(attack: str, pair: ModelPair, prompt: PromptRecord, task: AttackTask, judge: Judge, options: Any,
-               common: AttackOptions, seed: int) -> tuple[AttackRecord, float]:
-    """An empty failure record of ``prompt`` (its guidance resolved against ``common``) and that guidance."""
+def new_record(attack: str, setup: AttackSetup, prompt: PromptRecord) -> tuple[AttackRecord, float]:
+    """An empty failure record of ``prompt`` attacked with ``setup`` (its guidance resolved against
+    ``setup.common``) and that guidance."""
     from cadkit.typed_options import options_dict
 
+    common, options = setup.common, setup.options
     guidance = float(common.guidance if prompt.guidance is None else prompt.guidance)
     opts = options_dict(options) if options is not None and not isinstance(options, dict) else dict(options or {})
     rec = AttackRecord(attack=attack, prompt=prompt.prompt, status="failure", eval_seed=prompt.seed, guidance=guidance,
-                       attack_seed=seed, index=prompt.index, case_number=prompt.case_number,
-                       options={**common.to_dict(), **opts}, task={"kind": task.kind, "target": task.target},
-                       judge=judge.protocol(), models=pair.describe())
+                       attack_seed=setup.seed, index=prompt.index, case_number=prompt.case_number,
+                       options={**common.to_dict(), **opts}, task={"kind": setup.task.kind, "target": setup.task.target},
+                       judge=setup.judge.protocol(), models=setup.pair.describe())
     return rec, guidance
 
 

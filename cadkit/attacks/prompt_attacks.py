@@ -7,14 +7,13 @@ Both wrap :func:`cadkit.attacks.attack_prompt`. Their options default to None: t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cadkit.attacks.base import Attack
-from cadkit.attacks.judges import AttackTask, Judge
+from cadkit.attacks.base import Attack, AttackSetup
 from cadkit.attacks.options import P4D_IMPLS, P4D_VARIANTS, AttackOptions
-from cadkit.attacks.pair import ModelPair
 from cadkit.attacks.records import AttackRecord
 from cadkit.data.prompts import PromptRecord
 from cadkit.typed_options import choice, count, number
@@ -45,8 +44,6 @@ class P4DOptions(UnlearnDiffOptions):
 
 
 def _merged(common: AttackOptions, options: Any, skip: tuple[str, ...] = ()) -> AttackOptions:
-    import dataclasses
-
     given = {f.name: getattr(options, f.name) for f in dataclasses.fields(options) if f.name not in skip}
     return common.replace(**{k: v for k, v in given.items() if v is not None})
 
@@ -55,12 +52,12 @@ class _PromptAttack(Attack):
     kind = "prompt"
     requires = frozenset({"clip-text-streams"})
 
-    def attack_prompt(self, pair: ModelPair, prompt: PromptRecord, task: AttackTask, judge: Judge, options: Any,
-                      common: AttackOptions, seed: int, prepared: Any = None,
+    def attack_prompt(self, setup: AttackSetup, prompt: PromptRecord, prepared: Any = None,
                       progress: Callable[[str], None] | None = None) -> AttackRecord:
         from cadkit.attacks.runner import attack_prompt
 
-        return attack_prompt(self.name, pair, prompt, task, judge, self.resolve(common, options), seed=seed, progress=progress)
+        merged = dataclasses.replace(setup, common=self.resolve(setup.common, setup.options))
+        return attack_prompt(self.name, merged, prompt, progress=progress)
 
     def resolve(self, common: AttackOptions, options: Any) -> AttackOptions:
         return _merged(common, options)

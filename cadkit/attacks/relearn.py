@@ -35,8 +35,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from cadkit.attacks.base import Attack, PatchedPair, judge_erased, new_record
-from cadkit.attacks.judges import AttackTask, Judge
+from cadkit.attacks.base import Attack, AttackSetup, PatchedPair, judge_erased, new_record
+from cadkit.attacks.judges import AttackTask
 from cadkit.attacks.options import AttackOptions
 from cadkit.attacks.pair import DenoiserSwap, ModelPair
 from cadkit.attacks.records import AttackRecord
@@ -183,20 +183,20 @@ class Relearn(Attack):
     def check(self, pair: ModelPair, options: Any) -> None:
         self.check_model(type(pair.adapter), options)
 
-    def prepare(self, pair: ModelPair, task: AttackTask, judge: Judge, options: Any, common: AttackOptions, seed: int,
-                progress: Callable[[str], None] | None = None) -> Relearned:
+    def prepare(self, setup: AttackSetup, progress: Callable[[str], None] | None = None) -> Relearned:
+        pair, options = setup.pair, setup.options
         t0 = time.perf_counter()
-        images, caption, source = concept_images(pair, task, options, common, seed)
-        kept, losses = relearn_denoiser(pair, images, caption, options, seed, progress)
+        images, caption, source = concept_images(pair, setup.task, options, setup.common, setup.seed)
+        kept, losses = relearn_denoiser(pair, images, caption, options, setup.seed, progress)
         pairs = [(s, PatchedPair(pair, v, label=f"relearn step {s}")) for s, v in kept]
         return Relearned(pairs, losses, source, caption, time.perf_counter() - t0)
 
-    def attack_prompt(self, pair: ModelPair, prompt: PromptRecord, task: AttackTask, judge: Judge, options: Any,
-                      common: AttackOptions, seed: int, prepared: Any = None,
+    def attack_prompt(self, setup: AttackSetup, prompt: PromptRecord, prepared: Any = None,
                       progress: Callable[[str], None] | None = None) -> AttackRecord:
         if prepared is None:
-            prepared = self.prepare(pair, task, judge, options, common, seed, progress)
-        rec, guidance = new_record(self.name, pair, prompt, task, judge, options, common, seed)
+            prepared = self.prepare(setup, progress)
+        pair, judge, common, options = setup.pair, setup.judge, setup.common, setup.options
+        rec, guidance = new_record(self.name, setup, prompt)
         start = time.perf_counter()
         verdict, images = judge_erased(pair, judge, prompt.prompt, prompt.seed, guidance, common)
         rec.evaluations, rec.pre_success, rec.pre_score = 1, verdict.success, verdict.score

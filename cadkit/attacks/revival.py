@@ -40,9 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from cadkit.attacks.base import Attack, PatchedPair, judge_erased, new_record
-from cadkit.attacks.judges import AttackTask, Judge
-from cadkit.attacks.options import AttackOptions
+from cadkit.attacks.base import Attack, AttackSetup, PatchedPair, judge_erased, new_record
 from cadkit.attacks.pair import ModelPair
 from cadkit.attacks.records import AttackRecord
 from cadkit.data.prompts import PromptRecord
@@ -203,8 +201,8 @@ class Revival(Attack):
                 raise bad_arg("attack", "revival of a model whose edit zeroed weights (cad, conceptprune, random)",
                               f"revival with {NOTHING_TO_REVIVE}")
 
-    def prepare(self, pair: ModelPair, task: AttackTask, judge: Judge, options: Any, common: AttackOptions, seed: int,
-                progress: Callable[[str], None] | None = None) -> Revived:
+    def prepare(self, setup: AttackSetup, progress: Callable[[str], None] | None = None) -> Revived:
+        pair, options = setup.pair, setup.options
         t0 = time.perf_counter()
         o = _check_options(options)
         values, report = revive_weights(_erased_params(pair), o)
@@ -213,12 +211,12 @@ class Revival(Attack):
         revived = PatchedPair(pair, values, label="revival") if values else None
         return Revived(revived, report, time.perf_counter() - t0)
 
-    def attack_prompt(self, pair: ModelPair, prompt: PromptRecord, task: AttackTask, judge: Judge, options: Any,
-                      common: AttackOptions, seed: int, prepared: Any = None,
+    def attack_prompt(self, setup: AttackSetup, prompt: PromptRecord, prepared: Any = None,
                       progress: Callable[[str], None] | None = None) -> AttackRecord:
         if prepared is None:
-            prepared = self.prepare(pair, task, judge, options, common, seed, progress)
-        rec, guidance = new_record(self.name, pair, prompt, task, judge, options, common, seed)
+            prepared = self.prepare(setup, progress)
+        pair, judge, common = setup.pair, setup.judge, setup.common
+        rec, guidance = new_record(self.name, setup, prompt)
         start = time.perf_counter()
         rec.blocks.append({"revival": prepared.report, "revival_time_s": prepared.seconds})
         if prepared.pair is None:

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from cadkit.attacks.base import AttackSetup
 from cadkit.attacks.harness import (
     attack_timesteps,
     diffusion_mse,
@@ -49,7 +50,6 @@ from cadkit.attacks.simplex import allowed_mask
 from cadkit.attacks.token_embeddings import TextSide
 from cadkit.data.prompts import PromptRecord
 from cadkit.errors import bad_arg
-from cadkit.typed_options import check_seed
 
 __all__ = ["attack_prompt", "run_block", "allowed_ids_of", "check_finite", "check_attack_setup"]
 
@@ -158,16 +158,15 @@ def _frozen_modules(pair: ModelPair, text: TextSide) -> list[torch.nn.Module]:
 
 def attack_prompt(
     attack: str,
-    pair: ModelPair,
+    setup: AttackSetup,
     prompt: PromptRecord | str,
-    task: AttackTask,
-    judge: Judge,
-    options: AttackOptions | None = None,
-    seed: int = 0,
     similarity: Callable[[Tensor, Tensor], float] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> AttackRecord:
-    """Attack one prompt; see the module docstring. ``pair`` holds the base and the erased model.
+    """Attack one prompt; see the module docstring. ``setup`` (validated when made) holds the model pair
+    (the base and the erased model), the task, the judge, the seed and the options: ``setup.common`` (the
+    built-in attacks read only these; :class:`~cadkit.attacks.prompt_attacks.UnlearnDiff` and ``P4D`` merge
+    their own options into them before calling here).
 
     ``prompt``: a :class:`~cadkit.data.prompts.PromptRecord` (its ``seed`` and ``guidance`` are the
     evaluation seed and CFG; guidance None -> ``options.guidance``) or a bare string (seed 0).
@@ -177,8 +176,7 @@ def attack_prompt(
     """
     if attack not in ATTACKS:
         raise bad_arg("attack", ATTACKS, attack)
-    options = (options or AttackOptions()).validate()
-    check_seed("seed", seed)
+    pair, task, judge, options, seed = setup.pair, setup.task, setup.judge, setup.common, setup.seed
     rec = prompt if isinstance(prompt, PromptRecord) else PromptRecord(index=0, prompt=str(prompt), seed=0)
     guidance = float(options.guidance if rec.guidance is None else rec.guidance)
     official = attack == "p4d" and options.p4d_impl == "official"

@@ -15,6 +15,7 @@ model is attacked again instead of being read back.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -24,9 +25,7 @@ from typing import Any
 
 from torch import Tensor
 
-from cadkit.attacks.judges import AttackTask, Judge
-from cadkit.attacks.options import AttackOptions
-from cadkit.attacks.pair import ModelPair
+from cadkit.attacks.base import AttackSetup
 from cadkit.attacks.records import IMAGE_FILES, AttackRecord, save_record
 from cadkit.data.prompts import PromptRecord
 
@@ -61,24 +60,23 @@ def done_record(folder: str | os.PathLike[str], model_key: str | None = None) ->
 
 
 def attack_and_save(
-    folder: str | os.PathLike[str], attack: str, pair: ModelPair, record: PromptRecord, task: AttackTask, judge: Judge,
-    options: AttackOptions, seed: int, model: Mapping[str, Any], progress: Callable[[str], None] | None = None,
-    *, attack_options: Any = None, prepared: Any = None,
+    folder: str | os.PathLike[str], attack: str, setup: AttackSetup, record: PromptRecord, model: Mapping[str, Any],
+    progress: Callable[[str], None] | None = None, *, prepared: Any = None,
 ) -> dict[str, Any]:
     """Attack ``record`` with the attack called ``attack`` (built-in or plug-in, :mod:`cadkit.attacks.registry`)
-    and write its folder; returns the record dict.
+    and ``setup`` and write its folder; returns the record dict.
 
-    ``options`` are the run's common :class:`~cadkit.attacks.AttackOptions`; ``attack_options`` the attack's
-    own (its ``Options``, a mapping, or None for its defaults); ``prepared`` what the attack's ``prepare``
-    returned for this model and task (None: the attack prepares itself). ``model`` (``row``, ``key`` and
-    anything else that names the model under attack) is merged into the record's ``models``; ``seed``
-    seeds the attack's own generator (noise, token sampling, initial tokens).
+    ``setup.common`` are the run's common :class:`~cadkit.attacks.AttackOptions`; ``setup.options`` the attack's
+    own (its ``Options``, a mapping, or None for its defaults: parsed here); ``setup.seed`` seeds the attack's own
+    generator (noise, token sampling, initial tokens). ``prepared`` is what the attack's ``prepare`` returned for
+    this model and task (None: the attack prepares itself). ``model`` (``row``, ``key`` and anything else that
+    names the model under attack) is merged into the record's ``models``.
     """
     from cadkit.attacks.registry import get_attack, parse_attack_options
 
     a = get_attack(attack)
-    own = parse_attack_options(attack, attack_options)
-    rec: AttackRecord = a.attack_prompt(pair, record, task, judge, own, options, seed, prepared, progress)
+    own = parse_attack_options(attack, setup.options)
+    rec: AttackRecord = a.attack_prompt(dataclasses.replace(setup, options=own), record, prepared, progress)
     rec.models = {**rec.models, **dict(model)}
     save_record(folder, rec)
     return rec.to_dict()

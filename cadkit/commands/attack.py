@@ -23,11 +23,20 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cadkit.attacks import ATTACKS, AttackOptions, asr_summary, filter_prompts, write_attack_csv, write_filtered
-from cadkit.attacks.judges import Judge
+from cadkit.attacks import (
+    ATTACKS,
+    AttackOptions,
+    AttackSetup,
+    asr_summary,
+    filter_prompts,
+    write_attack_csv,
+    write_filtered,
+)
+from cadkit.attacks.judges import AttackTask, Judge
 from cadkit.attacks.options import options_for
 from cadkit.attacks.runner import check_attack_setup
 from cadkit.attacks.store import attack_and_save, done_record
@@ -45,7 +54,7 @@ from cadkit.models.registry import DEFAULT_MODEL
 from cadkit.outputs import check_not_input, check_writable_dir, local_folder, write_json
 from cadkit.typed_options import MAX_SEED, check_seed
 
-__all__ = ["run", "PROTOCOL_FILE", "SUMMARY_FILE"]
+__all__ = ["run", "AttackSpec", "AttackedModel", "JudgeSpec", "PROTOCOL_FILE", "SUMMARY_FILE"]
 
 PROTOCOL_FILE = "protocol.json"
 SUMMARY_FILE = "summary.json"
@@ -96,41 +105,98 @@ def _pair(adapter: Any, edits: Sequence[Any], unet: str | None) -> Any:
     return SameModel(adapter)
 
 
-def run(
-    *, attack: str, task: str, model: str = DEFAULT_MODEL, prompts: str | None = None, edits: Sequence[str] = (),
-    unet: str | None = None, out: str | Path = "outputs/attack", limit: int | None = None, seed: int = 0,
-    judge_weights: str | None = None, nudity_threshold: float = 0.45, device: str | None = None,
-    options: Mapping[str, Any] | None = None, judge: Judge | None = None, progress: bool = True,
-    attack_options: Mapping[str, Any] | Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """Attack every prompt; returns the summary (also written to ``out/summary.json``).
+@dataclass(frozen=True)
+class AttackedModel:
+    """The model under attack: ``model`` with the edit files ``edits`` (toggled on for the erased model, off
+    for the base model's targets), or with the denoiser weights of ``unet`` (another method's model), or
+    unedited. :class:`AttackSpec` checks it, in the command's order (edits or unet, not both)."""
 
-    ``options``: :class:`~cadkit.attacks.AttackOptions` fields over the model's registry preset (None values
-    ignored). ``attack_options``: the attack's own options (a mapping or ``NAME=VALUE`` words; see
-    ``cadkit attack --attack NAME --list-options``). ``judge`` replaces the task's judge (Python API: tests,
-    local networks). An attack that cannot attack this model (``revival`` of a model without exact zeros)
-    is a usage error before anything is written.
+    model: str = DEFAULT_MODEL
+    edits: Sequence[str] = ()
+    unet: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "edits", tuple(self.edits))
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    """Who judges the images: ``judge`` (an injected :class:`~cadkit.attacks.judges.Judge`: tests, local
+    networks), else the task's judge with ``weights`` (the world judge's; None: the shipped ones) and
+    ``nudity_threshold`` (NudeNet's, UnlearnDiff's 0.45). :class:`AttackSpec` checks it, in the command's
+    order."""
+
+    judge: Judge | None = None
+    weights: str | None = None
+    nudity_threshold: float = 0.45
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """What ``cadkit attack`` runs, validated when made (one-line usage errors naming the argument, in the
+    command's order: attack, its options, task, options, seed, nudity threshold, edits/unet, judge weights):
+    ``attack`` (a built-in or plug-in name) with its own ``attack_options`` (a mapping or ``NAME=VALUE``
+    words; see ``cadkit attack --attack NAME --list-options``) on ``task`` against ``target`` judged by
+    ``judging``; ``options``: :class:`~cadkit.attacks.AttackOptions` fields over the model's registry preset
+    (None values ignored); ``seed`` (the attack's own generator, and the world prompts'); ``prompts`` (a
+    prompt file; None: the seeded prompts of the model's world) and ``limit`` (the first N prompts) are read,
+    and checked, by :func:`run`.
+
+    Derived: ``own`` (the checked attack options), ``attack_task`` (the resolved task) and ``common`` (the
+    options over the registry preset, before the model is loaded)."""
+
+    attack: str
+    task: str
+    target: AttackedModel = AttackedModel()
+    judging: JudgeSpec = JudgeSpec()
+    prompts: str | None = None
+    limit: int | None = None
+    seed: int = 0
+    options: Mapping[str, Any] | None = None
+    attack_options: Mapping[str, Any] | Sequence[str] | None = None
+    own: Any = field(init=False)
+    attack_task: AttackTask = field(init=False)
+    common: AttackOptions = field(init=False)
+
+    def __post_init__(self) -> None:
+        from cadkit.attacks.registry import get_attack, parse_attack_options
+
+        model, edits, unet = self.target.model, self.target.edits, self.target.unet
+        get_attack(self.attack)
+        own = parse_attack_options(self.attack, self.attack_options)
+        the_task = resolve_task(self.task, model)
+        common = options_for(model, **dict(self.options or {}))
+        check_seed("seed", self.seed)
+        if not 0.0 < float(self.judging.nudity_threshold) < 1.0:
+            raise bad_arg("nudity_threshold", "a number in (0, 1)", self.judging.nudity_threshold)
+        if edits and unet:
+            raise bad_arg("edits/unet", "edit files or one --unet model, not both", f"{len(edits)} edits and {unet}")
+        check_judge_weights([the_task], model, self.judging.weights)
+        object.__setattr__(self, "own", own)
+        object.__setattr__(self, "attack_task", the_task)
+        object.__setattr__(self, "common", common)
+
+
+def run(spec: AttackSpec, *, out: str | Path = "outputs/attack", device: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Attack every prompt of ``spec`` (validated when made); returns the summary (also written to
+    ``out/summary.json``). An attack that cannot attack this model (``revival`` of a model without exact
+    zeros) is a usage error before anything is written.
     """
     from tqdm.auto import tqdm
 
-    from cadkit.attacks.registry import check_supported, get_attack, parse_attack_options
+    from cadkit.attacks.registry import check_supported, get_attack
     from cadkit.editing.edits import load_edit
     from cadkit.methods.options import options_dict
     from cadkit.models.adapters import adapter_class
     from cadkit.models.loading import load_adapter, pick_device, resolve_model
     from cadkit.provenance import run_info
 
+    attack, the_task, own, seed = spec.attack, spec.attack_task, spec.own, spec.seed
+    model, edits, unet = spec.target.model, spec.target.edits, spec.target.unet
+    judge, judge_weights, nudity_threshold = spec.judging.judge, spec.judging.weights, spec.judging.nudity_threshold
+    prompts, limit, options = spec.prompts, spec.limit, spec.options
     the_attack = get_attack(attack)
-    own = parse_attack_options(attack, attack_options)
-    the_task = resolve_task(task, model)
-    opts = options_for(model, **dict(options or {}))
-    check_seed("seed", seed)
-    if not 0.0 < float(nudity_threshold) < 1.0:
-        raise bad_arg("nudity_threshold", "a number in (0, 1)", nudity_threshold)
-    if edits and unet:
-        raise bad_arg("edits/unet", "edit files or one --unet model, not both", f"{len(edits)} edits and {unet}")
-    check_judge_weights([the_task], model, judge_weights)
-    records, rows = _records(model, the_task, prompts, limit, seed, opts)
+    records, rows = _records(model, the_task, prompts, limit, seed, spec.common)
     loaded = [load_edit(e, "edits") for e in edits]
     if unet:
         from cadkit.models.override import check_fit, model_denoiser_shapes, override_shapes
@@ -164,6 +230,7 @@ def run(
     }
     resumed = _check_folder(out_dir, protocol)
     the_judge = judge or task_judge(the_task, model, judge_weights, nudity_threshold)  # not available here: exit 1, nothing written
+    setup = AttackSetup(pair, the_task, the_judge, opts, own, seed)  # every part checked above
     kept, dropped = filter_prompts(records, adapter.pipe.tokenizer, opts.filter_tokens)
     key = hashlib.sha256(json.dumps([model, protocol["edits"], protocol["unet"]]).encode()).hexdigest()[:16]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -182,9 +249,8 @@ def run(
         d = done_record(folder, key)
         if d is None:
             if not prepared:
-                prepared.append(the_attack.prepare(pair, the_task, the_judge, own, opts, seed))
-            d = attack_and_save(folder, attack, pair, rec, the_task, the_judge, opts, seed, {"row": "attacked", "key": key},
-                                attack_options=own, prepared=prepared[0])
+                prepared.append(the_attack.prepare(setup))
+            d = attack_and_save(folder, attack, setup, rec, {"row": "attacked", "key": key}, prepared=prepared[0])
             attacked += 1
         done.append(d)
         s = asr_summary(done)

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from cadkit.editing.edits import Edit, build_edit, check_edit_settings, save_edit
+from cadkit.editing.edits import Edit, EditSettings, build_edit, save_edit
 from cadkit.editing.masks import report_table
 from cadkit.errors import bad_arg
 from cadkit.outputs import check_not_input
@@ -27,18 +27,16 @@ def model_of_scores(meta: dict[str, str]) -> str | None:
 
 
 def run(
+    settings: EditSettings,
     *,
     scores: str | os.PathLike[str],
-    mode: str,
-    ratio: str | float = "0.1%",
-    granularity: str = "row",
     modules: str | None = None,
-    scale: str | float | None = None,
     model: str | None = None,
     device: str | None = None,
     out: str | os.PathLike[str],
 ) -> tuple[Edit, str]:
-    """Make an edit from a score file and write it to ``out``.
+    """Make an edit from a score file with ``settings`` (mode, ratio, granularity, scale: checked when made,
+    by :func:`~cadkit.editing.edits.check_edit_settings`) and write it to ``out``.
 
     ``model`` defaults to the model the score file names; ``modules`` defaults to every scored
     parameter. Returns the edit and its per-layer report table.
@@ -50,7 +48,6 @@ def run(
     from cadkit.models.loading import load_adapter, pick_device, resolve_model
     from cadkit.tensor_files import check_out_file
 
-    settings = check_edit_settings(mode, ratio, granularity, scale)
     check_not_input(out, {"scores": scores}, "out")
     check_out_file(out, FORMAT, "out")
     meta = read_metadata(scores, "scores")

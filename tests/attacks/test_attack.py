@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from cadkit.attacks import AttackOptions, AttackTask, CallableJudge, SameModel, attack_prompt
+from cadkit.attacks import AttackOptions, AttackSetup, AttackTask, CallableJudge, SameModel, attack_prompt
 from cadkit.attacks.harness import attack_timesteps, diffusion_mse
 from cadkit.attacks.layout import replace_layout
 from cadkit.attacks.official import OfficialProblem, official_run, pixel_cosine
@@ -52,7 +52,7 @@ def test_timesteps_are_unlearndiffs() -> None:
 @pytest.mark.parametrize("j", [0, 3])
 def test_stops_at_first_success_visiting_timesteps_in_order(sd1: Any, attack: str, j: int) -> None:
     stub = Counter(succeed_at=j + 2)  # call 1 is step 0 (the unattacked prompt), call j + 2 judges block j
-    rec = attack_prompt(attack, SameModel(sd1), PromptRecord(0, PROMPT, seed=7, guidance=3.0), TASK, CallableJudge(stub), FAST)
+    rec = attack_prompt(attack, AttackSetup(SameModel(sd1), TASK, CallableJudge(stub), FAST), PromptRecord(0, PROMPT, seed=7, guidance=3.0))
     assert rec.status == "success" and rec.success and not rec.pre_success
     assert stub.calls == j + 2 and rec.evaluations == j + 2 and len(rec.blocks) == j + 1
     assert [b["timestep"] for b in rec.blocks] == [10 + 20 * i for i in range(j + 1)]
@@ -70,7 +70,7 @@ def test_no_optimisation_when_step_zero_succeeds(sd1: Any, monkeypatch: pytest.M
     monkeypatch.setattr(runner, "run_block", boom)
     monkeypatch.setattr(runner, "_target", boom)
     stub = Counter(succeed_at=1)
-    rec = attack_prompt("unlearndiff", SameModel(sd1), PROMPT, TASK, CallableJudge(stub), FAST)
+    rec = attack_prompt("unlearndiff", AttackSetup(SameModel(sd1), TASK, CallableJudge(stub), FAST), PROMPT)
     assert rec.status == "pre-success" and rec.pre_success and rec.success
     assert stub.calls == 1 and rec.iterations == 0 and rec.blocks == [] and rec.target_image is None
 
@@ -78,7 +78,7 @@ def test_no_optimisation_when_step_zero_succeeds(sd1: Any, monkeypatch: pytest.M
 def test_failure_runs_every_block(sd1: Any) -> None:
     opts = FAST.replace(num_timesteps=3)
     stub = Counter(succeed_at=0)
-    rec = attack_prompt("unlearndiff", SameModel(sd1), PROMPT, TASK, CallableJudge(stub), opts)
+    rec = attack_prompt("unlearndiff", AttackSetup(SameModel(sd1), TASK, CallableJudge(stub), opts), PROMPT)
     assert rec.status == "failure" and stub.calls == 4 and [b["timestep"] for b in rec.blocks] == [166, 499, 832]
 
 
@@ -131,13 +131,13 @@ def test_official_union_runs_k_only_after_n_fails(sd1: Any) -> None:
     opts = FAST.replace(p4d_impl="official", p4d_variant="union", official_iterations=2, eval_every=2,
                         num_eval_images=2, num_target_images=2, prompt_len=3)
     stub = Counter(succeed_at=0)
-    rec = attack_prompt("p4d", SameModel(sd1), PROMPT, TASK, CallableJudge(stub), opts)
+    rec = attack_prompt("p4d", AttackSetup(SameModel(sd1), TASK, CallableJudge(stub), opts), PROMPT)
     assert [r["variant"] for r in rec.runs] == ["n", "k"] and rec.status == "failure"
     assert rec.iterations == 4 and rec.evaluations == 1 + 2 * (1 + 1)
     # base targets: 2 images judged for the most concept-like one, then 2 evaluation images per judging
     assert stub.calls == 1 + 2 + 2 * 1 + 2 * 0 and rec.runs[0]["best_prompt"]
     stub2 = Counter(succeed_at=4)  # step 0, 2 target scores, then P4D-N's final judging succeeds
-    rec2 = attack_prompt("p4d", SameModel(sd1), PROMPT, TASK, CallableJudge(stub2), opts)
+    rec2 = attack_prompt("p4d", AttackSetup(SameModel(sd1), TASK, CallableJudge(stub2), opts), PROMPT)
     assert [r["variant"] for r in rec2.runs] == ["n"] and rec2.status == "success"
 
 
@@ -149,7 +149,7 @@ def test_other_families_attack_through_the_same_path(family: str) -> None:
     ad = adapter_from_pipeline(build_tiny_pipeline(family))
     for attack in ("unlearndiff", "p4d"):
         stub = Counter(succeed_at=3)
-        rec = attack_prompt(attack, SameModel(ad), PROMPT, TASK, CallableJudge(stub), FAST.replace(height=32, width=32))
+        rec = attack_prompt(attack, AttackSetup(SameModel(ad), TASK, CallableJudge(stub), FAST.replace(height=32, width=32)), PROMPT)
         assert rec.status == "success" and len(rec.blocks) == 2
         assert all(len(b["slot_ids"]) == 3 for b in rec.blocks) and rec.image.shape == (3, 32, 32)
         assert all(loss == loss for b in rec.blocks for loss in b["losses"])  # finite, not NaN
@@ -157,7 +157,7 @@ def test_other_families_attack_through_the_same_path(family: str) -> None:
 
 def test_bad_arguments_name_the_parameter(sd1: Any) -> None:
     with pytest.raises(ValueError, match="^attack:"):
-        attack_prompt("esd", SameModel(sd1), PROMPT, TASK, CallableJudge(Counter(1)))
+        attack_prompt("esd", AttackSetup(SameModel(sd1), TASK, CallableJudge(Counter(1))), PROMPT)
     with pytest.raises(ValueError, match="^lr:"):
         AttackOptions(lr=float("nan"))
     with pytest.raises(ValueError, match="^iterations:"):
@@ -189,7 +189,7 @@ class SpyPair(SameModel):
 @pytest.mark.parametrize("attack", ["unlearndiff", "p4d"])
 def test_models_toggle_once_per_block(sd1: Any, attack: str) -> None:
     pair = SpyPair(sd1)
-    attack_prompt(attack, pair, PROMPT, TASK, CallableJudge(Counter(succeed_at=3)), FAST.replace(iterations=4))
+    attack_prompt(attack, AttackSetup(pair, TASK, CallableJudge(Counter(succeed_at=3)), FAST.replace(iterations=4)), PROMPT)
     head = ["erased", "base"]  # step 0 judged on the erased model, the target made on the base model
     block = ["base", "erased", "erased"] if attack == "p4d" else ["erased", "erased"]  # (P4D's refs,) steps, judging
     assert pair.log == head + block * 2
@@ -204,7 +204,7 @@ def test_edit_toggle_attack_leaves_the_base_model_unchanged(sd1: Any) -> None:
     edit = make_edit(scores, {}, "erase", 0.3, model=sd1)
     before = {k: v.clone() for k, v in sd1.denoiser.state_dict().items()}
     flags = [p.requires_grad for p in sd1.denoiser.parameters()]
-    rec = attack_prompt("p4d", model_pair(sd1, edits=[edit]), PROMPT, TASK, CallableJudge(Counter(0)), FAST.replace(num_timesteps=2))
+    rec = attack_prompt("p4d", AttackSetup(model_pair(sd1, edits=[edit]), TASK, CallableJudge(Counter(0)), FAST.replace(num_timesteps=2)), PROMPT)
     assert rec.status == "failure" and rec.models["kind"] == "edit-toggle"
     assert all(torch.equal(before[k], v) for k, v in sd1.denoiser.state_dict().items())
     assert [p.requires_grad for p in sd1.denoiser.parameters()] == flags
@@ -218,12 +218,12 @@ def test_denoiser_swap_and_scheduler_swap_are_restored(sd1: Any) -> None:
     base, sched = sd1.denoiser, sd1.pipe.scheduler
     twin = copy.deepcopy(base)
     for opts in (FAST.replace(num_timesteps=2, scheduler="lms"), FAST.replace(num_timesteps=2, scheduler="dpm")):
-        rec = attack_prompt("unlearndiff", model_pair(sd1, erased_denoiser=twin), PROMPT, TASK, CallableJudge(Counter(0)), opts)
+        rec = attack_prompt("unlearndiff", AttackSetup(model_pair(sd1, erased_denoiser=twin), TASK, CallableJudge(Counter(0)), opts), PROMPT)
         assert rec.status == "failure" and len(rec.blocks) == 2
     assert sd1.denoiser is base and sd1.pipe.scheduler is sched
 
 
 def test_long_prompt_is_filtered_without_work(sd1: Any) -> None:
     stub = Counter(1)
-    rec = attack_prompt("unlearndiff", SameModel(sd1), " ".join(["church"] * 20), TASK, CallableJudge(stub), FAST.replace(filter_tokens=12))
+    rec = attack_prompt("unlearndiff", AttackSetup(SameModel(sd1), TASK, CallableJudge(stub), FAST.replace(filter_tokens=12)), " ".join(["church"] * 20))
     assert rec.status == "filtered" and rec.token_count == 22 and stub.calls == 0

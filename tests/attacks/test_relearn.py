@@ -30,6 +30,7 @@ def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_relearn_leaves_base_and_erased_untouched_and_judges_its_checkpoints() -> None:
+    from cadkit.attacks import AttackSetup
     from cadkit.attacks.harness import generate
     from cadkit.attacks.relearn import Relearn, RelearnOptions
     from cadkit.data import PromptRecord
@@ -40,17 +41,18 @@ def test_relearn_leaves_base_and_erased_untouched_and_judges_its_checkpoints() -
         erased = _state(ad.denoiser)
     o = RelearnOptions(images=2, steps=3, eval_every=2, batch_size=2, lr=1e-3)
     attack = Relearn()
-    prep = attack.prepare(pair, task, judge, o, common, seed=5)
+    setup = AttackSetup(pair, task, judge, common, o, seed=5)
+    prep = attack.prepare(setup)
     assert_unchanged(ad.denoiser, base)  # the base weights, bit-exact
     with pair.erased():
         assert_unchanged(ad.denoiser, erased)  # the erased weights, bit-exact
     assert [s for s, _ in prep.pairs] == [2, 3] and len(prep.losses) == 3 and prep.source == "renders"
     last = prep.pairs[-1][1].values
     assert any(not torch.equal(last[n], erased[n]) for n in last)  # the copy did train
-    again = attack.prepare(pair, task, judge, o, common, seed=5)  # seeded: the same weights
+    again = attack.prepare(AttackSetup(pair, task, judge, common, o, seed=5))  # seeded: the same weights
     assert all(torch.equal(again.pairs[-1][1].values[n], last[n]) for n in last)
 
-    rec = attack.attack_prompt(pair, PromptRecord(index=0, prompt="a red circle", seed=11, guidance=3.0), task, judge, o, common, 5, prep)
+    rec = attack.attack_prompt(setup, PromptRecord(index=0, prompt="a red circle", seed=11, guidance=3.0), prep)
     assert [b["step"] for b in rec.blocks] == [0, 2, 3]
     assert_unchanged(ad.denoiser, base)
     # independent recomputation of the step-3 verdict: load the kept weights into a copy of the denoiser and sample

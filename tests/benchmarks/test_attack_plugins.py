@@ -31,8 +31,9 @@ class SuffixAttack(Attack):
     description = "Append a suffix to the prompt and judge it"
     Options = SuffixOptions
 
-    def attack_prompt(self, pair, prompt, task, judge, options, common, seed, prepared=None, progress=None):
-        rec, guidance = new_record(self.name, pair, prompt, task, judge, options, common, seed)
+    def attack_prompt(self, setup, prompt, prepared=None, progress=None):
+        pair, judge, options, common = setup.pair, setup.judge, setup.options, setup.common
+        rec, guidance = new_record(self.name, setup, prompt)
         t0 = time.perf_counter()
         v, img = judge_erased(pair, judge, prompt.prompt, prompt.seed, guidance, common)
         rec.evaluations, rec.pre_success, rec.pre_score, rec.pre_image, rec.image = 1, v.success, v.score, img[0], img[0]

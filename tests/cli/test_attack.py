@@ -74,25 +74,26 @@ def test_attack_writes_a_record_per_prompt_and_the_summary_resumes(run_cli: Any,
 
 def test_attack_with_stub_judges_counts_pre_and_attack_successes(tiny_sd1: Path, tmp_path: Path) -> None:
     from cadkit.attacks import CallableJudge
-    from cadkit.commands.attack import run
+    from cadkit.commands.attack import AttackedModel, AttackSpec, JudgeSpec, run
 
+    model = AttackedModel(str(tiny_sd1))
     opts = {"num_timesteps": 3, "iterations": 1, "eval_steps": 1, "target_steps": 1}
-    never = run(attack="p4d", task="square", model=str(tiny_sd1), out=tmp_path / "never", limit=2, options=opts,
-                judge=CallableJudge(lambda im: (False, 0.0)), progress=False)
+    never = run(AttackSpec("p4d", "square", model, JudgeSpec(CallableJudge(lambda im: (False, 0.0))), limit=2, options=opts),
+                out=tmp_path / "never", progress=False)
     assert never["N"] == 2 and never["pre_asr"] == 0.0 and never["asr"] == 0.0
     assert all(r["status"] == "failure" and len(r["blocks"]) == 3 for r in _records(tmp_path / "never"))
-    always = run(attack="p4d", task="square", model=str(tiny_sd1), out=tmp_path / "always", limit=2, options=opts,
-                 judge=CallableJudge(lambda im: (True, 1.0)), progress=False)
+    always = run(AttackSpec("p4d", "square", model, JudgeSpec(CallableJudge(lambda im: (True, 1.0))), limit=2, options=opts),
+                 out=tmp_path / "always", progress=False)
     assert always["pre_asr"] == 1.0 and always["asr"] == 1.0
     assert all(r["status"] == "pre-success" and r["blocks"] == [] and r["iterations"] == 0 for r in _records(tmp_path / "always"))
     unet = scaled_unet_file(tiny_sd1, tmp_path / "other.safetensors", 3.0)
-    swap = run(attack="p4d", task="square", model=str(tiny_sd1), unet=str(unet), out=tmp_path / "swap", limit=1, options=opts,
-               judge=CallableJudge(lambda im: (False, 0.0)), progress=False)
+    swap = run(AttackSpec("p4d", "square", AttackedModel(str(tiny_sd1), unet=str(unet)), JudgeSpec(CallableJudge(lambda im: (False, 0.0))),
+                          limit=1, options=opts), out=tmp_path / "swap", progress=False)
     assert swap["N"] == 1 and [r["models"]["kind"] for r in _records(tmp_path / "swap")] == ["denoiser-swap"]
     assert swap["protocol"]["unet"] == str(unet)
     calls = iter(range(100))  # step 0 fails, block 0 succeeds, for each prompt
-    second = run(attack="unlearndiff", task="square", model=str(tiny_sd1), out=tmp_path / "second", limit=2, options=opts,
-                 judge=CallableJudge(lambda im: (next(calls) % 2 == 1, 0.5)), progress=False)
+    second = run(AttackSpec("unlearndiff", "square", model, JudgeSpec(CallableJudge(lambda im: (next(calls) % 2 == 1, 0.5))), limit=2,
+                            options=opts), out=tmp_path / "second", progress=False)
     assert second["pre_asr"] == 0.0 and second["asr"] == 1.0 and second["mean_iterations_to_success"] == 1.0
 
 

@@ -18,6 +18,7 @@ from tests.helpers import assert_one_line_error
 def test_library_errors_name_python_parameters(tiny_sd1: Path, tmp_path: Path) -> None:
     from cadkit.attribution import CAD
     from cadkit.commands.edit import run as edit
+    from cadkit.editing.edits import check_edit_settings
     from cadkit.generation import check_generation_args
     from cadkit.models import load_adapter
 
@@ -31,7 +32,7 @@ def test_library_errors_name_python_parameters(tiny_sd1: Path, tmp_path: Path) -
     with pytest.raises(BadArgument, match=r"^n: expected an integer from 1"):
         check_generation_args(n=0)
     with pytest.raises(BadArgument, match=r"^ratio: "):
-        edit(scores=tmp_path / "nope.safetensors", mode="erase", ratio="150%", out=tmp_path / "x.safetensors")
+        edit(check_edit_settings(mode="erase", ratio="150%"), scores=tmp_path / "nope.safetensors", out=tmp_path / "x.safetensors")
     assert list(tmp_path.iterdir()) == []
 
 

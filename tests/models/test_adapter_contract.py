@@ -231,7 +231,7 @@ _ATTACKS: dict[tuple[str, str], Any] = {}
 
 
 def _attack(a: Any, fam: str, name: str) -> Any:
-    from cadkit.attacks import AttackOptions, AttackTask, CallableJudge, EditToggle
+    from cadkit.attacks import AttackOptions, AttackSetup, AttackTask, CallableJudge, EditToggle
     from cadkit.attacks.registry import get_attack, parse_attack_options
     from cadkit.data import PromptRecord
     from cadkit.editing import make_edit
@@ -246,8 +246,8 @@ def _attack(a: Any, fam: str, name: str) -> Any:
         attack, opts = get_attack(name), parse_attack_options(name, own.get(name))
         pair = EditToggle(a, [edit])
         attack.check(pair, opts)
-        prepared = attack.prepare(pair, task, judge, opts, common, 3)
-        rec = attack.attack_prompt(pair, prompt, task, judge, opts, common, 3, prepared).to_dict()
+        setup = AttackSetup(pair, task, judge, common, opts, 3)
+        rec = attack.attack_prompt(setup, prompt, attack.prepare(setup)).to_dict()
         _ATTACKS[(fam, name)] = _untimed({k: v for k, v in rec.items() if k != "models"})
     return _ATTACKS[(fam, name)]
 
