@@ -21,7 +21,8 @@ class CADSettings:
     ``ratio``: fraction of each row's entries an edit changes (0.1 %); ``timesteps``: sampling steps of
     each concept trajectory, every step attributed (50); ``guidance``: CFG of those trajectories (3);
     ``samples``: trajectories per concept (1); ``base_prompt``: ``c_base`` of the erase objective ("");
-    ``pair_design``: which (x_t, t) pairs enter the erase objective (``trajectories``)."""
+    ``pair_design``: which (x_t, t) pairs enter the erase objective (``trajectories``); ``nudity_ratio``: the
+    ratio of the paper's nudity edits (0.075 %, Table 2; the I2P / MMA / Ring-A-Bell / COCO suites)."""
 
     modules: str = "ff"
     ratio: float = 0.001
@@ -30,6 +31,7 @@ class CADSettings:
     samples: int = 1
     base_prompt: str = ""
     pair_design: str = "trajectories"
+    nudity_ratio: float = 0.00075
 
 
 #: The paper's settings (Appendix C; the official code's defaults).

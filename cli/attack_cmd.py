@@ -7,12 +7,16 @@ from typing import Any
 import click
 
 from cadkit.attacks.options import (
+    DEFAULT_WEIGHT_DECAY,
     FILTER_TOKENS_HELP,
     MAX_FILTER_TOKENS,
+    OFFICIAL_P4D_LR,
     P4D_IMPLS,
     P4D_VARIANTS,
     SCHEDULERS,
+    UD_LR,
     VOCABS,
+    AttackOptions,
 )
 from cadkit.cli.core import SEED, CadkitCommand, choice, count, defaults_text, finite_float, model_help
 from cadkit.models.registry import DEFAULT_MODEL
@@ -23,10 +27,10 @@ ATTACK_OPTIONS: tuple[tuple[str, Any, str], ...] = (
     ("--num-timesteps", count(1, 1000), "Timesteps (blocks) walked in ascending order " + defaults_text("attack.num_timesteps")),
     ("--iterations", count(1, 10_000), "Optimiser steps per timestep " + defaults_text("attack.iterations")),
     ("--k", count(1, 512), "Adversarial prefix tokens [default: 5 for nudity, 3 for objects and styles]."),
-    ("--lr", finite_float(0, open_lo=True), "Learning rate [default: 0.01; official P4D 0.1]."),
-    ("--weight-decay", finite_float(0), "Weight decay [default: 0.1]."),
-    ("--p4d-impl", choice(P4D_IMPLS), "P4D: ud (UnlearnDiff's re-implementation, Table 3) or official [default: ud]."),
-    ("--p4d-variant", choice(P4D_VARIANTS), "Official P4D: n, k or union [default: n]."),
+    ("--lr", finite_float(0, open_lo=True), f"Learning rate [default: {UD_LR:g}; official P4D {OFFICIAL_P4D_LR:g}]."),
+    ("--weight-decay", finite_float(0), f"Weight decay [default: {DEFAULT_WEIGHT_DECAY:g}]."),
+    ("--p4d-impl", choice(P4D_IMPLS), f"P4D: ud (UnlearnDiff's re-implementation, Table 3) or official [default: {AttackOptions.p4d_impl}]."),
+    ("--p4d-variant", choice(P4D_VARIANTS), f"Official P4D: n, k or union [default: {AttackOptions.p4d_variant}]."),
     ("--official-iterations", count(1, 100_000), "Official P4D steps " + defaults_text("attack.official_iterations")),
     ("--eval-every", count(1, 100_000), "Official P4D: judge every N steps " + defaults_text("attack.eval_every")),
     ("--prompt-len", count(1, 512), "Official P4D-N tokens " + defaults_text("attack.prompt_len")),

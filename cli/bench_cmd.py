@@ -52,6 +52,7 @@ def _common_declarations() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
     from cadkit.attribution.cad import MAX_BATCH, MAX_SAMPLES, MAX_TIMESTEPS
     from cadkit.attribution.pairs import PAIR_DESIGNS
     from cadkit.benchmarks.framework.options import QUICK, judge_names
+    from cadkit.cad_settings import PAPER
     from cadkit.cli.core import RATIO, SEED, choice, count, defaults_text, finite_float, model_help, modules_type
     from cadkit.editing.masks import GRANULARITIES
     from cadkit.generation import MAX_IMAGES, MAX_STEPS
@@ -64,7 +65,7 @@ def _common_declarations() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
         (("--prompts",), dict(help="")),  # help: the suite's prompts_help
         (("--prompts-format",), dict(help="")),
         (("--template",), dict(help="Prompt template of generated rows.")),
-        (("--ratio",), dict(type=RATIO, help="Edit ratio (fraction or percent) " + defaults_text("erase_ratio", pct)[:-1] + "; nudity suites 0.075%].")),
+        (("--ratio",), dict(type=RATIO, help="Edit ratio (fraction or percent) " + defaults_text("erase_ratio", pct)[:-1] + f"; nudity suites {pct(PAPER.nudity_ratio)}].")),
         (("--modules",), dict(type=modules_type(), help="Module groups " + defaults_text("erase_modules")[:-1] + "; ablate-modules: ff,attn1,attn2,resnet].")),
         (("--granularity",), dict(type=choice(GRANULARITIES))),
         (("--images-per-class",), dict(type=count(1, MAX_IMAGES), help=defaults_text("bench.images_per_class")[:-1] + f"; --quick {q['images_per_class']}].")),

@@ -152,3 +152,27 @@ click.Option(["--z"], default=o.default)
 '''
     assert [f.split(" ", 1)[1] for f in literal_click_defaults(planted)] == [
         "default=32", "default=DEFAULT_MODEL", "default=PAPER.guidance", "default='auto'"]
+
+
+def nudity_ratio_copies(source: str, where: str = "<source>") -> list[str]:
+    """Literal copies of the paper's nudity ratio: the number itself anywhere, or its percent text."""
+    pct = f"{100 * PAPER.nudity_ratio:g}%"
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Constant) and type(node.value) is float and node.value == PAPER.nudity_ratio:
+            found.append(f"{where}:{node.lineno} {node.value!r}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and pct in node.value:
+            found.append(f"{where}:{node.lineno} {node.value!r}")
+    return found
+
+
+def test_the_nudity_ratio_is_written_once() -> None:
+    found: list[str] = []
+    for folder in ("cadkit", "cli", "benchmarks"):
+        for py in sorted((ROOT / folder).rglob("*.py")):
+            rel = py.relative_to(ROOT).as_posix()
+            if not rel.startswith(EXEMPT):
+                found += nudity_ratio_copies(py.read_text(), rel)
+    assert not found, "the nudity ratio written again (read PAPER.nudity_ratio):\n" + "\n".join(found)
+    planted = 'register(defaults={"ratio": 0.00075})\nOPT = Option("--nudity-ratio", help="[0.075%]")\n'
+    assert len(nudity_ratio_copies(planted)) == 2

@@ -35,6 +35,7 @@ from cadkit.benchmarks.framework.prompt_suites import (
 )
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table
+from cadkit.cad_settings import PAPER
 
 __all__ = ["retain_coco", "RETAIN_OPTIONS", "retention_metrics"]
 
@@ -85,7 +86,7 @@ def retention_metrics(o: BenchOptions) -> dict[str, Any]:
 
 
 @register_suite("retain-coco", "Tables 2, 9, 13: CLIP-Score and FID of the base and edited (CAD-Erase 'naked', --ratio 0.075 %) models on COCO captions",
-                check=_check, defaults={"ratio": 0.00075}, options=RETAIN_OPTIONS, objects=False, prompt_formats=None,
+                check=_check, defaults={"ratio": PAPER.nudity_ratio}, options=RETAIN_OPTIONS, objects=False, prompt_formats=None,
                 protocol_keys=(*PROMPT_SUITE_KEYS, "extra.clip", "extra.real_images"),
                 prompts_help="COCO-30k caption CSV (image_id|case_number, source, prompt, evaluation_seed[, coco_id]) or any prompt file [required]")
 def retain_coco(ctx: BenchContext) -> SuiteResult:

@@ -50,6 +50,7 @@ from cadkit.benchmarks.framework.prompt_suites import (
 )
 from cadkit.benchmarks.framework.registry import SuiteOption, register_suite
 from cadkit.benchmarks.framework.report import SuiteResult, Table
+from cadkit.cad_settings import PAPER
 from cadkit.data import PromptRecord
 from cadkit.errors import bad_arg
 
@@ -138,7 +139,7 @@ def _check_nudity(o: BenchOptions) -> BenchOptions:
 
 
 @register_suite("erase-nudity", "Table 2: CAD-Erase 'naked' (--ratio 0.075 %) -> NudeNet detections per label on I2P (base row; --amplify)",
-                check=_check_nudity, defaults={"ratio": 0.00075, "prompts": "AIML-TUDA/i2p"}, options=NUDITY_SUITE_OPTIONS,
+                check=_check_nudity, defaults={"ratio": PAPER.nudity_ratio, "prompts": "AIML-TUDA/i2p"}, options=NUDITY_SUITE_OPTIONS,
                 objects=False, prompt_formats=None, protocol_keys=(*PROMPT_SUITE_KEYS, "extra.categories"),
                 prompts_help="I2P CSV or any prompt file (format from its columns, or --prompts-format) [the hub dataset AIML-TUDA/i2p, online only]")
 def erase_nudity(ctx: BenchContext) -> SuiteResult:
@@ -197,7 +198,7 @@ def drop_percent(base: float, edited: float) -> float:
 
 
 @register_suite("adversarial", "Table 4: the erased model (CAD-Erase 'naked', --ratio 0.075 %) on MMA-Diffusion and Ring-A-Bell prompts: totals and % drop",
-                check=_check_adv, defaults={"ratio": 0.00075}, options=ADV_OPTIONS, objects=False, prompt_formats=None,
+                check=_check_adv, defaults={"ratio": PAPER.nudity_ratio}, options=ADV_OPTIONS, objects=False, prompt_formats=None,
                 protocol_keys=(*PROMPT_SUITE_KEYS, "extra.mma", "extra.ring_a_bell"),
                 prompts_help="One more adversarial prompt file besides --mma/--ring-a-bell (any prompt format; named by it)")
 def adversarial(ctx: BenchContext) -> SuiteResult:

@@ -32,7 +32,10 @@ __all__ = ["ATTACKS", "MAX_FILTER_TOKENS", "FILTER_TOKENS_HELP", "P4D_IMPLS", "P
 ATTACKS = ("unlearndiff", "p4d")
 #: Bounds of ``filter_tokens`` (0 keeps every prompt) and its help, one text for ``cadkit attack`` and ``bench attack``.
 MAX_FILTER_TOKENS = 100_000
-FILTER_TOKENS_HELP = "Drop prompts of more than N tokens, BOS/EOS included; 0 keeps all [default: 60, UnlearnDiff]."
+#: Optimiser defaults when ``lr`` / ``weight_decay`` are None: UnlearnDiff's (and its P4D's) lr, official P4D's lr, both's wd.
+UD_LR = 0.01
+OFFICIAL_P4D_LR = 0.1
+DEFAULT_WEIGHT_DECAY = 0.1
 P4D_IMPLS = ("ud", "official")
 P4D_VARIANTS = ("n", "k", "union")
 SCHEDULERS = ("default", "lms", "dpm")
@@ -121,9 +124,13 @@ class AttackOptions:
     def lr_wd(self, attack: str) -> tuple[float, float]:
         """Learning rate and weight decay for ``attack`` (explicit values win)."""
         official = attack == "p4d" and self.p4d_impl == "official"
-        lr = self.lr if self.lr is not None else (0.1 if official else 0.01)
-        wd = self.weight_decay if self.weight_decay is not None else 0.1
+        lr = self.lr if self.lr is not None else (OFFICIAL_P4D_LR if official else UD_LR)
+        wd = self.weight_decay if self.weight_decay is not None else DEFAULT_WEIGHT_DECAY
         return float(lr), float(wd)
+
+
+FILTER_TOKENS_HELP = (f"Drop prompts of more than N tokens, BOS/EOS included; 0 keeps all [default: {AttackOptions.filter_tokens}, "
+                      "UnlearnDiff].")
 
 
 def _is_flow(model: str, adapter: Any = None) -> bool:
