@@ -68,7 +68,7 @@ def finetune(out: str, base: str | None, steps: int | None, seed: int, snapshot_
     from cadkit.commands.tiny import check_train_folder
     from cadkit.tiny.finetune import finetune_config, finetune_tiny
 
-    check_train_folder(out, resume)
+    check_train_folder(out, resume, "finetune")
     pipe = finetune_tiny(out, finetune_config(steps, seed), base=base, resume=resume, snapshot_every=snapshot_every)
     click.echo(f"pipeline: {pipe}")
 
@@ -137,7 +137,7 @@ def train_paraphrases(out: str, base: str | None, steps: int | None, seed: int, 
 
     if base is not None and not (Path(base) / "model_index.json").is_file():
         raise bad_arg("base", "a diffusers pipeline folder of a tiny model", base)
-    check_train_folder(out, resume)
+    check_train_folder(out, resume, "train-paraphrases")
     path = train_paraphrase_words(out, steps, seed, resume=resume, base=base)
     click.echo(f"paraphrase embeddings: {path}  (use them with --paraphrases {path})")
 

@@ -1,7 +1,8 @@
 """``cadkit tiny train`` / ``train-judge``: what is checked before any training starts.
 
-* :func:`check_train_folder` -- the run folder is new, empty or an earlier ``tiny train`` run (its
-  ``config.json`` is a training config); it is never the package itself. With ``resume``, the
+* :func:`check_train_folder` -- the run folder is new, empty or an earlier run of the same command (``tiny
+  train``, ``finetune`` or ``train-paraphrases``: its ``config.json`` is a training config of that command's
+  presets; another command's run is refused, its files are never overwritten); it is never the package itself. With ``resume``, the
   checkpoint to resume from must be a readable Lightning checkpoint, loaded with
   ``torch.load(weights_only=True)`` (nothing in it is executed).
 * :func:`check_judge_out` -- the judge file to write is new or an earlier judge weights file.
@@ -19,34 +20,47 @@ from typing import Any
 from cadkit.errors import UsageError
 from cadkit.outputs import check_replaceable, check_writable_dir, same_or_inside
 
-__all__ = ["check_train_folder", "check_checkpoint", "check_judge_out", "is_judge_file", "CHECKPOINT"]
+__all__ = ["check_train_folder", "COMMAND_PRESETS", "check_checkpoint", "check_judge_out", "is_judge_file", "CHECKPOINT"]
 
 #: Where ``tiny train --resume`` resumes from, inside the run folder.
 CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
-def _is_train_config(path: Path) -> bool:
+def _train_preset(path: Path) -> str | None:
+    """The preset of the training config ``path`` (None: not a training config)."""
     from cadkit.tiny.model import TinyConfig
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         TinyConfig.from_dict(data)
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return False
-    return isinstance(data, dict) and "preset" in data
+        return None
+    return str(data["preset"]) if isinstance(data, dict) and "preset" in data else None
 
 
-def check_train_folder(out: str | os.PathLike[str], resume: bool = False) -> Path:
-    """See the module docstring; returns ``out`` as a path and creates nothing."""
+#: The presets each training command writes into its run's ``config.json`` (``train``: the model presets).
+COMMAND_PRESETS = {"train": None, "finetune": ("finetune",), "train-paraphrases": ("paraphrases",)}
+
+
+def check_train_folder(out: str | os.PathLike[str], resume: bool = False, command: str = "train") -> Path:
+    """See the module docstring (``command``: a key of :data:`COMMAND_PRESETS`); returns ``out`` as a path and
+    creates nothing."""
     import cadkit
+    from cadkit.tiny.model import PRESETS
 
     p = check_writable_dir(out, "out")
     package = Path(cadkit.__file__).parent
     if same_or_inside(p, package) or same_or_inside(package, p):
         raise UsageError("out", f"{p} is the installed package's folder; train into a folder of your own")
-    if p.exists() and any(p.iterdir()) and not _is_train_config(p / "config.json"):
-        raise UsageError("out", f"{p} is a non-empty folder that is not a tiny training run (no training config.json); "
-                                "use a new or empty folder")
+    if p.exists() and any(p.iterdir()):
+        preset = _train_preset(p / "config.json")
+        if preset is None:
+            raise UsageError("out", f"{p} is a non-empty folder that is not a tiny training run (no training config.json); "
+                                    "use a new or empty folder")
+        ours = COMMAND_PRESETS[command] or tuple(PRESETS)
+        if preset not in ours:
+            raise UsageError("out", f"{p} is another command's tiny training run (preset {preset!r}), not a `tiny {command}` run; "
+                                    "use a new or empty folder")
     if resume and (p / CHECKPOINT).exists():
         check_checkpoint(p / CHECKPOINT, "resume")
     return p

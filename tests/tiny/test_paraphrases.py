@@ -158,3 +158,26 @@ def test_tiny_evaluate_paraphrases_cli(run_cli: object, tmp_path: Path) -> None:
     assert_one_line_error(run_cli("tiny", "evaluate", "--paraphrases", missing), "--paraphrases")  # type: ignore[operator]
     assert_one_line_error(run_cli("tiny", "evaluate", "--prompt-set", "paraphrases", "--paraphrases", missing),  # type: ignore[operator]
                           "--paraphrases")
+
+
+def test_train_paraphrases_refuses_another_commands_run(run_cli: object, tmp_path: Path) -> None:
+    """A `tiny train` run folder (its config.json, cached latents) is not overwritten by train-paraphrases, and a
+    paraphrase run is not taken over by `tiny finetune`: one line, exit 2, every file as it was."""
+    from cadkit.tiny.model import get_config
+    from tests.helpers import assert_one_line_error, tree_state
+
+    run = tmp_path / "train_run"
+    (run / "cache").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(get_config("default").to_dict()))
+    (run / "cache" / "latents.safetensors").write_bytes(b"the user's latents")
+    before = tree_state(tmp_path)
+    assert_one_line_error(run_cli("tiny", "train-paraphrases", "--out", run), "--out", "tiny train-paraphrases")  # type: ignore[operator]
+    assert tree_state(tmp_path) == before
+    para = tmp_path / "para_run"
+    para.mkdir()
+    cfg = get_config("default").to_dict()
+    cfg["preset"] = "paraphrases"
+    (para / "config.json").write_text(json.dumps(cfg))
+    before = tree_state(tmp_path)
+    assert_one_line_error(run_cli("tiny", "finetune", "--out", para), "--out", "tiny finetune")  # type: ignore[operator]
+    assert tree_state(tmp_path) == before
