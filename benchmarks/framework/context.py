@@ -68,6 +68,9 @@ class BenchContext:
         self.model_key = model_key
         self.gen_protocol = gen_protocol
         self.conditions: dict[str, dict[str, Any]] = {}
+        #: per condition, the per-image hits (1/0 per record, in order) of each metric that reports them
+        #: (``evaluate_variant``), so that nothing judges an image twice
+        self.hits: dict[str, dict[str, np.ndarray]] = {}
         self.generated = 0
         self.repaired: list[str] = []  # cache entries found damaged, discarded and regenerated
         self._judge: Any = judge

@@ -13,7 +13,7 @@ and is not recorded in the protocol, so run folders made before the option exist
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cadkit.benchmarks.framework.options import BenchOptions
@@ -75,14 +75,7 @@ def paraphrased(o: BenchOptions, records: Sequence[PromptRecord], kind: str) -> 
     if prompt_set(o) != "paraphrases":
         return list(records)
     world = _world(o)
-    seen: dict[str, int] = {}
-    out = []
-    for r in records:
-        name = str(r.cls if kind == "object" else r.artist)
-        j = seen.get(name, 0)
-        seen[name] = j + 1
-        out.append(dataclasses.replace(r, prompt=world.paraphrase(name, kind, j)))
-    return out
+    return _reprompted(records, lambda r: str(r.cls if kind == "object" else r.artist), lambda name, j: world.paraphrase(name, kind, j))
 
 
 def paraphrased_grid(o: BenchOptions, records: Sequence[PromptRecord]) -> list[PromptRecord]:
@@ -91,13 +84,17 @@ def paraphrased_grid(o: BenchOptions, records: Sequence[PromptRecord]) -> list[P
     if prompt_set(o) != "paraphrases":
         return list(records)
     world = _world(o)
-    seen: dict[tuple[str, str], int] = {}
+    return _reprompted(records, lambda r: (str(r.cls), str(r.extra["style"])), lambda cell, j: world.paraphrase_grid(*cell, j))
+
+
+def _reprompted(records: Sequence[PromptRecord], group: Callable[[PromptRecord], Any], prompt: Callable[[Any, int], str]) -> list[PromptRecord]:
+    """``records`` with row ``j`` of each ``group(record)`` prompted by ``prompt(group, j)`` (seeds and the rest kept)."""
+    seen: dict[Any, int] = {}
     out = []
     for r in records:
-        cell = (str(r.cls), str(r.extra["style"]))
-        j = seen.get(cell, 0)
-        seen[cell] = j + 1
-        out.append(dataclasses.replace(r, prompt=world.paraphrase_grid(cell[0], cell[1], j)))
+        g = group(r)
+        seen[g] = seen.get(g, -1) + 1
+        out.append(dataclasses.replace(r, prompt=prompt(g, seen[g])))
     return out
 
 

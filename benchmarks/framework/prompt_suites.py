@@ -182,11 +182,12 @@ def using(ctx: BenchContext, v: Variant) -> Iterator[None]:
 def evaluate_variant(ctx: BenchContext, v: Variant, name: str, records: Sequence[PromptRecord],
                      metrics: Mapping[str, Any], **meta: Any) -> dict[str, Any]:
     """Generate what is missing for ``records`` under ``v``, judge them with ``metrics`` and the ``--metric``
-    plugins; the suite's values are kept in ``ctx.conditions[name]["values"]``, the plugins' under ``metrics``."""
+    plugins; the suite's values are kept in ``ctx.conditions[name]["values"]``, the plugins' under ``metrics``, and
+    the per-image hits of the metrics that report them in ``ctx.hits[name]``."""
     plugins = ctx.plugins()
     with using(ctx, v):
         ctx.generate(records, v.edit)
-        got, digest = ctx.judge_cached(records, v.edit, {**metrics, **plugins})
+        got, digest, ctx.hits[name] = ctx.judge_cached_hits(records, v.edit, {**metrics, **plugins})
         mk = ctx.model_key
     values = {k: got[k] for k in metrics}
     ctx.conditions[name] = {

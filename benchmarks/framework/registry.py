@@ -147,6 +147,9 @@ def prepare(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite, 
         from cadkit.benchmarks.framework.methods import check_methods
 
         check_methods(o.methods, adapter)
+    from cadkit.benchmarks.framework.prompt_sets import teach_prompt_set
+
+    teach_prompt_set(o, adapter)  # with the model, before any fingerprint: a model taught the paraphrase words is another model
     return suite, o, adapter
 
 
@@ -173,9 +176,7 @@ def run_suite(name: str, opts: BenchOptions, adapter: Any = None) -> tuple[Suite
 
     t0 = time.time()
     suite, o, adapter = prepare(name, opts, adapter)
-    from cadkit.benchmarks.framework.prompt_sets import prompt_set_note, teach_prompt_set
-
-    teach_prompt_set(o, adapter)  # before the fingerprint: a model taught the paraphrase words is another model
+    from cadkit.benchmarks.framework.prompt_sets import prompt_set_note
     out = Path(o.out) if o.out else default_out(name, o.model)
     run = RunFolder(out, o.cache)
     fp = model_fingerprint(adapter)

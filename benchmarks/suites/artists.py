@@ -284,7 +284,7 @@ def erase_artists(ctx: BenchContext) -> SuiteResult:
     base_vals = evaluate_variant(ctx, base, "base", recs, base_metrics)
     iv = _artist_intervals(names, recs, int(o.seed)) if style_m is not None else None
     if iv is not None:
-        iv.add("base", _style_hits(ctx, base, recs, style_m))
+        iv.add("base", ctx.hits["base"]["style-accuracy"])
     cond_of: dict[tuple[str, str], str] = {}
     with using(ctx, base):
         keys = {r.index: k for r, k in zip(recs, ctx.keys(recs))}
@@ -302,7 +302,7 @@ def erase_artists(ctx: BenchContext) -> SuiteResult:
             cond_of[(label, a)] = v.label if x.get("unet") else f"{v.label} {a}"
             got = evaluate_variant(ctx, v, cond_of[(label, a)], recs, metrics, target=a)
             if iv is not None:
-                iv.add(cond_of[(label, a)], _style_hits(ctx, v, recs, style_m))
+                iv.add(cond_of[(label, a)], ctx.hits[cond_of[(label, a)]]["style-accuracy"])
             lp[label][a] = got.get("lpips")
             if style_m is not None:
                 acc[label][a] = got["style-accuracy"]
@@ -355,7 +355,7 @@ def _erase_together(ctx: BenchContext) -> SuiteResult:
     base_vals = evaluate_variant(ctx, base, "base", recs, metrics)
     iv = _artist_intervals(names, recs, int(o.seed)) if style_m is not None else None
     if iv is not None:
-        iv.add("base", _style_hits(ctx, base, recs, style_m))
+        iv.add("base", ctx.hits["base"]["style-accuracy"])
     with using(ctx, base):
         keys = {r.index: k for r, k in zip(recs, ctx.keys(recs))}
     if net is not None:
@@ -371,7 +371,7 @@ def _erase_together(ctx: BenchContext) -> SuiteResult:
         conds[label] = f"{label} {' + '.join(concepts)}"
         got = evaluate_variant(ctx, v, conds[label], recs, metrics, target=list(concepts))
         if iv is not None:
-            iv.add(conds[label], _style_hits(ctx, v, recs, style_m))
+            iv.add(conds[label], ctx.hits[conds[label]]["style-accuracy"])
         acc[label], lp[label] = got.get("style-accuracy"), got.get("lpips")
         changed.append(f"{label}: {edit.num_selected()} entries changed")
     tables: list[Table] = []
@@ -408,18 +408,6 @@ def _artist_intervals(names: Sequence[str], recs: Sequence[PromptRecord], seed: 
     """Per-image style hits, stratified by style (the artist each image was prompted with)."""
     gi = {a: i for i, a in enumerate(names)}
     return HitIntervals(np.array([gi[str(r.artist)] for r in recs], dtype=np.int64), [("artist", a) for a in names], seed)
-
-
-def _style_hits(ctx: BenchContext, v: Variant, recs: Sequence[PromptRecord], style_m: Any) -> np.ndarray:
-    """1/0 per record: the style judge names its style on the cached image under ``v``."""
-    from cadkit.metrics.canvas import predict_correct
-
-    out: list[np.ndarray] = []
-    with using(ctx, v):
-        for i in range(0, len(recs), 64):
-            chunk = list(recs[i : i + 64])
-            out.append(predict_correct(style_m, ctx.images(chunk, v.edit), [str(r.artist) for r in chunk]))
-    return np.concatenate(out)
 
 
 def _add_intervals(iv: HitIntervals, tables: Sequence[Table], names: Sequence[str], cond_of: Mapping[tuple[str, str], str],

@@ -33,7 +33,7 @@ from cadkit.tiny.domain import COMMON_OBJECTS, OBJECTS, STYLES, domain_words, re
 
 __all__ = [
     "OBJECT_PARAPHRASES", "STYLE_PARAPHRASES", "PROMPT_SETS", "paraphrase_words", "object_paraphrases", "style_paraphrases",
-    "paraphrase_for", "check_paraphrased", "paraphrase_caption", "paraphrases_path", "add_paraphrase_words",
+    "paraphrase_for", "grid_paraphrase", "check_paraphrased", "paraphrase_caption", "paraphrases_path", "add_paraphrase_words",
     "train_paraphrase_words", "PARAPHRASE_DEFAULTS",
 ]
 
@@ -95,6 +95,15 @@ def paraphrase_for(name: str, kind: str, j: int) -> str:
     if not ps:
         raise bad_arg("prompt_set", f"names (no paraphrase set for {kind} {name!r})", "paraphrases")
     return ps[j % len(ps)]
+
+
+def grid_paraphrase(obj: str, style: str, j: int) -> str:
+    """Row ``j`` of an object x style cell, naming neither: the object's paraphrase ``j`` followed by the style's
+    phrase ``j`` (each cycling)."""
+    phrases = STYLE_PARAPHRASES.get(style, ())
+    if not phrases:
+        raise bad_arg("prompt_set", f"names (no paraphrase set for style {style!r})", "paraphrases")
+    return f"{paraphrase_for(obj, 'object', j)} {phrases[j % len(phrases)]}"
 
 
 def check_paraphrased(names: Sequence[str], kind: str) -> None:

@@ -63,12 +63,10 @@ class TinyWorld:
         return paraphrase_for(name, kind, j)
 
     def paraphrase_grid(self, obj: str, style: str, j: int) -> str:
-        """Row ``j`` of an object x style cell, naming neither: the object's paraphrase ``j`` and the style's phrase ``j``."""
-        from cadkit.tiny.paraphrases import STYLE_PARAPHRASES, paraphrase_for
+        """Row ``j`` of an object x style cell, naming neither (:func:`cadkit.tiny.paraphrases.grid_paraphrase`)."""
+        from cadkit.tiny.paraphrases import grid_paraphrase
 
-        paraphrase_for(style, "style", 0)  # one-line error for a style without a set
-        phrases = STYLE_PARAPHRASES[style]
-        return f"{paraphrase_for(obj, 'object', j)} {phrases[j % len(phrases)]}"
+        return grid_paraphrase(obj, style, j)
 
     def check_paraphrased(self, names: Sequence[str], kind: str) -> None:
         """One-line error (naming ``prompt_set``) for a class or style in ``names`` without a paraphrase set."""
