@@ -20,11 +20,11 @@ from cadkit.benchmarks.framework.options import BenchOptions
 from cadkit.benchmarks.framework.registry import SuiteOption
 from cadkit.data import PromptRecord
 from cadkit.errors import bad_arg
+from cadkit.tiny.paraphrases import PROMPT_SETS
 
 __all__ = ["PROMPT_SETS", "PROMPT_SET_OPTION", "prompt_set", "check_prompt_set", "teach_prompt_set", "paraphrased",
            "paraphrased_grid", "prompt_set_note"]
 
-PROMPT_SETS = ("names", "paraphrases")
 
 PROMPT_SET_OPTION = SuiteOption(
     "prompt_set", "--prompt-set",
