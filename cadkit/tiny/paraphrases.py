@@ -204,11 +204,10 @@ def _dataset(n: int, seed: int) -> tuple[np.ndarray, list[str]]:
 
 
 def _words_module(pipe: Any, lat_mean: Tensor, lat_std: Tensor, ids: Tensor, n_old: int, cfg: Any) -> Any:
-    import math
-
     import lightning as L
 
     from cadkit.tiny.model import build_scheduler
+    from cadkit.tiny.train import denoising_loss, warmup_cosine
 
     alphas = build_scheduler().alphas_cumprod.float()
 
@@ -235,23 +234,14 @@ def _words_module(pipe: Any, lat_mean: Tensor, lat_std: Tensor, ids: Tensor, n_o
 
         def training_step(self, idx: Tensor, _: int) -> Tensor:
             x0 = self.lat_mean[idx] + self.lat_std[idx] * torch.randn_like(self.lat_mean[idx])
-            emb = self.text_encoder(self.ids[idx])[0]
-            noise = torch.randn_like(x0)
-            t = torch.randint(0, 1000, (len(idx),))
-            a = self.alphas[t].view(-1, 1, 1, 1)
-            pred = self.unet(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, encoder_hidden_states=emb, return_dict=False)[0]
-            loss = (pred - noise).pow(2).mean()
+            loss = denoising_loss(self.unet, self.text_encoder(self.ids[idx])[0], x0, self.alphas)
             self.log("loss", loss, prog_bar=True)
             return loss
 
         def configure_optimizers(self) -> Any:
             opt = torch.optim.Adam([self.table], lr=cfg.lr, weight_decay=0.0)  # zero gradient -> zero step: old rows never move
-
-            def f(s: int) -> float:
-                warm = min(1.0, (s + 1) / max(cfg.warmup_steps, 1))
-                return warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / max(cfg.steps, 1))))
-
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, f), "interval": "step"}}
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     return _Words()
 

@@ -41,7 +41,7 @@ from cadkit.tiny.model import (
     write_tokenizer,
 )
 
-__all__ = ["train_tiny", "load_dataset", "fit_diffusion"]
+__all__ = ["train_tiny", "load_dataset", "fit_diffusion", "denoising_loss", "warmup_cosine"]
 
 
 def _log(msg: str) -> None:
@@ -125,6 +125,26 @@ def _vae_module(vae: Any, images: Tensor, cfg: TinyConfig) -> Any:
     return _VAE()
 
 
+def denoising_loss(unet: nn.Module, emb: Tensor, x0: Tensor, alphas: Tensor) -> Tensor:
+    """The epsilon-prediction loss of ``unet`` on latents ``x0`` under text states ``emb``: seeded by the global
+    generator (noise, then the timesteps), ``alphas`` the scheduler's cumulative products."""
+    noise = torch.randn_like(x0)
+    t = torch.randint(0, 1000, (len(x0),))
+    a = alphas[t].view(-1, 1, 1, 1)
+    pred = unet(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, encoder_hidden_states=emb, return_dict=False)[0]
+    return (pred - noise).pow(2).mean()
+
+
+def warmup_cosine(cfg: TinyConfig) -> Any:
+    """The learning-rate factor of step ``s``: linear warm-up over ``cfg.warmup_steps``, then a cosine from 1 to 0.1
+    over ``cfg.steps``."""
+    def f(s: int) -> float:
+        warm = min(1.0, (s + 1) / max(cfg.warmup_steps, 1))
+        return warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / max(cfg.steps, 1))))
+
+    return f
+
+
 def _diffusion_module(unet: nn.Module, text_encoder: nn.Module, lat_mean: Tensor, lat_std: Tensor, ids: Tensor, empty_ids: Tensor, cfg: TinyConfig) -> Any:
     import lightning as L
     alphas = build_scheduler().alphas_cumprod.float()
@@ -155,13 +175,7 @@ def _diffusion_module(unet: nn.Module, text_encoder: nn.Module, lat_mean: Tensor
             tok = self.ids[idx].clone()
             drop = torch.rand(len(idx)) < cfg.cfg_dropout
             tok[drop] = self.empty_ids
-            emb = self.text_encoder(tok)[0]
-            noise = torch.randn_like(x0)
-            t = torch.randint(0, 1000, (len(idx),))
-            a = self.alphas[t].view(-1, 1, 1, 1)
-            xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-            pred = self.unet(xt, t, encoder_hidden_states=emb, return_dict=False)[0]
-            loss = (pred - noise).pow(2).mean()
+            loss = denoising_loss(self.unet, self.text_encoder(tok)[0], x0, self.alphas)
             self.log("loss", loss, prog_bar=True)
             return loss
 
@@ -177,12 +191,7 @@ def _diffusion_module(unet: nn.Module, text_encoder: nn.Module, lat_mean: Tensor
         def configure_optimizers(self) -> Any:
             params = list(self.unet.parameters()) + list(self.text_encoder.parameters())
             opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
-
-            def f(s: int) -> float:
-                warm = min(1.0, (s + 1) / max(cfg.warmup_steps, 1))
-                return warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / max(cfg.steps, 1))))
-
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, f)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg))
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     return _Diff()
