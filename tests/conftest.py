@@ -28,6 +28,35 @@ def _guarded_connect(self: socket.socket, address: object) -> None:  # type: ign
 socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
 
 
+_DISTRIBUTED_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "LOCAL_WORLD_SIZE")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_distributed_state() -> Iterator[None]:
+    """Each test starts without the parent-side rendezvous variables a DDP run leaves behind, and ends
+    with no child process left.
+
+    Lightning writes ``MASTER_PORT`` into this process's environment and every later DDP run reuses it;
+    if one run's children outlive it (a failed or timed-out test), every later DDP test would fail on
+    an address in use and the children would keep the pytest run from ever exiting.
+    """
+    import multiprocessing
+
+    saved = {k: os.environ.get(k) for k in _DISTRIBUTED_ENV}
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    for child in multiprocessing.active_children():
+        child.terminate()
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+            child.join(5)
+
+
 @pytest.fixture(scope="session")
 def tiny_sd1(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved tiny SD-1 (epsilon, DDIM) pipeline folder."""

@@ -133,11 +133,13 @@ def make_predict_trainer(devices: int = 1, num_nodes: int = 1, accelerator: str 
     ``ddp`` otherwise. ``inference_mode=False`` for steps that need autograd (the attacks): Lightning
     then predicts under ``no_grad``, which the step can lift with ``torch.enable_grad()``.
     """
-    from cadkit.attribution.trainer import check_devices
+    from cadkit.attribution.trainer import check_devices, stop_tqdm_monitor
 
     acc = check_devices(devices, accelerator, num_nodes)
     if strategy is None:
         strategy = "auto" if devices * num_nodes == 1 else ("ddp_fork" if acc == "cpu" else "ddp")
+    if devices * num_nodes > 1:
+        stop_tqdm_monitor()
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     return pl.Trainer(

@@ -15,7 +15,7 @@ import torch
 from cadkit.errors import bad_arg
 
 __all__ = ["PRECISIONS", "ACCELERATORS", "STRATEGIES", "TrainerSettings", "make_trainer", "check_devices", "keep_device",
-           "lightning_interrupts"]
+           "lightning_interrupts", "stop_tqdm_monitor"]
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -45,6 +45,26 @@ class TrainerSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise bad_arg(name, "an integer >= 1", v)
+
+
+def stop_tqdm_monitor() -> None:
+    """Stop tqdm's monitor thread and keep it from starting again in this process: call before forking.
+
+    The monitor wakes every 10 s and holds tqdm's class lock while it looks at the open bars. A
+    process forked at that moment (Lightning's ``ddp_fork``) inherits the lock held by a thread it
+    does not have, and its first progress bar (diffusers makes one per sampling loop, even disabled)
+    waits forever: the parent then waits on its children forever. The monitor only tunes
+    ``miniters`` of slow bars; nothing is lost without it.
+    """
+    import threading
+
+    from tqdm import std
+    from tqdm._monitor import TMonitor
+
+    std.tqdm.monitor_interval = 0
+    for thread in threading.enumerate():
+        if isinstance(thread, TMonitor):
+            thread.exit()
 
 
 def check_devices(devices: int, accelerator: str = "auto", num_nodes: int = 1) -> str:
@@ -119,6 +139,8 @@ def make_trainer(devices: TrainerSettings | int = 1, num_nodes: int = 1, acceler
                                                                                      strategy, progress)
     acc = check_devices(settings.devices, settings.accelerator, settings.num_nodes)
     strategy = settings.strategy or ("ddp" if settings.devices * settings.num_nodes > 1 else "auto")
+    if settings.devices * settings.num_nodes > 1:
+        stop_tqdm_monitor()
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     return pl.Trainer(

@@ -47,3 +47,55 @@ def test_lightning_teardown_moves_the_module_to_cpu(monkeypatch) -> None:
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.predict(M(), [torch.zeros(1, 2)])
     assert calls, "Lightning no longer moves the module to the CPU at teardown; keep_device may be unnecessary"
+
+
+def _monitor_threads() -> list[object]:
+    import threading
+
+    from tqdm._monitor import TMonitor
+
+    return [t for t in threading.enumerate() if isinstance(t, TMonitor) and t.is_alive()]
+
+
+def test_a_multi_process_trainer_stops_the_tqdm_monitor_first() -> None:
+    """tqdm's monitor thread, alive when Lightning forks, can leave the children a held lock.
+
+    (A thread holding ``tqdm.get_lock()`` at a fork makes the child's first bar wait forever: checked
+    by hand; the monitor is the one thread that takes that lock in the background, every 10 s.)
+    """
+    import io
+
+    from tqdm import std
+
+    from cadkit.attribution.trainer import TrainerSettings, make_trainer
+    from cadkit.benchmarks.framework.generation import make_predict_trainer
+
+    old = std.tqdm.monitor_interval
+    try:
+        for build in (lambda: make_trainer(TrainerSettings(devices=2, accelerator="cpu", strategy="ddp_fork")),
+                      lambda: make_predict_trainer(2, accelerator="cpu")):
+            std.tqdm.monitor_interval = 10
+            bar = std.tqdm(total=3, file=io.StringIO())
+            assert _monitor_threads(), "the control: an open bar starts the monitor"
+            build()
+            assert not _monitor_threads() and std.tqdm.monitor_interval == 0
+            std.tqdm(total=3, file=io.StringIO()).close()
+            assert not _monitor_threads(), "and no new bar starts it again"
+            bar.close()
+    finally:
+        std.tqdm.monitor_interval = old
+
+
+def test_a_one_process_trainer_leaves_tqdm_alone() -> None:
+    from tqdm import std
+
+    from cadkit.attribution.trainer import TrainerSettings, make_trainer
+
+    old = std.tqdm.monitor_interval
+    try:
+        std.tqdm.monitor_interval = 10
+        make_trainer(TrainerSettings(devices=1, accelerator="cpu"))
+        assert std.tqdm.monitor_interval == 10
+    finally:
+        std.tqdm.monitor_interval = old
+

@@ -75,7 +75,10 @@ def test_two_process_ddp_predict(tmp_path: Path, n: int, use_distributed_sampler
 
     With n = 1 one rank gets no batch at all, which must not stop the run.
     """
+    from cadkit.attribution.trainer import stop_tqdm_monitor
+
     recs = class_prompts(["tench", "church", "parachute"], 3)[:n]
+    stop_tqdm_monitor()  # what cadkit's Trainer factories do before a multi-process run
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=2,
