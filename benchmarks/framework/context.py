@@ -166,14 +166,11 @@ class BenchContext:
                samples: int | None = None) -> tuple[dict[str, Tensor], dict[str, str], Path]:
         """Score file of ``concept`` (cached in ``scores/``) with the run's attribution settings
         (``samples`` overrides ``--attr-samples``, e.g. generated amplify images)."""
-        from cadkit.attribution.cad import AttributionSpec
+        from cadkit.benchmarks.framework.methods import cad_method_options
+        from cadkit.methods.cad import attribution_spec
 
-        o, cad = self.opts, self.opts.cad
-        assert cad.attr_timesteps is not None
-        spec = AttributionSpec(concept, objective, cad.base_prompt, (samples or cad.attr_samples) if images is None else len(images),
-                               cad.attr_timesteps, cad.attr_guidance, o.seed, images, min(o.batch_size, 8),
-                               cad.attr_pair_design if objective == "erase" else "trajectories")
-        return get_scores(self.adapter, self.run.scores_dir, spec, modules or str(cad.modules), o.runtime)
+        spec = attribution_spec(cad_method_options(self.opts, concept), concept, self.opts.seed, objective, images, samples)
+        return get_scores(self.adapter, self.run.scores_dir, spec, modules or str(self.opts.cad.modules), self.opts.runtime)
 
     def edit(self, concept: str, mode: str = "erase", ratio: float | None = None, modules: str | None = None,
              scale: float | None = None, images: Tensor | None = None, samples: int | None = None,

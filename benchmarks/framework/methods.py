@@ -30,7 +30,7 @@ from typing import Any
 from cadkit.benchmarks.framework.run_cache import slug
 from cadkit.errors import CadkitError, UsageError, bad_arg
 
-__all__ = ["DEFAULT_METHODS", "CAD_METHOD", "chance_variant", "method_edit_for", "method_snapshots_for", "parse_methods", "parse_method_options", "check_methods", "method_label", "method_options", "method_edit", "method_variant",
+__all__ = ["DEFAULT_METHODS", "CAD_METHOD", "cad_method_options", "chance_variant", "method_edit_for", "method_snapshots_for", "parse_methods", "parse_method_options", "check_methods", "method_label", "method_options", "method_edit", "method_variant",
            "method_variants", "methods_note", "methods_lines", "METHODS_HELP"]
 
 #: The method the bench options configure (its edits are the run's own CAD-Erase edits).
@@ -198,6 +198,22 @@ def method_snapshots_for(ctx: Any, method: str, concept: str, concept_type: str,
     return out
 
 
+def cad_method_options(o: Any, wording: str) -> Any:
+    """The ``cad`` method's options (:class:`cadkit.methods.cad.CADOptions`) that the bench options ``o`` set, with
+    ``wording`` as its concept text: the bench's CAD rows attribute and mask with exactly these (one road with
+    ``cadkit erase --method cad``; a resumed run reads the cached scores and edits instead). The attribution
+    batch is the bench's ``--batch-size`` up to 8."""
+    from cadkit.methods.cad import CADOptions
+    from cadkit.methods.options import parse_options
+
+    cad = o.cad
+    return parse_options(CADOptions, {
+        "concept_text": wording, "modules": str(cad.modules), "ratio": float(cad.ratio), "granularity": cad.granularity,
+        "samples": cad.attr_samples, "timesteps": cad.attr_timesteps, "guidance": cad.attr_guidance, "base_prompt": cad.base_prompt,
+        "batch_size": min(o.batch_size, 8), "pair_design": cad.attr_pair_design,
+    })
+
+
 def method_variant(ctx: Any, method: str, concept: str, concept_type: str, cad_concept: str | None = None) -> Any:
     """The :class:`~cadkit.benchmarks.framework.prompt_suites.Variant` of ``method`` erasing ``concept``
     (``concept_type``: object, nudity or artist). ``cad_concept``: the attribution concept of the run's
@@ -207,8 +223,12 @@ def method_variant(ctx: Any, method: str, concept: str, concept_type: str, cad_c
     o = ctx.opts
     label = method_label(method)
     if method == CAD_METHOD:
+        import dataclasses
+
         c = cad_concept or concept
-        return Variant(label, edit=ctx.edit(c, "erase"), meta={"method": method, "concept": c, "ratio": o.ratio, "objective": "erase"})
+        options = dataclasses.asdict(cad_method_options(o, c))
+        return Variant(label, edit=ctx.edit(c, "erase"), meta={"method": method, "concept": c, "ratio": o.ratio, "objective": "erase",
+                                                                 "concept_type": concept_type, "concept_text": c, "options": options})
     chance = chance_variant(ctx, method, cad_concept or concept, float(o.ratio))
     if chance is not None:
         return chance

@@ -17,7 +17,7 @@ from cadkit.methods.cost import CostMeter
 from cadkit.methods.options import choice, count, number, text
 from cadkit.tensor_files import encode_metadata
 
-__all__ = ["CADErase", "CADOptions", "cad_wording"]
+__all__ = ["CADErase", "CADOptions", "cad_wording", "attribution_spec"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,18 @@ def cad_wording(concept: str, concept_type: str) -> str:
     return concept.lower()
 
 
+def attribution_spec(o: CADOptions, wording: str, seed: int, objective: str = "erase", images: Any = None,
+                     samples: int | None = None) -> Any:
+    """The attribution CAD runs for ``wording`` under options ``o``: the ``cad`` method's and the benchmarks' CAD
+    rows both come here (``objective`` amplify: ``images`` or ``samples`` generated ones, on the trajectories
+    design, which is the only one that objective has)."""
+    from cadkit.attribution.cad import AttributionSpec
+
+    n = (samples or o.samples) if images is None else len(images)
+    design = o.pair_design if objective == "erase" else "trajectories"
+    return AttributionSpec(wording, objective, o.base_prompt, n, o.timesteps, o.guidance, seed, images, o.batch_size, design)
+
+
 class CADErase(ErasureMethod):
     """CAD-Erase: zero the top positive attribution scores of each row."""
 
@@ -73,10 +85,7 @@ class CADErase(ErasureMethod):
         wording = o.concept_text or cad_wording(concept, concept_type)
         with meter.phase("attribution"):
             accelerator = adapter.device.type if adapter.device.type in ("cpu", "cuda") else "auto"
-            scores = CAD(adapter, o.modules, devices=1, precision=o.precision, accelerator=accelerator).attribute(
-                wording, objective="erase", base_prompt=o.base_prompt, samples=o.samples, timesteps=o.timesteps,
-                guidance=o.guidance, seed=seed, batch_size=o.batch_size, pair_design=o.pair_design,
-            )
+            scores = CAD(adapter, o.modules, devices=1, precision=o.precision, accelerator=accelerator).run(attribution_spec(o, wording, seed))
         with meter.phase("masks"):
             meta = encode_metadata(scores.metadata)
             edit = make_edit(scores, meta, "erase", o.ratio, o.granularity, o.modules,

@@ -146,6 +146,38 @@ def test_nudity_suites_rows_per_method(tiny_sd1: Path, tmp_path: Path) -> None:
         assert got == want or (got != got and want != want)
 
 
+def test_the_bench_cad_row_is_the_cad_method(tiny_sd1: Path, tmp_path: Path) -> None:
+    """One road: the CAD-Erase row's recorded options, given to ``run_method("cad")`` (what ``cadkit erase --method cad``
+    runs), make the same edit entry for entry as the bench made; the row records them like every other method's."""
+    import torch
+
+    from cadkit.benchmarks.framework import BenchOptions, run_suite
+    from cadkit.editing import load_edit
+    from cadkit.methods import run_method
+    from cadkit.models import load_adapter
+
+    def fake(bgr: Any) -> list[dict[str, Any]]:
+        return [{"class": "BELLY_EXPOSED", "score": float(bgr.mean()) / 255.0, "box": [0, 0, 1, 1]}]
+
+    rab = tmp_path / "rab.txt"
+    rab.write_text("a striped star 0\n")
+    opts = BenchOptions(model=str(tiny_sd1), steps=1, attr_samples=2, attr_timesteps=2, batch_size=4, ratio=0.05, seed=3,
+                        networks={"detector": fake}, methods=("cad",), out=str(tmp_path / "n"), prompts=str(rab),
+                        extra={"nudity_threshold": 0.3})
+    _, out = run_suite("erase-nudity", opts)
+    cond = json.loads((out / "results.json").read_text())["conditions"]["CAD-Erase"]
+    assert cond["method"] == "cad" and cond["concept_type"] == "nudity" and cond["concept_text"] == "naked"
+    o = cond["options"]
+    assert (o["ratio"], o["samples"], o["timesteps"], o["batch_size"], o["concept_text"]) == (0.05, 2, 2, 4, "naked")
+    bench = load_edit(cond["edit"])
+    method = run_method("cad", load_adapter(str(tiny_sd1)), "naked", "nudity", o, seed=3).edit
+    assert bench.counts == method.counts and sum(bench.counts.values()) > 0
+    assert bench.indices.keys() == method.indices.keys()
+    for name in bench.indices:
+        assert torch.equal(bench.indices[name], method.indices[name]), name
+        assert torch.equal(bench.originals[name], method.originals[name]), name
+
+
 def test_artists_rows_per_method(tiny_sd1: Path, tmp_path: Path) -> None:
     from cadkit.benchmarks.framework import BenchOptions, run_suite
     from cadkit.metrics.lpips import lpips_alex
