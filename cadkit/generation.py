@@ -9,7 +9,6 @@ benchmarks' Lightning predict loop calls it per batch, ``cadkit generate`` throu
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -17,8 +16,8 @@ import torch
 from torch import Tensor
 
 from cadkit.data.prompts import PromptRecord
-from cadkit.errors import CadkitError, bad_arg
-from cadkit.typed_options import MAX_SEED, check_seed
+from cadkit.errors import CadkitError
+from cadkit.typed_options import MAX_SEED, check_fields, check_seed, count, number
 
 __all__ = ["MAX_IMAGES", "MAX_STEPS", "check_generation_args", "GenerationSpec", "expand_samples", "sample_records", "iter_images", "to_pil"]
 
@@ -28,36 +27,32 @@ MAX_STEPS = 1000
 MAX_BATCH = 4096
 
 
-def check_generation_args(n: int | None = None, steps: int | None = None, guidance: float | None = None,
-                          batch_size: int | None = None) -> None:
-    """One-line errors for out-of-range generation settings (``None`` = not given)."""
-    for name, v, hi in (("n", n, MAX_IMAGES), ("steps", steps, MAX_STEPS), ("batch_size", batch_size, MAX_BATCH)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi):
-            raise bad_arg(name, f"an integer from 1 to {hi:,}", v)
-    if guidance is not None and (isinstance(guidance, bool) or not math.isfinite(guidance) or guidance < 0):
-        raise bad_arg("guidance", "a finite number >= 0", guidance)
-
-
 @dataclasses.dataclass(frozen=True)
 class GenerationSpec:
-    """How ``cadkit generate`` samples, validated when made: ``n`` images per prompt (sample ``j`` uses
-    the prompt's seed + ``j``), ``seed`` (of prompts without their own), ``steps`` and ``guidance``
-    (None: the model's sampling defaults) and ``batch_size`` images per adapter call."""
+    """How ``cadkit generate`` samples, validated when made (each field's type, bounds, default and help are
+    declared on it, once; ``cadkit generate``'s options are made from them)."""
 
-    n: int = 1
-    seed: int = 0
-    steps: int | None = None
-    guidance: float | None = None
-    batch_size: int = 8
+    n: int = count(1, 1, MAX_IMAGES, doc="images per prompt; sample j uses the prompt's seed + j")
+    seed: int = count(0, 0, MAX_SEED, doc="seed of sample 0 (sample j uses seed+j) unless the file gives evaluation_seed")
+    steps: int | None = count(None, 1, MAX_STEPS, optional=True, doc="sampling steps")
+    guidance: float | None = number(None, 0.0, None, optional=True, doc="classifier-free guidance scale")
+    batch_size: int = count(8, 1, MAX_BATCH, doc="images per adapter call")
 
     def __post_init__(self) -> None:
-        check_generation_args(n=self.n, steps=self.steps, guidance=self.guidance, batch_size=self.batch_size)
+        check_fields(self)
         check_seed("seed", self.seed, self.top_seed)
 
     @property
     def top_seed(self) -> int:
         """The largest first seed: the last sample's seed, first + ``n`` - 1, stays a seed."""
         return MAX_SEED - self.n + 1
+
+
+def check_generation_args(n: int | None = None, steps: int | None = None, guidance: float | None = None,
+                          batch_size: int | None = None) -> None:
+    """One-line errors for out-of-range generation settings (``None`` = not given), by :class:`GenerationSpec`'s fields."""
+    given: dict[str, Any] = {"n": n, "steps": steps, "guidance": guidance, "batch_size": batch_size}
+    GenerationSpec(**{k: v for k, v in given.items() if v is not None})
 
 
 def expand_samples(records: Sequence[PromptRecord], n: int) -> list[tuple[int, int, PromptRecord]]:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from cadkit.errors import bad_arg
 
-__all__ = ["number", "count", "choice", "text", "texts", "flag", "parse_options", "options_dict", "parse_option_text", "describe_options", "check_once",
+__all__ = ["number", "count", "choice", "text", "texts", "flag", "parse_options", "check_fields", "options_dict", "parse_option_text", "describe_options", "check_once",
            "MAX_SEED", "check_int", "check_seed"]
 
 T = TypeVar("T")
@@ -195,6 +195,15 @@ def parse_options(cls: type[T], given: Mapping[str, Any] | T | None = None, defa
             raise bad_arg(name, "a value (required option)", None)
         values[name] = _coerce(name, f.metadata, raw) if f.metadata.get("kind") else raw
     return cls(**values)
+
+
+def check_fields(obj: Any) -> None:
+    """Check every typed field of the dataclass instance ``obj`` against its declaration (for ``__post_init__``:
+    a spec valid by construction). The value the field's kind makes of what was given replaces it (a count
+    given as ``3.0`` becomes ``3``), also on a frozen dataclass. One-line ``bad_arg`` naming the field."""
+    for f in dataclasses.fields(obj):
+        if f.metadata.get("kind"):
+            object.__setattr__(obj, f.name, _coerce(f.name, f.metadata, getattr(obj, f.name)))
 
 
 def options_dict(options: Any) -> dict[str, Any]:

@@ -5,12 +5,16 @@
   set it instead (``--images-per-class``), looked up once, here, from click's own parameter list.
 * Parameter types checked at parse time (before any work): :data:`RATIO`, :func:`modules_type`,
   :func:`finite_float`, :func:`count`, :func:`choice` (a :class:`click.Choice` over a library tuple).
+* :func:`spec_options`: the options of a typed spec (``cadkit.typed_options`` fields: type, bounds, default
+  and help declared once, on the field), collected back into one spec argument.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import click
@@ -19,7 +23,7 @@ from cadkit.errors import CadkitError
 from cadkit.typed_options import MAX_SEED
 
 __all__ = ["CadkitCommand", "CadkitSubGroup", "flag_for", "RATIO", "RatioType", "ModulesType", "modules_type", "model_help", "defaults_text",
-           "finite_float", "count", "choice", "SEED", "MAX_COUNT"]
+           "finite_float", "count", "choice", "SEED", "MAX_COUNT", "spec_options"]
 
 #: Upper bound of any image or sample count a command accepts (a request beyond it is a typo).
 MAX_COUNT = 1_000_000
@@ -168,3 +172,49 @@ def defaults_text(what: str, fmt: Any = str) -> str:
     if what.startswith("attack.") and name in {f.name for f in dataclasses.fields(AttackOptions)}:
         return f"[default: the model's: {preset_help(name, fmt)}]"
     return f"[default: the model's: {defaults_help(what, fmt)}]"
+
+
+# -- options generated from a typed spec ------------------------------------------------------------------
+def _option_type(meta: Mapping[str, Any]) -> click.ParamType:
+    kind = meta["kind"]
+    if kind == "count":
+        return count(int(meta["lo"]), int(meta["hi"]))
+    if kind == "number":
+        return finite_float(meta["lo"], meta["hi"], bool(meta["lo_open"]))
+    if kind == "choice":
+        return choice(meta["choices"])
+    if kind == "text":
+        return click.STRING
+    raise ValueError(f"spec_options: no command-line form for a {kind!r} field")
+
+
+def spec_options(spec: type, param: str = "spec", flags: Mapping[str, Sequence[str]] | None = None,
+                 more_help: Mapping[str, str] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Click options for every field of ``spec`` (a dataclass of :mod:`cadkit.typed_options` fields), in field
+    order, and the command gets ``spec(**values)`` as its ``param`` argument instead of the fields one by one.
+
+    Each option's type and bounds, default and help are the field's (``--batch-size`` for ``batch_size``;
+    ``flags`` renames, e.g. ``{"n": ("-n", "--images-per-prompt")}``); ``more_help`` adds text a field cannot
+    know (the registry's per-model defaults of an optional field). Put it below the command's other options.
+    """
+    fields = [f for f in dataclasses.fields(spec) if f.init]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def collected(**kwargs: Any) -> Any:
+            values = {f.name: kwargs.pop(f.name) for f in fields}
+            return command(**kwargs, **{param: spec(**values)})
+
+        out: Callable[..., Any] = collected
+        for f in reversed(fields):  # click lists the options of stacked decorators bottom-up
+            meta = f.metadata
+            if "kind" not in meta:
+                raise ValueError(f"spec_options: {spec.__name__}.{f.name} is not a typed option field")
+            decls = list((flags or {}).get(f.name, ("--" + f.name.replace("_", "-"),)))
+            helptext = " ".join(x for x in (str(meta.get("doc", "")), (more_help or {}).get(f.name, "")) if x)
+            default = f.default if f.default is not dataclasses.MISSING else None
+            out = click.option(*decls, f.name, type=_option_type(meta), default=default, show_default=default is not None,
+                               required=f.default is dataclasses.MISSING, help=helptext[:1].upper() + helptext[1:])(out)
+        return out
+
+    return decorate

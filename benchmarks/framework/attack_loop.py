@@ -25,10 +25,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
 from cadkit.attacks import AttackOptions, AttackSetup, AttackTask, Judge, ModelPair, attack_and_save, done_record
+from cadkit.benchmarks.framework.options import ExecutionSpec
 from cadkit.data import PromptRecord
 from cadkit.data.sampler import UnrepeatedDistributedSampler
 
-__all__ = ["AttackItem", "AttackDataModule", "AttackModule", "attack_missing"]
+__all__ = ["AttackItem", "AttackJob", "AttackDataModule", "AttackModule", "attack_missing"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,21 @@ class AttackItem:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class AttackJob:
+    """What every item of a run shares: ``pair_for(row, task)`` gives the :class:`~cadkit.attacks.ModelPair` of a
+    model row for a task (called on the rank's device, cached); ``judges`` and ``tasks`` are keyed by task name;
+    the attacks' common ``options`` and the run's ``seed``; ``attack_options``: attack name -> its own options
+    (``{}``: defaults)."""
+
+    pair_for: Callable[[str, str], ModelPair]
+    judges: Mapping[str, Judge]
+    tasks: Mapping[str, AttackTask]
+    options: AttackOptions
+    seed: int
+    attack_options: Mapping[str, Any] | None = None
 
 
 class _Items(Dataset):
@@ -73,28 +89,25 @@ class AttackDataModule(pl.LightningDataModule):
 
 
 class AttackModule(pl.LightningModule):
-    """Predict step: attack the batch's items and write their records.
+    """Predict step: attack the batch's items (of ``job``, an :class:`AttackJob`) and write their records.
 
-    ``pair_for(row, task)`` gives the :class:`~cadkit.attacks.ModelPair` of a model row for a task (called
-    on the rank's device, cached); ``judges`` and ``tasks`` are keyed by task name. ``attack_options``:
-    attack name -> its own options (``{}``: defaults). An attack's ``prepare`` (a model attack's weight
-    work: revival, relearn) runs once per (row, task, attack) on each rank that attacks one of its prompts.
+    An attack's ``prepare`` (a model attack's weight work: revival, relearn) runs once per (row, task,
+    attack) on each rank that attacks one of its prompts.
     """
 
-    def __init__(self, adapter: Any, pair_for: Callable[[str, str], ModelPair], judges: Mapping[str, Judge],
-                 tasks: Mapping[str, AttackTask], options: AttackOptions, seed: int,
-                 attack_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, adapter: Any, job: AttackJob) -> None:
         super().__init__()
+        judges = job.judges
         self.adapter = adapter
         comps = getattr(adapter.pipe, "components", {}) or {}
         self.networks = nn.ModuleDict({k: v for k, v in comps.items() if isinstance(v, nn.Module)})
         nets = {k: getattr(j, "metric", None) for k, j in judges.items()}
         self.judge_networks = nn.ModuleDict({k: m for k, m in nets.items() if isinstance(m, nn.Module)})
-        self.pair_for, self.judges, self.tasks = pair_for, dict(judges), dict(tasks)
-        self.options, self.seed = options, seed
+        self.pair_for, self.judges, self.tasks = job.pair_for, dict(judges), dict(job.tasks)
+        self.options, self.seed = job.options, job.seed
         self._pairs: dict[tuple[str, str], ModelPair] = {}
         self._prepared: dict[tuple[str, str, str], tuple[AttackSetup, Any]] = {}
-        self.attack_options = dict(attack_options or {})
+        self.attack_options = dict(job.attack_options or {})
         self.attacked = 0
 
     def _setup(self, row: str, task: str, attack: str) -> tuple[AttackSetup, Any]:
@@ -122,13 +135,9 @@ class AttackModule(pl.LightningModule):
         return len(batch)
 
 
-def attack_missing(
-    adapter: Any, items: Sequence[AttackItem], pair_for: Callable[[str, str], ModelPair], judges: Mapping[str, Judge],
-    tasks: Mapping[str, AttackTask], options: AttackOptions, seed: int, *, devices: int = 1, num_nodes: int = 1,
-    accelerator: str = "auto", strategy: str | None = None, progress: bool = False,
-    attack_options: Mapping[str, Any] | None = None,
-) -> int:
-    """Attack the items that have no finished record; returns how many were missing (over all ranks)."""
+def attack_missing(adapter: Any, items: Sequence[AttackItem], job: AttackJob, runtime: ExecutionSpec | None = None) -> int:
+    """Attack the items of ``job`` that have no finished record, on ``runtime``'s devices, nodes, accelerator and
+    strategy (its progress bars; None: its defaults); returns how many were missing (over all ranks)."""
     import torch.distributed as dist
 
     from cadkit.attribution.trainer import keep_device
@@ -137,11 +146,12 @@ def attack_missing(
     missing = [i for i in items if done_record(i.folder, i.model_key) is None]
     if not missing:
         return 0
-    for j in judges.values():  # one device for the whole module: the Trainer moves it, keep_device moves it back
+    for j in job.judges.values():  # one device for the whole module: the Trainer moves it, keep_device moves it back
         if isinstance(getattr(j, "metric", None), nn.Module):
             j.metric.to(adapter.device)  # type: ignore[attr-defined]
-    trainer = make_predict_trainer(devices, num_nodes, accelerator, strategy, progress=progress, inference_mode=False)
-    module = AttackModule(adapter, pair_for, judges, tasks, options, seed, attack_options)
+    rt = runtime if runtime is not None else ExecutionSpec()
+    trainer = make_predict_trainer(rt.devices, rt.num_nodes, rt.accelerator, rt.strategy, progress=rt.progress, inference_mode=False)
+    module = AttackModule(adapter, job)
     with keep_device(module):
         trainer.predict(module, datamodule=AttackDataModule(missing), return_predictions=False)
     if dist.is_available() and dist.is_initialized():

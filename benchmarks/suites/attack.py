@@ -54,7 +54,7 @@ from cadkit.attacks.tasks import (
     task_prompt_file,
     task_slug,
 )
-from cadkit.benchmarks.framework.attack_loop import AttackItem, attack_missing
+from cadkit.benchmarks.framework.attack_loop import AttackItem, AttackJob, attack_missing
 from cadkit.benchmarks.framework.context import BenchContext
 from cadkit.benchmarks.framework.generation import edit_key
 from cadkit.benchmarks.framework.options import BenchOptions, parse_list
@@ -373,17 +373,29 @@ def attack_suite(ctx: BenchContext) -> SuiteResult:
     items = [AttackItem(v.label, n, a, r.to_dict(), str(item_dir(root, row_slug(v.label), task_slug(tasks[n]), a, r.index)), keys[(v.label, n)])
              for n in tasks for v in variants[n] for a in x["attacks"] for r in prompts[n][0]]
     by_key = {(v.label, n): v for n, vs in variants.items() for v in vs}
-    attacked = attack_missing(ctx.adapter, items, lambda row, task: _pair(ctx, by_key[(row, task)]), judges, tasks, opts, o.seed,
-                              devices=o.devices, num_nodes=o.num_nodes, accelerator=o.accelerator, strategy=o.strategy, progress=o.progress,
-                              attack_options=x.get("attack_options"))
-    return _report(ctx, tasks, variants, prompts, items, keys, opts, judges, attacked)
+    job = AttackJob(lambda row, task: _pair(ctx, by_key[(row, task)]), judges, tasks, opts, o.seed, x.get("attack_options"))
+    attacked = attack_missing(ctx.adapter, items, job, o.runtime)
+    return _report(ctx, _Plan(tasks, variants, prompts, items, keys, opts, judges), attacked)
 
 
-def _report(ctx: BenchContext, tasks: dict[str, AttackTask], variants: dict[str, list[Variant]], prompts: dict[str, Any],
-            items: Sequence[AttackItem], keys: dict[tuple[str, str], str], opts: AttackOptions, judges: dict[str, Any],
-            attacked: int) -> SuiteResult:
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What an attack run attacked: tasks and their judges, model rows (variants) and prompts (kept, filtered,
+    source) per task, the work items, each row's model key per task and the attacks' common options."""
+
+    tasks: dict[str, AttackTask]
+    variants: dict[str, list[Variant]]
+    prompts: dict[str, Any]
+    items: Sequence[AttackItem]
+    keys: dict[tuple[str, str], str]
+    opts: AttackOptions
+    judges: dict[str, Any]
+
+
+def _report(ctx: BenchContext, plan: _Plan, attacked: int) -> SuiteResult:
     from cadkit.attacks import done_record, record_images
 
+    tasks, variants, prompts, items, keys, opts, judges = plan.tasks, plan.variants, plan.prompts, plan.items, plan.keys, plan.opts, plan.judges
     x = ctx.opts.extra
     got: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for it in items:

@@ -134,10 +134,7 @@ class CAD:
     def make_source(self, spec: AttributionSpec, negative_prompt: str = "") -> PairSource:
         """The (sample, t) pairs of ``spec``'s objective (erase: of ``spec.pair_design``, see
         :func:`cadkit.attribution.pairs.erase_source`)."""
-        return get_objective(spec.objective).pairs(self.adapter, spec.concept, samples=spec.samples, timesteps=spec.timesteps,
-                                                   guidance=spec.guidance, seed=spec.seed, images=spec.images,
-                                                   batch_size=spec.batch_size, negative_prompt=negative_prompt,
-                                                   pair_design=spec.pair_design)
+        return get_objective(spec.objective).pairs(self.adapter, spec, negative_prompt)
 
     def attribute(self, concept: str, *, objective: str = "erase", base_prompt: str = PAPER.base_prompt, samples: int = PAPER.samples,
                   timesteps: int = PAPER.timesteps, guidance: float = PAPER.guidance, seed: int = 0, images: str | Path | Tensor | None = None,

@@ -22,16 +22,17 @@ Sign convention (also written into every score file): ``score_i = w_i · ∂J/�
 from __future__ import annotations
 
 import abc
-from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import Tensor
 
 from cadkit.attribution.pairs import ImageSource, PairSource, erase_source, load_image_folder
-from cadkit.cad_settings import PAPER
 from cadkit.errors import bad_arg
 from cadkit.models.adapters.base import Condition, DiffusionAdapter
+
+if TYPE_CHECKING:
+    from cadkit.attribution.cad import AttributionSpec
 
 __all__ = ["Objective", "Erase", "Amplify", "OBJECTIVES", "get_objective", "erase_objective", "amplify_objective"]
 
@@ -49,10 +50,9 @@ class Objective(abc.ABC):
     uses_images: ClassVar[bool] = False
 
     @abc.abstractmethod
-    def pairs(self, adapter: DiffusionAdapter, concept: str, *, samples: int, timesteps: int, guidance: float, seed: int,
-              images: str | Path | Tensor | None = None, batch_size: int = 4, negative_prompt: str = "",
-              pair_design: str = PAPER.pair_design) -> PairSource:
-        """The (sample, t) pairs J is summed over."""
+    def pairs(self, adapter: DiffusionAdapter, spec: AttributionSpec, negative_prompt: str = "") -> PairSource:
+        """The (sample, t) pairs J is summed over: ``spec``'s concept, samples, timesteps, CFG, seed, images,
+        batch size and pair design; ``negative_prompt`` of any sampling they need."""
 
     @abc.abstractmethod
     def reference(self, adapter: DiffusionAdapter, x_t: Tensor, t: Tensor, base: Condition, target: Tensor | None) -> Tensor:
@@ -83,10 +83,8 @@ class Erase(Objective):
     name = "erase"
     model_reference = True
 
-    def pairs(self, adapter: DiffusionAdapter, concept: str, *, samples: int, timesteps: int, guidance: float, seed: int,
-              images: str | Path | Tensor | None = None, batch_size: int = 4, negative_prompt: str = "",
-              pair_design: str = PAPER.pair_design) -> PairSource:
-        return erase_source(pair_design, adapter, concept, samples, timesteps, guidance, seed, batch_size, negative_prompt)
+    def pairs(self, adapter: DiffusionAdapter, spec: AttributionSpec, negative_prompt: str = "") -> PairSource:
+        return erase_source(adapter, spec, negative_prompt)
 
     def reference(self, adapter: DiffusionAdapter, x_t: Tensor, t: Tensor, base: Condition, target: Tensor | None) -> Tensor:
         return adapter.predict(x_t, t, base)
@@ -101,17 +99,16 @@ class Amplify(Objective):
     name = "amplify"
     uses_images = True
 
-    def pairs(self, adapter: DiffusionAdapter, concept: str, *, samples: int, timesteps: int, guidance: float, seed: int,
-              images: str | Path | Tensor | None = None, batch_size: int = 4, negative_prompt: str = "",
-              pair_design: str = PAPER.pair_design) -> PairSource:
-        a = adapter
-        if pair_design != "trajectories":
-            raise bad_arg("pair_design", "trajectories (the amplify pairs are noised concept images)", pair_design)
+    def pairs(self, adapter: DiffusionAdapter, spec: AttributionSpec, negative_prompt: str = "") -> PairSource:
+        a, concept, samples, timesteps, seed, batch_size = adapter, spec.concept, spec.samples, spec.timesteps, spec.seed, spec.batch_size
+        if spec.pair_design != "trajectories":
+            raise bad_arg("pair_design", "trajectories (the amplify pairs are noised concept images)", spec.pair_design)
+        images = spec.images
         if images is None:  # generated concept images: their final latents are the clean x0
             lat = []
             for i in range(0, samples, batch_size):
                 n = min(batch_size, samples - i)
-                res = a.sample([concept] * n, [seed + i + k for k in range(n)], steps=timesteps, guidance=guidance,
+                res = a.sample([concept] * n, [seed + i + k for k in range(n)], steps=timesteps, guidance=spec.guidance,
                                negative_prompt=negative_prompt, decode=False)
                 lat.append(res.latents)
             x0 = torch.cat(lat)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -18,6 +19,9 @@ from torch import Tensor
 from cadkit.cad_settings import PAPER
 from cadkit.errors import bad_arg
 from cadkit.models.adapters.base import DiffusionAdapter
+
+if TYPE_CHECKING:
+    from cadkit.attribution.cad import AttributionSpec
 
 __all__ = ["PairSource", "TrajectorySource", "OfficialSource", "StratifiedSource", "ImageSource", "pair_seed", "check_image_folder",
            "load_image_folder", "IMAGE_EXTS", "PAIR_DESIGNS", "DEFAULT_PAIR_DESIGN", "erase_source", "design_cost", "check_pair_design"]
@@ -164,11 +168,12 @@ def check_pair_design(design: str, samples: int | None = None, steps: int | None
     return design
 
 
-def erase_source(design: str, adapter: DiffusionAdapter, concept: str, samples: int, steps: int, guidance: float, seed: int,
-                 batch_size: int = 4, negative_prompt: str = "") -> PairSource:
-    """The erase pairs of ``design``: ``trajectories`` (S trajectories x all T steps, each trajectory reused),
-    ``official`` (S x T independent trajectories, each stopped at its own step) or ``stratified`` (S trajectories
-    sharing the T steps)."""
+def erase_source(adapter: DiffusionAdapter, spec: AttributionSpec, negative_prompt: str = "") -> PairSource:
+    """The erase pairs of ``spec`` (its concept, S samples, T timesteps, CFG, seed and batch size) by its pair design:
+    ``trajectories`` (S trajectories x all T steps, each trajectory reused), ``official`` (S x T independent
+    trajectories, each stopped at its own step) or ``stratified`` (S trajectories sharing the T steps)."""
+    design, concept, samples, steps, guidance, seed, batch_size = (spec.pair_design, spec.concept, spec.samples, spec.timesteps,
+                                                                  spec.guidance, spec.seed, spec.batch_size)
     check_pair_design(design, samples, steps)
     if design == "official":
         return OfficialSource(adapter, concept, samples, steps, guidance, seed, negative_prompt)

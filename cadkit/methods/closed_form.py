@@ -18,13 +18,28 @@ RECE's adversarial embedding of a concept's token outputs ``c [L, n]`` against c
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from cadkit.errors import bad_arg
 
-__all__ = ["RidgeSystem", "ridge_edit", "adversarial_embedding", "normal_equation_residual"]
+__all__ = ["Ridge", "RidgeSystem", "ridge_edit", "adversarial_embedding", "normal_equation_residual"]
+
+
+@dataclass(frozen=True)
+class Ridge:
+    """The weights and the solve of a ridge edit: ``lam`` λ > 0 (or ≥ 0 when the keys span the space);
+    ``erase_scale``, ``preserve_scale``: ``s_e``, ``s_p`` ≥ 0; ``dtype``: precision of the solve (float64 by
+    default; the reference inverts in float32); ``inverse``: form ``A⁻¹`` explicitly and multiply (the reference
+    code) instead of an LU solve."""
+
+    lam: float
+    erase_scale: float = 1.0
+    preserve_scale: float = 1.0
+    dtype: torch.dtype = torch.float64
+    inverse: bool = False
 
 
 class RidgeSystem:
@@ -32,13 +47,11 @@ class RidgeSystem:
 
     Args:
         keys: erase keys ``[N, n]``; preserve: preserve keys ``[M, n]`` (either may have 0 rows).
-        lam: λ > 0 (or ≥ 0 when the keys span the space); erase_scale, preserve_scale: ``s_e``, ``s_p`` ≥ 0.
-        dtype: precision of the solve (float64 by default; the reference inverts in float32).
-        inverse: form ``A⁻¹`` explicitly and multiply (the reference code) instead of an LU solve.
+        ridge: λ, ``s_e``, ``s_p``, the solve's precision and method (:class:`Ridge`).
     """
 
-    def __init__(self, keys: Tensor, preserve: Tensor, lam: float, erase_scale: float = 1.0, preserve_scale: float = 1.0,
-                 dtype: torch.dtype = torch.float64, inverse: bool = False) -> None:
+    def __init__(self, keys: Tensor, preserve: Tensor, ridge: Ridge) -> None:
+        lam, erase_scale, preserve_scale, dtype, inverse = ridge.lam, ridge.erase_scale, ridge.preserve_scale, ridge.dtype, ridge.inverse
         if keys.ndim != 2 or preserve.ndim != 2 or keys.shape[1] != preserve.shape[1]:
             raise bad_arg("keys", "2-D key matrices [N, n] and [M, n] of the same width", (tuple(keys.shape), tuple(preserve.shape)))
         self.dtype = dtype
@@ -71,18 +84,17 @@ class RidgeSystem:
 
 
 def ridge_edit(w_ref: Tensor, keys: Tensor, targets: Tensor, preserve: Tensor | None = None, preserve_targets: Tensor | None = None,
-               lam: float = 0.5, erase_scale: float = 1.0, preserve_scale: float = 1.0, dtype: torch.dtype = torch.float64,
-               inverse: bool = False) -> Tensor:
+               ridge: Ridge = Ridge(0.5)) -> Tensor:
     """One ridge edit (see the module docstring); ``preserve`` defaults to no preserve keys."""
     if preserve is None:
         preserve = keys.new_zeros(0, keys.shape[1])
-    return RidgeSystem(keys, preserve, lam, erase_scale, preserve_scale, dtype, inverse).solve(w_ref, targets, preserve_targets)
+    return RidgeSystem(keys, preserve, ridge).solve(w_ref, targets, preserve_targets)
 
 
 def normal_equation_residual(w: Tensor, w_ref: Tensor, keys: Tensor, targets: Tensor, preserve: Tensor, preserve_targets: Tensor | None,
-                             lam: float, erase_scale: float, preserve_scale: float) -> float:
-    """``||W A - B||_F / ||B||_F`` in float64: 0 when ``w`` solves the ridge problem exactly."""
-    sys_ = RidgeSystem(keys, preserve, lam, erase_scale, preserve_scale, torch.float64)
+                             ridge: Ridge) -> float:
+    """``||W A - B||_F / ||B||_F`` in float64 (whatever ``ridge.dtype``): 0 when ``w`` solves the ridge problem exactly."""
+    sys_ = RidgeSystem(keys, preserve, Ridge(ridge.lam, ridge.erase_scale, ridge.preserve_scale))
     b = sys_.rhs(w_ref, targets, preserve_targets)
     return float(torch.linalg.norm(w.to(torch.float64) @ sys_.A - b) / torch.linalg.norm(b))
 

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from cadkit.errors import bad_arg
 from cadkit.methods.base import MethodResult, make_method_edit, weights_fingerprint
+from cadkit.methods.closed_form import Ridge
 from cadkit.methods.cost import CostMeter
 
 __all__ = ["COMBINES", "NATIVE", "run_many", "run_sequential", "compose", "check_concepts", "multi_strategy", "MAX_CONCEPTS"]
@@ -199,8 +200,8 @@ def _uce_many(adapter: Any, concepts: Sequence[str], concept_type: str, o: Any,
     with meter.phase("encode"):
         keys = encode_keys(adapter, [*wordings, guide, *kept])
     with meter.phase("solve"):
-        weights, diag = uce_weights(adapter, sites, keys[:k], keys[k], keys[k + 1 :], o.tokens, o.lam, o.erase_scale, float(s_p),
-                                    SOLVE_DTYPES[o.solve_dtype], o.solve == "inverse")
+        weights, diag = uce_weights(adapter, sites, keys[:k], keys[k], keys[k + 1 :], o.tokens,
+                                    Ridge(o.lam, o.erase_scale, float(s_p), SOLVE_DTYPES[o.solve_dtype], o.solve == "inverse"))
     params = dict(adapter.denoiser.named_parameters())
     diag["preserve_scale"] = s_p
     texts = {"guide": guide, "preserve": kept, "preserve_dropped": dropped, "sites": [s.name for s in sites]}
@@ -230,8 +231,8 @@ def _rece_many(adapter: Any, concepts: Sequence[str], concept_type: str, o: Any,
     with meter.phase("uce"):
         if o.start == "uce":
             start_preserve = [empty] + [x for x in rk if x.text.strip()]
-            current, diag["uce"] = uce_weights(adapter, sites, erase, gk, start_preserve, o.uce_tokens, o.uce_lam, 1.0,
-                                               o.uce_preserve_scale, dt)
+            current, diag["uce"] = uce_weights(adapter, sites, erase, gk, start_preserve, o.uce_tokens,
+                                               Ridge(o.uce_lam, 1.0, o.uce_preserve_scale, dt))
         else:
             current = dict(original)
     with meter.phase("rounds"):
@@ -248,7 +249,7 @@ def _rece_many(adapter: Any, concepts: Sequence[str], concept_type: str, o: Any,
                     guides.append(g)
                 c_adv = torch.cat(advs)
                 r = torch.cat([space_keys(x, space) for x in rk]).to(dt) if rk else c_adv.new_zeros(0, c_adv.shape[1])
-                new.update(rece_step(current, c_adv, torch.cat(guides), r, names, o.lam, o.erase_scale, o.preserve_scale, dt))
+                new.update(rece_step(current, c_adv, torch.cat(guides), r, names, Ridge(o.lam, o.erase_scale, o.preserve_scale, dt)))
                 ep[space] = {"adv_norm": float(torch.linalg.norm(c_adv)), "concepts": len(advs)}
             current = new
             diag["epochs"].append(ep)

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from cadkit.errors import bad_arg
 from cadkit.methods.base import ErasureMethod, MethodOutput, drop_overlapping
-from cadkit.methods.closed_form import RidgeSystem, adversarial_embedding
+from cadkit.methods.closed_form import Ridge, RidgeSystem, adversarial_embedding
 from cadkit.methods.cost import CostMeter
 from cadkit.methods.options import choice, count, number, text, texts
 from cadkit.methods.text_keys import TOKEN_MODES, Site, TextKeys, edit_sites, encode_keys
@@ -64,11 +64,11 @@ def space_keys(k: TextKeys, space: str) -> Tensor:
     return k.tokens
 
 
-def rece_step(current: dict[str, Tensor], c_adv: Tensor, guide: Tensor, retain: Tensor, names: list[str], lam: float,
-              erase_scale: float, preserve_scale: float, dtype: torch.dtype = torch.float64) -> dict[str, Tensor]:
+def rece_step(current: dict[str, Tensor], c_adv: Tensor, guide: Tensor, retain: Tensor, names: list[str], ridge: Ridge) -> dict[str, Tensor]:
     """One RECE edit of the matrices ``names`` from ``current``: keys ``c_adv [L, n]`` -> ``W' guide``
     (position to position), ``retain [R, n]`` -> ``W' retain``, λ towards ``W'``."""
-    system = RidgeSystem(c_adv, retain, lam, erase_scale, preserve_scale, dtype)
+    system = RidgeSystem(c_adv, retain, ridge)
+    dtype = ridge.dtype
     g = guide.to(dtype)
     return {n: system.solve(current[n], g @ current[n].to(dtype).T) for n in names}
 
@@ -119,8 +119,8 @@ class RECE(ErasureMethod):
         with meter.phase("uce"):
             if o.start == "uce":
                 start_preserve = [empty] + [k for k in rk if k.text.strip()]  # [""] plus named retain texts (artists)
-                current, uce_diag = uce_weights(adapter, sites, erase, gk, start_preserve, o.uce_tokens, o.uce_lam, 1.0,
-                                                o.uce_preserve_scale, dt)
+                current, uce_diag = uce_weights(adapter, sites, erase, gk, start_preserve, o.uce_tokens,
+                                                Ridge(o.uce_lam, 1.0, o.uce_preserve_scale, dt))
                 diag["uce"] = uce_diag
             else:
                 current = dict(original)
@@ -134,7 +134,7 @@ class RECE(ErasureMethod):
                     c_adv = adversarial_embedding([current[n] for n in names], [original[n] for n in names], c, o.lam_r, dt)
                     g = space_keys(gk, space).to(dt)
                     r = torch.cat([space_keys(k, space) for k in rk]).to(dt) if rk else c.new_zeros(0, c.shape[1])
-                    step = rece_step(current, c_adv, g, r, names, o.lam, o.erase_scale, o.preserve_scale, dt)
+                    step = rece_step(current, c_adv, g, r, names, Ridge(o.lam, o.erase_scale, o.preserve_scale, dt))
                     before = sum(float(torch.linalg.norm(c_adv @ current[n].T - g @ current[n].T)) for n in names)
                     after = sum(float(torch.linalg.norm(c_adv @ step[n].T - g @ current[n].T)) for n in names)
                     new.update(step)

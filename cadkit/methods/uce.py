@@ -24,7 +24,7 @@ from torch import Tensor
 
 from cadkit.errors import bad_arg
 from cadkit.methods.base import ErasureMethod, MethodOutput, drop_overlapping, title_case
-from cadkit.methods.closed_form import RidgeSystem
+from cadkit.methods.closed_form import Ridge, RidgeSystem
 from cadkit.methods.cost import CostMeter
 from cadkit.methods.options import choice, flag, number, text, texts
 from cadkit.methods.text_keys import TOKEN_MODES, Site, TextKeys, edit_sites, encode_keys, own_keys, pair_keys
@@ -65,9 +65,8 @@ def _stack(parts: list[Tensor], width: int, like: Tensor) -> Tensor:
 
 
 def uce_weights(adapter: Any, sites: list[Site], erase: TextKeys | list[TextKeys], guide: TextKeys, preserve: list[TextKeys], tokens: str,
-                lam: float, erase_scale: float, preserve_scale: float, dtype: torch.dtype = torch.float64,
-                inverse: bool = False) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Edited site matrices (``dtype``) and diagnostics (key counts, relative erase residuals).
+                ridge: Ridge) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Edited site matrices (in ``ridge.dtype``) and diagnostics (key counts, relative erase residuals).
 
     ``erase``: one concept's keys, or several concepts' (UCE's native multi-concept edit: the keys of
     every concept, each paired with the guide, enter one ridge system)."""
@@ -81,7 +80,8 @@ def uce_weights(adapter: Any, sites: list[Site], erase: TextKeys | list[TextKeys
         width = int(keys.shape[1])
         pres = _stack([own_keys(p, space, tokens) for p in preserve], width, keys)
         diag["keys"][space] = {"erase": int(keys.shape[0]), "preserve": int(pres.shape[0])}
-        system = RidgeSystem(keys, pres, lam, erase_scale, preserve_scale, dtype, inverse)
+        system = RidgeSystem(keys, pres, ridge)
+        dtype = ridge.dtype
         k64 = keys.to(dtype)
         for site in (s for s in sites if s.space == space):
             full = params[site.name].detach().to(dtype)
@@ -148,8 +148,8 @@ class UCE(ErasureMethod):
         with meter.phase("encode"):
             keys = encode_keys(adapter, [wording, guide, *preserve])
         with meter.phase("solve"):
-            weights, diag = uce_weights(adapter, sites, keys[0], keys[1], keys[2:], o.tokens, o.lam, o.erase_scale, s_p,
-                                        SOLVE_DTYPES[o.solve_dtype], o.solve == "inverse")
+            weights, diag = uce_weights(adapter, sites, keys[0], keys[1], keys[2:], o.tokens,
+                                        Ridge(o.lam, o.erase_scale, s_p, SOLVE_DTYPES[o.solve_dtype], o.solve == "inverse"))
         params = dict(adapter.denoiser.named_parameters())
         dense = {n: w.to(params[n].dtype) for n, w in weights.items()}
         diag["preserve_scale"] = s_p

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from cadkit.attribution.cad import CAD
+from cadkit.attribution.cad import CAD, AttributionSpec
 from cadkit.attribution.pairs import design_cost, erase_source
 from cadkit.errors import UsageError
 
@@ -23,7 +23,7 @@ def sd1_64() -> Any:
 
 def test_official_pairs_are_trajectory_i_at_step_i(sd1_64: Any) -> None:
     a, T, S = sd1_64, 4, 2
-    src = erase_source("official", a, "circle", S, T, 3.0, seed=5)
+    src = erase_source(a, AttributionSpec("circle", samples=S, timesteps=T, guidance=3.0, seed=5, pair_design="official"))
     assert len(src) == S * T
     pairs = torch.arange(S * T)
     x, t, target = src.batch(pairs)
@@ -40,7 +40,7 @@ def test_official_pairs_are_trajectory_i_at_step_i(sd1_64: Any) -> None:
 
 def test_stratified_pairs_share_the_steps(sd1_64: Any) -> None:
     a, T, S = sd1_64, 5, 2
-    src = erase_source("stratified", a, "circle", S, T, 3.0, seed=1)
+    src = erase_source(a, AttributionSpec("circle", samples=S, timesteps=T, guidance=3.0, seed=1, pair_design="stratified"))
     assert len(src) == T
     x, t, _ = src.batch(torch.arange(T))
     for i in range(T):
@@ -59,7 +59,7 @@ def test_scores_equal_a_brute_force_sum_and_record_the_design(sd1_64: Any) -> No
     res = CAD(a, "attn2").attribute("circle", samples=1, timesteps=T, guidance=3.0, seed=2, batch_size=2, pair_design="official")
     assert res.metadata["pair_design"] == "official" and res.metadata["pair_cost"]["guided_calls"] == 3
     params = a.select_parameters("attn2")
-    src = erase_source("official", a, "circle", 1, T, 3.0, seed=2)
+    src = erase_source(a, AttributionSpec("circle", samples=1, timesteps=T, guidance=3.0, seed=2, pair_design="official"))
     obj = get_objective("erase")
     cond, base = a.encode(["circle"]), a.encode([""])
     grads = {n: torch.zeros_like(p) for n, p in params.items()}

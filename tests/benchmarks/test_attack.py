@@ -68,7 +68,7 @@ def test_bench_attack_table_matches_the_records(run_cli: Any, tiny_sd1: Path, ju
 def test_predict_trainer_keeps_autograd(monkeypatch: pytest.MonkeyPatch) -> None:
     """The attacks differentiate inside ``predict``: the loop's Trainer must not run it under inference mode."""
     import cadkit.benchmarks.framework.generation as generation
-    from cadkit.benchmarks.framework.attack_loop import AttackItem, attack_missing
+    from cadkit.benchmarks.framework.attack_loop import AttackItem, AttackJob, attack_missing
 
     seen: dict[str, Any] = {}
 
@@ -78,7 +78,7 @@ def test_predict_trainer_keeps_autograd(monkeypatch: pytest.MonkeyPatch) -> None
 
     monkeypatch.setattr(generation, "make_predict_trainer", spy)
     with pytest.raises(RuntimeError, match="stop"):
-        attack_missing(None, [AttackItem("base", "circle", "p4d", {}, "/nonexistent/x", "k")], lambda r, t: None, {}, {}, None, 0)  # type: ignore[arg-type]
+        attack_missing(None, [AttackItem("base", "circle", "p4d", {}, "/nonexistent/x", "k")], AttackJob(lambda r, t: None, {}, {}, None, 0))  # type: ignore[arg-type]
     assert seen["inference_mode"] is False
     monkeypatch.undo()
     assert generation.make_predict_trainer(accelerator="cpu", inference_mode=False).predict_loop.inference_mode is False

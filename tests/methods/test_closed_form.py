@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from cadkit.methods.closed_form import RidgeSystem, adversarial_embedding, normal_equation_residual, ridge_edit
+from cadkit.methods.closed_form import Ridge, RidgeSystem, adversarial_embedding, normal_equation_residual, ridge_edit
 
 D = torch.float64
 
@@ -29,37 +29,37 @@ def _lstsq_reference(w: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p: torch
 def test_normal_equations_and_lstsq_reference() -> None:
     w, k, v, p = _problem()
     for lam, se, sp in [(0.5, 1.0, 1.0), (0.1, 2.0, 0.1), (3.0, 0.5, 0.0)]:
-        new = ridge_edit(w, k, v, p, lam=lam, erase_scale=se, preserve_scale=sp)
-        assert normal_equation_residual(new, w, k, v, p, None, lam, se, sp) < 1e-10
+        new = ridge_edit(w, k, v, p, ridge=Ridge(lam, se, sp))
+        assert normal_equation_residual(new, w, k, v, p, None, Ridge(lam, se, sp)) < 1e-10
         ref = _lstsq_reference(w, k, v, p, lam, se, sp)
         assert torch.allclose(new, ref, atol=1e-8, rtol=0), float((new - ref).abs().max())
 
 
 def test_inverse_matches_solve_in_float32() -> None:
     w, k, v, p = _problem(1, 64, 32, 15, 16)
-    solved = ridge_edit(w.float(), k.float(), v.float(), p.float(), lam=0.5, dtype=torch.float32)
-    inv = ridge_edit(w.float(), k.float(), v.float(), p.float(), lam=0.5, dtype=torch.float32, inverse=True)
-    ref = ridge_edit(w, k, v, p, lam=0.5)
+    solved = ridge_edit(w.float(), k.float(), v.float(), p.float(), ridge=Ridge(0.5, dtype=torch.float32))
+    inv = ridge_edit(w.float(), k.float(), v.float(), p.float(), ridge=Ridge(0.5, dtype=torch.float32, inverse=True))
+    ref = ridge_edit(w, k, v, p, ridge=Ridge(0.5))
     for x in (solved, inv):
         assert float(torch.linalg.norm(x.double() - ref) / torch.linalg.norm(ref)) < 1e-5
 
 
 def test_fixed_points() -> None:
     w, k, _, p = _problem(2)
-    none = RidgeSystem(k[:0], p[:0], 0.5).solve(w, k[:0] @ w.T)  # no erase and no preserve terms
+    none = RidgeSystem(k[:0], p[:0], Ridge(0.5)).solve(w, k[:0] @ w.T)  # no erase and no preserve terms
     assert torch.allclose(none, w, atol=1e-12, rtol=0)
-    same = ridge_edit(w, k, k @ w.T, p, lam=0.5)  # guide = erase: v* = W k
+    same = ridge_edit(w, k, k @ w.T, p, ridge=Ridge(0.5))  # guide = erase: v* = W k
     assert torch.allclose(same, w, atol=1e-12, rtol=0)
 
 
 def test_limits() -> None:
     w, k, v, p = _problem(3)
     one_k, one_v = k[:1], v[:1]
-    new = ridge_edit(w, one_k, one_v, None, lam=1e-8)
+    new = ridge_edit(w, one_k, one_v, None, ridge=Ridge(1e-8))
     assert float(torch.linalg.norm(one_k @ new.T - one_v) / torch.linalg.norm(one_v)) < 1e-4
     drift = []
     for sp in (0.0, 0.1, 1.0, 10.0, 100.0):
-        out = ridge_edit(w, k, v, p, lam=0.5, preserve_scale=sp)
+        out = ridge_edit(w, k, v, p, ridge=Ridge(0.5, preserve_scale=sp))
         drift.append(float(torch.linalg.norm(p @ out.T - p @ w.T)))
     assert all(b < a for a, b in zip(drift, drift[1:])), drift
 
@@ -67,8 +67,8 @@ def test_limits() -> None:
 def test_shared_system_equals_per_matrix() -> None:
     w, k, v, p = _problem(4)
     w2 = torch.randn_like(w)
-    sys_ = RidgeSystem(k, p, 0.7, 1.0, 0.3)
-    assert torch.allclose(sys_.solve(w2, v), ridge_edit(w2, k, v, p, lam=0.7, preserve_scale=0.3), atol=1e-12, rtol=0)
+    sys_ = RidgeSystem(k, p, Ridge(0.7, 1.0, 0.3))
+    assert torch.allclose(sys_.solve(w2, v), ridge_edit(w2, k, v, p, ridge=Ridge(0.7, preserve_scale=0.3)), atol=1e-12, rtol=0)
 
 
 def _weights(seed: int, count: int = 4, m: int = 10, n: int = 6) -> list[torch.Tensor]:

@@ -12,7 +12,7 @@ import torch
 from cadkit.editing.edits import apply_edit
 from cadkit.errors import BadArgument
 from cadkit.methods import run_method
-from cadkit.methods.closed_form import normal_equation_residual
+from cadkit.methods.closed_form import Ridge, normal_equation_residual
 from cadkit.methods.multi import compose, multi_strategy, run_many, run_sequential, union_edits
 from tests.helpers import assert_unchanged, snapshot
 
@@ -93,7 +93,7 @@ def test_uce_multi_normal_equations_float64(sd1_64: Any) -> None:
     assert set(res.edit.dense) == {n for n in params if n.endswith(("attn2.to_k.weight", "attn2.to_v.weight"))}
     for n, new in res.edit.dense.items():
         w = params[n].detach()
-        assert normal_equation_residual(new, w, keys, guides @ w.T, empty, None, 0.5, 1.0, 1.0) < 1e-10, n
+        assert normal_equation_residual(new, w, keys, guides @ w.T, empty, None, Ridge(0.5)) < 1e-10, n
         ref = _lstsq(w, keys, guides @ w.T, empty, 0.5, 1.0, 1.0)
         assert torch.allclose(new, ref, atol=1e-9, rtol=1e-7), n
     one = run_many("uce", a, ["church"], "object")

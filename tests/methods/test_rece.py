@@ -9,7 +9,7 @@ import torch
 
 from cadkit.editing.edits import apply_edit
 from cadkit.methods import run_method
-from cadkit.methods.closed_form import adversarial_embedding
+from cadkit.methods.closed_form import Ridge, adversarial_embedding
 from cadkit.methods.rece import rece_step
 from tests.helpers import assert_unchanged, snapshot
 
@@ -44,7 +44,7 @@ def test_rece_edit_with_concept_embedding_equals_all_token_uce(sd1_64: Any) -> N
     params = dict(a.denoiser.named_parameters())
     cur = {n: params[n].detach() for n in names}
     emb = a.encode(["Church", " ", ""]).embeds
-    step = rece_step(cur, emb[0], emb[1], emb[2], names, lam=0.1, erase_scale=1.0, preserve_scale=0.1)
+    step = rece_step(cur, emb[0], emb[1], emb[2], names, Ridge(0.1, 1.0, 0.1))
     uce = run_method("uce", a, "church", "object", {"tokens": "all", "lam": 0.1, "preserve": [""], "preserve_scale": 0.1})
     for n in names:
         assert torch.allclose(step[n], uce.edit.dense[n], atol=1e-10, rtol=0), n
@@ -70,7 +70,7 @@ def test_rece_method(sd1_64: Any) -> None:
     emb = a.encode(["Church", " ", ""]).embeds
     for _ in range(2):
         adv = adversarial_embedding([cur[n] for n in names], [orig[n] for n in names], emb[0], 1e-3)
-        new = rece_step(cur, adv, emb[1], emb[2], names, 0.1, 1.0, 0.1)
+        new = rece_step(cur, adv, emb[1], emb[2], names, Ridge(0.1, 1.0, 0.1))
         for n in names:  # the found embedding is erased from every matrix
             g = emb[1] @ cur[n].T
             assert torch.linalg.norm(adv @ new[n].T - g) < torch.linalg.norm(adv @ cur[n].T - g), n

@@ -12,7 +12,7 @@ import torch
 from cadkit.editing.edits import apply_edit, load_edit, save_edit
 from cadkit.errors import BadArgument
 from cadkit.methods import run_method
-from cadkit.methods.closed_form import normal_equation_residual
+from cadkit.methods.closed_form import Ridge, normal_equation_residual
 from cadkit.methods.text_keys import encode_keys, last_token_index, pair_keys
 from tests.helpers import assert_unchanged, snapshot, tiny_adapter
 
@@ -50,7 +50,7 @@ def test_normal_equations_with_hand_built_keys(sd1_64: Any) -> None:
     assert set(res.edit.dense) == {n for n in params if n.endswith(("attn2.to_k.weight", "attn2.to_v.weight"))}
     for n, new in res.edit.dense.items():
         w = params[n].detach()
-        r = normal_equation_residual(new, w, keys, guide @ w.T, empty, None, 0.5, 1.0, 1.0)
+        r = normal_equation_residual(new, w, keys, guide @ w.T, empty, None, Ridge(0.5))
         assert r < 1e-10, (n, r)
     with apply_edit(a, res.edit):  # locality: only the listed matrices change; the text encoder is untouched
         for n, p in a.denoiser.named_parameters():
@@ -120,7 +120,7 @@ def test_twins(family: str) -> None:
         k, g, pres = spaces[space]
         w = params[n].detach()
         s_p = res.record["diagnostics"]["preserve_scale"]
-        assert normal_equation_residual(res.edit.dense[n], w, k, g @ w.T, pres, None, 0.5, 1.0, s_p) < 1e-10, n
+        assert normal_equation_residual(res.edit.dense[n], w, k, g @ w.T, pres, None, Ridge(0.5, 1.0, s_p)) < 1e-10, n
 
 
 def test_sdxl_pooled_columns() -> None:
@@ -134,7 +134,7 @@ def test_sdxl_pooled_columns() -> None:
     cond = a.encode(["Church", " ", ""])
     k, g, pres = cond.pooled[0:1], cond.pooled[1:2], cond.pooled[2:3]
     blk = w[:, :width]
-    assert normal_equation_residual(new[:, :width], blk, k, g @ blk.T, pres, None, 0.5, 1.0, 1.0) < 1e-10
+    assert normal_equation_residual(new[:, :width], blk, k, g @ blk.T, pres, None, Ridge(0.5)) < 1e-10
     with pytest.raises(BadArgument, match="^pooled: "):
         run_method("uce", tiny_adapter("flux"), "church", "object", {"pooled": True})
 

@@ -1,0 +1,81 @@
+"""``spec_options``: a command's options made from a typed spec's fields (type, bounds, default, help declared once)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from cadkit.cli.core import CadkitCommand, spec_options
+from cadkit.typed_options import check_fields, choice, count, number, text
+
+
+@dataclasses.dataclass(frozen=True)
+class _Toy:
+    images: int = count(2, 1, 10, doc="images per prompt")
+    scale: float | None = number(None, 0.0, 5.0, lo_open=True, optional=True, doc="a scale")
+    mode: str = choice("a", ("a", "b"), doc="the mode")
+    name: str = text("x", doc="a name")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def _command() -> tuple[click.Command, list[Any]]:
+    seen: list[Any] = []
+
+    @click.command("toy", cls=CadkitCommand)
+    @click.option("--out", default="o")
+    @spec_options(_Toy, param="toy", flags={"images": ("-n", "--images")}, more_help={"scale": "[default: none]"})
+    def toy(out: str, toy: _Toy) -> None:
+        seen.append((out, toy))
+
+    return toy, seen
+
+
+def test_the_command_gets_one_spec_with_the_field_defaults_and_the_given_values() -> None:
+    cmd, seen = _command()
+    assert CliRunner().invoke(cmd, []).exit_code == 0
+    assert seen[-1] == ("o", _Toy())
+    res = CliRunner().invoke(cmd, ["-n", "7", "--scale", "2.5", "--mode", "b", "--name", "y", "--out", "p"])
+    assert res.exit_code == 0, res.output
+    assert seen[-1] == ("p", _Toy(7, 2.5, "b", "y"))
+
+
+@pytest.mark.parametrize("args, flag", [(["--images", "11"], "--images"), (["--scale", "0"], "--scale"), (["--scale", "nan"], "--scale"),
+                                        (["--mode", "c"], "--mode")])
+def test_bounds_and_choices_come_from_the_field(args: list[str], flag: str) -> None:
+    cmd, seen = _command()
+    res = CliRunner().invoke(cmd, args)
+    assert res.exit_code == 2 and flag in res.output and not seen
+
+
+def test_help_is_the_field_doc_plus_what_the_command_adds() -> None:
+    cmd, _ = _command()
+    out = " ".join(CliRunner().invoke(cmd, ["--help"]).output.split())
+    assert "-n, --images INTEGER RANGE Images per prompt [default: 2; 1<=x<=10]" in out
+    assert "A scale [default: none]" in out and "The mode [default: a]" in out
+
+
+def test_an_untyped_field_is_refused() -> None:
+    @dataclasses.dataclass
+    class Plain:
+        x: int = 1
+
+    with pytest.raises(ValueError, match="Plain.x"):
+        spec_options(Plain)(lambda spec: None)
+
+
+def test_generate_options_are_the_generation_spec_fields() -> None:
+    from cadkit.cli.generate_cmd import generate
+    from cadkit.generation import GenerationSpec
+
+    params = {p.name: p for p in generate.params}
+    for f in dataclasses.fields(GenerationSpec):
+        p = params[f.name]
+        assert p.default == f.default, f.name
+        lo, hi = getattr(p.type, "min", getattr(p.type, "lo", None)), getattr(p.type, "max", getattr(p.type, "hi", None))
+        assert (lo, hi) == (f.metadata["lo"], f.metadata["hi"]), f.name
