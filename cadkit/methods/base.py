@@ -43,7 +43,7 @@ from cadkit.methods.cost import CostMeter, CostRecord
 from cadkit.tensor_files import param_set_hash
 
 __all__ = [
-    "CONCEPT_TYPES", "ErasureMethod", "MethodOutput", "MethodResult", "make_method_edit",
+    "CONCEPT_TYPES", "ErasureMethod", "MethodOutput", "MethodResult", "method_record", "model_record", "make_method_edit",
     "title_case", "drop_overlapping", "weights_fingerprint",
 ]
 
@@ -60,7 +60,7 @@ class MethodOutput:
     used (guide, preserve, prompt pairs); ``diagnostics``: numbers worth keeping (residuals, losses).
     """
 
-    concept_text: str
+    concept_text: str | list[str]  # one wording per concept when a method erases several at once
     sparse: dict[str, Tensor] = field(default_factory=dict)
     dense: dict[str, Tensor] = field(default_factory=dict)
     edit: Edit | None = None
@@ -110,6 +110,25 @@ class ErasureMethod(abc.ABC):
 
 
 @torch.no_grad()
+def model_record(adapter: Any) -> dict[str, Any]:
+    """The ``model`` entry of a method record: the registry spec, the adapter's model info and the denoiser's
+    weights fingerprint (of the weights the method started from)."""
+    return {"spec": getattr(adapter, "spec", None), **adapter.model_info(), "denoiser_fingerprint": weights_fingerprint(adapter.denoiser)}
+
+
+def method_record(name: str, adapter: Any, about: Mapping[str, Any], out: MethodOutput, options: Mapping[str, Any], seed: int,
+                  model: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The record of a method's edit (its ``config``): the method ``name``, what was erased (``about``: concept, concept
+    type; several concepts: also ``concepts`` and the ``multi`` strategy), the wording and every other text the method
+    used, its options and seed, the model family, whether the method is an extension on it, the model (``model``:
+    :func:`model_record`, computed here if not given), the diagnostics and the versions (:func:`cadkit.provenance.run_info`)."""
+    from cadkit.provenance import run_info
+
+    return {"method": name, **about, "concept_text": out.concept_text, "texts": out.texts, "options": dict(options), "seed": seed,
+            "family": str(getattr(adapter, "family", "")), "extension": name in getattr(adapter, "extension_methods", ()),
+            "model": dict(model) if model is not None else model_record(adapter), "diagnostics": out.diagnostics, **run_info()}
+
+
 def weights_fingerprint(module: torch.nn.Module) -> str:
     """16 hex digits over every parameter's name, shape, sum and sum of squares (float64): the model hash
     of the run record (cheap; the edit's digests pin the edited tensors exactly)."""

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from cadkit.errors import bad_arg
-from cadkit.methods.base import MethodResult, make_method_edit, weights_fingerprint
+from cadkit.methods.base import MethodOutput, MethodResult, make_method_edit, method_record
 from cadkit.methods.closed_form import Ridge
 from cadkit.methods.cost import CostMeter
 
@@ -67,15 +67,11 @@ def multi_strategy(method: str, combine: str = "sum") -> str:
 
 
 def _record(name: str, adapter: Any, concepts: Sequence[str], concept_type: str, strategy: str, seed: int, options: Any,
-            texts: Any, diagnostics: Any, concept_text: Any) -> dict[str, Any]:
+            out: MethodOutput) -> dict[str, Any]:
     from cadkit.methods.options import options_dict
-    from cadkit.provenance import run_info
 
-    info = {"spec": getattr(adapter, "spec", None), **adapter.model_info(), "denoiser_fingerprint": weights_fingerprint(adapter.denoiser)}
-    return {"method": name, "concept": " + ".join(concepts), "concepts": list(concepts), "concept_type": concept_type,
-            "multi": strategy, "concept_text": concept_text, "texts": texts,
-            "options": options_dict(options) if dataclasses.is_dataclass(options) else options, "seed": seed,
-            "family": str(getattr(adapter, "family", "")), "model": info, "diagnostics": diagnostics, **run_info()}
+    about = {"concept": " + ".join(concepts), "concepts": list(concepts), "concept_type": concept_type, "multi": strategy}
+    return method_record(name, adapter, about, out, options_dict(options) if dataclasses.is_dataclass(options) else options, seed)
 
 
 def _parsed(name: str, adapter: Any, concepts: Sequence[str], concept_type: str, options: Any, seed: int) -> Any:
@@ -118,11 +114,11 @@ def run_many(name: str, adapter: Any, concepts: Sequence[str], concept_type: str
         with CostMeter(adapter.device, adapter.dtype) as meter:
             if name == "cad":
                 edit, texts, diag, wording = _cad_many(adapter, concepts, concept_type, opts, seed, strategy, meter)
-                record = _record(name, adapter, concepts, concept_type, strategy, seed, opts, texts, diag, wording)
+                record = _record(name, adapter, concepts, concept_type, strategy, seed, opts, MethodOutput(wording, texts=texts, diagnostics=diag))
                 edit.method, edit.config = name, record
             else:
                 dense, texts, diag, wording = (_uce_many if name == "uce" else _rece_many)(adapter, concepts, concept_type, opts, meter)
-                record = _record(name, adapter, concepts, concept_type, strategy, seed, opts, texts, diag, wording)
+                record = _record(name, adapter, concepts, concept_type, strategy, seed, opts, MethodOutput(wording, texts=texts, diagnostics=diag))
                 edit = make_method_edit(adapter, name, record, {}, dense)
                 record = edit.config
     random.setstate(snapshot)

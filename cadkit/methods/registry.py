@@ -22,7 +22,14 @@ from typing import Any
 import torch
 
 from cadkit.errors import CadkitError, bad_arg
-from cadkit.methods.base import CONCEPT_TYPES, ErasureMethod, MethodResult, make_method_edit, weights_fingerprint
+from cadkit.methods.base import (
+    CONCEPT_TYPES,
+    ErasureMethod,
+    MethodResult,
+    make_method_edit,
+    method_record,
+    model_record,
+)
 from cadkit.methods.cost import CostMeter
 from cadkit.methods.options import options_dict, parse_options
 from cadkit.plugins import Plugin, discover, load
@@ -138,7 +145,7 @@ def run_method(name: str, adapter: Any, concept: str, concept_type: str = "objec
     opts = parse_options(method.Options, options, method.type_defaults(concept_type, adapter))
     method.check(adapter, concept, concept_type, opts)
 
-    return _run(method, name, adapter, concept, concept_type, opts, seed, load_time_s, None)[0]
+    return _run(method, name, adapter, {"concept": concept, "concept_type": concept_type}, opts, seed, load_time_s, None)[0]
 
 
 def run_method_snapshots(name: str, adapter: Any, concept: str, concept_type: str, options: Mapping[str, Any] | Any,
@@ -159,18 +166,17 @@ def run_method_snapshots(name: str, adapter: Any, concept: str, concept_type: st
         parse_options(method.Options, {**dict(options or {}), knob: v}, method.type_defaults(concept_type, adapter))
     opts: Any = parse_options(method.Options, {**dict(options or {}), knob: vals[-1]}, method.type_defaults(concept_type, adapter))
     method.check(adapter, concept, concept_type, opts)
-    got = _run(method, name, adapter, concept, concept_type, opts, seed, None, vals)
+    got = _run(method, name, adapter, {"concept": concept, "concept_type": concept_type}, opts, seed, None, vals)
     return dict(zip(vals, got))
 
 
-def _run(method: ErasureMethod, name: str, adapter: Any, concept: str, concept_type: str, opts: Any, seed: int,
+def _run(method: ErasureMethod, name: str, adapter: Any, about: dict[str, str], opts: Any, seed: int,
          load_time_s: float | None, snapshots: Sequence[int] | None) -> list[MethodResult]:
+    """``method`` (registered as ``name``) on what ``about`` names (concept, concept type) with parsed options ``opts``."""
     import dataclasses
 
-    from cadkit.provenance import run_info
-
-    family = str(getattr(adapter, "family", ""))
-    model_info = {"spec": getattr(adapter, "spec", None), **adapter.model_info(), "denoiser_fingerprint": weights_fingerprint(adapter.denoiser)}
+    concept, concept_type = about["concept"], about["concept_type"]
+    model_info = model_record(adapter)
     devices = [adapter.device] if adapter.device.type == "cuda" else []
     snapshot_rng = random.getstate()
     made: list[tuple[Any, dict[str, Any]]] = []
@@ -185,13 +191,7 @@ def _run(method: ErasureMethod, name: str, adapter: Any, concept: str, concept_t
                 by = method.compute_snapshots(adapter, concept, concept_type, opts, seed, meter, snapshots)  # type: ignore[attr-defined]
                 outs = [(dataclasses.replace(opts, **{knob: k}), by[k]) for k in snapshots]
             for o, out in outs:
-                record: dict[str, Any] = {
-                    "method": name, "concept": concept, "concept_type": concept_type, "concept_text": out.concept_text,
-                    "texts": out.texts, "options": options_dict(o), "seed": seed, "family": family,
-                    "extension": name in getattr(adapter, "extension_methods", ()),
-                    "model": model_info,
-                    "diagnostics": out.diagnostics, **run_info(),
-                }
+                record = method_record(name, adapter, about, out, options_dict(o), seed, model_info)
                 if snapshots is not None:
                     record["snapshot_of"] = {method.snapshot_knob: max(snapshots), "values": list(snapshots)}
                 if out.edit is not None:
