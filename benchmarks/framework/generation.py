@@ -99,6 +99,15 @@ class GenerationModule(pl.LightningModule):
             self._pool.shutdown(wait=True)
             self._pool = None
 
+    def stop_writer(self) -> None:
+        """Let the writer thread finish the images already handed to it, then stop it (a loop that ended by an
+        exception, e.g. ``kill``: the images made so far are kept whole, none is left half-written; their
+        write errors are not raised over the exception that ended the loop)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        self._pending = []
+
     def _drain(self, keep: int) -> None:
         while len(self._pending) > keep:
             self._pending.pop(0).result()
@@ -179,7 +188,10 @@ def generate_missing(adapter: Any, records: Sequence[PromptRecord], cache: Image
         trainer = make_predict_trainer(rt.devices, rt.num_nodes, rt.accelerator, rt.strategy, callbacks, rt.progress)
         module = GenerationModule(adapter, cache, model, ekey, protocol)
         with keep_device(module), lightning_interrupts(trainer):
-            trainer.predict(module, datamodule=PromptDataModule(missing, batch_size=rt.batch_size), return_predictions=False)
+            try:
+                trainer.predict(module, datamodule=PromptDataModule(missing, batch_size=rt.batch_size), return_predictions=False)
+            finally:
+                module.stop_writer()  # after an interrupt too (on_predict_end has stopped it otherwise)
         _barrier()
     return len(missing)
 

@@ -401,6 +401,9 @@ def test_sigterm_stops_a_bench_run_143_and_it_resumes(tiny_sd1: Path, tmp_path: 
     assert res.code == 143 and res.err.strip().splitlines()[-1] == "terminated" and "Traceback" not in res.err, res
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     assert len(calls) == 2 and not list((tmp_path / "run").rglob("*.tmp"))
+    import threading
+
+    assert not [t for t in threading.enumerate() if t.name.startswith("cadkit-cache")], "the image writer finished and stopped"
     monkeypatch.setattr(gen.GenerationModule, "predict_step", real)
     assert run_cli(*args, str(tmp_path / "run")).code == 0
     assert run_cli(*args, str(tmp_path / "ref")).code == 0
