@@ -83,13 +83,14 @@ def count(default: int | None, lo: int, hi: int, *, optional: bool = False, doc:
     return dataclasses.field(default=default, metadata={"kind": "count", "lo": lo, "hi": hi, "optional": optional, "doc": doc})
 
 
-def choice(default: str, choices: Sequence[str], doc: str = "") -> Any:
-    """One of ``choices``."""
-    return dataclasses.field(default=default, metadata={"kind": "choice", "choices": tuple(choices), "doc": doc})
+def choice(default: str | None, choices: Sequence[str], doc: str = "", *, optional: bool = False) -> Any:
+    """One of ``choices`` (None allowed when ``optional``)."""
+    return dataclasses.field(default=default, metadata={"kind": "choice", "choices": tuple(choices), "optional": optional, "doc": doc})
 
 
-def text(default: str | None, *, optional: bool = False, nonempty: bool = False, doc: str = "") -> Any:
-    """A string option (None allowed when ``optional``; ``nonempty`` refuses blank text)."""
+def text(default: Any, *, optional: bool = False, nonempty: bool = False, doc: str = "") -> Any:
+    """A string option (None allowed when ``optional``; ``nonempty`` refuses blank text; ``dataclasses.MISSING``
+    as the default: a required field)."""
     return dataclasses.field(default=default, metadata={"kind": "text", "optional": optional, "nonempty": nonempty, "doc": doc})
 
 
@@ -123,7 +124,7 @@ def _coerce(name: str, meta: Mapping[str, Any], value: Any) -> Any:
             raise bad_arg(name, allowed, _shown(value))
         return v
     if kind == "count":
-        allowed = f"an integer from {meta['lo']} to {meta['hi']}"
+        allowed = f"an integer from {_bound_text(meta['lo'])} to {_bound_text(meta['hi'])}"
         if isinstance(value, bool):
             raise bad_arg(name, allowed, value)
         if isinstance(value, int):

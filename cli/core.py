@@ -189,32 +189,42 @@ def _option_type(meta: Mapping[str, Any]) -> click.ParamType:
 
 
 def spec_options(spec: type, param: str = "spec", flags: Mapping[str, Sequence[str]] | None = None,
-                 more_help: Mapping[str, str] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Click options for every field of ``spec`` (a dataclass of :mod:`cadkit.typed_options` fields), in field
-    order, and the command gets ``spec(**values)`` as its ``param`` argument instead of the fields one by one.
+                 more_help: Mapping[str, str] | None = None, only: Sequence[str] | None = None,
+                 exclude: Sequence[str] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Click options for the fields of ``spec`` (a dataclass of :mod:`cadkit.typed_options` fields; ``only``: these;
+    ``exclude``: not these),
+    in field order, and the command gets ``spec(**values)`` as its ``param`` argument instead of the fields one by one
+    (the fields left out keep their defaults).
 
     Each option's type and bounds, default and help are the field's (``--batch-size`` for ``batch_size``;
     ``flags`` renames, e.g. ``{"n": ("-n", "--images-per-prompt")}``); ``more_help`` adds text a field cannot
     know (the registry's per-model defaults of an optional field). Put it below the command's other options.
     """
-    fields = [f for f in dataclasses.fields(spec) if f.init]
+    made = [f for f in dataclasses.fields(spec)
+            if f.init and (only is None or f.name in only) and f.name not in exclude]
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(command)
         def collected(**kwargs: Any) -> Any:
-            values = {f.name: kwargs.pop(f.name) for f in fields}
+            values = {f.name: kwargs.pop(f.name) for f in made}
             return command(**kwargs, **{param: spec(**values)})
 
         out: Callable[..., Any] = collected
-        for f in reversed(fields):  # click lists the options of stacked decorators bottom-up
+        for f in reversed(made):  # click lists the options of stacked decorators bottom-up
             meta = f.metadata
             if "kind" not in meta:
                 raise ValueError(f"spec_options: {spec.__name__}.{f.name} is not a typed option field")
             decls = list((flags or {}).get(f.name, ("--" + f.name.replace("_", "-"),)))
             helptext = " ".join(x for x in (str(meta.get("doc", "")), (more_help or {}).get(f.name, "")) if x)
             default = f.default if f.default is not dataclasses.MISSING else None
-            out = click.option(*decls, f.name, type=_option_type(meta), default=default, show_default=default is not None,
-                               required=f.default is dataclasses.MISSING, help=helptext[:1].upper() + helptext[1:])(out)
+            if "_" not in helptext.split(" ", 1)[0]:  # a sentence, not a name (c_base) that must stay as written
+                helptext = helptext[:1].upper() + helptext[1:]
+            required = f.default is dataclasses.MISSING
+            if meta["kind"] == "flag":
+                out = click.option(*decls, f.name, is_flag=True, default=bool(default), help=helptext)(out)
+            else:
+                out = click.option(*decls, f.name, type=_option_type(meta), default=default, required=required,
+                                   show_default=default is not None, help=helptext)(out)
         return out
 
     return decorate

@@ -9,13 +9,12 @@ to :class:`CAD`; :meth:`CAD.attribute` takes what defines the attribution (:clas
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from torch import Tensor
 
 from cadkit.attribution.module import AttributionModule
 from cadkit.attribution.objectives import OBJECTIVES, get_objective
-from cadkit.attribution.pairs import DEFAULT_PAIR_DESIGN, PairSource, check_pair_design, design_cost
+from cadkit.attribution.pairs import DEFAULT_PAIR_DESIGN, PAIR_DESIGNS, PairSource, check_pair_design, design_cost
 from cadkit.attribution.scores import SIGN_CONVENTION
 from cadkit.attribution.trainer import TrainerSettings, keep_device, lightning_interrupts, make_trainer
 from cadkit.cad_settings import PAPER
@@ -31,7 +30,7 @@ from cadkit.errors import bad_arg
 from cadkit.models.adapters.base import DiffusionAdapter, parse_modules
 from cadkit.provenance import run_info
 from cadkit.tensor_files import param_set_hash
-from cadkit.typed_options import check_int, check_seed
+from cadkit.typed_options import MAX_SEED, check_fields, choice, count, number, text
 
 __all__ = ["CAD", "AttributionSpec", "AttributionResult", "validate_attribution_args", "MAX_TIMESTEPS", "MAX_SAMPLES"]
 
@@ -50,32 +49,25 @@ class AttributionSpec:
     :meth:`check_adapter` once the model is known.
     """
 
-    concept: str
-    objective: str = "erase"
-    base_prompt: str = PAPER.base_prompt
-    samples: int = PAPER.samples
-    timesteps: int = PAPER.timesteps
-    guidance: float = PAPER.guidance
-    seed: int = 0
+    concept: str = text(MISSING, nonempty=True, doc='the concept prompt, e.g. "church" or "naked"')
+    objective: str = choice("erase", tuple(OBJECTIVES), doc="the objective: erase (Eq. 4, on the model's own trajectories) or amplify (Eq. 5, on concept images)")
+    base_prompt: str = text(PAPER.base_prompt, doc="c_base of the erase objective")
+    samples: int = count(PAPER.samples, 1, MAX_SAMPLES, doc="trajectories (erase) or generated images (amplify)")
+    timesteps: int = count(PAPER.timesteps, 1, MAX_TIMESTEPS, doc="sampling steps T; every step is used")
+    guidance: float = number(PAPER.guidance, 0.0, None, doc="CFG of the concept trajectories")
+    seed: int = count(0, 0, MAX_SEED, doc="seed of the trajectories (and of the noise of amplify pairs)")
     images: str | Path | Tensor | None = field(default=None, compare=False)
-    batch_size: int = 4
-    pair_design: str = DEFAULT_PAIR_DESIGN
+    batch_size: int = count(4, 1, MAX_BATCH, doc="(sample, t) pairs per step")
+    pair_design: str = choice(DEFAULT_PAIR_DESIGN, PAIR_DESIGNS, doc=(
+        "erase pairs: trajectories (S trajectories x all T steps), official (S x T independent trajectories, each stopped at "
+        "its own step: the paper's estimator), stratified (S trajectories sharing the T steps)"))
 
     def __post_init__(self) -> None:
-        if not isinstance(self.concept, str) or not self.concept.strip():
-            raise bad_arg("concept", "a non-empty text", self.concept)
-        get_objective(self.objective)
-        check_int("samples", self.samples, 1, MAX_SAMPLES)
-        check_int("timesteps", self.timesteps, 1, MAX_TIMESTEPS)
-        check_int("batch_size", self.batch_size, 1, MAX_BATCH)
-        check_seed("seed", self.seed)
+        check_fields(self)
         check_pair_design(self.pair_design, self.samples, self.timesteps)
         if self.pair_design != DEFAULT_PAIR_DESIGN and self.objective != "erase":
             raise bad_arg("pair_design", f"{DEFAULT_PAIR_DESIGN} with the {self.objective} objective (pair designs are the erase "
                           "objective's trajectories)", self.pair_design)
-        g = self.guidance
-        if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
-            raise bad_arg("guidance", "a finite number >= 0", g)
 
     def check_adapter(self, adapter: DiffusionAdapter) -> None:
         """The checks that need the model: ``timesteps`` <= the scheduler's training steps."""

@@ -13,6 +13,7 @@ import lightning.pytorch as pl
 import torch
 
 from cadkit.errors import bad_arg
+from cadkit.typed_options import check_fields, choice, count, flag
 
 __all__ = ["PRECISIONS", "ACCELERATORS", "STRATEGIES", "TrainerSettings", "make_trainer", "check_devices", "keep_device",
            "lightning_interrupts", "stop_tqdm_monitor"]
@@ -20,6 +21,8 @@ __all__ = ["PRECISIONS", "ACCELERATORS", "STRATEGIES", "TrainerSettings", "make_
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork")
+#: Upper bound of ``devices`` and ``num_nodes`` (beyond it a request is a typo).
+MAX_DEVICES = 4096
 
 
 @dataclass(frozen=True)
@@ -27,24 +30,16 @@ class TrainerSettings:
     """How an attribution loop runs (not what it computes); validated when made, except ``devices``
     against the machine, which :func:`check_devices` checks when the Trainer is built."""
 
-    devices: int = 1
-    num_nodes: int = 1
-    accelerator: str = "auto"
-    precision: str = "32"
-    strategy: str | None = None
-    progress: bool = False
+    devices: int = count(1, 1, MAX_DEVICES, doc="devices (processes) per node")
+    num_nodes: int = count(1, 1, MAX_DEVICES, doc="nodes")
+    accelerator: str = choice("auto", ACCELERATORS, doc="auto: cuda if available, else cpu")
+    precision: str = choice("32", PRECISIONS, doc="Lightning precision of the loop")
+    strategy: str | None = choice(None, STRATEGIES, optional=True,
+                                  doc="Lightning strategy [default: ddp on several devices, else auto]")
+    progress: bool = flag(False, doc="progress bars")
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise bad_arg("precision", PRECISIONS, self.precision)
-        if self.accelerator not in ACCELERATORS:
-            raise bad_arg("accelerator", ACCELERATORS, self.accelerator)
-        if self.strategy is not None and self.strategy not in STRATEGIES:
-            raise bad_arg("strategy", STRATEGIES, self.strategy)
-        for name in ("devices", "num_nodes"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise bad_arg(name, "an integer >= 1", v)
+        check_fields(self)
 
 
 def stop_tqdm_monitor() -> None:

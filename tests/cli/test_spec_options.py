@@ -79,3 +79,41 @@ def test_generate_options_are_the_generation_spec_fields() -> None:
         assert p.default == f.default, f.name
         lo, hi = getattr(p.type, "min", getattr(p.type, "lo", None)), getattr(p.type, "max", getattr(p.type, "hi", None))
         assert (lo, hi) == (f.metadata["lo"], f.metadata["hi"]), f.name
+
+
+def test_attribute_options_are_the_attribution_spec_and_trainer_settings_fields() -> None:
+    from cadkit.attribution.cad import AttributionSpec
+    from cadkit.attribution.trainer import TrainerSettings
+    from cadkit.cli.attribute_cmd import attribute
+
+    params = {p.name: p for p in attribute.params}
+    for cls, names in ((AttributionSpec, None), (TrainerSettings, ("devices", "num_nodes", "accelerator", "precision", "strategy"))):
+        for f in dataclasses.fields(cls):
+            if names is not None and f.name not in names:
+                continue
+            p = params[f.name]
+            if f.name == "images":  # the command's own option (a folder, which it loads)
+                assert p.default is None and p.name == "images"
+                continue
+            assert p.default == (None if f.default is dataclasses.MISSING else f.default), f.name
+            assert p.required == (f.default is dataclasses.MISSING), f.name
+            if f.metadata["kind"] == "choice":
+                assert tuple(p.type.choices) == f.metadata["choices"], f.name
+
+
+def test_attribute_cli_makes_the_spec_the_python_api_makes(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, run_cli: Any) -> None:
+    import cadkit.commands.attribute as cmd
+    from cadkit.attribution.cad import AttributionSpec
+    from cadkit.attribution.trainer import TrainerSettings
+
+    got: list[Any] = []
+    monkeypatch.setattr(cmd, "run", lambda spec, trainer, **kw: got.append((spec, trainer, kw)) or (None, None))
+    res = run_cli("attribute", "--concept", "a cat", "--samples", "3", "--timesteps", "7", "--guidance", "2.5", "--pair-design", "official",
+                  "--devices", "2", "--accelerator", "cpu", "--seed", "9")
+    assert res.code == 0, res
+    spec, trainer, kw = got[0]
+    assert spec == AttributionSpec("a cat", samples=3, timesteps=7, guidance=2.5, seed=9, pair_design="official")
+    assert trainer == TrainerSettings(devices=2, accelerator="cpu", progress=True)
+    assert kw["modules"] == "ff" and kw["images"] is None
+    res = run_cli("attribute", "--concept", "  ")
+    assert res.code == 2 and "--concept" in res.err and not got[1:]
