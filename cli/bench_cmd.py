@@ -36,26 +36,35 @@ def bench_option_defaults() -> dict[str, Any]:
 
 
 def _common() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
-    """The options every suite has: default from ``BenchOptions`` (shown unless it is None, off or empty), types and
-    bounds from the library, per-model default texts from the registry."""
+    """The options every suite has: default from ``BenchOptions`` (shown unless it is None, off or empty); type, bounds
+    and help from its typed field where it has one (``cadkit.typed_options``), else from the declaration here; per-model
+    default texts from the registry."""
+    from cadkit.benchmarks.framework.options import option_fields
+    from cadkit.cli.core import option_type
+
     defaults = bench_option_defaults()
+    fields = {f.name: f for f in option_fields()}
     out = []
     for decl, kw in _common_declarations():
-        d = defaults[_dest(decl)]
+        name = _dest(decl)
+        d = defaults[name]
+        meta = fields[name].metadata
+        own: dict[str, Any] = {}
+        if meta.get("kind") in ("count", "number", "choice", "text") and "type" not in kw:
+            own["type"] = option_type(meta)
+        if meta.get("doc") and not kw.get("help"):
+            doc = str(meta["doc"])
+            own["help"] = doc if "_" in doc.split(" ", 1)[0] else doc[:1].upper() + doc[1:] + "."
         shown = not (d is None or d is False or d == ())  # 0 is shown (0 == False, but not False)
-        out.append((decl, {**kw, "default": d, **({"show_default": True} if shown else {})}))
+        out.append((decl, {**kw, **own, "default": d, **({"show_default": True} if shown else {})}))
     return out
 
 
 def _common_declarations() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
     """Flags, types and help of the options every suite has (no defaults: :func:`_common` adds ``BenchOptions``')."""
-    from cadkit.attribution.cad import MAX_BATCH, MAX_SAMPLES, MAX_TIMESTEPS
-    from cadkit.attribution.pairs import PAIR_DESIGNS
     from cadkit.benchmarks.framework.options import QUICK, judge_names
     from cadkit.cad_settings import PAPER
-    from cadkit.cli.core import RATIO, SEED, choice, count, defaults_text, finite_float, model_help, modules_type
-    from cadkit.editing.masks import GRANULARITIES
-    from cadkit.generation import MAX_IMAGES, MAX_STEPS
+    from cadkit.cli.core import RATIO, choice, defaults_text, model_help, modules_type
 
     pct = lambda r: f"{100 * r:g}%"  # noqa: E731
     q = QUICK
@@ -64,26 +73,25 @@ def _common_declarations() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
         (("--classes",), dict(help=f"Comma list [the world's default objects (tiny: the 10 common ones, rare ones by name), or the 10 ImageNette classes; --quick: first {q['classes']}].")),
         (("--prompts",), dict(help="")),  # help: the suite's prompts_help
         (("--prompts-format",), dict(help="")),
-        (("--template",), dict(help="Prompt template of generated rows.")),
+        (("--template",), dict()),
         (("--ratio",), dict(type=RATIO, help="Edit ratio (fraction or percent) " + defaults_text("erase_ratio", pct)[:-1] + f"; nudity suites {pct(PAPER.nudity_ratio)}].")),
         (("--modules",), dict(type=modules_type(), help="Module groups " + defaults_text("erase_modules")[:-1] + "; ablate-modules: ff,attn1,attn2,resnet].")),
-        (("--granularity",), dict(type=choice(GRANULARITIES))),
-        (("--images-per-class",), dict(type=count(1, MAX_IMAGES), help=defaults_text("bench.images_per_class")[:-1] + f"; --quick {q['images_per_class']}].")),
-        (("--batch-size",), dict(type=count(1, MAX_BATCH))),
-        (("--steps",), dict(type=count(1, MAX_STEPS), help="Sampling steps " + defaults_text("steps")[:-1] + f"; --quick at most {q['steps']}].")),
-        (("--guidance",), dict(type=finite_float(0), help="CFG scale " + defaults_text("guidance", lambda g: f"{g:g}"))),
-        (("--attr-timesteps",), dict(type=count(1, MAX_TIMESTEPS), help="Attribution timesteps " + defaults_text("bench.attr_timesteps")[:-1] + f"; --quick {q['attr_timesteps']}].")),
-        (("--attr-samples",), dict(type=count(1, MAX_SAMPLES), help="Attribution trajectories per concept.")),
-        (("--attr-guidance",), dict(type=finite_float(0), help="CFG of the attribution trajectories.")),
-        (("--attr-pair-design",), dict(type=choice(PAIR_DESIGNS),
-                                       help="Erase attribution pairs: trajectories, official (the paper's: one trajectory per step) or stratified.")),
-        (("--devices",), dict(type=count(1, 4096))),
-        (("--num-nodes",), dict(type=count(1, 4096))),
+        (("--granularity",), dict()),
+        (("--images-per-class",), dict(help=defaults_text("bench.images_per_class")[:-1] + f"; --quick {q['images_per_class']}].")),
+        (("--batch-size",), dict()),
+        (("--steps",), dict(help="Sampling steps " + defaults_text("steps")[:-1] + f"; --quick at most {q['steps']}].")),
+        (("--guidance",), dict(help="CFG scale " + defaults_text("guidance", lambda g: f"{g:g}"))),
+        (("--attr-timesteps",), dict(help="Attribution timesteps " + defaults_text("bench.attr_timesteps")[:-1] + f"; --quick {q['attr_timesteps']}].")),
+        (("--attr-samples",), dict()),
+        (("--attr-guidance",), dict()),
+        (("--attr-pair-design",), dict()),
+        (("--devices",), dict()),
+        (("--num-nodes",), dict()),
         (("--accelerator",), dict()),
         (("--judge",), dict(type=choice(judge_names()), help="auto: the judge of the model's embedded world, else ImageNet ResNet50.")),
         (("--judge-weights",), dict(help="Weights of a world judge [the shipped ones].")),
         (("--metric", "metrics"), dict(multiple=True, help="Extra metric (built-in or plugin, see `cadkit plugins`); repeatable.")),
-        (("--seed",), dict(type=SEED)),
+        (("--seed",), dict()),
         (("--quick",), dict(is_flag=True, help="Reduced sizes for a smoke test.")),
         (("--out",), dict(help="Run folder [runs/<suite>-<model>].")),
         (("--cache",), dict(help="Image cache folder to share between runs [OUT/cache].")),

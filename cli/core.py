@@ -23,7 +23,7 @@ from cadkit.errors import CadkitError
 from cadkit.typed_options import MAX_SEED
 
 __all__ = ["CadkitCommand", "CadkitSubGroup", "flag_for", "RATIO", "RatioType", "ModulesType", "modules_type", "model_help", "defaults_text",
-           "finite_float", "count", "choice", "SEED", "MAX_COUNT", "spec_options"]
+           "finite_float", "count", "choice", "SEED", "MAX_COUNT", "spec_options", "option_type"]
 
 #: Upper bound of any image or sample count a command accepts (a request beyond it is a typo).
 MAX_COUNT = 1_000_000
@@ -175,7 +175,8 @@ def defaults_text(what: str, fmt: Any = str) -> str:
 
 
 # -- options generated from a typed spec ------------------------------------------------------------------
-def _option_type(meta: Mapping[str, Any]) -> click.ParamType:
+def option_type(meta: Mapping[str, Any]) -> click.ParamType:
+    """The click type of a typed field (its ``metadata``): its bounds checked as the command line is read."""
     kind = meta["kind"]
     if kind == "count":
         return count(int(meta["lo"]), int(meta["hi"]))
@@ -223,7 +224,7 @@ def spec_options(spec: type, param: str = "spec", flags: Mapping[str, Sequence[s
             if meta["kind"] == "flag":
                 out = click.option(*decls, f.name, is_flag=True, default=bool(default), help=helptext)(out)
             else:
-                out = click.option(*decls, f.name, type=_option_type(meta), default=default, required=required,
+                out = click.option(*decls, f.name, type=option_type(meta), default=default, required=required,
                                    show_default=default is not None, help=helptext)(out)
         return out
 

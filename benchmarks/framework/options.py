@@ -34,10 +34,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cadkit.attribution.cad import MAX_BATCH, MAX_SAMPLES, MAX_TIMESTEPS
+from cadkit.attribution.pairs import PAIR_DESIGNS
+from cadkit.attribution.trainer import ACCELERATORS, MAX_DEVICES, STRATEGIES
 from cadkit.cad_settings import PAPER
+from cadkit.editing.masks import GRANULARITIES
 from cadkit.errors import CadkitError, bad_arg
+from cadkit.generation import MAX_IMAGES, MAX_STEPS
+from cadkit.models.loading import DTYPES
 from cadkit.models.registry import DEFAULT_MODEL
-from cadkit.typed_options import check_seed
+from cadkit.typed_options import MAX_SEED, check_fields, check_seed, choice, count, flag, number, text
 
 __all__ = ["BenchOptions", "PromptSpec", "SamplingSpec", "JudgeSpec", "ExecutionSpec", "CadSpec", "InjectedNetworks", "SUB_SPECS",
            "OPTION_NAMES", "SPEC_OF", "option_fields", "EXECUTION_EXTRA", "resolve", "check_options", "fill_model_defaults", "check_total", "judge_names", "QUICK", "parse_list", "parse_float_list", "DEFAULT_TEMPLATE", "model_world",
@@ -111,10 +117,10 @@ class PromptSpec:
     file and its format, the template of generated rows, the folder of real images (``--images-root``)."""
 
     classes: tuple[str, ...] | None = None
-    images_per_class: int | None = None
+    images_per_class: int | None = count(None, 1, MAX_IMAGES, optional=True, doc="images per class")
     prompts: str | None = None
     prompts_format: str = "auto"
-    template: str = DEFAULT_TEMPLATE
+    template: str = text(DEFAULT_TEMPLATE, doc="prompt template of generated rows")
     images_root: str | None = None
 
 
@@ -122,9 +128,9 @@ class PromptSpec:
 class SamplingSpec:
     """How each image is sampled: steps, CFG scale (None: the model's) and the pipeline's dtype."""
 
-    steps: int | None = None
-    guidance: float | None = None
-    dtype: str = "fp32"
+    steps: int | None = count(None, 1, MAX_STEPS, optional=True, doc="sampling steps")
+    guidance: float | None = number(None, 0.0, None, optional=True, doc="CFG scale")
+    dtype: str = choice("fp32", DTYPES, doc="the pipeline's dtype")
 
 
 @dataclass
@@ -142,14 +148,14 @@ class ExecutionSpec:
     """Where and how the work runs; changes no number (never part of the protocol): batch size, devices, nodes,
     accelerator, strategy, run folder, image cache and progress bars."""
 
-    batch_size: int = 32
-    devices: int = 1
-    num_nodes: int = 1
-    accelerator: str = "auto"
-    strategy: str | None = None
+    batch_size: int = count(32, 1, MAX_BATCH, doc="images per sampling call")
+    devices: int = count(1, 1, MAX_DEVICES, doc="devices (processes) per node")
+    num_nodes: int = count(1, 1, MAX_DEVICES, doc="nodes")
+    accelerator: str = choice("auto", ACCELERATORS, doc="auto: cuda if available, else cpu")
+    strategy: str | None = choice(None, STRATEGIES, optional=True, doc="Lightning strategy")
     out: str | None = None
     cache: str | None = None
-    progress: bool = False
+    progress: bool = flag(False, doc="progress bars")
 
 
 @dataclass
@@ -162,13 +168,14 @@ class CadSpec:
     ratios: tuple[float, ...] | None = None
     scales: tuple[float, ...] = (1.5, 2.0, 3.0)
     modules: str | None = None
-    granularity: str = "row"
-    amplify_images: int | None = None
-    attr_samples: int = PAPER.samples
-    attr_timesteps: int | None = None
-    attr_guidance: float = PAPER.guidance
-    attr_pair_design: str = PAPER.pair_design
-    base_prompt: str = PAPER.base_prompt
+    granularity: str = choice("row", GRANULARITIES, doc="mask granularity")
+    amplify_images: int | None = count(None, 1, MAX_SAMPLES, optional=True, doc="concept images per class of CAD-Amplify")
+    attr_samples: int = count(PAPER.samples, 1, MAX_SAMPLES, doc="attribution trajectories per concept")
+    attr_timesteps: int | None = count(None, 1, MAX_TIMESTEPS, optional=True, doc="attribution timesteps")
+    attr_guidance: float = number(PAPER.guidance, 0.0, None, doc="CFG of the attribution trajectories")
+    attr_pair_design: str = choice(PAPER.pair_design, PAIR_DESIGNS, doc=(
+        "erase attribution pairs: trajectories, official (the paper's: one trajectory per step) or stratified"))
+    base_prompt: str = text(PAPER.base_prompt, doc="c_base of the erase objective")
 
 
 @dataclass
@@ -250,7 +257,7 @@ class BenchOptions:
 
     model: str = DEFAULT_MODEL
     quick: bool = False
-    seed: int = 0
+    seed: int = count(0, 0, MAX_SEED, doc="seed of the run (prompts, attribution, methods)")
     methods: tuple[str, ...] | None = None
     method_options: Any = field(default_factory=dict)
     suite: str = ""
@@ -326,31 +333,14 @@ def option_fields() -> tuple[dataclasses.Field[Any], ...]:
     return tuple({**own, **subs}[n] for n in OPTION_NAMES)
 
 
-def _positive_int(arg: str, v: int | None, hi: int | None = None) -> None:
-    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0 or (hi is not None and v > hi)):
-        raise bad_arg(arg, "a positive integer" if hi is None else f"an integer from 1 to {hi:,}", v)
-
-
-def _finite(arg: str, v: float | None) -> None:
-    import math
-
-    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0):
-        raise bad_arg(arg, "a finite number >= 0", v)
-
-
 def _check_sizes(o: BenchOptions) -> None:
-    """Every count has an upper bound and every number is finite, checked before anything is planned."""
-    from cadkit.attribution.cad import MAX_BATCH, MAX_SAMPLES, MAX_TIMESTEPS
-    from cadkit.attribution.trainer import check_devices
-    from cadkit.generation import MAX_IMAGES, MAX_STEPS
-
-    for arg, hi in (("images_per_class", MAX_IMAGES), ("batch_size", MAX_BATCH), ("devices", 4096), ("num_nodes", 4096),
-                    ("amplify_images", MAX_SAMPLES), ("attr_samples", MAX_SAMPLES), ("attr_timesteps", MAX_TIMESTEPS),
-                    ("steps", MAX_STEPS)):
-        _positive_int(arg, getattr(o, arg), hi)
-    _finite("guidance", o.guidance)
-    _finite("attr_guidance", o.attr_guidance)
+    """Every typed field of the sub-specs against its declaration (every count has an upper bound and every number
+    is finite), checked before anything is planned."""
     from cadkit.attribution.pairs import check_pair_design
+    from cadkit.attribution.trainer import check_devices
+
+    for spec in (o.prompting, o.sampling, o.judging, o.runtime, o.cad):
+        check_fields(spec)
 
     check_pair_design(o.attr_pair_design, o.attr_samples, o.attr_timesteps, arg="attr_pair_design")
     check_seed("seed", o.seed)
@@ -412,7 +402,7 @@ def check_options(opts: BenchOptions, suite: str, *, objects: bool = True,
     ``prompt_formats``: the ``--prompts-format`` values the suite accepts besides ``auto`` (None: any).
     """
     from cadkit.data.prompts import FORMATS
-    from cadkit.editing.masks import GRANULARITIES, parse_ratio
+    from cadkit.editing.masks import parse_ratio
     from cadkit.models.registry import REGISTRY
 
     o = dataclasses.replace(opts, suite=suite)
@@ -430,8 +420,6 @@ def check_options(opts: BenchOptions, suite: str, *, objects: bool = True,
         from cadkit.benchmarks.framework.methods import parse_methods
 
         o.methods = parse_methods(o.methods)
-    if o.granularity not in GRANULARITIES:
-        raise bad_arg("granularity", GRANULARITIES, o.granularity)
     if "{class}" not in o.template:
         raise bad_arg("template", "a prompt template containing '{class}'", o.template)
     if o.ratio is not None:

@@ -70,3 +70,26 @@ def test_suite_options_on_fields_leave_the_default_to_bench_options() -> None:
                 seen += 1
                 assert o.default is None and not o.is_flag, (suite.name, o.name, o.default)
     assert seen  # e.g. --scales, --methods, --images-root
+
+
+def test_typed_fields_give_the_common_options_their_types_and_bounds() -> None:
+    """Each common option whose field is typed (``cadkit.typed_options``) takes its bounds and choices from the field
+    (one declaration); a value out of them is refused by click and by the library's one check (``check_options``)."""
+    from cadkit.benchmarks.framework.options import check_options
+    from cadkit.errors import CadkitError
+
+    suite = load_suites()["erase-objects"]
+    params = {p.name: p for p in _command(suite).params}
+    typed = [f for f in option_fields() if f.metadata.get("kind") in ("count", "number", "choice")]
+    assert {f.name for f in typed} >= {"steps", "guidance", "batch_size", "devices", "attr_timesteps", "granularity", "seed"}
+    for f in typed:
+        p, m = params[f.name], f.metadata
+        if m["kind"] == "choice":
+            assert tuple(p.type.choices) == m["choices"], f.name
+        elif m["kind"] == "count":
+            assert (p.type.min, p.type.max) == (m["lo"], m["hi"]), f.name
+        else:
+            assert (p.type.lo, p.type.hi, p.type.open_lo) == (m["lo"], m["hi"], m["lo_open"]), f.name
+        if m["kind"] == "count":  # one past the top: refused by the library's check too, naming the option
+            with pytest.raises(CadkitError, match=rf"^{f.name}: expected an integer from"):
+                check_options(BenchOptions(model="tiny", **{f.name: m["hi"] + 1}), "erase-objects")
