@@ -74,20 +74,20 @@ class Suite:
     protocol_keys: tuple[str, ...] = OBJECT_PROTOCOL_KEYS
     refused: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        self.defaults = dict(self.defaults or {})
+        self.options, self.protocol_keys, self.refused = tuple(self.options), tuple(self.protocol_keys), tuple(self.refused)
+
 
 SUITES: dict[str, Suite] = {}
 
 
-def register_suite(name: str, help: str = "", check: Callable[[BenchOptions], BenchOptions] | None = None,
-                   defaults: dict[str, Any] | None = None, options: tuple[SuiteOption, ...] = (), *, objects: bool = True,
-                   prompt_formats: tuple[str, ...] | None = ("imagenette",), prompts_help: str = OBJECT_PROMPTS_HELP,
-                   protocol_keys: tuple[str, ...] = OBJECT_PROTOCOL_KEYS,
-                   refused: tuple[str, ...] = ()) -> Callable[[Callable[[Any], SuiteResult]], Callable[[Any], SuiteResult]]:
-    """Decorator registering ``fn(ctx) -> SuiteResult`` as suite ``name`` (see :class:`Suite`)."""
+def register_suite(name: str, help: str = "", **settings: Any) -> Callable[[Callable[[Any], SuiteResult]], Callable[[Any], SuiteResult]]:
+    """Decorator registering ``fn(ctx) -> SuiteResult`` as suite ``name``: ``help`` (default: the first line of its
+    docstring) and ``settings``, the other fields of :class:`Suite` by name (declared there, once)."""
 
     def deco(fn: Callable[[Any], SuiteResult]) -> Callable[[Any], SuiteResult]:
-        SUITES[name] = Suite(name, fn, help or (fn.__doc__ or "").strip().splitlines()[0], check, dict(defaults or {}), tuple(options),
-                             objects, prompt_formats, prompts_help, tuple(protocol_keys), tuple(refused))
+        SUITES[name] = Suite(name, fn, help or (fn.__doc__ or "").strip().splitlines()[0], **settings)
         return fn
 
     return deco
