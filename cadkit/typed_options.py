@@ -67,14 +67,14 @@ def check_seed(param: str, value: Any, top: int = MAX_SEED) -> int:
     return check_int(param, value, 0, top)
 
 
-def _range_text(lo: float | None, hi: float | None, lo_open: bool) -> str:
-    return f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+def _range_text(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool = False) -> str:
+    return f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{')' if hi_open else ']'}"
 
 
 def number(default: float | None, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
-           optional: bool = False, doc: str = "") -> Any:
-    """A finite float option in ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``); None allowed when ``optional``."""
-    return dataclasses.field(default=default, metadata={"kind": "number", "lo": lo, "hi": hi, "lo_open": lo_open,
+           hi_open: bool = False, optional: bool = False, doc: str = "") -> Any:
+    """A finite float option in ``[lo, hi]`` (``lo_open`` / ``hi_open``: that end excluded); None allowed when ``optional``."""
+    return dataclasses.field(default=default, metadata={"kind": "number", "lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open,
                                                         "optional": optional, "doc": doc})
 
 
@@ -113,14 +113,15 @@ def _coerce(name: str, meta: Mapping[str, Any], value: Any) -> Any:
         raise bad_arg(name, f"a value ({kind}), not None", value)
     if kind == "number":
         lo, hi = meta["lo"], meta["hi"]
-        allowed = f"a finite number in {_range_text(lo, hi, meta['lo_open'])}"
+        allowed = f"a finite number in {_range_text(lo, hi, meta['lo_open'], meta.get('hi_open', False))}"
         if isinstance(value, bool) or (isinstance(value, str) and not _NUMBER.fullmatch(value.strip())):
             raise bad_arg(name, allowed, _shown(value))
         try:
             v = float(value.strip() if isinstance(value, str) else value)
         except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
             raise bad_arg(name, allowed, _shown(value)) from None
-        if not math.isfinite(v) or (lo is not None and (v < lo or (meta["lo_open"] and v == lo))) or (hi is not None and v > hi):
+        if not math.isfinite(v) or (lo is not None and (v < lo or (meta["lo_open"] and v == lo))) or (
+                hi is not None and (v > hi or (meta.get("hi_open") and v == hi))):
             raise bad_arg(name, allowed, _shown(value))
         return v
     if kind == "count":
@@ -264,7 +265,8 @@ def describe_options(cls: type) -> list[tuple[str, str, str, str]]:
         kind = m.get("kind", "value")
         if kind == "number":
             lo, hi = m["lo"], m["hi"]
-            kind = f"number {'(' if m['lo_open'] else '['}{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}]"
+            kind = (f"number {'(' if m['lo_open'] else '['}{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}"
+                    f"{')' if m.get('hi_open') else ']'}")
         elif kind == "count":
             kind = f"integer [{m['lo']}, {m['hi']}]"
         elif kind == "choice":

@@ -112,16 +112,16 @@ def modules_type() -> ModulesType:
 
 
 class FiniteFloat(click.ParamType):
-    """A finite float (no NaN, no inf) in ``[lo, hi]`` (either end optional; ``open_lo`` excludes ``lo``)."""
+    """A finite float (no NaN, no inf) in ``[lo, hi]`` (either end optional; ``open_lo`` / ``open_hi`` exclude it)."""
 
     name = "number"
 
-    def __init__(self, lo: float | None = None, hi: float | None = None, open_lo: bool = False) -> None:
-        self.lo, self.hi, self.open_lo = lo, hi, open_lo
+    def __init__(self, lo: float | None = None, hi: float | None = None, open_lo: bool = False, open_hi: bool = False) -> None:
+        self.lo, self.hi, self.open_lo, self.open_hi = lo, hi, open_lo, open_hi
 
     def _range(self) -> str:
         lo = "" if self.lo is None else (f"> {self.lo:g}" if self.open_lo else f">= {self.lo:g}")
-        hi = "" if self.hi is None else f"<= {self.hi:g}"
+        hi = "" if self.hi is None else (f"< {self.hi:g}" if self.open_hi else f"<= {self.hi:g}")
         return " and ".join(x for x in (lo, hi) if x)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
@@ -130,16 +130,16 @@ class FiniteFloat(click.ParamType):
         except (TypeError, ValueError):
             self.fail(f"expected a number; got {value!r}", param, ctx)
         ok = math.isfinite(v) and (self.lo is None or (v > self.lo if self.open_lo else v >= self.lo))
-        ok = ok and (self.hi is None or v <= self.hi)
+        ok = ok and (self.hi is None or (v < self.hi if self.open_hi else v <= self.hi))
         if not ok:
             rng = self._range()
             self.fail(f"expected a finite number{' ' + rng if rng else ''}; got {value!r}", param, ctx)
         return v
 
 
-def finite_float(lo: float | None = None, hi: float | None = None, open_lo: bool = False) -> FiniteFloat:
+def finite_float(lo: float | None = None, hi: float | None = None, open_lo: bool = False, open_hi: bool = False) -> FiniteFloat:
     """See :class:`FiniteFloat`."""
-    return FiniteFloat(lo, hi, open_lo)
+    return FiniteFloat(lo, hi, open_lo, open_hi)
 
 
 def count(lo: int = 1, hi: int = MAX_COUNT) -> click.IntRange:
@@ -181,7 +181,7 @@ def option_type(meta: Mapping[str, Any]) -> click.ParamType:
     if kind == "count":
         return count(int(meta["lo"]), int(meta["hi"]))
     if kind == "number":
-        return finite_float(meta["lo"], meta["hi"], bool(meta["lo_open"]))
+        return finite_float(meta["lo"], meta["hi"], bool(meta["lo_open"]), bool(meta.get("hi_open")))
     if kind == "choice":
         return choice(meta["choices"])
     if kind == "text":
@@ -216,13 +216,15 @@ def spec_options(spec: type, param: str = "spec", flags: Mapping[str, Sequence[s
             if "kind" not in meta:
                 raise ValueError(f"spec_options: {spec.__name__}.{f.name} is not a typed option field")
             decls = list((flags or {}).get(f.name, ("--" + f.name.replace("_", "-"),)))
-            helptext = " ".join(x for x in (str(meta.get("doc", "")), (more_help or {}).get(f.name, "")) if x)
+            doc, more = str(meta.get("doc", "")), (more_help or {}).get(f.name, "")
+            helptext = f"{doc} {more}" if more else (doc + "." if doc and doc[-1] not in ".!?)" else doc)
             default = f.default if f.default is not dataclasses.MISSING else None
             if "_" not in helptext.split(" ", 1)[0]:  # a sentence, not a name (c_base) that must stay as written
                 helptext = helptext[:1].upper() + helptext[1:]
             required = f.default is dataclasses.MISSING
-            if meta["kind"] == "flag":
-                out = click.option(*decls, f.name, is_flag=True, default=bool(default), help=helptext)(out)
+            if meta["kind"] == "flag":  # --name/--no-name: a flag that is on by default can be turned off
+                flag_decls = [d if "/" in d or not d.startswith("--") else f"{d}/--no-{d[2:]}" for d in decls]
+                out = click.option(*flag_decls, f.name, default=bool(default), show_default=True, help=helptext)(out)
             else:
                 out = click.option(*decls, f.name, type=option_type(meta), default=default, required=required,
                                    show_default=default is not None, help=helptext)(out)

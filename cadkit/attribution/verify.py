@@ -35,7 +35,7 @@ from cadkit.editing.apply import apply_intervention
 from cadkit.editing.masks import select
 from cadkit.errors import bad_arg
 from cadkit.models.adapters.base import Condition, DiffusionAdapter
-from cadkit.typed_options import check_int
+from cadkit.typed_options import check_fields, count, flag, number
 
 __all__ = ["Trial", "VerifyResult", "FixedPairs", "AblationSpec", "random_subsets", "verify", "pearson_and_slope",
            "MAX_TRIALS"]
@@ -166,26 +166,21 @@ def pearson_and_slope(x: Tensor, y: Tensor) -> tuple[float, float]:
     return r, slope
 
 
-def check_verify_args(trials: int, fraction: float) -> None:
-    """One-line errors for ``trials`` and ``fraction``."""
-    check_int("trials", trials, 1, MAX_TRIALS)
-    if not isinstance(fraction, (int, float)) or not math.isfinite(fraction) or not 0 < fraction < 1:
-        raise bad_arg("fraction", "a number in (0, 1)", fraction)
-
-
 @dataclass(frozen=True)
 class AblationSpec:
     """The ablations of :func:`verify`, validated when made: ``trials`` random subsets, each a fraction
     ``fraction`` of the attributed weights; ``top_ratio``: also the top-k positive set CAD-Erase removes
     at that ratio (None: not); ``recompute``: also J with the reference recomputed under each ablation."""
 
-    trials: int = 100
-    fraction: float = 1e-3
-    top_ratio: float | None = None
-    recompute: bool = True
+    trials: int = count(100, 1, MAX_TRIALS, doc="random subsets S")
+    fraction: float = number(1e-3, 0.0, 1.0, lo_open=True, hi_open=True, doc="size of each S, as a fraction of the attributed weights")
+    top_ratio: float | None = number(None, 0.0, 1.0, lo_open=True, optional=True,
+                                     doc="also the top-k positive set CAD-Erase removes at this ratio")
+    recompute: bool = flag(True, doc=("also measure J with the base-prompt reference recomputed under each ablation (one more "
+                                      "forward pass per pair)"))
 
     def __post_init__(self) -> None:
-        check_verify_args(self.trials, self.fraction)
+        check_fields(self)
 
 
 def verify(adapter: DiffusionAdapter, spec: AttributionSpec, ablation: AblationSpec = AblationSpec(), *,

@@ -56,8 +56,8 @@ def test_bounds_and_choices_come_from_the_field(args: list[str], flag: str) -> N
 def test_help_is_the_field_doc_plus_what_the_command_adds() -> None:
     cmd, _ = _command()
     out = " ".join(CliRunner().invoke(cmd, ["--help"]).output.split())
-    assert "-n, --images INTEGER RANGE Images per prompt [default: 2; 1<=x<=10]" in out
-    assert "A scale [default: none]" in out and "The mode [default: a]" in out
+    assert "-n, --images INTEGER RANGE Images per prompt. [default: 2; 1<=x<=10]" in out
+    assert "A scale [default: none]" in out and "The mode. [default: a]" in out
 
 
 def test_an_untyped_field_is_refused() -> None:
@@ -117,3 +117,21 @@ def test_attribute_cli_makes_the_spec_the_python_api_makes(tmp_path: Any, monkey
     assert kw["modules"] == "ff" and kw["images"] is None
     res = run_cli("attribute", "--concept", "  ")
     assert res.code == 2 and "--concept" in res.err and not got[1:]
+
+
+def test_verify_options_are_the_attribution_and_ablation_fields() -> None:
+    from cadkit.attribution.verify import AblationSpec
+    from cadkit.cli.verify_cmd import verify
+
+    params = {p.name: p for p in verify.params}
+    for f in dataclasses.fields(AblationSpec):
+        if f.name == "top_ratio":  # --top with --ratio
+            assert f.name not in params
+            continue
+        p = params[f.name]
+        assert p.default == f.default, f.name
+        if f.metadata["kind"] == "number":
+            assert (p.type.lo, p.type.hi, p.type.open_lo, p.type.open_hi) == (0.0, 1.0, True, True)
+    assert params["recompute"].secondary_opts == ["--no-recompute"]
+    with pytest.raises(Exception, match="fraction"):
+        AblationSpec(fraction=1.0)
