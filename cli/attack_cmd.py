@@ -9,43 +9,49 @@ import click
 from cadkit.attacks.options import (
     DEFAULT_WEIGHT_DECAY,
     FILTER_TOKENS_HELP,
-    MAX_FILTER_TOKENS,
     OFFICIAL_P4D_LR,
-    P4D_IMPLS,
-    P4D_VARIANTS,
-    SCHEDULERS,
     UD_LR,
-    VOCABS,
     AttackOptions,
 )
-from cadkit.cli.core import SEED, CadkitCommand, choice, count, defaults_text, finite_float, model_help
+from cadkit.cli.core import SEED, CadkitCommand, count, defaults_text, finite_float, model_help
 from cadkit.models.registry import DEFAULT_MODEL
 
 _G = lambda g: f"{g:g}"  # noqa: E731
-#: (flag, click type, help) of every attack option; a value not given takes the model's preset.
-ATTACK_OPTIONS: tuple[tuple[str, Any, str], ...] = (
-    ("--num-timesteps", count(1, 1000), "Timesteps (blocks) walked in ascending order " + defaults_text("attack.num_timesteps")),
-    ("--iterations", count(1, 10_000), "Optimiser steps per timestep " + defaults_text("attack.iterations")),
-    ("--k", count(1, 512), "Adversarial prefix tokens [default: 5 for nudity, 3 for objects and styles]."),
-    ("--lr", finite_float(0, open_lo=True), f"Learning rate [default: {UD_LR:g}; official P4D {OFFICIAL_P4D_LR:g}]."),
-    ("--weight-decay", finite_float(0), f"Weight decay [default: {DEFAULT_WEIGHT_DECAY:g}]."),
-    ("--p4d-impl", choice(P4D_IMPLS), f"P4D: ud (UnlearnDiff's re-implementation, Table 3) or official [default: {AttackOptions.p4d_impl}]."),
-    ("--p4d-variant", choice(P4D_VARIANTS), f"Official P4D: n, k or union [default: {AttackOptions.p4d_variant}]."),
-    ("--official-iterations", count(1, 100_000), "Official P4D steps " + defaults_text("attack.official_iterations")),
-    ("--eval-every", count(1, 100_000), "Official P4D: judge every N steps " + defaults_text("attack.eval_every")),
-    ("--prompt-len", count(1, 512), "Official P4D-N tokens " + defaults_text("attack.prompt_len")),
-    ("--target-steps", count(1, 1000), "Sampling steps of the target images " + defaults_text("attack.target_steps")),
-    ("--target-guidance", finite_float(0), "CFG of the target images " + defaults_text("attack.target_guidance", _G)),
-    ("--eval-steps", count(1, 1000), "Sampling steps of the judged images " + defaults_text("attack.eval_steps")),
-    ("--guidance", finite_float(0), "CFG for rows without evaluation_guidance " + defaults_text("attack.guidance", _G)),
-    ("--scheduler", choice(SCHEDULERS), "Sampler of targets and judging " + defaults_text("attack.scheduler")),
-    ("--vocab", choice(VOCABS), "Tokens the attack may place: all, or whole words " + defaults_text("attack.vocab")),
-    ("--filter-tokens", count(0, MAX_FILTER_TOKENS), FILTER_TOKENS_HELP),
+#: (flag, help) of every attack option on the command line; type and bounds are the ``AttackOptions`` field's; a value not
+#: given takes the model's preset.
+ATTACK_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("--num-timesteps", "Timesteps (blocks) walked in ascending order " + defaults_text("attack.num_timesteps")),
+    ("--iterations", "Optimiser steps per timestep " + defaults_text("attack.iterations")),
+    ("--k", "Adversarial prefix tokens [default: 5 for nudity, 3 for objects and styles]."),
+    ("--lr", f"Learning rate [default: {UD_LR:g}; official P4D {OFFICIAL_P4D_LR:g}]."),
+    ("--weight-decay", f"Weight decay [default: {DEFAULT_WEIGHT_DECAY:g}]."),
+    ("--p4d-impl", f"P4D: ud (UnlearnDiff's re-implementation, Table 3) or official [default: {AttackOptions.p4d_impl}]."),
+    ("--p4d-variant", f"Official P4D: n, k or union [default: {AttackOptions.p4d_variant}]."),
+    ("--official-iterations", "Official P4D steps " + defaults_text("attack.official_iterations")),
+    ("--eval-every", "Official P4D: judge every N steps " + defaults_text("attack.eval_every")),
+    ("--prompt-len", "Official P4D-N tokens " + defaults_text("attack.prompt_len")),
+    ("--target-steps", "Sampling steps of the target images " + defaults_text("attack.target_steps")),
+    ("--target-guidance", "CFG of the target images " + defaults_text("attack.target_guidance", _G)),
+    ("--eval-steps", "Sampling steps of the judged images " + defaults_text("attack.eval_steps")),
+    ("--guidance", "CFG for rows without evaluation_guidance " + defaults_text("attack.guidance", _G)),
+    ("--scheduler", "Sampler of targets and judging " + defaults_text("attack.scheduler")),
+    ("--vocab", "Tokens the attack may place: all, or whole words " + defaults_text("attack.vocab")),
+    ("--filter-tokens", FILTER_TOKENS_HELP),
 )
 
 
+def _option_type(flag: str) -> Any:
+    """The click type of an attack option: its ``AttackOptions`` field's type and bounds."""
+    import dataclasses
+
+    from cadkit.cli.core import option_type
+
+    fields = {f.name: f for f in dataclasses.fields(AttackOptions)}
+    return option_type(fields[flag[2:].replace("-", "_")].metadata)
+
+
 def attack_option_names() -> list[str]:
-    return [flag[2:].replace("-", "_") for flag, _, _ in ATTACK_OPTIONS]
+    return [flag[2:].replace("-", "_") for flag, _ in ATTACK_OPTIONS]
 
 
 class AttackType(click.ParamType):
@@ -92,8 +98,8 @@ def _list_options(ctx: click.Context, param: click.Parameter, value: bool) -> No
 
 
 def _with_attack_options(f: Any) -> Any:
-    for flag, typ, help_ in reversed(ATTACK_OPTIONS):
-        f = click.option(flag, type=typ, default=None, help=help_)(f)
+    for flag, help_ in reversed(ATTACK_OPTIONS):
+        f = click.option(flag, type=_option_type(flag), default=None, help=help_)(f)
     return f
 
 

@@ -134,9 +134,14 @@ def _command(suite: Any) -> click.Command:
 
 
 def _parse_type(t: Any) -> Any:
-    """A suite option's type, checked as the line is read: counts are bounded, numbers finite."""
-    from cadkit.cli.core import MAX_COUNT, count, finite_float
+    """A suite option's type, checked as the line is read: counts are bounded, numbers finite; a typed dataclass field
+    (``cadkit.typed_options``) gives its own type and bounds."""
+    import dataclasses
 
+    from cadkit.cli.core import MAX_COUNT, count, finite_float, option_type
+
+    if isinstance(t, dataclasses.Field):
+        return option_type(t.metadata)
     return count(1, MAX_COUNT) if t is int else finite_float() if t is float else t
 
 

@@ -36,7 +36,8 @@ __all__ = ["OBJECT_PROMPTS_HELP", "OBJECT_PROTOCOL_KEYS", "SuiteOption", "Suite"
 @dataclass(frozen=True)
 class SuiteOption:
     """A suite-specific command-line option: ``--flag`` sets ``BenchOptions.<name>`` if that field
-    exists, else ``BenchOptions.extra[name]``. ``type`` is a Python type or a click parameter type;
+    exists, else ``BenchOptions.extra[name]``. ``type`` is a Python type, a click parameter type or a typed dataclass
+    field (``cadkit.typed_options``: the field's type and bounds);
     ``multiple``: the flag may be repeated (the value is a tuple)."""
 
     name: str

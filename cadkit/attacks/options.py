@@ -18,13 +18,12 @@ guidance 5.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from cadkit.errors import bad_arg
-from cadkit.typed_options import check_int
+from cadkit.typed_options import check_fields, choice, count, flag, number
 
 __all__ = ["ATTACKS", "MAX_FILTER_TOKENS", "FILTER_TOKENS_HELP", "P4D_IMPLS", "P4D_VARIANTS", "SCHEDULERS", "VOCABS", "AttackOptions", "options_for",
            "preset_help", "tiny_options"]
@@ -56,62 +55,36 @@ class AttackOptions:
     drops prompts longer than that many tokens (0: keep all).
     """
 
-    p4d_impl: str = "ud"
-    p4d_variant: str = "n"
-    k: int | None = None
-    num_timesteps: int = 50
-    iterations: int = 40
-    lr: float | None = None
-    weight_decay: float | None = None
-    official_iterations: int = 3000
-    eval_every: int = 50
-    prompt_len: int = 16
-    every_k: int = 3
-    num_target_images: int = 3
-    num_eval_images: int = 3
-    target_steps: int = 25
-    target_guidance: float = 7.5
-    eval_steps: int = 50
-    guidance: float = 7.5
-    scheduler: str = "default"
-    mask_special: bool = True
-    vocab: str = "all"
-    filter_tokens: int = 60
-    height: int | None = None
-    width: int | None = None
+    p4d_impl: str = choice("ud", P4D_IMPLS, doc="P4D: ud (UnlearnDiff's re-implementation, Table 3) or official")
+    p4d_variant: str = choice("n", P4D_VARIANTS, doc="official P4D: n, k or union")
+    k: int | None = count(None, 1, 512, optional=True, doc="adversarial prefix tokens (None: the task's)")
+    num_timesteps: int = count(50, 1, 1000, doc="timesteps (blocks) walked in ascending order")
+    iterations: int = count(40, 1, 10_000, doc="optimiser steps per timestep")
+    lr: float | None = number(None, 0.0, None, lo_open=True, optional=True, doc="learning rate (None: the method's)")
+    weight_decay: float | None = number(None, 0.0, None, optional=True, doc="weight decay (None: the method's)")
+    official_iterations: int = count(3000, 1, 100_000, doc="official P4D steps")
+    eval_every: int = count(50, 1, 100_000, doc="official P4D: judge every N steps")
+    prompt_len: int = count(16, 1, 512, doc="official P4D-N tokens")
+    every_k: int = count(3, 1, 512, doc="official P4D-K: a learned token before every k prompt tokens")
+    num_target_images: int = count(3, 1, 64, doc="official P4D: base images per prompt, the most concept-like kept as the target")
+    num_eval_images: int = count(3, 1, 64, doc="official P4D: images of the best prompt judged at the end (success if any is)")
+    target_steps: int = count(25, 1, 1000, doc="sampling steps of the target images")
+    target_guidance: float = number(7.5, 0.0, None, doc="CFG of the target images")
+    eval_steps: int = count(50, 1, 1000, doc="sampling steps of the judged images")
+    guidance: float = number(7.5, 0.0, None, doc="CFG for rows without evaluation_guidance")
+    scheduler: str = choice("default", SCHEDULERS, doc="sampler of targets and judging")
+    mask_special: bool = flag(True, doc="keep BOS/EOS/pad out of the optimised tokens")
+    vocab: str = choice("all", VOCABS, doc="tokens the attack may place: all, or whole words")
+    filter_tokens: int = count(60, 0, MAX_FILTER_TOKENS, doc="drop prompts of more than N tokens, BOS/EOS included; 0 keeps all")
+    height: int | None = count(None, 8, 8192, optional=True, doc="image height (None: the model's)")
+    width: int | None = count(None, 8, 8192, optional=True, doc="image width (None: the model's)")
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> AttackOptions:
-        """Raise :func:`~cadkit.errors.bad_arg` naming the first bad field; returns ``self``."""
-        for name, allowed in (("p4d_impl", P4D_IMPLS), ("p4d_variant", P4D_VARIANTS), ("scheduler", SCHEDULERS), ("vocab", VOCABS)):
-            if getattr(self, name) not in allowed:
-                raise bad_arg(name, allowed, getattr(self, name))
-        counts = {
-            "num_timesteps": (1, 1000), "iterations": (1, 10_000), "official_iterations": (1, 100_000),
-            "eval_every": (1, 100_000), "prompt_len": (1, 512), "every_k": (1, 512), "num_target_images": (1, 64),
-            "num_eval_images": (1, 64), "target_steps": (1, 1000), "eval_steps": (1, 1000), "filter_tokens": (0, MAX_FILTER_TOKENS),
-        }
-        for name, (lo, hi) in counts.items():
-            v = getattr(self, name)
-            check_int(name, v, lo, hi)
-        if self.k is not None and (isinstance(self.k, bool) or not isinstance(self.k, int) or not 1 <= self.k <= 512):
-            raise bad_arg("k", "None or an integer in [1, 512]", self.k)
-        for name in ("height", "width"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 8 <= v <= 8192):
-                raise bad_arg(name, "None or an integer in [8, 8192]", v)
-        for name, positive in (("lr", True), ("weight_decay", False), ("target_guidance", False), ("guidance", False)):
-            v = getattr(self, name)
-            if v is None and name in ("lr", "weight_decay"):
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
-                raise bad_arg(name, "a finite number", v)
-            if (positive and float(v) <= 0) or float(v) < 0:
-                raise bad_arg(name, "a finite number > 0" if positive else "a finite number >= 0", v)
-        if not isinstance(self.mask_special, bool):
-            raise bad_arg("mask_special", "True or False", self.mask_special)
+        """Raise :func:`~cadkit.errors.bad_arg` naming the first bad field (each field's declaration); returns ``self``."""
+        check_fields(self)
         return self
 
     def replace(self, **changes: Any) -> AttackOptions:

@@ -135,3 +135,26 @@ def test_verify_options_are_the_attribution_and_ablation_fields() -> None:
     assert params["recompute"].secondary_opts == ["--no-recompute"]
     with pytest.raises(Exception, match="fraction"):
         AblationSpec(fraction=1.0)
+
+
+def test_attack_options_take_their_bounds_from_attack_options_fields() -> None:
+    """``cadkit attack`` and ``cadkit bench attack``: each attack option's type and bounds are its AttackOptions field's."""
+    from cadkit.attacks.options import AttackOptions
+    from cadkit.benchmarks.framework.registry import load_suites
+    from cadkit.cli.attack_cmd import attack
+    from cadkit.cli.bench_cmd import _command
+
+    fields = {f.name: f for f in dataclasses.fields(AttackOptions)}
+    for cmd in (attack, _command(load_suites()["attack"])):
+        offered = [p for p in cmd.params if p.name in fields and p.name != "guidance" or (cmd is attack and p.name == "guidance")]
+        assert len(offered) >= 15
+        for p in offered:
+            m = fields[p.name].metadata
+            if m["kind"] == "count":
+                assert (p.type.min, p.type.max) == (m["lo"], m["hi"]), p.name
+            elif m["kind"] == "number":
+                assert (p.type.lo, p.type.hi, p.type.open_lo) == (m["lo"], m["hi"], m["lo_open"]), p.name
+            elif m["kind"] == "choice":
+                assert tuple(p.type.choices) == m["choices"], p.name
+    with pytest.raises(Exception, match=r"^k: expected an integer from 1 to 512"):
+        AttackOptions(k=513)
