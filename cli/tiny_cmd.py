@@ -9,8 +9,10 @@ import click
 from cadkit.cli.core import SEED, CadkitSubGroup, choice, count, finite_float
 from cadkit.errors import bad_arg
 from cadkit.models.registry import DEFAULT_MODEL
+from cadkit.tiny.finetune import MAX_STEPS as MAX_FINETUNE_STEPS
 from cadkit.tiny.model import PRESETS
 from cadkit.tiny.paraphrases import PARAPHRASE_DEFAULTS, PROMPT_SETS
+from cadkit.tiny.train import MAX_TRAIN_BATCH, MAX_TRAIN_STEPS
 
 __all__ = ["register"]
 
@@ -34,8 +36,8 @@ def render(out: str, n: int, seed: int) -> None:
 
 @tiny.command()
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (config, checkpoints, pipeline/).")
-@click.option("--steps", type=count(1, 10_000_000), default=None, help="UNet training steps (default: the preset's).")
-@click.option("--batch-size", type=count(1, 65_536), default=None, help="UNet batch size (default: the preset's).")
+@click.option("--steps", type=count(1, MAX_TRAIN_STEPS), default=None, help="UNet training steps (default: the preset's).")
+@click.option("--batch-size", type=count(1, MAX_TRAIN_BATCH), default=None, help="UNet batch size (default: the preset's).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--config", "preset", type=choice(PRESETS), default="default", show_default=True, help="Training preset.")
 @click.option("--resume", is_flag=True, help="Resume from OUT/checkpoints/last.ckpt.")
@@ -59,9 +61,9 @@ def train(out: str, steps: int | None, batch_size: int | None, seed: int, preset
 @tiny.command()
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (config, checkpoints, snapshots/, pipeline/).")
 @click.option("--base", default=None, type=click.Path(file_okay=False), help="Pipeline folder to start from (default: the shipped tiny).")
-@click.option("--steps", type=count(1, 1_000_000), default=None, help="Fine-tuning steps (default 3000).")
+@click.option("--steps", type=count(1, MAX_FINETUNE_STEPS), default=None, help="Fine-tuning steps (default 3000).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--snapshot-every", type=count(0, 1_000_000), default=0, show_default=True, help="Export the EMA pipeline every N steps (0: never).")
+@click.option("--snapshot-every", type=count(0, MAX_FINETUNE_STEPS), default=0, show_default=True, help="Export the EMA pipeline every N steps (0: never).")
 @click.option("--resume", is_flag=True, help="Resume from OUT/checkpoints/last.ckpt.")
 def finetune(out: str, base: str | None, steps: int | None, seed: int, snapshot_every: int, resume: bool) -> None:
     """Fine-tune a trained tiny model on the long-tail domain (new words, rare classes)."""

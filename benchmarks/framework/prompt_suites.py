@@ -85,11 +85,12 @@ def prepare_options(o: BenchOptions, options: Sequence[SuiteOption]) -> BenchOpt
     """Common ``check`` of these suites: fill every suite option's default into ``extra`` (so that the CLI
     and the Python API record the same protocol) and apply ``--quick`` to ``--limit``."""
     from cadkit.generation import MAX_IMAGES
+    from cadkit.typed_options import check_int
 
     extra = {**_defaults(options), **{k: v for k, v in o.extra.items() if v is not None}}
     lim = extra.get("limit")
-    if lim is not None and (isinstance(lim, bool) or not isinstance(lim, int) or not 1 <= lim <= MAX_IMAGES):
-        raise bad_arg("limit", f"an integer from 1 to {MAX_IMAGES:,}", lim)
+    if lim is not None:
+        check_int("limit", lim, 1, MAX_IMAGES)
     for name in ("categories", "artists"):  # a list option given empty is a mistake, not "all"
         v = extra.get(name)
         if isinstance(v, str) and not [x for x in v.split(",") if x.strip()]:

@@ -29,12 +29,15 @@ import torch
 from cadkit.errors import CadkitError, bad_arg
 from cadkit.outputs import atomic_dir, check_writable_dir, write_json
 from cadkit.tiny.model import MAX_TOKENS, TinyConfig, build_text_encoder, count_params, get_config, write_tokenizer
+from cadkit.typed_options import check_int
 
 __all__ = ["FINETUNE_DEFAULTS", "finetune_config", "grow_text_encoder", "finetune_tiny"]
 
 #: What a fine-tune changes in the ``default`` preset (the architecture must stay the base's).
 FINETUNE_DEFAULTS: dict[str, Any] = {"steps": 3000, "lr": 5e-4, "warmup_steps": 100}
 MAX_STEPS = 1_000_000
+#: Largest fine-tuning batch.
+MAX_BATCH = 4096
 
 
 def finetune_config(steps: int | None = None, seed: int = 0) -> TinyConfig:
@@ -131,12 +134,9 @@ def finetune_tiny(
         load_dataset,
     )
 
-    if not 0 < cfg.steps <= MAX_STEPS:
-        raise bad_arg("steps", f"an integer in [1, {MAX_STEPS}]", cfg.steps)
-    if cfg.batch_size <= 0 or cfg.batch_size > 4096:
-        raise bad_arg("batch_size", "an integer in [1, 4096]", cfg.batch_size)
-    if not 0 <= snapshot_every <= MAX_STEPS:
-        raise bad_arg("snapshot_every", f"an integer in [0, {MAX_STEPS}]", snapshot_every)
+    check_int("steps", cfg.steps, 1, MAX_STEPS)
+    check_int("batch_size", cfg.batch_size, 1, MAX_BATCH)
+    check_int("snapshot_every", snapshot_every, 0, MAX_STEPS)
     import lightning as L
 
     base_path = Path(base) if base is not None else tiny_path()

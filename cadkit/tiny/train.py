@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from cadkit.errors import bad_arg
 from cadkit.outputs import atomic_dir, atomic_path, check_writable_dir, write_json
 from cadkit.tiny.domain import render_set, training_object_p
 from cadkit.tiny.model import (
@@ -40,8 +39,13 @@ from cadkit.tiny.model import (
     count_params,
     write_tokenizer,
 )
+from cadkit.typed_options import check_int
 
-__all__ = ["train_tiny", "load_dataset", "fit_diffusion", "denoising_loss", "warmup_cosine"]
+__all__ = ["train_tiny", "load_dataset", "fit_diffusion", "denoising_loss", "warmup_cosine", "MAX_TRAIN_STEPS", "MAX_TRAIN_BATCH"]
+
+#: Upper bounds of a training run's steps and batch (beyond them a request is a typo).
+MAX_TRAIN_STEPS = 10_000_000
+MAX_TRAIN_BATCH = 65_536
 
 
 def _log(msg: str) -> None:
@@ -319,10 +323,8 @@ def train_tiny(out: str | os.PathLike[str], cfg: TinyConfig, resume: bool = Fals
     """Train the ``tiny`` model into folder ``out``; returns the pipeline folder (``out/pipeline``)."""
     from transformers import CLIPTokenizer
 
-    if cfg.steps <= 0:
-        raise bad_arg("steps", "a positive integer", cfg.steps)
-    if cfg.batch_size <= 0:
-        raise bad_arg("batch_size", "a positive integer", cfg.batch_size)
+    check_int("steps", cfg.steps, 1, MAX_TRAIN_STEPS)
+    check_int("batch_size", cfg.batch_size, 1, MAX_TRAIN_BATCH)
     out = check_writable_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     L = _lightning()
