@@ -14,11 +14,12 @@ import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from cadkit.errors import bad_arg
 
-__all__ = ["number", "count", "choice", "text", "texts", "flag", "parse_options", "check_fields", "options_dict", "parse_option_text", "describe_options", "check_once",
+__all__ = ["number", "count", "fraction", "choice", "text", "texts", "flag", "parse_options", "check_fields", "parse_ratio", "options_dict", "parse_option_text", "describe_options", "check_once",
            "MAX_SEED", "check_int", "check_seed"]
 
 T = TypeVar("T")
@@ -67,6 +68,37 @@ def check_seed(param: str, value: Any, top: int = MAX_SEED) -> int:
     return check_int(param, value, 0, top)
 
 
+_RATIO_ALLOWED = "a fraction in (0, 1) such as 0.001, or a percent in (0%, 100%) such as 0.1%"
+
+
+def parse_ratio(value: str | float | int, arg: str = "ratio") -> float:
+    """Parse a ratio given as a fraction (``0.001``) or a percent string (``"0.1%"``).
+
+    Percent strings are converted exactly (``"0.1%"`` gives the same float as ``"0.001"``).
+    Raises :class:`~cadkit.errors.BadArgument` unless ``0 < ratio < 1``.
+    """
+    given = value
+    if isinstance(value, bool):
+        raise bad_arg(arg, _RATIO_ALLOWED, given)
+    if isinstance(value, str):
+        text = value.strip()
+        pct = text.endswith("%")
+        try:
+            dec = Decimal(text[:-1].strip() if pct else text)
+        except InvalidOperation:
+            raise bad_arg(arg, _RATIO_ALLOWED, given) from None
+        if not dec.is_finite():
+            raise bad_arg(arg, _RATIO_ALLOWED, given)
+        ratio = float(dec / 100 if pct else dec)
+    elif isinstance(value, (int, float)):
+        ratio = float(value)
+    else:
+        raise bad_arg(arg, _RATIO_ALLOWED, given)
+    if not math.isfinite(ratio) or not 0.0 < ratio < 1.0:
+        raise bad_arg(arg, _RATIO_ALLOWED, given)
+    return ratio
+
+
 def _range_text(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool = False) -> str:
     return f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{')' if hi_open else ']'}"
 
@@ -83,7 +115,12 @@ def count(default: int | None, lo: int, hi: int, *, optional: bool = False, doc:
     return dataclasses.field(default=default, metadata={"kind": "count", "lo": lo, "hi": hi, "optional": optional, "doc": doc})
 
 
-def choice(default: str | None, choices: Sequence[str], doc: str = "", *, optional: bool = False) -> Any:
+def fraction(default: float | None, *, optional: bool = False, doc: str = "") -> Any:
+    """A ratio in (0, 1), given as a fraction (``0.001``) or a percent string (``"0.1%"``, read exactly: :func:`parse_ratio`)."""
+    return dataclasses.field(default=default, metadata={"kind": "fraction", "optional": optional, "doc": doc})
+
+
+def choice(default: Any, choices: Sequence[str], doc: str = "", *, optional: bool = False) -> Any:
     """One of ``choices`` (None allowed when ``optional``)."""
     return dataclasses.field(default=default, metadata={"kind": "choice", "choices": tuple(choices), "optional": optional, "doc": doc})
 
@@ -142,6 +179,8 @@ def _coerce(name: str, meta: Mapping[str, Any], value: Any) -> Any:
         if not meta["lo"] <= v_int <= meta["hi"]:
             raise bad_arg(name, allowed, _shown(value))
         return v_int
+    if kind == "fraction":
+        return parse_ratio(value, name)
     if kind == "choice":
         if value not in meta["choices"]:
             raise bad_arg(name, meta["choices"], value)
@@ -273,6 +312,8 @@ def describe_options(cls: type) -> list[tuple[str, str, str, str]]:
             kind = "|".join(m["choices"])
         elif kind == "texts":
             kind = "text list"
+        elif kind == "fraction":
+            kind = "fraction in (0, 1) or percent"
         default = f.default if f.default is not _MISSING else "required"
         if isinstance(default, tuple):
             default = f"[{', '.join(map(repr, default))}]" if len(default) <= 3 else f"{len(default)} texts"

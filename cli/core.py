@@ -184,6 +184,8 @@ def option_type(meta: Mapping[str, Any]) -> click.ParamType:
         return finite_float(meta["lo"], meta["hi"], bool(meta["lo_open"]), bool(meta.get("hi_open")))
     if kind == "choice":
         return choice(meta["choices"])
+    if kind == "fraction":
+        return RATIO
     if kind == "text":
         return click.STRING
     raise ValueError(f"spec_options: no command-line form for a {kind!r} field")

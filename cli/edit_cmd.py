@@ -4,30 +4,24 @@ from __future__ import annotations
 
 import click
 
-from cadkit.cli.core import RATIO, CadkitCommand, choice, finite_float, model_help, modules_type
-from cadkit.editing.edits import EDIT_MODES
-from cadkit.editing.masks import GRANULARITIES
+from cadkit.cli.core import CadkitCommand, choice, model_help, modules_type, spec_options
+from cadkit.editing.edits import EditSettings
 from cadkit.models.loading import DTYPES
 
 
 @click.command("edit", cls=CadkitCommand)
 @click.option("--scores", required=True, type=click.Path(dir_okay=False), help="Score file from `cadkit attribute`.")
-@click.option("--mode", required=True, type=choice(EDIT_MODES), help="erase (zero top positive) | amplify (zero bottom negative) | scale (multiply bottom negative by --scale).")
-@click.option("--ratio", type=RATIO, default="0.1%", show_default=True, help="r as a fraction or percent (0.001 or 0.1%): of each row's fan-in, each matrix or all entries (by --granularity); counts are floored.")
-@click.option("--granularity", type=choice(GRANULARITIES), default="row", show_default=True, help="row is the paper's.")
 @click.option("--modules", type=modules_type(), default=None, help="Module groups to edit, comma list [default: every scored parameter].")
-@click.option("--scale", type=finite_float(0, open_lo=True), default=None, help="Factor for --mode scale [default: 2.0].")
 @click.option("--model", default=None, help="The model the scores are for [default: the one the score file names]. " + model_help())
 @click.option("--device", default=None, help="cpu, cuda, cuda:N [default: cuda if available].")
 @click.option("--show-layers", is_flag=True, help="Print how many entries each parameter loses (zeros included).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Edit file to write (.safetensors).")
-def edit(scores: str, mode: str, ratio: float, granularity: str, modules: str | None, scale: float | None, model: str | None,
-         device: str | None, show_layers: bool, out: str) -> None:
+@spec_options(EditSettings, param="settings")
+def edit(scores: str, modules: str | None, model: str | None, device: str | None, show_layers: bool, out: str,
+         settings: EditSettings) -> None:
     """Turn a score file into a sparse, reversible edit file."""
     from cadkit.commands.edit import run
-    from cadkit.editing.edits import check_edit_settings
 
-    settings = check_edit_settings(mode, ratio, granularity, scale)
     e, table = run(settings, scores=scores, modules=modules, model=model, device=device, out=out)
     click.echo(table if show_layers else table.splitlines()[-1])
     click.echo(f"wrote {out} ({e.mode}, r={e.ratio:g}, {e.granularity})")

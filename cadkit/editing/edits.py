@@ -22,19 +22,21 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from cadkit.editing.apply import EditHandle, HandleGroup, apply_intervention, parse_scale, pristine_values
+from cadkit.cad_settings import PAPER
+from cadkit.editing.apply import EditHandle, HandleGroup, apply_intervention, pristine_values
 from cadkit.editing.dense import apply_replacement, check_replacement, edit_content_hash
-from cadkit.editing.masks import GRANULARITIES, LayerCount, parse_ratio, select, selection_report
+from cadkit.editing.masks import GRANULARITIES, LayerCount, select, selection_report
 from cadkit.errors import UsageError, bad_arg
 from cadkit.outputs import atomic_path, dumps_strict
 from cadkit.tensor_files import param_set_hash, read_metadata
+from cadkit.typed_options import check_fields, choice, fraction, number
 
 __all__ = [
     "FORMAT",
@@ -165,29 +167,27 @@ def _names_for_modules(modules: str | Sequence[str] | None, adapter: Any, scores
 
 @dataclass(frozen=True)
 class EditSettings:
-    """Validated selection settings of an edit (see :func:`check_edit_settings`)."""
+    """Selection settings of an edit, validated when made (each field's type, bounds and help declared on it;
+    ``cadkit edit``'s options are made from them). The ``scale`` mode's factor defaults to :data:`DEFAULT_SCALE`."""
 
-    mode: str
-    ratio: float
-    granularity: str
-    scale: float | None
+    mode: str = choice(MISSING, EDIT_MODES, doc=("erase (zero top positive) | amplify (zero bottom negative) | scale (multiply "
+                                                 "bottom negative by --scale)"))
+    ratio: float = fraction(PAPER.ratio, doc=("the ratio r as a fraction or percent (0.001 or 0.1%): of each row's fan-in, each matrix or "
+                                              "all entries (by --granularity); counts are floored"))
+    granularity: str = choice("row", GRANULARITIES, doc="mask granularity; row is the paper's")
+    scale: float | None = number(None, 0.0, None, lo_open=True, optional=True, doc=f"factor of the scale mode [default: {DEFAULT_SCALE:g}]")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.mode == "scale" and self.scale is None:
+            object.__setattr__(self, "scale", float(DEFAULT_SCALE))
+        elif self.mode != "scale" and self.scale is not None:
+            raise bad_arg("scale", "a factor only with mode 'scale'", self.scale)
 
 
 def check_edit_settings(mode: str, ratio: str | float, granularity: str = "row", scale: float | str | None = None) -> EditSettings:
-    """Validate ``mode``, ``ratio``, ``granularity`` and ``scale`` (one-line errors naming them); the
-    ``scale`` mode defaults to :data:`DEFAULT_SCALE`."""
-    if mode not in EDIT_MODES:
-        raise bad_arg("mode", EDIT_MODES, mode)
-    r = parse_ratio(ratio)
-    if granularity not in GRANULARITIES:
-        raise bad_arg("granularity", GRANULARITIES, granularity)
-    if mode == "scale":
-        s: float | None = parse_scale(DEFAULT_SCALE if scale is None else scale)
-    elif scale is not None:
-        raise bad_arg("scale", "a factor only with mode 'scale'", scale)
-    else:
-        s = None
-    return EditSettings(mode, r, granularity, s)
+    """:class:`EditSettings` of ``mode``, ``ratio``, ``granularity`` and ``scale`` (one-line errors naming them)."""
+    return EditSettings(mode, ratio, granularity, scale)  # type: ignore[arg-type]  # checked and converted by the fields
 
 
 def make_edit(

@@ -30,13 +30,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
 import torch
 from torch import Tensor
 
 from cadkit.cad_settings import PAPER
 from cadkit.errors import UsageError, bad_arg
+from cadkit.typed_options import (
+    parse_ratio,  # declared on the ground floor (typed ``fraction`` fields read ratios with it)
+)
 
 __all__ = [
     "MODES",
@@ -51,35 +53,6 @@ __all__ = [
 
 MODES = ("erase", "amplify")
 GRANULARITIES = ("row", "matrix", "global")
-_RATIO_ALLOWED = "a fraction in (0, 1) such as 0.001, or a percent in (0%, 100%) such as 0.1%"
-
-
-def parse_ratio(value: str | float | int, arg: str = "ratio") -> float:
-    """Parse a ratio given as a fraction (``0.001``) or a percent string (``"0.1%"``).
-
-    Percent strings are converted exactly (``"0.1%"`` gives the same float as ``"0.001"``).
-    Raises :class:`~cadkit.errors.BadArgument` unless ``0 < ratio < 1``.
-    """
-    given = value
-    if isinstance(value, bool):
-        raise bad_arg(arg, _RATIO_ALLOWED, given)
-    if isinstance(value, str):
-        text = value.strip()
-        pct = text.endswith("%")
-        try:
-            dec = Decimal(text[:-1].strip() if pct else text)
-        except InvalidOperation:
-            raise bad_arg(arg, _RATIO_ALLOWED, given) from None
-        if not dec.is_finite():
-            raise bad_arg(arg, _RATIO_ALLOWED, given)
-        ratio = float(dec / 100 if pct else dec)
-    elif isinstance(value, (int, float)):
-        ratio = float(value)
-    else:
-        raise bad_arg(arg, _RATIO_ALLOWED, given)
-    if not math.isfinite(ratio) or not 0.0 < ratio < 1.0:
-        raise bad_arg(arg, _RATIO_ALLOWED, given)
-    return ratio
 
 
 def fan_in(shape: Sequence[int] | torch.Size) -> int:

@@ -158,3 +158,23 @@ def test_attack_options_take_their_bounds_from_attack_options_fields() -> None:
                 assert tuple(p.type.choices) == m["choices"], p.name
     with pytest.raises(Exception, match=r"^k: expected an integer from 1 to 512"):
         AttackOptions(k=513)
+
+
+def test_edit_options_are_the_edit_settings_fields(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, run_cli: Any) -> None:
+    """``cadkit edit``: mode, ratio (fraction or exact percent), granularity and scale are EditSettings' fields."""
+    import cadkit.commands.edit as cmd
+    from cadkit.editing.edits import EditSettings, check_edit_settings
+
+    got: list[Any] = []
+    monkeypatch.setattr(cmd, "run", lambda settings, **kw: got.append(settings) or (settings, "table"))
+    scores = tmp_path / "s.safetensors"
+    scores.write_bytes(b"x")
+    out = str(tmp_path / "e.safetensors")
+    run_cli("edit", "--scores", scores, "--mode", "erase", "--ratio", "0.1%", "--out", out)
+    assert got[-1] == EditSettings("erase", 0.001) == check_edit_settings("erase", "0.1%")
+    run_cli("edit", "--scores", scores, "--mode", "scale", "--granularity", "matrix", "--out", out)
+    assert got[-1] == EditSettings("scale", 0.001, "matrix", 2.0)
+    res = run_cli("edit", "--scores", scores, "--mode", "erase", "--scale", "3", "--out", out)
+    assert res.code == 2 and "--scale" in res.err and len(got) == 2
+    res = run_cli("edit", "--scores", scores, "--mode", "erase", "--ratio", "100%", "--out", out)
+    assert res.code == 2 and "--ratio" in res.err and len(got) == 2
