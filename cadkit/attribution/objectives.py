@@ -22,17 +22,14 @@ Sign convention (also written into every score file): ``score_i = w_i · ∂J/�
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from cadkit.attribution.pairs import ImageSource, PairSource, erase_source, load_image_folder
+from cadkit.attribution.pairs import ImageSource, PairRequest, PairSource, erase_source, load_image_folder
 from cadkit.errors import bad_arg
 from cadkit.models.adapters.base import Condition, DiffusionAdapter
-
-if TYPE_CHECKING:
-    from cadkit.attribution.cad import AttributionSpec
 
 __all__ = ["Objective", "Erase", "Amplify", "OBJECTIVES", "get_objective", "erase_objective", "amplify_objective"]
 
@@ -50,7 +47,7 @@ class Objective(abc.ABC):
     uses_images: ClassVar[bool] = False
 
     @abc.abstractmethod
-    def pairs(self, adapter: DiffusionAdapter, spec: AttributionSpec, negative_prompt: str = "") -> PairSource:
+    def pairs(self, adapter: DiffusionAdapter, spec: PairRequest, negative_prompt: str = "") -> PairSource:
         """The (sample, t) pairs J is summed over: ``spec``'s concept, samples, timesteps, CFG, seed, images,
         batch size and pair design; ``negative_prompt`` of any sampling they need."""
 
@@ -83,7 +80,7 @@ class Erase(Objective):
     name = "erase"
     model_reference = True
 
-    def pairs(self, adapter: DiffusionAdapter, spec: AttributionSpec, negative_prompt: str = "") -> PairSource:
+    def pairs(self, adapter: DiffusionAdapter, spec: PairRequest, negative_prompt: str = "") -> PairSource:
         return erase_source(adapter, spec, negative_prompt)
 
     def reference(self, adapter: DiffusionAdapter, x_t: Tensor, t: Tensor, base: Condition, target: Tensor | None) -> Tensor:
@@ -99,7 +96,7 @@ class Amplify(Objective):
     name = "amplify"
     uses_images = True
 
-    def pairs(self, adapter: DiffusionAdapter, spec: AttributionSpec, negative_prompt: str = "") -> PairSource:
+    def pairs(self, adapter: DiffusionAdapter, spec: PairRequest, negative_prompt: str = "") -> PairSource:
         a, concept, samples, timesteps, seed, batch_size = adapter, spec.concept, spec.samples, spec.timesteps, spec.seed, spec.batch_size
         if spec.pair_design != "trajectories":
             raise bad_arg("pair_design", "trajectories (the amplify pairs are noised concept images)", spec.pair_design)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -20,10 +20,28 @@ from cadkit.cad_settings import PAPER
 from cadkit.errors import bad_arg
 from cadkit.models.adapters.base import DiffusionAdapter
 
-if TYPE_CHECKING:
-    from cadkit.attribution.cad import AttributionSpec
 
-__all__ = ["PairSource", "TrajectorySource", "OfficialSource", "StratifiedSource", "ImageSource", "pair_seed", "check_image_folder",
+class PairRequest(Protocol):
+    """What the pair sources read of an attribution (read-only; :class:`cadkit.attribution.cad.AttributionSpec` is one)."""
+
+    @property
+    def concept(self) -> str: ...
+    @property
+    def samples(self) -> int: ...
+    @property
+    def timesteps(self) -> int: ...
+    @property
+    def guidance(self) -> float: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def images(self) -> Any: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def pair_design(self) -> str: ...
+
+__all__ = ["PairRequest", "PairSource", "TrajectorySource", "OfficialSource", "StratifiedSource", "ImageSource", "pair_seed", "check_image_folder",
            "load_image_folder", "IMAGE_EXTS", "PAIR_DESIGNS", "DEFAULT_PAIR_DESIGN", "erase_source", "design_cost", "check_pair_design"]
 
 #: Pair designs of the erase attribution (see :func:`erase_source`).
@@ -168,7 +186,7 @@ def check_pair_design(design: str, samples: int | None = None, steps: int | None
     return design
 
 
-def erase_source(adapter: DiffusionAdapter, spec: AttributionSpec, negative_prompt: str = "") -> PairSource:
+def erase_source(adapter: DiffusionAdapter, spec: PairRequest, negative_prompt: str = "") -> PairSource:
     """The erase pairs of ``spec`` (its concept, S samples, T timesteps, CFG, seed and batch size) by its pair design:
     ``trajectories`` (S trajectories x all T steps, each trajectory reused), ``official`` (S x T independent
     trajectories, each stopped at its own step) or ``stratified`` (S trajectories sharing the T steps)."""
