@@ -172,7 +172,7 @@ class CadSpec:
     amplify_images: int | None = count(None, 1, MAX_SAMPLES, optional=True, doc="concept images per class of CAD-Amplify")
     attr_samples: int = count(PAPER.samples, 1, MAX_SAMPLES, doc="attribution trajectories per concept")
     attr_timesteps: int | None = count(None, 1, MAX_TIMESTEPS, optional=True, doc="attribution timesteps")
-    attr_guidance: float = number(PAPER.guidance, 0.0, None, doc="CFG of the attribution trajectories")
+    attr_guidance: float = number(PAPER.guidance, 0.0, 100.0, doc="CFG of the attribution trajectories (bounded as the cad method's)")
     attr_pair_design: str = choice(PAPER.pair_design, PAIR_DESIGNS, doc=(
         "erase attribution pairs: trajectories, official (the paper's: one trajectory per step) or stratified"))
     base_prompt: str = text(PAPER.base_prompt, doc="c_base of the erase objective")
