@@ -146,6 +146,7 @@ def test_bench_attack_revival_rows(run_cli: Any, tiny_sd1: Path, tmp_path: Path)
     assert "UCE | circle | revival: nothing to revive" in report and "base | circle | revival: nothing to revive" in report
 
 
+@pytest.mark.timeout(300)  # a multi-process run that hangs fails in 5 minutes, not 10
 def test_bench_attack_revival_two_processes(tiny_sd1: Path, tmp_path: Path) -> None:
     """Revival rows shard over 2 gloo processes like the prompt attacks: the one-process table, each prompt once."""
     from safetensors.torch import load_file, save_file

@@ -14,6 +14,7 @@ from cadkit.attribution import CAD
 from cadkit.models import load_adapter
 
 
+@pytest.mark.timeout(300)  # a multi-process run that hangs fails in 5 minutes, not 10
 def test_ddp_fork_two_processes_equal_one(tiny_sd1: Path) -> None:
     # float64: ranks batch pairs differently, and float32 round-off of batched passes is ~1e-5
     a = load_adapter(str(tiny_sd1), dtype=torch.float64)
@@ -44,6 +45,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.timeout(300)  # a multi-process run that hangs fails in 5 minutes, not 10
 @pytest.mark.slow
 def test_plain_ddp_subprocess(tiny_sd1: Path, tmp_path: Path) -> None:
     """Plain ``ddp`` relaunches the script itself; run it as a subprocess (it cannot run inside pytest)."""

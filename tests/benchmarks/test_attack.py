@@ -84,6 +84,7 @@ def test_predict_trainer_keeps_autograd(monkeypatch: pytest.MonkeyPatch) -> None
     assert generation.make_predict_trainer(accelerator="cpu", inference_mode=False).predict_loop.inference_mode is False
 
 
+@pytest.mark.timeout(300)  # a multi-process run that hangs fails in 5 minutes, not 10
 def test_two_processes_give_the_one_process_table(tiny_sd1: Path, judge_weights: Path, tmp_path: Path) -> None:
     """--unet row (no attribution): 2 gloo processes attack each prompt once and give the same cells and records."""
     from cadkit.benchmarks.framework import BenchOptions, run_suite

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
 from cadkit.benchmarks.framework.generation import (
@@ -57,6 +58,7 @@ def test_cache_once_resume_and_direct_sampling(tiny_sd1: Path, tmp_path: Path) -
     assert alone is not None and torch.equal(cache.get(keys[0]), canonical_image(alone[0]))
 
 
+@pytest.mark.timeout(300)  # a multi-process run that hangs fails in 5 minutes, not 10
 def test_two_process_ddp_equals_one(tiny_sd1: Path, tmp_path: Path) -> None:
     a = load_adapter(str(tiny_sd1))
     recs = class_prompts(list(CLASSES), 1) + class_prompts(["circle", "square"], 1, base_seed=7)  # 5: uneven over 2 ranks

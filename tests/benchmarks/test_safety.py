@@ -100,6 +100,7 @@ def _unet_file(model: Path, path: Path, scale: float) -> Path:
     return path
 
 
+@pytest.mark.timeout(300)  # a multi-process run that hangs fails in 5 minutes, not 10
 def test_ddp_counts_equal_one_process_and_reference(tiny_sd1: Path, tmp_path: Path) -> None:
     from cadkit.benchmarks.framework import run_suite
     from cadkit.data import load_prompts

@@ -69,6 +69,7 @@ class _Recorder(pl.LightningModule):
         Path(self.out, f"rank{self.global_rank}.json").write_text(json.dumps(self.seen))
 
 
+@pytest.mark.timeout(300)  # a multi-process run that hangs fails in 5 minutes, not 10
 @pytest.mark.parametrize("n, use_distributed_sampler", [(9, True), (9, False), (1, True)])
 def test_two_process_ddp_predict(tmp_path: Path, n: int, use_distributed_sampler: bool) -> None:
     """Lightning with 2 gloo processes: the union of the ranks' records is every record, once.
