@@ -228,8 +228,9 @@ def variant_notes(variants: Sequence[Variant]) -> list[str]:
     out = []
     for v in variants[1:]:
         if v.edit is not None and v.meta.get("concept_text") is not None:
+            ratio = f", ratio {v.meta['ratio']:g}" if v.meta.get("ratio") is not None else ""  # CAD-Erase rows
             out.append(f"{v.label}: method {v.meta['method']}, concept {v.meta['concept']!r} ({v.meta['concept_type']}) worded "
-                       f"{v.meta['concept_text']!r}, {v.edit.num_selected()} entries changed")
+                       f"{v.meta['concept_text']!r}{ratio}, {v.edit.num_selected()} entries changed")
         elif v.edit is not None:
             out.append(f"{v.label}: concept {v.meta.get('concept')!r}, {v.meta.get('objective')} objective, ratio "
                        f"{v.meta.get('ratio'):g}, {v.edit.num_selected()} entries changed")

@@ -167,6 +167,7 @@ def test_the_bench_cad_row_is_the_cad_method(tiny_sd1: Path, tmp_path: Path) -> 
     _, out = run_suite("erase-nudity", opts)
     cond = json.loads((out / "results.json").read_text())["conditions"]["CAD-Erase"]
     assert cond["method"] == "cad" and cond["concept_type"] == "nudity" and cond["concept_text"] == "naked"
+    assert "CAD-Erase: method cad, concept 'naked' (nudity) worded 'naked', ratio 0.05," in (out / "report.md").read_text()
     o = cond["options"]
     assert (o["ratio"], o["samples"], o["timesteps"], o["batch_size"], o["concept_text"]) == (0.05, 2, 2, 4, "naked")
     bench = load_edit(cond["edit"])
