@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +30,10 @@ def _guarded_connect(self: socket.socket, address: object) -> None:  # type: ign
 socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
 
 
+# A process forked from this one (Lightning's ddp_fork) and left hanging is asked for its threads' stacks before it is
+# killed (see _fresh_distributed_state): they land in the failing test's captured stderr.
+faulthandler.register(signal.SIGUSR1, all_threads=True)
+
 _DISTRIBUTED_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "LOCAL_WORLD_SIZE")
 
 
@@ -49,7 +55,15 @@ def _fresh_distributed_state() -> Iterator[None]:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-    for child in multiprocessing.active_children():
+    import time
+
+    left = multiprocessing.active_children()
+    for child in left:  # a hang's evidence first: each child prints its stacks (SIGUSR1, faulthandler above)
+        if child.pid is not None:
+            os.kill(child.pid, signal.SIGUSR1)
+    if left:
+        time.sleep(1)
+    for child in left:
         child.terminate()
         child.join(5)
         if child.is_alive():
