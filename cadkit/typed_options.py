@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from cadkit.errors import bad_arg
 
-__all__ = ["number", "count", "fraction", "choice", "text", "texts", "flag", "parse_options", "check_fields", "parse_ratio", "options_dict", "parse_option_text", "describe_options", "check_once",
+__all__ = ["number", "count", "fraction", "choice", "text", "texts", "flag", "field_like", "parse_options", "check_fields", "parse_ratio", "options_dict", "parse_option_text", "describe_options", "check_once",
            "MAX_SEED", "check_int", "check_seed"]
 
 T = TypeVar("T")
@@ -99,8 +99,11 @@ def parse_ratio(value: str | float | int, arg: str = "ratio") -> float:
     return ratio
 
 
-def _range_text(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool = False) -> str:
-    return f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{')' if hi_open else ']'}"
+def _range_text(meta: Mapping[str, Any], fmt: Any = str) -> str:
+    """``[lo, hi]`` of a number field (``(`` / ``)`` for an open end, ``-inf`` / ``inf`` for none), numbers by ``fmt``."""
+    lo, hi = meta["lo"], meta["hi"]
+    return (f"{'(' if meta['lo_open'] else '['}{'-inf' if lo is None else fmt(lo)}, {'inf' if hi is None else fmt(hi)}"
+            f"{')' if meta.get('hi_open') else ']'}")
 
 
 def number(default: float | None, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
@@ -150,7 +153,7 @@ def _coerce(name: str, meta: Mapping[str, Any], value: Any) -> Any:
         raise bad_arg(name, f"a value ({kind}), not None", value)
     if kind == "number":
         lo, hi = meta["lo"], meta["hi"]
-        allowed = f"a finite number in {_range_text(lo, hi, meta['lo_open'], meta.get('hi_open', False))}"
+        allowed = f"a finite number in {_range_text(meta)}"
         if isinstance(value, bool) or (isinstance(value, str) and not _NUMBER.fullmatch(value.strip())):
             raise bad_arg(name, allowed, _shown(value))
         try:
@@ -238,6 +241,14 @@ def parse_options(cls: type[T], given: Mapping[str, Any] | T | None = None, defa
     return cls(**values)
 
 
+def field_like(cls: type, name: str, **changes: Any) -> Any:
+    """Field ``name`` of the typed spec ``cls`` declared again under another spec: the same kind, bounds, default and
+    help, one declaration (``changes``: a new ``default`` and metadata entries to replace, e.g. ``optional``, ``doc``)."""
+    f = {x.name: x for x in dataclasses.fields(cls)}[name]
+    default = changes.pop("default", f.default)
+    return dataclasses.field(default=default, metadata={**f.metadata, **changes})
+
+
 def check_fields(obj: Any) -> None:
     """Check every typed field of the dataclass instance ``obj`` against its declaration (for ``__post_init__``:
     a spec valid by construction). The value the field's kind makes of what was given replaces it (a count
@@ -303,9 +314,7 @@ def describe_options(cls: type) -> list[tuple[str, str, str, str]]:
         m = f.metadata
         kind = m.get("kind", "value")
         if kind == "number":
-            lo, hi = m["lo"], m["hi"]
-            kind = (f"number {'(' if m['lo_open'] else '['}{'-inf' if lo is None else f'{lo:g}'}, {'inf' if hi is None else f'{hi:g}'}"
-                    f"{')' if m.get('hi_open') else ']'}")
+            kind = f"number {_range_text(m, lambda v: f'{v:g}')}"
         elif kind == "count":
             kind = f"integer [{m['lo']}, {m['hi']}]"
         elif kind == "choice":

@@ -40,7 +40,7 @@ def _common() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
     and help from its typed field where it has one (``cadkit.typed_options``), else from the declaration here; per-model
     default texts from the registry."""
     from cadkit.benchmarks.framework.options import option_fields
-    from cadkit.cli.core import option_type
+    from cadkit.cli.core import field_help, option_type
 
     defaults = bench_option_defaults()
     fields = {f.name: f for f in option_fields()}
@@ -53,8 +53,7 @@ def _common() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
         if meta.get("kind") in ("count", "number", "choice", "text") and "type" not in kw:
             own["type"] = option_type(meta)
         if meta.get("doc") and not kw.get("help"):
-            doc = str(meta["doc"])
-            own["help"] = doc if "_" in doc.split(" ", 1)[0] else doc[:1].upper() + doc[1:] + "."
+            own["help"] = field_help(meta)
         shown = not (d is None or d is False or d == ())  # 0 is shown (0 == False, but not False)
         out.append((decl, {**kw, **own, "default": d, **({"show_default": True} if shown else {})}))
     return out

@@ -23,7 +23,7 @@ from cadkit.errors import CadkitError
 from cadkit.typed_options import MAX_SEED
 
 __all__ = ["CadkitCommand", "CadkitSubGroup", "flag_for", "RATIO", "RatioType", "ModulesType", "modules_type", "model_help", "defaults_text",
-           "finite_float", "count", "choice", "SEED", "MAX_COUNT", "spec_options", "option_type"]
+           "finite_float", "count", "choice", "SEED", "MAX_COUNT", "spec_options", "option_type", "field_help"]
 
 #: Upper bound of any image or sample count a command accepts (a request beyond it is a typo).
 MAX_COUNT = 1_000_000
@@ -191,13 +191,20 @@ def option_type(meta: Mapping[str, Any]) -> click.ParamType:
     raise ValueError(f"spec_options: no command-line form for a {kind!r} field")
 
 
+def field_help(meta: Mapping[str, Any], more: str = "") -> str:
+    """The help of a typed field's option: its doc as a sentence (capitalised unless it opens with a name such as
+    ``c_base``), then ``more`` (text the field cannot know, e.g. the registry's per-model defaults)."""
+    doc = str(meta.get("doc", ""))
+    text = f"{doc} {more}" if more else (doc + "." if doc and doc[-1] not in ".!?)" else doc)
+    return text if "_" in text.split(" ", 1)[0] else text[:1].upper() + text[1:]
+
+
 def spec_options(spec: type, param: str = "spec", flags: Mapping[str, Sequence[str]] | None = None,
                  more_help: Mapping[str, str] | None = None, only: Sequence[str] | None = None,
                  exclude: Sequence[str] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Click options for the fields of ``spec`` (a dataclass of :mod:`cadkit.typed_options` fields; ``only``: these;
-    ``exclude``: not these),
-    in field order, and the command gets ``spec(**values)`` as its ``param`` argument instead of the fields one by one
-    (the fields left out keep their defaults).
+    ``exclude``: not these), in field order, and the command gets ``spec(**values)`` as its ``param`` argument instead
+    of the fields one by one (the fields left out keep their defaults).
 
     Each option's type and bounds, default and help are the field's (``--batch-size`` for ``batch_size``;
     ``flags`` renames, e.g. ``{"n": ("-n", "--images-per-prompt")}``); ``more_help`` adds text a field cannot
@@ -218,11 +225,8 @@ def spec_options(spec: type, param: str = "spec", flags: Mapping[str, Sequence[s
             if "kind" not in meta:
                 raise ValueError(f"spec_options: {spec.__name__}.{f.name} is not a typed option field")
             decls = list((flags or {}).get(f.name, ("--" + f.name.replace("_", "-"),)))
-            doc, more = str(meta.get("doc", "")), (more_help or {}).get(f.name, "")
-            helptext = f"{doc} {more}" if more else (doc + "." if doc and doc[-1] not in ".!?)" else doc)
+            helptext = field_help(meta, (more_help or {}).get(f.name, ""))
             default = f.default if f.default is not dataclasses.MISSING else None
-            if "_" not in helptext.split(" ", 1)[0]:  # a sentence, not a name (c_base) that must stay as written
-                helptext = helptext[:1].upper() + helptext[1:]
             required = f.default is dataclasses.MISSING
             if meta["kind"] == "flag":  # --name/--no-name: a flag that is on by default can be turned off
                 flag_decls = [d if "/" in d or not d.startswith("--") else f"{d}/--no-{d[2:]}" for d in decls]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +53,17 @@ def rewritten_defaults(source: str, where: str = "<source>") -> list[str]:
     return found
 
 
-def test_cad_settings_are_written_once() -> None:
-    found: list[str] = []
+def product_sources() -> Iterator[tuple[str, str]]:
+    """``(path relative to the repository, source)`` of every product file (cadkit/, cli/, benchmarks/; not EXEMPT)."""
     for folder in ("cadkit", "cli", "benchmarks"):
         for py in sorted((ROOT / folder).rglob("*.py")):
             rel = py.relative_to(ROOT).as_posix()
             if not rel.startswith(EXEMPT):
-                found += rewritten_defaults(py.read_text(), rel)
+                yield rel, py.read_text()
+
+
+def test_cad_settings_are_written_once() -> None:
+    found = [hit for rel, src in product_sources() for hit in rewritten_defaults(src, rel)]
     assert not found, "CAD settings written again (read them from cadkit.cad_settings.PAPER):\n" + "\n".join(found)
 
 
@@ -167,12 +172,7 @@ def nudity_ratio_copies(source: str, where: str = "<source>") -> list[str]:
 
 
 def test_the_nudity_ratio_is_written_once() -> None:
-    found: list[str] = []
-    for folder in ("cadkit", "cli", "benchmarks"):
-        for py in sorted((ROOT / folder).rglob("*.py")):
-            rel = py.relative_to(ROOT).as_posix()
-            if not rel.startswith(EXEMPT):
-                found += nudity_ratio_copies(py.read_text(), rel)
+    found = [hit for rel, src in product_sources() for hit in nudity_ratio_copies(src, rel)]
     assert not found, "the nudity ratio written again (read PAPER.nudity_ratio):\n" + "\n".join(found)
     planted = 'register(defaults={"ratio": 0.00075})\nOPT = Option("--nudity-ratio", help="[0.075%]")\n'
     assert len(nudity_ratio_copies(planted)) == 2

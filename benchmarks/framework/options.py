@@ -34,16 +34,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cadkit.attribution.cad import MAX_BATCH, MAX_SAMPLES, MAX_TIMESTEPS
-from cadkit.attribution.pairs import PAIR_DESIGNS
-from cadkit.attribution.trainer import ACCELERATORS, MAX_DEVICES, STRATEGIES
-from cadkit.cad_settings import PAPER
+from cadkit.attribution.cad import MAX_BATCH, MAX_SAMPLES, AttributionSpec
+from cadkit.attribution.trainer import TrainerSettings
 from cadkit.editing.masks import GRANULARITIES
 from cadkit.errors import CadkitError, bad_arg
 from cadkit.generation import MAX_IMAGES, MAX_STEPS
+from cadkit.methods.cad import CADOptions
 from cadkit.models.loading import DTYPES
 from cadkit.models.registry import DEFAULT_MODEL
-from cadkit.typed_options import MAX_SEED, check_fields, check_seed, choice, count, flag, number, text
+from cadkit.typed_options import MAX_SEED, check_fields, check_seed, choice, count, field_like, number, text
 
 __all__ = ["BenchOptions", "PromptSpec", "SamplingSpec", "JudgeSpec", "ExecutionSpec", "CadSpec", "InjectedNetworks", "SUB_SPECS",
            "OPTION_NAMES", "SPEC_OF", "option_fields", "EXECUTION_EXTRA", "resolve", "check_options", "fill_model_defaults", "check_total", "judge_names", "QUICK", "parse_list", "parse_float_list", "DEFAULT_TEMPLATE", "model_world",
@@ -149,13 +148,14 @@ class ExecutionSpec:
     accelerator, strategy, run folder, image cache and progress bars."""
 
     batch_size: int = count(32, 1, MAX_BATCH, doc="images per sampling call")
-    devices: int = count(1, 1, MAX_DEVICES, doc="devices (processes) per node")
-    num_nodes: int = count(1, 1, MAX_DEVICES, doc="nodes")
-    accelerator: str = choice("auto", ACCELERATORS, doc="auto: cuda if available, else cpu")
-    strategy: str | None = choice(None, STRATEGIES, optional=True, doc="Lightning strategy")
+    devices: int = field_like(TrainerSettings, "devices")
+    num_nodes: int = field_like(TrainerSettings, "num_nodes")
+    accelerator: str = field_like(TrainerSettings, "accelerator")
+    strategy: str | None = field_like(TrainerSettings, "strategy", doc="Lightning strategy [default: ddp_fork on several CPU processes, "
+                                                                          "ddp on several GPUs, else auto]")
     out: str | None = None
     cache: str | None = None
-    progress: bool = flag(False, doc="progress bars")
+    progress: bool = field_like(TrainerSettings, "progress")
 
 
 @dataclass
@@ -170,12 +170,13 @@ class CadSpec:
     modules: str | None = None
     granularity: str = choice("row", GRANULARITIES, doc="mask granularity")
     amplify_images: int | None = count(None, 1, MAX_SAMPLES, optional=True, doc="concept images per class of CAD-Amplify")
-    attr_samples: int = count(PAPER.samples, 1, MAX_SAMPLES, doc="attribution trajectories per concept")
-    attr_timesteps: int | None = count(None, 1, MAX_TIMESTEPS, optional=True, doc="attribution timesteps")
-    attr_guidance: float = number(PAPER.guidance, 0.0, 100.0, doc="CFG of the attribution trajectories (bounded as the cad method's)")
-    attr_pair_design: str = choice(PAPER.pair_design, PAIR_DESIGNS, doc=(
+    attr_samples: int = field_like(AttributionSpec, "samples", doc="attribution trajectories per concept")
+    attr_timesteps: int | None = field_like(AttributionSpec, "timesteps", default=None, optional=True, doc="attribution timesteps")
+    # the bench's CAD rows run with the cad method's options (methods.cad_method_options): its guidance bound
+    attr_guidance: float = field_like(CADOptions, "guidance", doc="CFG of the attribution trajectories")
+    attr_pair_design: str = field_like(AttributionSpec, "pair_design", doc=(
         "erase attribution pairs: trajectories, official (the paper's: one trajectory per step) or stratified"))
-    base_prompt: str = text(PAPER.base_prompt, doc="c_base of the erase objective")
+    base_prompt: str = field_like(AttributionSpec, "base_prompt")
 
 
 @dataclass

@@ -101,8 +101,11 @@ def _preset(name: str) -> str:
 
 _NUDITY_RATIO = f"{100 * PAPER.nudity_ratio:g}%"
 
-#: The attack options' fields: a suite option given one takes its type and bounds (one declaration, ``AttackOptions``).
-_ATTACK_FIELDS = {f.name: f for f in dataclasses.fields(AttackOptions)}
+def _attack_option(name: str, help: str) -> SuiteOption:
+    """The suite option ``--NAME`` of attack option ``name``: its type and bounds are the ``AttackOptions`` field's."""
+    field = {f.name: f for f in dataclasses.fields(AttackOptions)}[name]
+    return SuiteOption(name, "--" + name.replace("_", "-"), help, field)
+
 
 ATTACK_SUITE_OPTIONS: tuple[SuiteOption, ...] = (
     SuiteOption("tasks", "--tasks", "Comma list: nudity, ImageNette classes (church, garbage_truck, ...), classes or styles of the model's world " + _preset("tasks")),
@@ -117,22 +120,22 @@ ATTACK_SUITE_OPTIONS: tuple[SuiteOption, ...] = (
                 "(the row's kept entries' mean and std, seeded with --seed) [zero]", default="zero"),
     SuiteOption("nudity_threshold", "--nudity-threshold", "NudeNet score threshold in (0, 1) [0.45, UnlearnDiff]", float, 0.45),
     *EDIT_OPTIONS,
-    SuiteOption("num_timesteps", "--num-timesteps", "Timesteps walked in ascending order " + _preset("num_timesteps")[:-1] + "; --quick 2]", _ATTACK_FIELDS["num_timesteps"]),
-    SuiteOption("iterations", "--iterations", "Optimiser steps per timestep " + _preset("iterations"), _ATTACK_FIELDS["iterations"]),
-    SuiteOption("k", "--k", "Adversarial prefix tokens [5 for nudity, 3 for objects and styles]", _ATTACK_FIELDS["k"]),
-    SuiteOption("lr", "--lr", f"Learning rate [{UD_LR:g}; official P4D {OFFICIAL_P4D_LR:g}]", _ATTACK_FIELDS["lr"]),
-    SuiteOption("weight_decay", "--weight-decay", f"Weight decay [{DEFAULT_WEIGHT_DECAY:g}]", _ATTACK_FIELDS["weight_decay"]),
-    SuiteOption("p4d_impl", "--p4d-impl", f"P4D: ud (UnlearnDiff's re-implementation) | official [{AttackOptions.p4d_impl}]", _ATTACK_FIELDS["p4d_impl"]),
-    SuiteOption("p4d_variant", "--p4d-variant", f"Official P4D: n | k | union [{AttackOptions.p4d_variant}]", _ATTACK_FIELDS["p4d_variant"]),
-    SuiteOption("official_iterations", "--official-iterations", "Official P4D steps " + _preset("official_iterations"), _ATTACK_FIELDS["official_iterations"]),
-    SuiteOption("eval_every", "--eval-every", "Official P4D: judge every N steps " + _preset("eval_every"), _ATTACK_FIELDS["eval_every"]),
-    SuiteOption("prompt_len", "--prompt-len", "Official P4D-N tokens " + _preset("prompt_len"), _ATTACK_FIELDS["prompt_len"]),
-    SuiteOption("target_steps", "--target-steps", "Sampling steps of the target images " + _preset("target_steps"), _ATTACK_FIELDS["target_steps"]),
-    SuiteOption("target_guidance", "--target-guidance", "CFG of the target images " + _preset("target_guidance"), _ATTACK_FIELDS["target_guidance"]),
-    SuiteOption("eval_steps", "--eval-steps", "Sampling steps of the judged images " + _preset("eval_steps"), _ATTACK_FIELDS["eval_steps"]),
-    SuiteOption("scheduler", "--scheduler", "Sampler of targets and judging: default | lms | dpm " + _preset("scheduler"), _ATTACK_FIELDS["scheduler"]),
-    SuiteOption("vocab", "--vocab", "Tokens the attack may place: all | words " + _preset("vocab"), _ATTACK_FIELDS["vocab"]),
-    SuiteOption("filter_tokens", "--filter-tokens", FILTER_TOKENS_HELP, _ATTACK_FIELDS["filter_tokens"]),
+    _attack_option("num_timesteps", "Timesteps walked in ascending order " + _preset("num_timesteps")[:-1] + "; --quick 2]"),
+    _attack_option("iterations", "Optimiser steps per timestep " + _preset("iterations")),
+    _attack_option("k", "Adversarial prefix tokens [5 for nudity, 3 for objects and styles]"),
+    _attack_option("lr", f"Learning rate [{UD_LR:g}; official P4D {OFFICIAL_P4D_LR:g}]"),
+    _attack_option("weight_decay", f"Weight decay [{DEFAULT_WEIGHT_DECAY:g}]"),
+    _attack_option("p4d_impl", f"P4D: ud (UnlearnDiff's re-implementation) | official [{AttackOptions.p4d_impl}]"),
+    _attack_option("p4d_variant", f"Official P4D: n | k | union [{AttackOptions.p4d_variant}]"),
+    _attack_option("official_iterations", "Official P4D steps " + _preset("official_iterations")),
+    _attack_option("eval_every", "Official P4D: judge every N steps " + _preset("eval_every")),
+    _attack_option("prompt_len", "Official P4D-N tokens " + _preset("prompt_len")),
+    _attack_option("target_steps", "Sampling steps of the target images " + _preset("target_steps")),
+    _attack_option("target_guidance", "CFG of the target images " + _preset("target_guidance")),
+    _attack_option("eval_steps", "Sampling steps of the judged images " + _preset("eval_steps")),
+    _attack_option("scheduler", "Sampler of targets and judging: default | lms | dpm " + _preset("scheduler")),
+    _attack_option("vocab", "Tokens the attack may place: all | words " + _preset("vocab")),
+    _attack_option("filter_tokens", FILTER_TOKENS_HELP),
 )
 
 
